@@ -1,0 +1,10 @@
+# Convenience targets; scripts/setup.sh does the work (and works without make).
+.PHONY: run test install lint bench
+run:
+	scripts/setup.sh run $(if $(CONFIG),--config $(CONFIG))
+test:
+	scripts/setup.sh test
+install:
+	scripts/setup.sh install --test
+lint:
+	.venv/bin/ruff check gateway pipeline tests bench

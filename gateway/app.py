@@ -1,0 +1,93 @@
+"""Assemble the gateway from a validated config: load and warm the models, start SIP."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+
+from gateway.config import Config
+from pipeline.audio import ms_to_samples
+from pipeline.conversation import TurnSettings
+
+log = logging.getLogger("voicebot")
+
+
+class _CallField(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "call"):
+            record.call = "-"
+        return True
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_CallField())
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)-7s [%(call)s] %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def turn_settings(cfg: Config) -> TurnSettings:
+    t = cfg.turn
+    return TurnSettings(
+        threshold=t.vad_threshold,
+        end_silence=ms_to_samples(t.end_of_turn_silence_ms),
+        min_speech=ms_to_samples(t.min_speech_ms),
+        min_barge_in=ms_to_samples(t.min_barge_in_ms),
+        pause=ms_to_samples(min(200, t.end_of_turn_silence_ms)),
+        max_turn=ms_to_samples(t.max_turn_seconds * 1000),
+        barge_in=t.barge_in,
+    )
+
+
+def load_engines(cfg: Config):
+    """Load every model once for the process and warm it up (the first caller must not wait)."""
+    from pipeline import models
+    from pipeline.llm import LlmPool
+    from pipeline.session import Engines
+    from pipeline.stt import WhisperStt
+    from pipeline.tts import PiperTts
+    from pipeline.vad import SileroModel
+
+    t0 = time.monotonic()
+    paths = models.resolve(cfg.stt.model, cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice)
+    engines = Engines(
+        vad=SileroModel(paths.vad),
+        stt=WhisperStt(paths.whisper_dir, cfg.stt.language, cfg.stt.beam_size,
+                       cfg.stt.threads),
+        llm=LlmPool(paths.llm, cfg.sip.max_calls, cfg.llm.threads, cfg.llm.context_tokens,
+                    cfg.llm.gpu_layers, cfg.llm.system_prompt),
+        tts=PiperTts(paths.piper_voice, cfg.tts.length_scale, cfg.tts.volume),
+        max_tokens=cfg.llm.max_tokens, temperature=cfg.llm.temperature,
+        history_turns=cfg.llm.history_turns)
+    log.info("models loaded in %.1f s; warming up", time.monotonic() - t0)
+    engines.warm_up()
+    log.info("models ready in %.1f s", time.monotonic() - t0)
+    return engines
+
+
+def serve(cfg: Config) -> int:
+    import sys as _sys
+
+    from gateway.sip import Gateway
+
+    _sys.setswitchinterval(0.001)  # let the media clock thread in between Python glue
+    engines = load_engines(cfg)
+    gw = Gateway(cfg, engines)
+    gw.start()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: shutting down", signum)
+        gw.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print("voicebot ready", flush=True)  # tests and supervisors wait for this line
+    gw.run()
+    gw.shutdown()
+    log.info("stopped: %s", gw.stats)
+    return 0

@@ -1,0 +1,237 @@
+"""Configuration: one TOML file, validated completely before any socket opens.
+
+Every setting has a default here; `config/voicebot.toml` documents them all (a test keeps the
+two in step). Errors name the key (`[section] key`) and what is allowed. Any key can be
+overridden from the environment as ``VOICEBOT_<SECTION>_<KEY>`` (meant for secrets, e.g.
+``VOICEBOT_SIP_PASSWORD``), parsed with the same rules as the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the user: names the key and what is allowed."""
+
+
+def _spec(default: Any, *, lo: float | None = None, hi: float | None = None,
+          choices: tuple[Any, ...] | None = None, doc: str = "") -> Any:
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "doc": doc})
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    listen_address: str = _spec("0.0.0.0", doc="IPv4 address the UDP transport binds")
+    port: int = _spec(5060, lo=1, hi=65535)
+    public_address: str = _spec("", doc="address put in Contact/SDP; empty = the bound one")
+    user: str = _spec("", doc="answer INVITEs to this user only; empty = any user")
+    max_calls: int = _spec(4, lo=1, hi=4, doc="concurrent calls; the pjsua2 wheel caps it at 4")
+    retry_after_seconds: int = _spec(10, lo=1, hi=3600)
+    codecs: tuple[str, ...] = _spec(("G722", "PCMU", "PCMA"), choices=("G722", "PCMU", "PCMA"))
+    user_agent: str = _spec("voicebot-gateway")
+    pjsip_log_level: int = _spec(1, lo=0, hi=6)
+    rtp_port: int = _spec(4000, lo=1024, hi=65000, doc="first RTP port; calls use the next ones")
+    jitter_min_ms: int = _spec(40, lo=0, hi=400, doc="jitter buffer floor; 0 = PJSIP default")
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    vad_threshold: float = _spec(0.5, lo=0.05, hi=0.95)
+    end_of_turn_silence_ms: int = _spec(500, lo=100, hi=3000)
+    min_speech_ms: int = _spec(150, lo=30, hi=2000, doc="shorter bursts are not a turn")
+    barge_in: bool = _spec(True)
+    min_barge_in_ms: int = _spec(200, lo=40, hi=2000)
+    max_turn_seconds: float = _spec(30.0, lo=2.0, hi=120.0, doc="force the end of a long turn")
+
+
+@dataclass(frozen=True)
+class SttConfig:
+    backend: str = _spec("whisper", choices=("whisper",))
+    model: str = _spec("", doc="CTranslate2 Whisper model dir; empty = bundled tiny.en")
+    language: str = _spec("en")
+    beam_size: int = _spec(1, lo=1, hi=10)
+    threads: int = _spec(2, lo=1, hi=64)
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    model: str = _spec("", doc="GGUF file; empty = bundled Qwen2.5-0.5B-Instruct Q4_K_M")
+    model_sha256: str = _spec("", doc="expected sha256 of a custom model; empty = not checked")
+    threads: int = _spec(2, lo=1, hi=64)
+    context_tokens: int = _spec(2048, lo=256, hi=32768)
+    max_tokens: int = _spec(96, lo=8, hi=1024)
+    temperature: float = _spec(0.2, lo=0.0, hi=2.0)
+    gpu_layers: int = _spec(0, lo=-1, hi=1000, doc="layers offloaded to a GPU; 0 = CPU only")
+    history_turns: int = _spec(6, lo=0, hi=100)
+    system_prompt: str = _spec(
+        "You are the phone receptionist of Riverside Dental Clinic. Answer in one or two short "
+        "spoken sentences, plain words, no lists, no markdown, no emoji. Facts: the clinic opens "
+        "at nine in the morning and closes at five in the afternoon, Monday to Friday; it is "
+        "closed on weekends. The address is 12 River Street. A check-up costs 60 dollars. "
+        "To book an appointment, the caller can give their name and a preferred day. If you do "
+        "not know something, say so and offer to take a message.")
+    greeting: str = _spec("Hello, thanks for calling Riverside Dental. How can I help you?")
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    voice: str = _spec("", doc="Piper .onnx voice (its .onnx.json beside it); empty = bundled")
+    length_scale: float = _spec(1.0, lo=0.5, hi=2.0, doc=">1 speaks slower")
+    volume: float = _spec(0.8, lo=0.05, hi=2.0)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = _spec("info", choices=("debug", "info", "warning", "error"))
+    turn_audio_dir: str = _spec("", doc="write each caller turn's audio here as WAV; empty = off")
+
+
+@dataclass(frozen=True)
+class Config:
+    sip: SipConfig = field(default_factory=SipConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
+    stt: SttConfig = field(default_factory=SttConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+SECTIONS: dict[str, type] = {
+    "sip": SipConfig, "turn": TurnConfig, "stt": SttConfig,
+    "llm": LlmConfig, "tts": TtsConfig, "log": LogConfig,
+}
+ENV_PREFIX = "VOICEBOT_"
+
+
+def _describe(f: dataclasses.Field) -> str:
+    md = f.metadata
+    if md.get("choices"):
+        return "one of " + ", ".join(repr(c) for c in md["choices"])
+    base = {bool: "true or false", int: "an integer", float: "a number",
+            str: "a string"}.get(type(f.default), "a list of strings")
+    if md.get("lo") is not None:
+        base += f" from {md['lo']} to {md['hi']}"
+    return base
+
+
+def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
+    """Check one value against its field's type and bounds; return it in the field's type."""
+    key = f"[{section}] {f.name}"
+    want = type(f.default)
+    md = f.metadata
+    bad = ConfigError(f"{key} = {value!r} is invalid: expected {_describe(f)}")
+    if want is bool:
+        if not isinstance(value, bool):
+            raise bad
+    elif want is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif want is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        value = float(value)
+    elif want is str:
+        if not isinstance(value, str):
+            raise bad
+    elif want is tuple:
+        if not isinstance(value, list | tuple) or not value or not all(
+                isinstance(v, str) for v in value):
+            raise bad
+        value = tuple(value)
+        if len(set(value)) != len(value):
+            raise ConfigError(f"{key} = {list(value)!r} is invalid: duplicate entries")
+    if md.get("lo") is not None and not md["lo"] <= value <= md["hi"]:
+        raise bad
+    if md.get("choices"):
+        items = value if isinstance(value, tuple) else (value,)
+        if any(v not in md["choices"] for v in items):
+            raise bad  # names the value as the user wrote it
+    return value
+
+
+def _from_env(section: str, f: dataclasses.Field, raw: str) -> Any:
+    """Environment values are strings: read them as TOML values, or as a bare string."""
+    if type(f.default) is str:
+        return raw
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        raise ConfigError(
+            f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}={raw!r} is invalid: expected "
+            f"{_describe(f)}") from None
+
+
+def _check_cross(cfg: Config) -> None:
+    for key, addr in (("listen_address", cfg.sip.listen_address),
+                      ("public_address", cfg.sip.public_address)):
+        if addr:
+            try:
+                ipaddress.IPv4Address(addr)
+            except ValueError:
+                raise ConfigError(
+                    f"[sip] {key} = {addr!r} is invalid: expected an IPv4 address") from None
+
+
+def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """Validate parsed TOML (plus environment overrides) into a Config, or raise ConfigError."""
+    env = {} if env is None else env
+    for name in data:
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown section [{name}]; allowed: {', '.join(SECTIONS)}")
+    sections = {}
+    for name, cls in SECTIONS.items():
+        given = data.get(name, {})
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"[{name}] must be a table of settings")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key in given:
+            if key not in fields:
+                raise ConfigError(
+                    f"unknown key [{name}] {key}; allowed: {', '.join(fields)}")
+        values = {}
+        for key, f in fields.items():
+            env_name = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
+            if env_name in env:
+                values[key] = _coerce(name, f, _from_env(name, f, env[env_name]))
+            elif key in given:
+                values[key] = _coerce(name, f, given[key])
+        sections[name] = cls(**values)
+    cfg = Config(**sections)
+    _check_cross(cfg)
+    return cfg
+
+
+def load(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; None means the embedded defaults."""
+    env = os.environ if env is None else env
+    if path is None:
+        return build({}, env)
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    return build(data, env)
+
+
+def documented_defaults(cfg: Config | None = None) -> dict[str, dict[str, Any]]:
+    """The settings as plain data (what the documented TOML file must hold)."""
+    cfg = cfg or Config()
+    out: dict[str, dict[str, Any]] = {}
+    for name in SECTIONS:
+        sec = getattr(cfg, name)
+        out[name] = {f.name: (list(v) if isinstance(v := getattr(sec, f.name), tuple) else v)
+                     for f in dataclasses.fields(sec)}
+    return out

@@ -1,0 +1,306 @@
+"""The PJSIP user agent: endpoint, UDP transport, account, calls, and their media ports.
+
+pjsua2 owns its threads: SIP callbacks arrive on ``pjsua_0``, media callbacks on ``clock``.
+Every pjsua2 operation of ours (answer aside, which pjsua expects inside onIncomingCall) runs
+on the main thread through ``Gateway.control``, so the Python objects behind a call are
+created and destroyed in one place and never raced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pjsua2 as pj
+
+from gateway.admission import InviteGate
+from gateway.config import Config
+from gateway.media_port import CallPort, init_fast_path, pcm_format
+from pipeline.audio import BRIDGE_RATE
+from pipeline.session import CallSession, Engines
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL = 2.0  # seconds between RTP statistics polls
+CODEC_IDS = {"G722": "G722/16000/1", "PCMU": "PCMU/8000/1", "PCMA": "PCMA/8000/1"}
+
+
+@dataclass
+class CallStats:
+    answered: int = 0
+    ended: int = 0
+    failed: int = 0
+    refused_capacity: int = 0
+    refused_user: int = 0
+
+
+class GatewayCall(pj.Call):
+    def __init__(self, gw: Gateway, acc: pj.Account, call_id: int, name: str) -> None:
+        super().__init__(acc, call_id)
+        self.gw = gw
+        self.name = name
+        self.port: CallPort | None = None
+        self.session: CallSession | None = None
+        self._slot: int | None = None
+        self.ended = False
+        self.rtp: dict[str, float | int | str] = {}  # last stream statistics seen
+        self.log = logging.LoggerAdapter(log, {"call": name})
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 - pjsua2 API
+        ci = self.getInfo()
+        self.log.debug("state %s (%s)", ci.stateText, ci.lastStatusCode)
+        if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.ended:
+            self.poll_stream_stats()
+            self.ended = True
+            self.log.info("ended: %s %s; rtp %s", ci.lastStatusCode, ci.lastReason, self.rtp)
+            if self.port is not None:
+                self.log.info("frames in %d (odd %d, empty %d), out %d", self.port.frames_in,
+                              self.port.odd_frames, self.port.empty_frames, self.port.frames_out)
+            self.gw.control.put(lambda: self.gw.forget(self))
+
+    def poll_stream_stats(self) -> None:
+        """Copy PJSIP's RTP / jitter-buffer statistics (while the stream exists)."""
+        if self._slot is None or self.ended:
+            return
+        try:
+            st = self.getStreamStat(0)
+            si = self.getStreamInfo(0)
+        except pj.Error:
+            return
+        rx, jb = st.rtcp.rxStat, st.jbuf
+        self.rtp = {
+            "codec": f"{si.codecName}/{si.codecClockRate}",
+            "remote_rtp": si.remoteRtpAddress,
+            "rx_packets": rx.pkt, "rx_lost": rx.loss, "rx_dup": rx.dup,
+            "rx_reorder": rx.reorder, "rx_discard": rx.discard,
+            "rx_jitter_ms_mean": rx.jitterUsec.mean / 1000.0,
+            "jb_delay_ms_avg": jb.avgDelayMsec, "jb_prefetch": jb.prefetch,
+            "jb_lost": jb.lost, "jb_discard": jb.discard, "jb_empty": jb.empty,
+            "tx_packets": st.rtcp.txStat.pkt,
+        }
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+        ci = self.getInfo()  # keep the info alive while iterating (field notes)
+        media = ci.media
+        for i in range(len(media)):
+            mi = media[i]
+            if mi.type != pj.PJMEDIA_TYPE_AUDIO or mi.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            am = self.getAudioMedia(i)
+            if self.port is None:
+                self.gw.start_media(self)
+            assert self.port is not None
+            if self._slot != am.getPortId():
+                self._slot = am.getPortId()
+                am.startTransmit(self.port)
+                self.port.startTransmit(am)
+                self.log.info("media up: slot %d", self._slot)
+            return
+
+
+class BotAccount(pj.Account):
+    def __init__(self, gw: Gateway) -> None:
+        super().__init__()
+        self.gw = gw
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802
+        self.gw.incoming(self, prm)
+
+
+class _LogWriter(pj.LogWriter):
+    def write(self, entry: pj.LogEntry) -> None:
+        log.debug("pjsip: %s", entry.msg.rstrip())
+
+
+class Gateway:
+    """One pjsua2 endpoint and its calls. Construct, ``start()``, ``run()`` (blocks)."""
+
+    def __init__(self, cfg: Config, engines: Engines,
+                 call_done: Callable[[GatewayCall], None] = lambda c: None) -> None:
+        self.cfg = cfg
+        self.engines = engines
+        self.call_done = call_done
+        self.control: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.calls: dict[str, GatewayCall] = {}
+        self.stats = CallStats()
+        self._seq = 0
+        self._stopping = threading.Event()
+        self.ep = pj.Endpoint()
+        self._log_writer = _LogWriter()
+
+    # --- start-up ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        sip = self.cfg.sip
+        self.ep.libCreate()
+        ep_cfg = pj.EpConfig()
+        ua = ep_cfg.uaConfig
+        ua.maxCalls = sip.max_calls
+        ua.threadCnt = 1
+        ua.mainThreadOnly = False
+        ua.userAgent = sip.user_agent
+        lc = ep_cfg.logConfig
+        lc.level = sip.pjsip_log_level
+        lc.consoleLevel = sip.pjsip_log_level
+        lc.writer = self._log_writer
+        lc.decor = 0
+        mc = ep_cfg.medConfig
+        mc.clockRate = BRIDGE_RATE
+        mc.sndClockRate = BRIDGE_RATE
+        mc.audioFramePtime = 20
+        mc.channelCount = 1
+        mc.noVad = True
+        mc.ecTailLen = 0  # echo is cancelled in the pipeline, with the bot audio as reference
+        mc.threadCnt = 1
+        if sip.jitter_min_ms:
+            # below ~40 ms the adaptive buffer under-runs on a busy host and splices audio
+            mc.jbMinPre = sip.jitter_min_ms
+            mc.jbInit = sip.jitter_min_ms
+        self.ep.libInit(ep_cfg)
+        tcfg = pj.TransportConfig()
+        tcfg.port = sip.port
+        tcfg.boundAddress = sip.listen_address
+        if sip.public_address:
+            tcfg.publicAddress = sip.public_address
+        self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        self.ep.libStart()
+        self.ep.audDevManager().setNullDev()
+        self._set_codecs()
+        init_fast_path()
+        self.gate = InviteGate(sip.max_calls, sip.retry_after_seconds,
+                               on_refused=lambda r: self._count_refusal())
+        acfg = pj.AccountConfig()
+        host = sip.public_address or (sip.listen_address if sip.listen_address != "0.0.0.0"
+                                      else "127.0.0.1")
+        acfg.idUri = f"sip:{sip.user or 'bot'}@{host}:{sip.port}"
+        acfg.mediaConfig.transportConfig.port = sip.rtp_port
+        acfg.mediaConfig.transportConfig.portRange = 200
+        if sip.listen_address != "0.0.0.0":
+            acfg.mediaConfig.transportConfig.boundAddress = sip.listen_address
+        if sip.public_address:
+            acfg.mediaConfig.transportConfig.publicAddress = sip.public_address
+        self.account = BotAccount(self)
+        self.account.create(acfg, True)
+        log.info("listening on udp:%s:%d (codecs %s, %d calls)", sip.listen_address, sip.port,
+                 "/".join(sip.codecs), sip.max_calls)
+
+    def _set_codecs(self) -> None:
+        wanted = {CODEC_IDS[c]: 255 - i for i, c in enumerate(self.cfg.sip.codecs)}
+        for info in self.ep.codecEnum2():
+            self.ep.codecSetPriority(info.codecId, wanted.get(info.codecId, 0))
+
+    def _count_refusal(self) -> None:
+        self.stats.refused_capacity += 1
+        log.warning("refused a call: %d/%d calls active (503, Retry-After %d)",
+                    self.gate.active_calls(), self.gate.capacity, self.gate.retry_after)
+
+    # --- calls ---------------------------------------------------------------------------
+
+    def incoming(self, acc: pj.Account, prm: pj.OnIncomingCallParam) -> None:
+        self._seq += 1
+        name = f"call-{self._seq}"
+        call = GatewayCall(self, acc, prm.callId, name)
+        self.calls[name] = call  # referenced until DISCONNECTED, also when refused
+        ci = call.getInfo()
+        op = pj.CallOpParam()
+        want_user = self.cfg.sip.user
+        if want_user and f"sip:{want_user}@" not in ci.localUri:
+            self.stats.refused_user += 1
+            call.log.info("refused: %s is not %r", ci.localUri, want_user)
+            op.statusCode = pj.PJSIP_SC_NOT_FOUND
+            call.hangup(op)
+            return
+        call.log.info("incoming from %s to %s", ci.remoteUri, ci.localUri)
+        op.statusCode = pj.PJSIP_SC_OK
+        call.answer(op)
+        self.stats.answered += 1
+
+    def start_media(self, call: GatewayCall) -> None:
+        """Create the call's port and conversation (on the pjsua thread, at media-up)."""
+        session = CallSession(
+            call_id=call.name, engines=self.engines, settings=self.turn_settings(),
+            greeting=self.cfg.llm.greeting, system_prompt=self.cfg.llm.system_prompt,
+            on_failure=lambda stage, exc: self.control.put(lambda: self.fail(call, stage)),
+            thread_init=self.register_thread, turn_audio_dir=self.cfg.log.turn_audio_dir)
+        port = CallPort(session.push_inbound, session.pull_outbound)
+        port.createPort(f"{call.name}-port", pcm_format())
+        call.port, call.session = port, session
+        session.start()
+
+    def turn_settings(self):
+        from gateway.app import turn_settings
+
+        return turn_settings(self.cfg)
+
+    def register_thread(self, name: str) -> None:
+        if not self.ep.libIsThreadRegistered():
+            self.ep.libRegisterThread(name)
+
+    def fail(self, call: GatewayCall, stage: str) -> None:
+        """A pipeline stage of this call failed: end this call only."""
+        self.stats.failed += 1
+        if not call.ended:
+            call.log.error("ending the call after a failure in its %s stage", stage)
+            op = pj.CallOpParam()
+            op.statusCode = pj.PJSIP_SC_INTERNAL_SERVER_ERROR
+            try:
+                call.hangup(op)
+            except pj.Error as e:
+                call.log.warning("hangup failed: %s", e.info())
+
+    def forget(self, call: GatewayCall) -> None:
+        """After DISCONNECTED: stop the conversation, free the port, drop our references."""
+        self.calls.pop(call.name, None)
+        self.stats.ended += 1
+        if call.session is not None:
+            call.session.stop()
+        call.port = None  # destroys the port (removes it from the bridge) on this thread
+        self.call_done(call)
+
+    # --- main loop -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until ``stop()``; runs the control jobs on this (pjsua-registered) thread."""
+        next_poll = time.monotonic() + STATS_INTERVAL
+        while True:
+            try:
+                job = self.control.get(timeout=max(0.0, next_poll - time.monotonic()))
+            except queue.Empty:
+                for call in list(self.calls.values()):
+                    call.poll_stream_stats()
+                next_poll = time.monotonic() + STATS_INTERVAL
+                continue
+            if job is None:
+                break
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - a failed job must not stop the gateway
+                log.exception("control job failed")
+
+    def stop(self) -> None:
+        self.control.put(None)
+
+    def shutdown(self, deadline: float = 5.0) -> None:
+        """Refuse new calls, hang up the active ones, wait for them to end, destroy pjsua."""
+        self.gate.draining = True
+        for call in list(self.calls.values()):
+            if not call.ended:
+                with contextlib.suppress(pj.Error):
+                    call.hangup(pj.CallOpParam())
+        end = time.monotonic() + deadline
+        while self.calls and time.monotonic() < end:
+            try:
+                job = self.control.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if job is not None:
+                job()
+        self.ep.hangupAllCalls()
+        for call in list(self.calls.values()):
+            self.forget(call)
+        self.ep.libDestroy()

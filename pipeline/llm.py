@@ -1,0 +1,103 @@
+"""The language model: llama.cpp, streamed token by token.
+
+llama.cpp keeps one KV cache per context and reuses the longest common token prefix of the
+previous request, so a call that keeps its own context pays for the system prompt once (at
+warm-up) and then only for the new turn. Contexts are therefore pooled: one per call slot,
+each a separate ``Llama`` (weights are mmapped), handed to a call for its whole life and
+never shared between two calls at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class LlmPool:
+    def __init__(self, model: Path, size: int, threads: int = 2, context_tokens: int = 2048,
+                 gpu_layers: int = 0, system_prompt: str = "") -> None:
+        from llama_cpp import Llama
+
+        self.system_prompt = system_prompt
+        self._free: queue.SimpleQueue[Llama] = queue.SimpleQueue()
+        self.size = size
+        for _ in range(size):
+            llm = Llama(str(model), n_ctx=context_tokens, n_threads=threads,
+                        n_threads_batch=threads, n_gpu_layers=gpu_layers, verbose=False)
+            self._free.put(llm)
+
+    def warm_up(self) -> None:
+        """Evaluate the system prompt in every context, so no caller waits for it."""
+        held = [self._free.get() for _ in range(self.size)]
+        try:
+            for llm in held:
+                for _ in stream_chat(llm, [{"role": "system", "content": self.system_prompt},
+                                           {"role": "user", "content": "Hello"}],
+                                     max_tokens=1, temperature=0.0):
+                    pass
+        finally:
+            for llm in held:
+                self._free.put(llm)
+
+    def acquire(self, timeout: float = 5.0):  # -> Llama
+        return self._free.get(timeout=timeout)
+
+    def release(self, llm) -> None:
+        self._free.put(llm)
+
+
+def stream_chat(llm, messages: list[dict[str, str]], max_tokens: int, temperature: float,
+                cancelled: Callable[[], bool] = lambda: False) -> Iterator[str]:
+    """Yield text pieces as they are generated; stops between tokens once ``cancelled()``."""
+    stream = llm.create_chat_completion(messages, stream=True, max_tokens=max_tokens,
+                                        temperature=temperature, top_p=0.9, repeat_penalty=1.1)
+    try:
+        for chunk in stream:
+            if cancelled():
+                return
+            piece = chunk["choices"][0]["delta"].get("content")
+            if piece:
+                yield piece
+    finally:
+        stream.close()  # frees llama's generator state at once, also on cancel
+
+
+class ChatHistory:
+    """What the caller and the bot said, as the model will see it next turn.
+
+    A bot turn is stored as the words the caller actually heard; an interrupted one is marked,
+    so the model knows it was cut off.
+    """
+
+    def __init__(self, system_prompt: str, max_turns: int) -> None:
+        self.system_prompt = system_prompt
+        self.max_turns = max_turns
+        self.turns: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+
+    def add_user(self, text: str) -> None:
+        with self._lock:
+            self.turns.append({"role": "user", "content": text})
+
+    def add_bot(self, heard: str, interrupted: bool = False) -> None:
+        text = heard.strip()
+        if interrupted:
+            text = (text + " ..." if text else "...") + " [interrupted by the caller]"
+        with self._lock:
+            self.turns.append({"role": "assistant", "content": text})
+
+    def retract_user(self) -> None:
+        """Forget the last caller turn (its reply never sounded: the turn was merged)."""
+        with self._lock:
+            if self.turns and self.turns[-1]["role"] == "user":
+                self.turns.pop()
+
+    def messages(self) -> list[dict[str, str]]:
+        with self._lock:
+            recent = self.turns[-(2 * self.max_turns + 1):]
+            return [{"role": "system", "content": self.system_prompt}, *recent]

