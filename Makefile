@@ -1,5 +1,5 @@
 # Convenience targets; scripts/setup.sh does the work (and works without make).
-.PHONY: run test install lint bench
+.PHONY: run test install lint edge
 run:
 	scripts/setup.sh run $(if $(CONFIG),--config $(CONFIG))
 test:
@@ -8,3 +8,5 @@ install:
 	scripts/setup.sh install --test
 lint:
 	.venv/bin/ruff check gateway pipeline tests bench
+edge:
+	edge/run.sh $(if $(WORKERS),--workers $(WORKERS))

@@ -60,7 +60,7 @@ def load_engines(cfg: Config):
         stt=WhisperStt(paths.whisper_dir, cfg.stt.language, cfg.stt.beam_size,
                        cfg.stt.threads),
         llm=LlmPool(paths.llm, cfg.sip.max_calls, cfg.llm.threads, cfg.llm.context_tokens,
-                    cfg.llm.gpu_layers, cfg.llm.system_prompt),
+                    cfg.llm.gpu_layers, cfg.llm.system_prompt, cfg.llm.greeting),
         tts=PiperTts(paths.piper_voice, cfg.tts.length_scale, cfg.tts.volume),
         max_tokens=cfg.llm.max_tokens, temperature=cfg.llm.temperature,
         history_turns=cfg.llm.history_turns)

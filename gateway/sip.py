@@ -9,6 +9,7 @@ created and destroyed in one place and never raced.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import queue
 import threading
@@ -61,7 +62,10 @@ class GatewayCall(pj.Call):
             if self.port is not None:
                 self.log.info("frames in %d (odd %d, empty %d), out %d", self.port.frames_in,
                               self.port.odd_frames, self.port.empty_frames, self.port.frames_out)
-            self.gw.control.put(lambda: self.gw.forget(self))
+            # Drop every reference now, inside the callback: pjsua may reuse this call slot
+            # for the next INVITE, and a Call object destroyed later would clear that call's
+            # user data (pjsua2's destructor works on the slot number).
+            self.gw.forget(self)
 
     def poll_stream_stats(self) -> None:
         """Copy PJSIP's RTP / jitter-buffer statistics (while the stream exists)."""
@@ -157,6 +161,7 @@ class Gateway:
         mc.noVad = True
         mc.ecTailLen = 0  # echo is cancelled in the pipeline, with the bot audio as reference
         mc.threadCnt = 1
+        mc.quality = 8  # >= 5 selects the bridge's large resampling filter (G.711 -> 16 kHz)
         if sip.jitter_min_ms:
             # below ~40 ms the adaptive buffer under-runs on a busy host and splices audio
             mc.jbMinPre = sip.jitter_min_ms
@@ -225,7 +230,8 @@ class Gateway:
         session = CallSession(
             call_id=call.name, engines=self.engines, settings=self.turn_settings(),
             greeting=self.cfg.llm.greeting, system_prompt=self.cfg.llm.system_prompt,
-            on_failure=lambda stage, exc: self.control.put(lambda: self.fail(call, stage)),
+            on_failure=lambda stage, exc, name=call.name: self.control.put(
+                lambda: self.fail(name, stage)),
             thread_init=self.register_thread, turn_audio_dir=self.cfg.log.turn_audio_dir)
         port = CallPort(session.push_inbound, session.pull_outbound)
         port.createPort(f"{call.name}-port", pcm_format())
@@ -241,10 +247,11 @@ class Gateway:
         if not self.ep.libIsThreadRegistered():
             self.ep.libRegisterThread(name)
 
-    def fail(self, call: GatewayCall, stage: str) -> None:
+    def fail(self, name: str, stage: str) -> None:
         """A pipeline stage of this call failed: end this call only."""
         self.stats.failed += 1
-        if not call.ended:
+        call = self.calls.get(name)
+        if call is not None and not call.ended:
             call.log.error("ending the call after a failure in its %s stage", stage)
             op = pj.CallOpParam()
             op.statusCode = pj.PJSIP_SC_INTERNAL_SERVER_ERROR
@@ -254,12 +261,14 @@ class Gateway:
                 call.log.warning("hangup failed: %s", e.info())
 
     def forget(self, call: GatewayCall) -> None:
-        """After DISCONNECTED: stop the conversation, free the port, drop our references."""
+        """At DISCONNECTED (pjsua thread): free the port, stop the conversation off-thread."""
         self.calls.pop(call.name, None)
         self.stats.ended += 1
-        if call.session is not None:
-            call.session.stop()
         call.port = None  # destroys the port (removes it from the bridge) on this thread
+        session, call.session = call.session, None
+        if session is not None:
+            # joining the session's threads takes up to a few seconds: not on pjsua's thread
+            threading.Thread(target=session.stop, name=f"{call.name}-stop", daemon=True).start()
         self.call_done(call)
 
     # --- main loop -----------------------------------------------------------------------
@@ -301,6 +310,7 @@ class Gateway:
             if job is not None:
                 job()
         self.ep.hangupAllCalls()
-        for call in list(self.calls.values()):
-            self.forget(call)
+        time.sleep(0.2)
+        self.calls.clear()
+        gc.collect()  # no Call may outlive the library (its destructor asserts then)
         self.ep.libDestroy()

@@ -20,10 +20,11 @@ log = logging.getLogger(__name__)
 
 class LlmPool:
     def __init__(self, model: Path, size: int, threads: int = 2, context_tokens: int = 2048,
-                 gpu_layers: int = 0, system_prompt: str = "") -> None:
+                 gpu_layers: int = 0, system_prompt: str = "", greeting: str = "") -> None:
         from llama_cpp import Llama
 
         self.system_prompt = system_prompt
+        self.greeting = greeting
         self._free: queue.SimpleQueue[Llama] = queue.SimpleQueue()
         self.size = size
         for _ in range(size):
@@ -32,13 +33,16 @@ class LlmPool:
             self._free.put(llm)
 
     def warm_up(self) -> None:
-        """Evaluate the system prompt in every context, so no caller waits for it."""
+        """Evaluate the system prompt (and greeting) in every context: every call's first
+        request shares that prefix, so no caller waits for it."""
+        prefix = [{"role": "system", "content": self.system_prompt}]
+        if self.greeting:
+            prefix.append({"role": "assistant", "content": self.greeting})
         held = [self._free.get() for _ in range(self.size)]
         try:
             for llm in held:
-                for _ in stream_chat(llm, [{"role": "system", "content": self.system_prompt},
-                                           {"role": "user", "content": "Hello"}],
-                                     max_tokens=1, temperature=0.0):
+                for _ in stream_chat(llm, [*prefix, {"role": "user", "content": "Hello"}],
+                                     max_tokens=4, temperature=0.0):
                     pass
         finally:
             for llm in held:

@@ -11,6 +11,7 @@ Threads per call:
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import queue
@@ -73,19 +74,36 @@ class TurnRecord:
     speech_start_sample: int
     speech_end_sample: int
     committed: float
+    """When the end of turn was decided."""
+    speech_end_time: float = 0.0
+    """When the frame holding the caller's last speech sample arrived from the jitter buffer."""
     caller_text: str = ""
     stt_seconds: float | None = None
     llm_first_token_seconds: float | None = None
     tts_first_audio_seconds: float | None = None
     first_audio: float | None = None
+    """When the reply's first frame was handed to the bridge."""
     bot_text: str = ""
     heard_text: str = ""
     interrupted: bool = False
+    barge_in_seconds: float | None = None
+    """Caller speech onset (arrival) to the bot's last frame handed out, if interrupted."""
+
+    @property
+    def end_of_turn_seconds(self) -> float:
+        return self.committed - self.speech_end_time
+
+    @property
+    def ttfa_seconds(self) -> float | None:
+        """End of the caller's speech to the reply's first audio, at the gateway's bridge
+        (the wire adds the jitter-buffer delay inbound and one frame outbound)."""
+        return None if self.first_audio is None else self.first_audio - self.speech_end_time
 
 
 @dataclass
 class _Inbound:
     pcm: bytes
+    t: float
 
 
 @dataclass
@@ -99,8 +117,17 @@ class InboundAudio:
     def __init__(self, keep_samples: int) -> None:
         self._buf = np.zeros(keep_samples, dtype=np.int16)
         self.end = 0  # samples received so far
+        self._arrivals: collections.deque[tuple[int, float]] = collections.deque(
+            maxlen=keep_samples // 320 + 1)  # (end sample, arrival time) per frame
 
-    def append(self, pcm: np.ndarray) -> None:
+    def arrived(self, sample: int) -> float:
+        """Arrival time of the frame that held ``sample`` (the nearest one kept)."""
+        for end, t in reversed(self._arrivals):
+            if end <= sample:
+                return t
+        return self._arrivals[0][1] if self._arrivals else 0.0
+
+    def append(self, pcm: np.ndarray, t: float = 0.0) -> None:
         n = len(pcm)
         keep = len(self._buf)
         pos = self.end % keep
@@ -108,6 +135,7 @@ class InboundAudio:
         self._buf[pos:pos + first] = pcm[:first]
         self._buf[:n - first] = pcm[first:]
         self.end += n
+        self._arrivals.append((self.end, t))
 
     def span(self, start: int, end: int) -> np.ndarray:
         start = max(start, self.end - len(self._buf), 0)
@@ -129,6 +157,8 @@ class CallSession:
     """Called (from a pipeline thread) when this call's pipeline fails: hang the call up."""
     thread_init: Callable[[str], None] = lambda name: None
     """Run first in every thread this session starts (pjsua2 needs threads registered)."""
+    on_turn_done: Callable[[TurnRecord], None] = lambda rec: None
+    """Called (listener thread) once a turn is over: answered, interrupted or empty."""
     turns: list[TurnRecord] = field(default_factory=list)
     turn_audio_dir: str = ""
     """If set, each caller turn's audio is written there as WAV (debugging)."""
@@ -146,6 +176,7 @@ class CallSession:
         self._utterances: dict[int, Utterance] = {}
         self._turn_of_utterance: dict[int, TurnRecord] = {}
         self._started_uid = 0
+        self.last_audio_out = 0.0  # when the media clock last took a frame of bot audio
         self._stop = threading.Event()
         self._llm = None
         self._threads: list[threading.Thread] = []
@@ -154,13 +185,14 @@ class CallSession:
     # --- media clock side (never blocks) -------------------------------------------------
 
     def push_inbound(self, pcm: bytes) -> None:
-        self._inbox.put(_Inbound(pcm))
+        self._inbox.put(_Inbound(pcm, time.monotonic()))
 
     def pull_outbound(self) -> bytes:
         item = self.playout.pop()
         if item is None:
             return SILENCE
         uid, frame = item
+        self.last_audio_out = time.monotonic()
         if uid != self._started_uid:
             self._started_uid = uid
             self._inbox.put(_Call(lambda: self._on_playout_started(uid, time.monotonic())))
@@ -214,7 +246,7 @@ class CallSession:
                 item.fn()
                 continue
             pcm = np.frombuffer(item.pcm, dtype="<i2")
-            self._audio.append(pcm)
+            self._audio.append(pcm, item.t)
             for end, prob in self._vad.feed(int16_to_float(pcm)):
                 self._execute(self.core.on_vad(end, prob))
             self._check_done()
@@ -235,6 +267,7 @@ class CallSession:
         rec = self._turn_of_utterance.pop(u.id, None)
         if rec is not None:
             rec.bot_text, rec.heard_text, rec.interrupted = u.generated_text, heard, u.interrupted
+            self.on_turn_done(rec)
         self.log.info("bot %s: %r", "interrupted" if u.interrupted else "said",
                       heard if u.interrupted else u.generated_text)
 
@@ -260,9 +293,14 @@ class CallSession:
                 u = self._utterances.get(a.utterance_id)
                 if u is not None:
                     u.interrupt()
+                    rec = self._turn_of_utterance.get(u.id)
+                    if rec is not None and self.playout.played(u.id):
+                        rec.barge_in_seconds = max(
+                            0.0, self.last_audio_out - self._audio.arrived(a.speech_start))
                     self._finish_utterance(u)
             elif isinstance(a, Transcribe):
-                rec = TurnRecord(a.turn_id, a.start, a.end, time.monotonic())
+                rec = TurnRecord(a.turn_id, a.start, a.end, time.monotonic(),
+                                 speech_end_time=self._audio.arrived(a.end))
                 self.turns.append(rec)
                 # Silero scores a word's onset late and its tail early: keep some margin
                 audio = self._audio.span(a.start - PRE_ROLL, a.end + POST_ROLL)
@@ -297,7 +335,13 @@ class CallSession:
         rec.caller_text = text
         self.log.info("turn %d: caller said %r (%.2f s of audio, stt %.0f ms)", a.turn_id,
                       text, len(audio) / BRIDGE_RATE, rec.stt_seconds * 1000)
-        self._inbox.put(_Call(lambda: self._execute(self.core.on_transcript(a.turn_id, text))))
+        self._inbox.put(_Call(lambda: self._on_transcript(a.turn_id, rec, text)))
+
+    def _on_transcript(self, turn_id: int, rec: TurnRecord, text: str) -> None:
+        actions = self.core.on_transcript(turn_id, text)
+        if not any(isinstance(x, Respond) for x in actions):
+            self.on_turn_done(rec)  # nothing to answer (noise, or a merged turn)
+        self._execute(actions)
 
     def _say(self, u: Utterance, text: str) -> None:
         for pcm in self.engines.tts.synthesize(text):

@@ -35,5 +35,5 @@ class WhisperStt:
         return text.strip()
 
     def warm_up(self) -> None:
-        t = np.arange(16000, dtype=np.float32) / 16000
-        self.transcribe(0.1 * np.sin(2 * np.pi * 220 * t))
+        t = np.arange(3 * 16000, dtype=np.float32) / 16000
+        self.transcribe(0.1 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 3 * t) > 0))

@@ -39,5 +39,5 @@ class PiperTts:
             yield float_to_int16(np.asarray(audio)).tobytes()
 
     def warm_up(self) -> None:
-        for _ in self.synthesize("Hello."):
+        for _ in self.synthesize("Hello, the clinic opens at nine in the morning."):
             pass

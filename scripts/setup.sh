@@ -23,7 +23,9 @@ die() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 # Debian packages: what the gateway needs at run time, and what the tests drive it with.
 APT_RUN=(python3-venv build-essential cmake libspeexdsp1 ca-certificates)
-APT_TEST=(baresip-core sip-tester espeak-ng sox pocketsphinx-testdata)
+# the edge (edge/run.sh): Kamailio with TLS, rtpengine in userspace mode
+APT_EDGE=(kamailio kamailio-tls-modules rtpengine-daemon openssl)
+APT_TEST=(baresip-core sip-tester espeak-ng sox pocketsphinx-testdata docker-compose)
 
 apt_install() {
     local missing=()
@@ -75,6 +77,7 @@ build_llama_wheel() {
 install() {
     local with_test="${1:-}"
     apt_install "${APT_RUN[@]}"
+    apt_install "${APT_EDGE[@]}"
     [ "$with_test" = "--test" ] && apt_install "${APT_TEST[@]}"
     check_python
     if [ ! -x "$VENV/bin/python" ]; then

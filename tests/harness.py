@@ -1,0 +1,204 @@
+"""Real processes for end-to-end tests: the gateway, baresip callers, sipp, and audio helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+VOICEBOT = [sys.executable, "-m", "gateway.cli"]
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def need(*tools: str) -> None:
+    import pytest
+
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (scripts/setup.sh install --test)")
+
+
+@dataclass
+class GatewayProcess:
+    """A running ``voicebot`` on loopback with its own ports and log file."""
+
+    workdir: Path
+    sip_port: int = 0
+    rtp_port: int = 0
+    extra_toml: str = ""
+    proc: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sip_port = self.sip_port or free_udp_port()
+        self.rtp_port = self.rtp_port or 20000 + (self.sip_port % 2000) * 10
+        self.log_path = self.workdir / "gateway.log"
+        self.turn_dir = self.workdir / "turns"
+        self.turn_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def uri(self) -> str:
+        return f"sip:bot@127.0.0.1:{self.sip_port}"
+
+    def start(self, timeout: float = 180.0) -> GatewayProcess:
+        cfg = self.workdir / "voicebot.toml"
+        cfg.write_text(
+            f'[sip]\nlisten_address = "127.0.0.1"\nport = {self.sip_port}\n'
+            f"rtp_port = {self.rtp_port}\n{self.extra_toml}\n"
+            f'[log]\nlevel = "info"\nturn_audio_dir = "{self.turn_dir}"\n')
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen([*VOICEBOT, "--config", str(cfg)], cwd=ROOT, env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
+            if b"voicebot ready" in self.log_path.read_bytes():
+                return self
+            time.sleep(0.2)
+        raise TimeoutError(f"gateway not ready after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_bytes().decode("utf-8", "replace")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+# --- audio -----------------------------------------------------------------------------------
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        assert w.getnchannels() == 1 and w.getsampwidth() == 2
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"), w.getframerate()
+
+
+def write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype("<i2").tobytes())
+
+
+def espeak(text: str, path: Path, rate: int = 16000, voice: str = "en-gb-x-rp",
+           wpm: int = 130) -> np.ndarray:
+    """Speech from espeak-ng (a different synthesizer than the bot's Piper voice)."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(raw), text], check=True)
+    subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path)],
+                   check=True)
+    pcm, _ = read_wav(path)
+    return pcm
+
+
+def active_spans(pcm: np.ndarray, rate: int, threshold: float = 500.0, frame_ms: int = 10,
+                 min_gap_ms: int = 300) -> list[tuple[float, float]]:
+    """(start, end) seconds of the non-silent stretches (frame RMS over ``threshold``)."""
+    n = rate * frame_ms // 1000
+    frames = pcm[: len(pcm) // n * n].astype(np.float64).reshape(-1, n)
+    loud = np.sqrt((frames ** 2).mean(axis=1)) > threshold
+    spans: list[list[float]] = []
+    for i, on in enumerate(loud):
+        if not on:
+            continue
+        t = i * frame_ms / 1000
+        if spans and t - spans[-1][1] <= min_gap_ms / 1000:
+            spans[-1][1] = t + frame_ms / 1000
+        else:
+            spans.append([t, t + frame_ms / 1000])
+    return [(a, b) for a, b in spans]
+
+
+# --- baresip ---------------------------------------------------------------------------------
+
+BARESIP_CONFIG = """\
+poll_method\tepoll
+sip_listen\t127.0.0.1:{sip_port}
+audio_source\taufile,{source}
+audio_player\talsa,null
+ausrc_srate\t{rate}
+auplay_srate\t{rate}
+ausrc_channels\t1
+auplay_channels\t1
+snd_path\t{rec_dir}
+net_interface\t127.0.0.1
+rtp_ports\t{rtp_lo}-{rtp_hi}
+module_path\t/usr/lib/baresip/modules
+{codec_modules}
+module\taufile.so
+module\talsa.so
+module\tsndfile.so
+module_app\taccount.so
+module_app\tmenu.so
+"""
+
+
+@dataclass
+class CallResult:
+    heard: np.ndarray
+    """What the caller received (decoded), at ``rate``."""
+    sent: np.ndarray
+    """What the caller sent (before encoding), at ``rate``; same time origin as ``heard``."""
+    rate: int
+    log: str
+
+
+def baresip_call(workdir: Path, target: str, source: np.ndarray, rate: int = 16000,
+                 codecs: tuple[str, ...] = ("g722",), seconds: float | None = None) -> CallResult:
+    """Dial ``target`` with baresip, play ``source`` as the microphone, record both ways.
+
+    G.722 runs at 16 kHz end to end; for G.711 pass rate=8000 (baresip's own resampler would
+    otherwise cut the band above ~1.5 kHz and ruin speech recognition).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    rec = workdir / "rec"
+    shutil.rmtree(rec, ignore_errors=True)
+    rec.mkdir()
+    src = workdir / "source.wav"
+    write_wav(src, source, rate)
+    sip_port = free_udp_port()
+    rtp_lo = 30000 + (sip_port % 1000) * 20
+    (workdir / "config").write_text(BARESIP_CONFIG.format(
+        sip_port=sip_port, source=src, rate=rate, rec_dir=rec, rtp_lo=rtp_lo,
+        rtp_hi=rtp_lo + 19, codec_modules="\n".join(f"module\t{c}.so" for c in codecs)))
+    (workdir / "accounts").write_text("<sip:caller@127.0.0.1>;regint=0\n")
+    duration = seconds if seconds is not None else len(source) / rate + 1.0
+    proc = subprocess.run(
+        ["baresip", "-f", str(workdir), "-e", f"/dial {target}", "-t", str(int(duration) + 1)],
+        capture_output=True, timeout=duration + 30)
+    log = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    dec = sorted(rec.glob("*-dec.wav"))
+    enc = sorted(rec.glob("*-enc.wav"))
+    if not dec or not enc:
+        raise RuntimeError(f"baresip recorded nothing (call failed?):\n{log[-3000:]}")
+    heard, hr = read_wav(dec[-1])
+    sent, sr = read_wav(enc[-1])
+    assert hr == sr
+    return CallResult(heard, sent, hr, log)
