@@ -14,11 +14,12 @@ from collections.abc import Iterable, Iterator
 _SENTENCE_END = re.compile(r"[.!?;](?=\s)")
 _CLAUSE_END = re.compile(r"[,:\u2014\u2013](?=\s)")
 _MARKUP = re.compile(r"[*_#`~>|]+")
+_BULLET = re.compile(r"(?m)^\s*(?:[-•]|\d+[.)])\s+")
 
 
 def clean_for_speech(text: str) -> str:
     """Drop markdown/emoji the model may emit despite the prompt, and fold white space."""
-    text = _MARKUP.sub(" ", text)
+    text = _BULLET.sub(" ", _MARKUP.sub(" ", text))
     text = "".join(ch for ch in text if ch.isascii() or ch.isalpha() or ch in "\u2014\u2013")
     return " ".join(text.split())
 

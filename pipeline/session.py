@@ -122,10 +122,14 @@ class InboundAudio:
 
     def arrived(self, sample: int) -> float:
         """Arrival time of the frame that held ``sample`` (the nearest one kept)."""
+        found = None
         for end, t in reversed(self._arrivals):
             if end <= sample:
-                return t
-        return self._arrivals[0][1] if self._arrivals else 0.0
+                break
+            found = t
+        if found is None:  # not arrived yet (or the newest frame): the latest time known
+            return self._arrivals[-1][1] if self._arrivals else 0.0
+        return found
 
     def append(self, pcm: np.ndarray, t: float = 0.0) -> None:
         n = len(pcm)

@@ -1,0 +1,96 @@
+"""Pure audio and text logic: frames, playout accounting, heard words, clause chunking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gateway.admission import Refusal, decide
+from pipeline.audio import (
+    FRAME_BYTES,
+    AudioFrame,
+    PlayoutBuffer,
+    float_to_int16,
+    int16_to_float,
+    split_frames,
+)
+from pipeline.chunker import ClauseChunker, chunk_stream, clean_for_speech
+from pipeline.session import InboundAudio
+from pipeline.utterance import Clause, heard_words
+
+
+def test_frame_conversions_round_trip():
+    x = np.array([-32768, -1, 0, 1, 32767], dtype="<i2")
+    f = AudioFrame(x.tobytes(), 16000, start=320)
+    assert f.samples == 5 and f.end == 325
+    assert np.array_equal(f.as_int16(), x)
+    back = float_to_int16(int16_to_float(x))
+    assert np.abs(back.astype(int) - x.astype(int)).max() <= 1
+    assert float_to_int16(np.array([2.0, -2.0])).tolist() == [32767, -32767]  # clipped
+    with pytest.raises(ValueError):
+        AudioFrame(b"\x00\x01\x02")
+
+
+def test_split_frames_pads_the_last_frame():
+    frames = split_frames(bytes(FRAME_BYTES * 2 + 10))
+    assert [len(f) for f in frames] == [FRAME_BYTES] * 3
+    assert split_frames(b"") == []
+
+
+def test_playout_counts_played_samples_per_utterance():
+    pb = PlayoutBuffer()
+    pb.push(1, bytes(FRAME_BYTES * 3))
+    pb.push(2, bytes(FRAME_BYTES))
+    assert pb.pop()[0] == 1
+    pb.held = True
+    assert pb.pop() is None  # held: nothing goes out, nothing is lost
+    pb.held = False
+    assert pb.played(1) == 320 and pb.queued(1) == 640
+    assert pb.flush(1) == 640
+    assert pb.pop()[0] == 2 and pb.pop() is None
+    assert pb.played(1) == 320 and pb.played(2) == 320
+
+
+def test_heard_words_cuts_inside_a_clause_proportionally():
+    clauses = [Clause("We open at nine.", 16000), Clause("We close at five on Fridays.", 24000)]
+    assert heard_words(clauses, 0) == ""
+    assert heard_words(clauses, 16000) == "We open at nine."
+    assert heard_words(clauses, 16000 + 12000) == "We open at nine. We close at"
+    assert heard_words(clauses, 10**9) == "We open at nine. We close at five on Fridays."
+
+
+def test_inbound_audio_ring_keeps_the_latest_samples_and_arrival_times():
+    ring = InboundAudio(keep_samples=1000)
+    for i in range(5):
+        ring.append(np.full(320, i, dtype=np.int16), t=10.0 + i)
+    assert ring.end == 1600
+    assert ring.span(1280, 1600).tolist() == [4] * 320
+    assert len(ring.span(0, 1600)) == 1000  # older samples are gone
+    assert ring.arrived(1300) == 14.0 and ring.arrived(700) == 12.0
+
+
+def test_chunker_cuts_at_sentences_and_clauses_not_numbers():
+    pieces = ["The clinic", " opens at 9.30 in", " the morning. We close", " at five,",
+              " Monday to Friday, and", " on weekends we are closed."]
+    assert list(chunk_stream(pieces)) == [
+        "The clinic opens at 9.30 in the morning.", "We close at five,",
+        "Monday to Friday,", "and on weekends we are closed."]
+
+
+def test_chunker_bounds_a_run_on_first_clause():
+    words = [f"w{i} " for i in range(30)]
+    out = list(chunk_stream(words, ClauseChunker(first_max_words=8, max_words=20)))
+    assert len(out[0].split()) == 8 and len(out[1].split()) == 20
+    assert " ".join(out).split() == [w.strip() for w in words]
+
+
+def test_chunker_drops_markup():
+    assert clean_for_speech("**Sure!** We open at *nine* 😀") == "Sure! We open at nine"
+    assert list(chunk_stream(["- ", "**", "Hello", "."])) == ["Hello."]
+
+
+def test_admission_decision():
+    assert decide(False, 4, 4, False, 10) is None  # not an INVITE
+    assert decide(True, 3, 4, False, 10) is None
+    assert decide(True, 4, 4, False, 10) == Refusal(503, "Service Unavailable", 10)
+    assert decide(True, 0, 4, True, 7) == Refusal(503, "Service Unavailable", 7)

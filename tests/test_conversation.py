@@ -1,0 +1,192 @@
+"""The conversation core and turn detector on scripted VAD timelines (no models, no sleeps)."""
+
+from __future__ import annotations
+
+from pipeline.conversation import (
+    Conversation,
+    Interrupt,
+    PausePlayout,
+    Respond,
+    ResumePlayout,
+    Say,
+    State,
+    Transcribe,
+    TurnSettings,
+)
+from pipeline.turns import TurnDetector, TurnEventKind
+from pipeline.vad import WINDOW
+
+MS = 16  # samples per millisecond
+
+
+def timeline(*parts: tuple[float, int]) -> list[tuple[int, float]]:
+    """VAD windows: parts of (probability, duration in ms) -> [(end sample, prob)]."""
+    out, t = [], 0
+    for prob, ms in parts:
+        for _ in range(ms * MS // WINDOW):
+            t += WINDOW
+            out.append((t, prob))
+    return out
+
+
+def settings(**kw) -> TurnSettings:
+    base = dict(threshold=0.5, end_silence=500 * MS, min_speech=150 * MS,
+                min_barge_in=200 * MS, pause=200 * MS, max_turn=30_000 * MS, barge_in=True)
+    base.update(kw)
+    return TurnSettings(**base)
+
+
+def feed(conv: Conversation, tl, start: int = 0):
+    actions = []
+    for end, prob in tl:
+        actions += conv.on_vad(start + end, prob)
+    return actions
+
+
+# --- turn detector ---------------------------------------------------------------------------
+
+def make_detector(**kw) -> TurnDetector:
+    s = settings(**kw)
+    return TurnDetector(s.threshold, s.end_silence, s.min_speech, s.pause, s.max_turn)
+
+
+def run(det: TurnDetector, tl):
+    return [ev for end, p in tl for ev in det.feed(end, p)]
+
+
+def test_turn_ends_after_configured_silence():
+    det = make_detector()
+    evs = run(det, timeline((0.0, 320), (0.9, 1024), (0.0, 800)))
+    kinds = [e.kind for e in evs]
+    assert kinds == [TurnEventKind.SPEECH_START, TurnEventKind.PAUSE, TurnEventKind.END_OF_TURN]
+    start, end = evs[-1].speech_start, evs[-1].speech_end
+    assert start == 320 * MS and end == (320 + 1024) * MS
+    assert evs[-1].at - end >= 500 * MS  # decided only after the silence
+    assert evs[-1].at - end < 500 * MS + WINDOW
+
+
+def test_short_blip_is_not_a_turn():
+    det = make_detector()
+    assert run(det, timeline((0.0, 320), (0.95, 64), (0.0, 2000))) == []
+
+
+def test_hysteresis_keeps_a_soft_word_ending_in_the_turn():
+    # 0.4 is below the threshold but above the release level (0.35): still speech
+    det = make_detector()
+    evs = run(det, timeline((0.9, 320), (0.4, 640), (0.9, 320), (0.0, 700)))
+    ends = [e for e in evs if e.kind is TurnEventKind.END_OF_TURN]
+    assert len(ends) == 1 and ends[0].speech_end == 1280 * MS
+
+
+def test_pause_then_resume_is_one_turn():
+    det = make_detector()
+    evs = run(det, timeline((0.9, 512), (0.0, 320), (0.9, 512), (0.0, 700)))
+    kinds = [e.kind for e in evs]
+    assert kinds == [TurnEventKind.SPEECH_START, TurnEventKind.PAUSE, TurnEventKind.RESUME,
+                     TurnEventKind.PAUSE, TurnEventKind.END_OF_TURN]
+
+
+def test_endless_speech_is_cut_at_max_turn():
+    det = make_detector(max_turn=2000 * MS)
+    evs = run(det, timeline((0.9, 3000)))
+    ends = [e for e in evs if e.kind is TurnEventKind.END_OF_TURN]
+    assert ends and ends[0].at - ends[0].speech_start >= 2000 * MS
+
+
+# --- conversation ----------------------------------------------------------------------------
+
+def answered_conversation() -> tuple[Conversation, int]:
+    """A conversation whose greeting has played and whose bot is now answering turn 1."""
+    conv = Conversation(settings())
+    (say,) = conv.start("Hello")
+    assert isinstance(say, Say) and conv.state is State.THINKING
+    conv.on_playout_started(say.utterance_id)
+    conv.on_utterance_done(say.utterance_id)
+    assert conv.state is State.LISTENING
+    return conv, say.utterance_id
+
+
+def test_full_turn_transcribes_then_responds():
+    conv, _ = answered_conversation()
+    acts = feed(conv, timeline((0.0, 320), (0.9, 1024), (0.0, 800)))
+    (tr,) = [a for a in acts if isinstance(a, Transcribe)]
+    assert conv.state is State.THINKING
+    assert tr.start == 320 * MS and tr.end == 1344 * MS
+    (resp,) = conv.on_transcript(tr.turn_id, "When do you open?")
+    assert isinstance(resp, Respond) and resp.text == "When do you open?"
+    conv.on_playout_started(resp.utterance_id)
+    assert conv.state is State.BOT_SPEAKING
+    conv.on_utterance_done(resp.utterance_id)
+    assert conv.state is State.LISTENING
+
+
+def test_empty_transcript_goes_back_to_listening():
+    conv, _ = answered_conversation()
+    acts = feed(conv, timeline((0.9, 512), (0.0, 700)))
+    (tr,) = [a for a in acts if isinstance(a, Transcribe)]
+    assert conv.on_transcript(tr.turn_id, "  ") == []
+    assert conv.state is State.LISTENING
+
+
+def test_barge_in_holds_audio_at_onset_then_interrupts():
+    conv, _ = answered_conversation()
+    acts = feed(conv, timeline((0.9, 512), (0.0, 700)))
+    (tr,) = [a for a in acts if isinstance(a, Transcribe)]
+    (resp,) = conv.on_transcript(tr.turn_id, "Tell me everything")
+    conv.on_playout_started(resp.utterance_id)
+    t0 = 1300 * MS
+    acts = feed(conv, timeline((0.9, 96)), start=t0)
+    assert [type(a) for a in acts] == [PausePlayout]  # held within one VAD window
+    acts = feed(conv, timeline((0.9, 256)), start=t0 + 96 * MS)
+    (intr,) = [a for a in acts if isinstance(a, Interrupt)]
+    assert intr.utterance_id == resp.utterance_id
+    assert conv.state is State.CALLER_SPEAKING and conv.barge_ins == 1
+    # the interrupting speech becomes the next turn, starting at its onset
+    acts = feed(conv, timeline((0.0, 700)), start=t0 + 352 * MS)
+    (tr2,) = [a for a in acts if isinstance(a, Transcribe)]
+    assert tr2.start == t0  # the onset: the first speech window's start
+
+
+def test_cough_during_bot_speech_resumes_playout():
+    conv, _ = answered_conversation()
+    acts = feed(conv, timeline((0.9, 512), (0.0, 700)))
+    (tr,) = [a for a in acts if isinstance(a, Transcribe)]
+    (resp,) = conv.on_transcript(tr.turn_id, "Hi")
+    conv.on_playout_started(resp.utterance_id)
+    acts = feed(conv, timeline((0.9, 64), (0.0, 200)), start=2000 * MS)
+    assert [type(a) for a in acts] == [PausePlayout, ResumePlayout]
+    assert conv.state is State.BOT_SPEAKING and conv.barge_ins == 0
+
+
+def test_no_barge_in_when_disabled():
+    conv = Conversation(settings(barge_in=False))
+    (say,) = conv.start("Hello")
+    conv.on_playout_started(say.utterance_id)
+    acts = feed(conv, timeline((0.9, 1000)))
+    assert acts == [] and conv.state is State.BOT_SPEAKING
+
+
+def test_caller_continuing_before_the_answer_merges_the_turn():
+    conv, _ = answered_conversation()
+    acts = feed(conv, timeline((0.0, 320), (0.9, 512), (0.0, 600)))
+    (tr1,) = [a for a in acts if isinstance(a, Transcribe)]
+    # the caller goes on while we transcribe: the reply to the first half must not play
+    acts = feed(conv, timeline((0.9, 512), (0.0, 600)), start=1440 * MS)
+    (tr2,) = [a for a in acts if isinstance(a, Transcribe)]
+    assert tr2.start == tr1.start  # one turn: from the first word to the last
+    assert conv.on_transcript(tr1.turn_id, "first half") == []  # stale
+    (resp,) = conv.on_transcript(tr2.turn_id, "first half and second half")
+    assert isinstance(resp, Respond)
+
+
+def test_speech_while_reply_is_generating_interrupts_the_silent_reply():
+    conv, _ = answered_conversation()
+    acts = feed(conv, timeline((0.9, 512), (0.0, 600)))
+    (tr,) = [a for a in acts if isinstance(a, Transcribe)]
+    (resp,) = conv.on_transcript(tr.turn_id, "question")
+    acts = feed(conv, timeline((0.9, 512)), start=1200 * MS)  # before any audio played
+    (intr,) = [a for a in acts if isinstance(a, Interrupt)]
+    assert intr.utterance_id == resp.utterance_id
+    # a late "done" from the interrupted utterance changes nothing
+    conv.on_utterance_done(resp.utterance_id)
+    assert conv.state is State.CALLER_SPEAKING
