@@ -4,6 +4,12 @@ It is fed VAD results and model/playout events, each stamped with the inbound sa
 and answers with actions for the glue to carry out (transcribe this span, reply to this text,
 interrupt that utterance). Nothing here waits, reads a clock or touches a model, so a whole
 conversation can be replayed in a unit test in milliseconds.
+
+Speculation: when the caller pauses (shorter than the end-of-turn silence), the audio so far
+is transcribed and, optionally, a reply is generated and synthesized into a held utterance.
+If the turn then ends with no more speech, that work is committed (the held audio starts at
+once); if the caller resumes, it is discarded. Nothing is played, written to the history or
+acted on before the turn commits.
 """
 
 from __future__ import annotations
@@ -37,16 +43,35 @@ class Transcribe:
     turn_id: int
     start: int
     end: int
-    committed_at: int
-    """Sample at which the end of turn was decided (for the end-of-turn delay metric)."""
+    decided_at: int
+    """Sample at which this was decided (end of turn, or the pause for a speculation)."""
+    speculative: bool = False
 
 
 @dataclass(frozen=True)
 class Respond:
-    """Generate and speak the reply to the caller's committed text."""
+    """Generate the reply to the caller's text. A speculative reply is synthesized into a
+    held utterance: nothing plays and nothing enters the history until ``Commit``."""
     utterance_id: int
     turn_id: int
     text: str
+    speculative: bool = False
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Turn ``turn_id`` is over. Its speculative transcript stands; if a speculative reply
+    (``utterance_id``) exists, release it to the caller."""
+    turn_id: int
+    utterance_id: int | None
+    committed_at: int
+
+
+@dataclass(frozen=True)
+class Discard:
+    """Drop speculative work: the caller resumed. Cancel ``utterance_id`` if set."""
+    turn_id: int
+    utterance_id: int | None
 
 
 @dataclass(frozen=True)
@@ -70,7 +95,8 @@ class Interrupt:
     at: int
 
 
-Action = Say | Transcribe | Respond | PausePlayout | ResumePlayout | Interrupt
+Action = (Say | Transcribe | Respond | Commit | Discard | PausePlayout | ResumePlayout
+          | Interrupt)
 
 
 @dataclass(frozen=True)
@@ -81,8 +107,24 @@ class TurnSettings:
     min_speech: int = 2400
     min_barge_in: int = 3200
     pause: int = 3200
+    """Silence after which speculative speech-to-text starts."""
     max_turn: int = 480000
     barge_in: bool = True
+    barge_in_threshold: float = 0.5
+    """VAD probability that counts as caller speech over the bot's audio."""
+    speculate: bool = True
+    """Transcribe during pauses, before the end of the turn."""
+    speculate_reply: bool = True
+    """Also generate the reply speculatively (not only the transcript)."""
+
+
+@dataclass
+class _Speculation:
+    turn_id: int
+    start: int
+    end: int
+    text: str | None = None
+    utterance_id: int | None = None
 
 
 class Conversation:
@@ -97,6 +139,7 @@ class Conversation:
         self._turn_start: int | None = None  # first speech sample of the turn being heard
         self._committed_start: int | None = None  # same, for the turn awaiting its reply
         self._utterance_active = False  # the current utterance may still make sound
+        self._spec: _Speculation | None = None
         self._held = False         # playout paused on a tentative barge-in
         self.barge_ins = 0
 
@@ -119,27 +162,30 @@ class Conversation:
             return []
         actions: list[Action] = []
         if (self.state is State.BOT_SPEAKING and self.s.barge_in and not self._held
-                and prob >= self.s.threshold):
+                and prob >= self.s.barge_in_threshold):
             # hold the audio at the first speech window: the wire goes quiet within one frame
             self._held = True
             actions.append(PausePlayout(self.utterance_id, end))
         for ev in self.detector.feed(end, prob):
             actions += self._on_turn_event(ev)
-        if self._held and not self.detector.in_turn and not self._detector_onset():
+        if self._held and not self.detector.in_turn and not self.detector.timing_speech:
             self._held = False
             actions.append(ResumePlayout(self.utterance_id))
         return actions
 
     def on_transcript(self, turn_id: int, text: str) -> list[Action]:
-        if turn_id != self.turn_id or self.state is not State.THINKING:
-            return []  # stale: the caller spoke again and the turn was merged
-        if not text.strip():
-            self._committed_start = None
-            self._enter(State.LISTENING)
+        text = text.strip()
+        spec = self._spec
+        if spec is not None and turn_id == spec.turn_id:
+            # a speculation's transcript, the caller still paused: maybe draft the reply
+            spec.text = text
+            if text and self.s.speculate_reply:
+                spec.utterance_id = self._new_id()
+                return [Respond(spec.utterance_id, turn_id, text, speculative=True)]
             return []
-        self.utterance_id = self._new_id()
-        self._utterance_active = True
-        return [Respond(self.utterance_id, turn_id, text.strip())]
+        if turn_id != self.turn_id or self.state is not State.THINKING:
+            return []  # stale: discarded speculation, or the turn was merged
+        return self._answer(turn_id, text)
 
     def on_playout_started(self, utterance_id: int) -> list[Action]:
         if utterance_id == self.utterance_id and self.state is State.THINKING:
@@ -161,28 +207,66 @@ class Conversation:
 
     # --- internals ------------------------------------------------------------------------
 
-    def _detector_onset(self) -> bool:
-        return self.detector._onset is not None  # noqa: SLF001 - a speech run is being timed
+    def _answer(self, turn_id: int, text: str) -> list[Action]:
+        if not text:
+            self._committed_start = None
+            self._enter(State.LISTENING)
+            return []
+        self.utterance_id = self._new_id()
+        self._utterance_active = True
+        return [Respond(self.utterance_id, turn_id, text)]
 
     def _enter(self, state: State) -> None:
         self.state = state
         # while the bot talks, caller speech must last longer before it counts (barge-in)
-        self.detector.min_speech = (self.s.min_barge_in if state is State.BOT_SPEAKING
-                                    else self.s.min_speech)
-        if state is not State.BOT_SPEAKING:
+        bot = state is State.BOT_SPEAKING
+        self.detector.min_speech = self.s.min_barge_in if bot else self.s.min_speech
+        self.detector.threshold = self.s.barge_in_threshold if bot else self.s.threshold
+        if not bot:
             self._held = False
+
+    def _discard(self) -> list[Action]:
+        spec, self._spec = self._spec, None
+        return [] if spec is None else [Discard(spec.turn_id, spec.utterance_id)]
 
     def _on_turn_event(self, ev: TurnEvent) -> list[Action]:
         if ev.kind is TurnEventKind.SPEECH_START:
             return self._on_speech_start(ev)
-        if ev.kind is TurnEventKind.END_OF_TURN and self.state is State.CALLER_SPEAKING:
+        if self.state is not State.CALLER_SPEAKING:
+            return []
+        if ev.kind is TurnEventKind.PAUSE and self.s.speculate:
             start = self._turn_start if self._turn_start is not None else ev.speech_start
-            self._turn_start = None
-            self._committed_start = start
-            self.turn_id = self._new_id()
-            self._enter(State.THINKING)
-            return [Transcribe(self.turn_id, start, ev.speech_end, ev.at)]
+            actions = self._discard()
+            self._spec = _Speculation(self._new_id(), start, ev.speech_end)
+            return [*actions, Transcribe(self._spec.turn_id, start, ev.speech_end, ev.at,
+                                         speculative=True)]
+        if ev.kind is TurnEventKind.RESUME:
+            return self._discard()
+        if ev.kind is TurnEventKind.END_OF_TURN:
+            return self._end_of_turn(ev)
         return []
+
+    def _end_of_turn(self, ev: TurnEvent) -> list[Action]:
+        start = self._turn_start if self._turn_start is not None else ev.speech_start
+        self._turn_start = None
+        self._committed_start = start
+        spec, self._spec = self._spec, None
+        self._enter(State.THINKING)
+        if spec is None or spec.end != ev.speech_end or spec.start != start:
+            actions: list[Action] = [] if spec is None else [
+                Discard(spec.turn_id, spec.utterance_id)]
+            self.turn_id = self._new_id()
+            return [*actions, Transcribe(self.turn_id, start, ev.speech_end, ev.at)]
+        # the speculation heard exactly this turn: it stands
+        self.turn_id = spec.turn_id
+        actions = [Commit(spec.turn_id, spec.utterance_id, ev.at)]
+        if spec.utterance_id is not None:
+            self.utterance_id = spec.utterance_id
+            self._utterance_active = True
+        elif spec.text is not None:
+            actions += self._answer(spec.turn_id, spec.text)
+        # else: its transcript is still coming; on_transcript answers it
+        return actions
 
     def _on_speech_start(self, ev: TurnEvent) -> list[Action]:
         if self.state is State.LISTENING:

@@ -26,7 +26,9 @@ from pipeline.audio import BRIDGE_RATE, FRAME_BYTES, int16_to_float
 from pipeline.chunker import ClauseChunker
 from pipeline.conversation import (
     Action,
+    Commit,
     Conversation,
+    Discard,
     Interrupt,
     PausePlayout,
     Respond,
@@ -86,6 +88,8 @@ class TurnRecord:
     bot_text: str = ""
     heard_text: str = ""
     interrupted: bool = False
+    speculative: bool = False
+    """Transcribed (and maybe answered) during a pause, before the end of the turn."""
     barge_in_seconds: float | None = None
     """Caller speech onset (arrival) to the bot's last frame handed out, if interrupted."""
 
@@ -104,6 +108,9 @@ class TurnRecord:
 class _Inbound:
     pcm: bytes
     t: float
+    far: bytes
+    """The bot frame most recently sent when this one arrived: the echo canceller's
+    reference (same clock thread, so the offset between the two streams never drifts)."""
 
 
 @dataclass
@@ -166,6 +173,10 @@ class CallSession:
     turns: list[TurnRecord] = field(default_factory=list)
     turn_audio_dir: str = ""
     """If set, each caller turn's audio is written there as WAV (debugging)."""
+    streaming: bool = True
+    """False: the sequential baseline (whole transcript, whole reply, whole speech)."""
+    echo_tail_ms: int = 300
+    """Echo canceller tail; 0 = no echo cancellation."""
 
     def __post_init__(self) -> None:
         from pipeline.audio import PlayoutBuffer
@@ -178,9 +189,19 @@ class CallSession:
         self._vad = self.engines.vad.stream()
         self._audio = InboundAudio(KEEP_INBOUND_SECONDS * BRIDGE_RATE)
         self._utterances: dict[int, Utterance] = {}
+        self._recs: dict[int, TurnRecord] = {}  # turn id -> record, speculative ones too
         self._turn_of_utterance: dict[int, TurnRecord] = {}
         self._started_uid = 0
         self.last_audio_out = 0.0  # when the media clock last took a frame of bot audio
+        self._last_out = SILENCE
+        self._aec = None
+        self._aec_delay = 0  # frames the canceller's output lags its input
+        self._prev_t = 0.0
+        if self.echo_tail_ms:
+            from pipeline.aec import EchoCanceller
+
+            self._aec = EchoCanceller(tail_ms=self.echo_tail_ms)
+            self._aec_delay = self._aec.latency_samples // 320
         self._stop = threading.Event()
         self._llm = None
         self._threads: list[threading.Thread] = []
@@ -189,13 +210,15 @@ class CallSession:
     # --- media clock side (never blocks) -------------------------------------------------
 
     def push_inbound(self, pcm: bytes) -> None:
-        self._inbox.put(_Inbound(pcm, time.monotonic()))
+        self._inbox.put(_Inbound(pcm, time.monotonic(), self._last_out))
 
     def pull_outbound(self) -> bytes:
         item = self.playout.pop()
         if item is None:
+            self._last_out = SILENCE
             return SILENCE
         uid, frame = item
+        self._last_out = frame
         self.last_audio_out = time.monotonic()
         if uid != self._started_uid:
             self._started_uid = uid
@@ -218,7 +241,7 @@ class CallSession:
         if self._stop.is_set():
             return
         self._stop.set()
-        for u in self._utterances.values():
+        for u in list(self._utterances.values()):
             u.interrupt()
         self.core.end()
         self._inbox.put(None)
@@ -226,9 +249,12 @@ class CallSession:
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join(timeout)
-        if self._llm is not None and not any(t.is_alive() for t in self._threads):
-            self.engines.llm.release(self._llm)
-            self._llm = None
+        if not any(t.is_alive() for t in self._threads):
+            if self._llm is not None:
+                self.engines.llm.release(self._llm)
+                self._llm = None
+            if self._aec is not None:
+                self._aec.close()
 
     def _guard(self, name: str, target: Callable[[], None]) -> None:
         self.thread_init(f"{self.call_id}-{name}")
@@ -250,7 +276,12 @@ class CallSession:
                 item.fn()
                 continue
             pcm = np.frombuffer(item.pcm, dtype="<i2")
-            self._audio.append(pcm, item.t)
+            t = item.t
+            if self._aec is not None:
+                pcm = self._aec.process(pcm, np.frombuffer(item.far, dtype="<i2"))
+                if self._aec_delay:  # the cleaned frame holds the previous frame's audio
+                    t, self._prev_t = self._prev_t or item.t, item.t
+            self._audio.append(pcm, t)
             for end, prob in self._vad.feed(int16_to_float(pcm)):
                 self._execute(self.core.on_vad(end, prob))
             self._check_done()
@@ -293,33 +324,75 @@ class CallSession:
             elif isinstance(a, ResumePlayout):
                 self.playout.held = False
             elif isinstance(a, Interrupt):
-                self.playout.held = False
-                u = self._utterances.get(a.utterance_id)
+                self._interrupt(a)
+            elif isinstance(a, Transcribe):
+                self._start_transcription(a)
+            elif isinstance(a, Commit):
+                self._commit(a, answered=any(isinstance(x, Respond) for x in actions))
+            elif isinstance(a, Discard):
+                self._recs.pop(a.turn_id, None)
+                u = self._utterances.pop(a.utterance_id, None) if a.utterance_id else None
                 if u is not None:
                     u.interrupt()
-                    rec = self._turn_of_utterance.get(u.id)
-                    if rec is not None and self.playout.played(u.id):
-                        rec.barge_in_seconds = max(
-                            0.0, self.last_audio_out - self._audio.arrived(a.speech_start))
-                    self._finish_utterance(u)
-            elif isinstance(a, Transcribe):
-                rec = TurnRecord(a.turn_id, a.start, a.end, time.monotonic(),
-                                 speech_end_time=self._audio.arrived(a.end))
-                self.turns.append(rec)
-                # Silero scores a word's onset late and its tail early: keep some margin
-                audio = self._audio.span(a.start - PRE_ROLL, a.end + POST_ROLL)
-                self._jobs.put(lambda a=a, rec=rec, audio=audio: self._transcribe(a, rec, audio))
-            elif isinstance(a, Say | Respond):
+                    self._turn_of_utterance.pop(u.id, None)
+            elif isinstance(a, Respond):
+                self._start_reply(a)
+            elif isinstance(a, Say):
                 u = Utterance(a.utterance_id, self.playout)
                 self._utterances[u.id] = u
-                if isinstance(a, Respond):
-                    rec = next((r for r in reversed(self.turns) if r.turn_id == a.turn_id), None)
-                    if rec is not None:
-                        self._turn_of_utterance[u.id] = rec
-                    self.history.add_user(a.text)
-                    self._jobs.put(lambda u=u, rec=rec: self._respond(u, rec))
-                else:
-                    self._jobs.put(lambda u=u, text=a.text: self._say(u, text))
+                self._jobs.put(lambda u=u, text=a.text: self._say(u, text))
+
+    def _interrupt(self, a: Interrupt) -> None:
+        self.playout.held = False
+        u = self._utterances.get(a.utterance_id)
+        if u is None:
+            return
+        u.interrupt()
+        rec = self._turn_of_utterance.get(u.id)
+        if rec is not None and self.playout.played(u.id):
+            rec.barge_in_seconds = max(
+                0.0, self.last_audio_out - self._audio.arrived(a.speech_start))
+        self._finish_utterance(u)
+
+    def _start_transcription(self, a: Transcribe) -> None:
+        rec = TurnRecord(a.turn_id, a.start, a.end, 0.0,
+                         speech_end_time=self._audio.arrived(a.end), speculative=a.speculative)
+        self._recs[a.turn_id] = rec
+        if not a.speculative:
+            self._mark_committed(rec)
+        # Silero scores a word's onset late and its tail early: keep some margin
+        audio = self._audio.span(a.start - PRE_ROLL, a.end + POST_ROLL)
+        self._jobs.put(lambda: self._transcribe(a, rec, audio))
+
+    def _mark_committed(self, rec: TurnRecord) -> None:
+        rec.committed = time.monotonic()
+        self.turns.append(rec)
+
+    def _commit(self, a: Commit, answered: bool) -> None:
+        rec = self._recs.get(a.turn_id)
+        if rec is None:
+            return
+        self._mark_committed(rec)
+        u = self._utterances.get(a.utterance_id) if a.utterance_id else None
+        if u is not None:
+            self.history.add_user(rec.caller_text)
+            u.release()
+        elif not answered and rec.stt_seconds is not None:
+            self.on_turn_done(rec)  # the speculation heard nothing worth answering
+
+    def _start_reply(self, a: Respond) -> None:
+        u = Utterance(a.utterance_id, self.playout, held=a.speculative)
+        self._utterances[u.id] = u
+        rec = self._recs.get(a.turn_id)
+        if rec is not None:
+            self._turn_of_utterance[u.id] = rec
+        user = {"role": "user", "content": a.text}
+        if a.speculative:  # the history learns of this turn only when it commits
+            messages = [*self.history.messages(), user]
+        else:
+            self.history.add_user(a.text)
+            messages = self.history.messages()
+        self._jobs.put(lambda: self._respond(u, rec, messages))
 
     # --- worker --------------------------------------------------------------------------
 
@@ -343,7 +416,7 @@ class CallSession:
 
     def _on_transcript(self, turn_id: int, rec: TurnRecord, text: str) -> None:
         actions = self.core.on_transcript(turn_id, text)
-        if not any(isinstance(x, Respond) for x in actions):
+        if rec.committed and not any(isinstance(x, Respond) for x in actions):
             self.on_turn_done(rec)  # nothing to answer (noise, or a merged turn)
         self._execute(actions)
 
@@ -354,7 +427,10 @@ class CallSession:
         u.generated_text = text
         u.finished_generating = True
 
-    def _respond(self, u: Utterance, rec: TurnRecord | None) -> None:
+    def _respond(self, u: Utterance, rec: TurnRecord | None,
+                 messages: list[dict[str, str]]) -> None:
+        if u.cancelled:
+            return
         t0 = time.monotonic()
         chunker = ClauseChunker()
         parts: list[str] = []
@@ -367,16 +443,26 @@ class CallSession:
                     u.add_clause(clause, pcm)
                     clause = ""  # a clause Piper split in two: its text goes with the first
 
-        for piece in stream_chat(self._llm, self.history.messages(), self.engines.max_tokens,
+        for piece in stream_chat(self._llm, messages, self.engines.max_tokens,
                                  self.engines.temperature, lambda: u.cancelled):
             if rec is not None and rec.llm_first_token_seconds is None:
                 rec.llm_first_token_seconds = time.monotonic() - t0
             parts.append(piece)
-            speak(chunker.feed(piece))
+            if self.streaming:
+                speak(chunker.feed(piece))
             if u.cancelled:
                 break
         if not u.cancelled:
-            speak(chunker.flush())
+            if not self.streaming:  # the sequential baseline: whole reply, then whole speech
+                chunker.feed("".join(parts))
+                audio = [(c, b"".join(self.engines.tts.synthesize(c)))
+                         for c in chunker.feed("") + chunker.flush()]
+                if rec is not None:
+                    rec.tts_first_audio_seconds = time.monotonic() - t0
+                for clause, pcm in audio:
+                    u.add_clause(clause, pcm)
+            else:
+                speak(chunker.flush())
         u.generated_text = "".join(parts).strip()
         u.finished_generating = True
         if not u.clauses and not u.cancelled:  # nothing to say: let the core move on

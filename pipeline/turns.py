@@ -40,8 +40,7 @@ class TurnDetector:
     def __init__(self, threshold: float, end_silence: int, min_speech: int, pause: int,
                  max_turn: int) -> None:
         """All durations in samples."""
-        self.threshold = threshold
-        self.release = max(0.01, threshold - 0.15)
+        self.threshold = threshold  # may change between windows (barge-in uses its own)
         self.end_silence = end_silence
         self.min_speech = min_speech
         self.pause = pause
@@ -59,11 +58,16 @@ class TurnDetector:
     def in_turn(self) -> bool:
         return self._phase is _Phase.IN_TURN
 
+    @property
+    def timing_speech(self) -> bool:
+        """A speech run has begun but is not (yet) long enough to start a turn."""
+        return self._phase is _Phase.IDLE and self._onset is not None
+
     def feed(self, end: int, prob: float) -> list[TurnEvent]:
         start = end - WINDOW
         if prob >= self.threshold:
             self._speaking = True
-        elif prob < self.release:
+        elif prob < max(0.01, self.threshold - 0.15):
             self._speaking = False
         if self._phase is _Phase.IDLE:
             return self._idle(start, end)

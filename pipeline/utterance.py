@@ -21,11 +21,15 @@ class Utterance:
 
     id: int
     playout: PlayoutBuffer
+    held: bool = False
+    """A speculative utterance keeps its audio until ``release()`` (the turn committed)."""
     clauses: list[Clause] = field(default_factory=list)
     generated_text: str = ""
     finished_generating: bool = False
     interrupted: bool = False
     _cancel: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _pending: list[bytes] = field(default_factory=list)
 
     @property
     def cancelled(self) -> bool:
@@ -33,15 +37,29 @@ class Utterance:
 
     def add_clause(self, text: str, pcm: bytes) -> bool:
         """Queue a synthesized clause for playout; False if the utterance was cancelled."""
-        if self._cancel.is_set():
-            return False
-        self.clauses.append(Clause(text, len(pcm) // 2))
-        self.playout.push(self.id, pcm)
+        with self._lock:
+            if self._cancel.is_set():
+                return False
+            self.clauses.append(Clause(text, len(pcm) // 2))
+            if self.held:
+                self._pending.append(pcm)
+            else:
+                self.playout.push(self.id, pcm)
         return True
 
+    def release(self) -> None:
+        """Start playing a held utterance (what is synthesized so far, then the rest)."""
+        with self._lock:
+            self.held = False
+            for pcm in self._pending:
+                self.playout.push(self.id, pcm)
+            self._pending.clear()
+
     def interrupt(self) -> str:
-        self._cancel.set()
-        self.interrupted = True
+        with self._lock:
+            self._cancel.set()
+            self.interrupted = True
+            self._pending.clear()
         self.playout.flush(self.id)
         return self.heard_text()
 
@@ -49,7 +67,8 @@ class Utterance:
         return heard_words(self.clauses, self.playout.played(self.id))
 
     def done_playing(self) -> bool:
-        return self.finished_generating and self.playout.queued(self.id) == 0
+        return (self.finished_generating and not self.held
+                and self.playout.queued(self.id) == 0)
 
 
 def heard_words(clauses: list[Clause], played: int) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pipeline.conversation import (
+    Commit,
     Conversation,
+    Discard,
     Interrupt,
     PausePlayout,
     Respond,
@@ -190,3 +192,55 @@ def test_speech_while_reply_is_generating_interrupts_the_silent_reply():
     # a late "done" from the interrupted utterance changes nothing
     conv.on_utterance_done(resp.utterance_id)
     assert conv.state is State.CALLER_SPEAKING
+
+
+# --- speculation -----------------------------------------------------------------------------
+
+def test_pause_speculates_and_the_commit_releases_the_held_reply():
+    conv, _ = answered_conversation()
+    acts = feed(conv, timeline((0.0, 320), (0.9, 1024), (0.0, 256)))
+    (spec,) = [a for a in acts if isinstance(a, Transcribe)]
+    assert spec.speculative and conv.state is State.CALLER_SPEAKING
+    (draft,) = conv.on_transcript(spec.turn_id, "When do you open?")
+    assert isinstance(draft, Respond) and draft.speculative
+    acts = feed(conv, timeline((0.0, 512)), start=1600 * MS)
+    assert not [a for a in acts if isinstance(a, Transcribe)]  # no second decode
+    (commit,) = [a for a in acts if isinstance(a, Commit)]
+    assert commit.turn_id == spec.turn_id and commit.utterance_id == draft.utterance_id
+    assert conv.state is State.THINKING
+    conv.on_playout_started(draft.utterance_id)
+    assert conv.state is State.BOT_SPEAKING
+
+
+def test_resumed_pause_discards_the_speculation():
+    conv, _ = answered_conversation()
+    acts = feed(conv, timeline((0.0, 320), (0.9, 1024), (0.0, 256)))
+    (spec,) = [a for a in acts if isinstance(a, Transcribe)]
+    (draft,) = conv.on_transcript(spec.turn_id, "When do you")
+    acts = feed(conv, timeline((0.9, 512)), start=1600 * MS)  # the caller goes on
+    (discard,) = [a for a in acts if isinstance(a, Discard)]
+    assert discard.turn_id == spec.turn_id and discard.utterance_id == draft.utterance_id
+    acts = feed(conv, timeline((0.0, 800)), start=2112 * MS)
+    trs = [a for a in acts if isinstance(a, Transcribe)]
+    # a new speculation at the next pause, then the commit takes it: the whole turn
+    assert trs and trs[-1].start == 320 * MS and trs[-1].end == 2112 * MS
+    assert [a for a in acts if isinstance(a, Commit)][0].turn_id == trs[-1].turn_id
+    # the stale transcript of the discarded speculation changes nothing
+    assert conv.on_transcript(spec.turn_id, "When do you") == []
+
+
+def test_speculative_transcript_arriving_after_the_commit_is_answered():
+    conv, _ = answered_conversation()
+    acts = feed(conv, timeline((0.0, 320), (0.9, 1024), (0.0, 800)))
+    (spec,) = [a for a in acts if isinstance(a, Transcribe)]
+    (commit,) = [a for a in acts if isinstance(a, Commit)]
+    assert commit.utterance_id is None and conv.state is State.THINKING
+    (resp,) = conv.on_transcript(spec.turn_id, "When do you open?")
+    assert isinstance(resp, Respond) and not resp.speculative
+
+
+def test_without_speculation_one_transcription_at_the_end():
+    conv = Conversation(settings(speculate=False))
+    acts = feed(conv, timeline((0.0, 320), (0.9, 1024), (0.0, 800)))
+    (tr,) = [a for a in acts if isinstance(a, Transcribe)]
+    assert not tr.speculative and not [a for a in acts if isinstance(a, Commit)]

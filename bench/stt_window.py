@@ -1,0 +1,103 @@
+"""Whisper with its fixed 30 s encoder window vs a window cut to the utterance.
+
+Prints WER and decode time per mode on real recordings (Debian pocketsphinx-testdata),
+clean and after G.711 mu-law at 8 kHz, so the shortcut in pipeline/stt.py stays justified.
+
+    .venv/bin/python -m bench.stt_window [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path("/usr/share/pocketsphinx/test/data")
+
+
+def corpus() -> list[tuple[Path, str]]:
+    out = []
+    for folder, trans in (("librivox", "transcription"), ("cards", "cards.transcription")):
+        for line in (DATA / folder / trans).read_text().splitlines():
+            m = re.match(r"<s>(.*)</s>\s*\((.*)\)", line.strip())
+            if m:
+                out.append((DATA / folder / f"{m.group(2)}.wav", m.group(1).strip()))
+    return out
+
+
+def load(path: Path, telephone: bool) -> np.ndarray:
+    if telephone:  # 16 kHz -> 8 kHz mu-law -> back, with sox (an independent resampler)
+        raw = subprocess.run(["sox", str(path), "-r", "8000", "-e", "u-law", "-t", "wav", "-",
+                              "rate", "8000"], capture_output=True, check=True).stdout
+        pcm = subprocess.run(["sox", "-t", "wav", "-", "-r", "16000", "-e", "signed", "-b", "16",
+                              "-t", "raw", "-"], input=raw, capture_output=True,
+                             check=True).stdout
+        return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768
+
+
+def normalise(text: str) -> list[str]:
+    nums = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five",
+            "6": "six", "7": "seven", "8": "eight", "9": "nine", "10": "ten"}
+    words = re.sub(r"[^a-z0-9' ]", " ", text.lower().replace("-", " ")).split()
+    return [nums.get(w, w) for w in words]
+
+
+def wer(ref: list[str], hyp: list[str]) -> int:
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = ap.parse_args()
+    from pipeline import models
+    from pipeline.stt import WhisperStt
+
+    stt = WhisperStt(models.resolve().whisper_dir)
+    stt.warm_up()
+    results = {}
+    items = corpus()
+    for telephone in (False, True):
+        for short in (False, True):
+            stt.short_window = short
+            errs = words = 0
+            times = []
+            for path, ref in items:
+                audio = load(path, telephone)
+                t0 = time.perf_counter()
+                hyp = stt.transcribe(audio)
+                times.append(time.perf_counter() - t0)
+                errs += wer(normalise(ref), normalise(hyp))
+                words += len(normalise(ref))
+            key = f"{'g711' if telephone else 'clean'}/{'short' if short else '30s'}"
+            results[key] = {"wer": errs / words, "words": words,
+                            "p50_s": statistics.median(times),
+                            "p95_s": sorted(times)[int(0.95 * (len(times) - 1))]}
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"{len(items)} utterances, Whisper tiny.en int8, beam 1")
+    print(f"{'input/window':<14} {'WER':>6} {'p50 s':>7} {'p95 s':>7}")
+    for k, r in results.items():
+        print(f"{k:<14} {r['wer']:6.1%} {r['p50_s']:7.3f} {r['p95_s']:7.3f}")
+    for inp in ("clean", "g711"):
+        print(f"{inp}: short/30s decode time ratio "
+              f"{results[inp + '/short']['p50_s'] / results[inp + '/30s']['p50_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
