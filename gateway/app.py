@@ -38,9 +38,12 @@ def turn_settings(cfg: Config) -> TurnSettings:
         end_silence=ms_to_samples(t.end_of_turn_silence_ms),
         min_speech=ms_to_samples(t.min_speech_ms),
         min_barge_in=ms_to_samples(t.min_barge_in_ms),
-        pause=ms_to_samples(min(200, t.end_of_turn_silence_ms)),
+        pause=ms_to_samples(min(t.speculation_pause_ms, t.end_of_turn_silence_ms)),
         max_turn=ms_to_samples(t.max_turn_seconds * 1000),
         barge_in=t.barge_in,
+        barge_in_threshold=t.barge_in_threshold,
+        speculate=t.mode == "streaming",
+        speculate_reply=t.speculate_reply and t.mode == "streaming",
     )
 
 
@@ -76,9 +79,18 @@ def serve(cfg: Config) -> int:
     from gateway.sip import Gateway
 
     _sys.setswitchinterval(0.001)  # let the media clock thread in between Python glue
-    engines = load_engines(cfg)
-    gw = Gateway(cfg, engines)
-    gw.start()
+    try:
+        observer, close_observability = start_observability(cfg)
+    except OSError as e:  # the journal cannot be opened: no call may go unrecorded
+        print(f"voicebot: call journal: {e}", file=sys.stderr)
+        return 4
+    try:
+        engines = load_engines(cfg)
+        gw = Gateway(cfg, engines, observer=observer)
+        gw.start()
+    except BaseException:
+        close_observability()
+        raise
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: shutting down", signum)
@@ -89,5 +101,41 @@ def serve(cfg: Config) -> int:
     print("voicebot ready", flush=True)  # tests and supervisors wait for this line
     gw.run()
     gw.shutdown()
+    close_observability()
     log.info("stopped: %s", gw.stats)
     return 0
+
+
+def start_observability(cfg: Config):
+    """Metrics registry and server, call journal (closing what a crash left open).
+
+    Returns the call observer and a function that closes them (call after the SIP shutdown).
+    """
+    from prometheus_client import CollectorRegistry
+
+    from gateway import records
+    from gateway.metrics import Metrics, start_server
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, capacity=cfg.sip.max_calls)
+    path = records.journal_path(cfg.records.path)
+    aborted, folded = records.recover(path)
+    for line_no, text in folded.torn:
+        log.warning("call journal %s: line %d is torn or not a record, skipped: %r",
+                    path, line_no, text)
+    if aborted:
+        metrics.calls.labels("aborted").inc(len(aborted))
+        log.warning("call journal %s: closed %d call(s) left open by a crash as aborted: %s",
+                    path, len(aborted), ", ".join(aborted))
+    journal = records.Journal(path, on_error=lambda e: metrics.journal_errors.inc())
+    log.info("call journal: %s", path.resolve())
+    observer = records.CallObserver(metrics, journal)
+    server = start_server(registry, cfg.metrics.listen_address, cfg.metrics.port)
+
+    def close() -> None:
+        observer.close_all("the gateway shut down")
+        journal.close()
+        if server is not None:
+            server.close()
+
+    return observer, close

@@ -20,7 +20,50 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate the config and print the effective settings")
     m = sub.add_parser("models", help="assemble and verify the bundled models (sha256)")
     m.add_argument("--quiet", action="store_true")
+    c = sub.add_parser("calls", help="list recent calls from the call journal; "
+                                     "'calls show ID' shows one call's turns and timings")
+    c.add_argument("--journal", metavar="FILE",
+                   help="journal file (default: [records] path of the config)")
+    c.add_argument("-n", "--limit", type=int, default=20, metavar="N",
+                   help="how many recent calls to list (default 20; 0 = all)")
+    c.add_argument("--json", action="store_true", help="print records as JSON")
+    cs = c.add_subparsers(dest="calls_command", metavar="show")
+    show = cs.add_parser("show", help="one call: its turns with their timings")
+    show.add_argument("id", help="record id (or a unique prefix, or a log name like call-3: "
+                                 "its latest record)")
+    show.add_argument("--json", action="store_true", help="print the record as JSON")
     return p
+
+
+def _calls(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    import json
+
+    from gateway import records
+
+    path = records.journal_path(args.journal or cfg.records.path)
+    if not path.exists():
+        print(f"voicebot: no call journal at {path}", file=sys.stderr)
+        return 1
+    folded = records.read(path)
+    for line_no, text in folded.torn:
+        print(f"voicebot: {path} line {line_no} is torn or not a record, skipped: {text!r}",
+              file=sys.stderr)
+    if args.calls_command == "show":
+        try:
+            rec = records.find(folded, args.id)
+        except LookupError as e:
+            print(f"voicebot: {e.args[0]}", file=sys.stderr)
+            return 1
+        print(json.dumps(rec, indent=2, ensure_ascii=False) if args.json
+              else records.format_call(rec))
+        return 0
+    recs = folded.records()
+    recs = recs[-args.limit:] if args.limit > 0 else recs
+    if args.json:
+        print(json.dumps(recs, indent=2, ensure_ascii=False))
+    else:
+        print(records.format_list(recs))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(config_mod.documented_defaults(cfg), indent=2))
         return 0
+    if args.command == "calls":
+        return _calls(args, cfg)
     if args.command == "models":
         from pipeline import models
 

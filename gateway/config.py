@@ -49,7 +49,14 @@ class TurnConfig:
     min_speech_ms: int = _spec(150, lo=30, hi=2000, doc="shorter bursts are not a turn")
     barge_in: bool = _spec(True)
     min_barge_in_ms: int = _spec(200, lo=40, hi=2000)
+    barge_in_threshold: float = _spec(0.6, lo=0.05, hi=0.99)
     max_turn_seconds: float = _spec(30.0, lo=2.0, hi=120.0, doc="force the end of a long turn")
+    speculation_pause_ms: int = _spec(200, lo=64, hi=3000)
+    speculate_reply: bool = _spec(True)
+    mode: str = _spec("streaming", choices=("streaming", "sequential"))
+    echo_cancel: bool = _spec(True)
+    echo_tail_ms: int = _spec(400, lo=50, hi=1000)
+    double_talk_db: float = _spec(-6.0, lo=-30.0, hi=0.0)
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,18 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    listen_address: str = _spec("127.0.0.1", doc="address /metrics is served on (IPv4 or IPv6)")
+    port: int = _spec(9464, lo=0, hi=65535, doc="TCP port of /metrics; 0 = not served")
+
+
+@dataclass(frozen=True)
+class RecordsConfig:
+    path: str = _spec("", doc="call journal (JSON Lines); empty = $VOICEBOT_STATE/calls.jsonl "
+                              "or var/calls.jsonl")
+
+
+@dataclass(frozen=True)
 class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
@@ -102,11 +121,14 @@ class Config:
     llm: LlmConfig = field(default_factory=LlmConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    records: RecordsConfig = field(default_factory=RecordsConfig)
 
 
 SECTIONS: dict[str, type] = {
     "sip": SipConfig, "turn": TurnConfig, "stt": SttConfig,
     "llm": LlmConfig, "tts": TtsConfig, "log": LogConfig,
+    "metrics": MetricsConfig, "records": RecordsConfig,
 }
 ENV_PREFIX = "VOICEBOT_"
 
@@ -178,6 +200,11 @@ def _check_cross(cfg: Config) -> None:
             except ValueError:
                 raise ConfigError(
                     f"[sip] {key} = {addr!r} is invalid: expected an IPv4 address") from None
+    try:
+        ipaddress.ip_address(cfg.metrics.listen_address)
+    except ValueError:
+        raise ConfigError(f"[metrics] listen_address = {cfg.metrics.listen_address!r} is "
+                          "invalid: expected an IPv4 or IPv6 address") from None
 
 
 def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:

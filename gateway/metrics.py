@@ -1,0 +1,297 @@
+"""Prometheus metrics of the gateway, on a registry passed in (never the global default).
+
+Naming follows the Prometheus conventions: a ``voicebot_`` prefix, base units (``_seconds``),
+``_total`` on counters. No call ID or phone number ever goes into a label: the call ID rides
+as an OpenMetrics exemplar on the TTFA and barge-in observations, and the call journal
+(``gateway/records.py``) holds the rest.
+
+Threads: observations come from the pjsua thread (calls), the main thread (RTP polls), each
+call's listener thread (turns) and PJSIP's media clock thread (``observe_lateness``, which only
+does one histogram observation: a lock and a few additions).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from wsgiref.simple_server import WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler, make_wsgi_app
+
+log = logging.getLogger(__name__)
+
+# 50 ms steps up to 3 s, then coarser up to 10 s (TTFA, barge-in, and every pipeline stage).
+LATENCY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 61)) + (4.0, 5.0, 7.5, 10.0)
+# Media clock lateness: the callbacks are due every 20 ms; anything past 20 ms is a lost slot.
+LATENESS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.1, 0.2)
+# Per-call RTP levels sampled every poll (2 s): inter-arrival jitter and jitter-buffer delay.
+JITTER_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5)
+JB_DELAY_BUCKETS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+DURATION_BUCKETS = (5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+
+CALL_OUTCOMES = ("answered", "rejected_capacity", "rejected_user", "failed", "ended_by_caller",
+                 "ended_by_bot", "media_timeout", "aborted")
+STAGES = ("end_of_turn", "stt", "llm_first_token", "tts_first_audio")
+TURN_RESULTS = ("answered", "interrupted", "unanswered")
+ERROR_STAGES = ("listen", "work")  # the session's threads (CallSession.on_failure's names)
+RX_PROBLEMS = ("lost", "duplicate", "reordered", "discarded")
+JB_EVENTS = ("lost", "discarded", "empty")
+
+# call.rtp key -> (metric, label value); cumulative per call, turned into process counters
+_RTP_COUNTERS = {
+    "rx_packets": ("packets", "received"),
+    "tx_packets": ("packets", "sent"),
+    "rx_lost": ("rx", "lost"),
+    "rx_dup": ("rx", "duplicate"),
+    "rx_reorder": ("rx", "reordered"),
+    "rx_discard": ("rx", "discarded"),
+    "jb_lost": ("jb", "lost"),
+    "jb_discard": ("jb", "discarded"),
+    "jb_empty": ("jb", "empty"),
+}
+
+
+class Metrics:
+    """Every metric of the gateway, registered on ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry, capacity: int = 0) -> None:
+        self.registry = registry
+        r = registry
+        self.calls = Counter(
+            "voicebot_calls", "Calls by outcome: INVITE results (answered, rejected_capacity, "
+            "rejected_user) and, for answered calls, how they ended (ended_by_caller, "
+            "ended_by_bot, failed, media_timeout, aborted = found open after a crash)",
+            ["outcome"], registry=r)
+        self.active_calls = Gauge("voicebot_active_calls", "Calls up now", registry=r)
+        self.capacity = Gauge("voicebot_call_capacity", "Concurrent calls this process takes",
+                              registry=r)
+        self.call_duration = Histogram(
+            "voicebot_call_duration_seconds", "Answered calls, answer to end",
+            buckets=DURATION_BUCKETS, registry=r)
+        self.turns = Counter(
+            "voicebot_turns", "Caller turns by result (answered: the reply played; "
+            "interrupted: the caller barged in; unanswered: no reply, e.g. noise)",
+            ["result"], registry=r)
+        self.barge_ins = Counter("voicebot_barge_ins", "Caller barge-ins over the bot's audio",
+                                 registry=r)
+        self.pipeline_errors = Counter(
+            "voicebot_pipeline_errors", "Pipeline failures that ended a call, by stage",
+            ["stage"], registry=r)
+        self.ttfa = Histogram(
+            "voicebot_ttfa_seconds", "Time to first audio on the wire: end of the caller's "
+            "speech on the wire to the bot's first reply audio on the wire (exemplar: call_id)",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.barge_in = Histogram(
+            "voicebot_barge_in_seconds", "Barge-in latency on the wire: onset of the caller's "
+            "speech to the bot's last audio (exemplar: call_id)",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.stage = Histogram(
+            "voicebot_stage_seconds", "Time spent per pipeline stage of a turn: end_of_turn "
+            "(end of speech to end of turn decided), stt, llm_first_token, tts_first_audio",
+            ["stage"], buckets=LATENCY_BUCKETS, registry=r)
+        self.lateness = Histogram(
+            "voicebot_media_callback_lateness_seconds", "How late the media clock callbacks "
+            "ran against their 20 ms grid", buckets=LATENESS_BUCKETS, registry=r)
+        self.rtp_packets = Counter("voicebot_rtp_packets", "RTP packets by direction",
+                                   ["direction"], registry=r)
+        self.rtp_rx_problems = Counter(
+            "voicebot_rtp_rx_problem_packets", "Received RTP packets lost, duplicated, "
+            "reordered or discarded (RTCP receive statistics)", ["kind"], registry=r)
+        self.jb_frames = Counter(
+            "voicebot_jitter_buffer_frames", "Jitter-buffer frame events: lost, discarded "
+            "(too late or overflow), empty (nothing to play)", ["event"], registry=r)
+        self.rtp_jitter = Histogram(
+            "voicebot_rtp_jitter_seconds", "Inbound inter-arrival jitter, sampled per call "
+            "every statistics poll", buckets=JITTER_BUCKETS, registry=r)
+        self.jb_delay = Histogram(
+            "voicebot_jitter_buffer_delay_seconds", "Inbound jitter-buffer delay (average so "
+            "far in the call), sampled per call every statistics poll",
+            buckets=JB_DELAY_BUCKETS, registry=r)
+        self.journal_errors = Counter("voicebot_journal_write_errors",
+                                      "Call journal lines that could not be written", registry=r)
+        # every label value exists from the start (a dashboard query never finds nothing)
+        for o in CALL_OUTCOMES:
+            self.calls.labels(o)
+        for s in STAGES:
+            self.stage.labels(s)
+        for t in TURN_RESULTS:
+            self.turns.labels(t)
+        for s in ERROR_STAGES:
+            self.pipeline_errors.labels(s)
+        for d in ("received", "sent"):
+            self.rtp_packets.labels(d)
+        for k in RX_PROBLEMS:
+            self.rtp_rx_problems.labels(k)
+        for e in JB_EVENTS:
+            self.jb_frames.labels(e)
+        self.capacity.set(capacity)
+        self._rtp_seen: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    # --- media clock thread --------------------------------------------------------------
+
+    def observe_lateness(self, seconds: float) -> None:
+        self.lateness.observe(seconds)
+
+    # --- RTP -----------------------------------------------------------------------------
+
+    def rtp_update(self, call_key: str, rtp: Mapping[str, object]) -> None:
+        """Fold one poll of a call's cumulative stream statistics into the process counters
+        (adds the increase since the last poll of that call) and sample its levels."""
+        with self._lock:
+            seen = self._rtp_seen.setdefault(call_key, {})
+            for key, (kind, label) in _RTP_COUNTERS.items():
+                v = rtp.get(key)
+                if not isinstance(v, int | float):
+                    continue
+                delta = v - seen.get(key, 0)
+                seen[key] = v
+                if delta <= 0:  # a reset stream (re-INVITE) starts over: count from there
+                    continue
+                if kind == "packets":
+                    self.rtp_packets.labels(label).inc(delta)
+                elif kind == "rx":
+                    self.rtp_rx_problems.labels(label).inc(delta)
+                else:
+                    self.jb_frames.labels(label).inc(delta)
+        jitter = rtp.get("rx_jitter_ms_last", rtp.get("rx_jitter_ms_mean"))
+        if isinstance(jitter, int | float) and rtp.get("rx_packets"):
+            self.rtp_jitter.observe(jitter / 1000.0)
+        jb = rtp.get("jb_delay_ms_avg")
+        if isinstance(jb, int | float) and jb > 0:
+            self.jb_delay.observe(jb / 1000.0)
+
+    def rtp_forget(self, call_key: str) -> None:
+        with self._lock:
+            self._rtp_seen.pop(call_key, None)
+
+
+class MetricsServer:
+    """/metrics over HTTP (OpenMetrics when the scraper asks for it, so exemplars show)."""
+
+    def __init__(self, registry: CollectorRegistry, address: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+        class _Server(ThreadingWSGIServer):
+            address_family = family
+
+        self.httpd: WSGIServer = make_server(address, port, make_wsgi_app(registry), _Server,
+                                             handler_class=_SilentHandler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http",
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.httpd.server_address[:2]
+        return str(host), int(port)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def start_server(registry: CollectorRegistry, address: str, port: int) -> MetricsServer | None:
+    """Serve /metrics; port 0 = off. A port in use is logged, not fatal: calls matter more
+    than their metrics (Prometheus shows the target down)."""
+    if port == 0:
+        return None
+    try:
+        srv = MetricsServer(registry, address, port)
+    except OSError as e:
+        log.error("metrics: cannot listen on %s:%d (%s): /metrics is not served", address,
+                  port, e.strerror)
+        return None
+    log.info("metrics on http://%s:%d/metrics", *srv.address)
+    return srv
+
+
+# --- audible edges, for TTFA on the wire --------------------------------------------------------
+
+LOUD_RMS = 500.0
+"""A 20 ms frame with an RMS above this (about -36 dBFS) holds sound, not silence."""
+
+
+class AudioEdges:
+    """When each 20 ms frame passed the port, both ways, and whether it was loud.
+
+    The VAD decides the end of a turn from Silero's scores, which hold on ~100 ms past the last
+    audible sound; TTFA on the wire is measured from the caller's last sound to the bot's first
+    sound. The media callbacks note each frame's time and loudness (one float dot product of
+    320 samples, ~2 µs) in fixed rings; ``last_loud_in`` / ``first_loud_out`` search them later
+    from another thread.
+    """
+
+    def __init__(self, seconds: float = 120.0, loud_rms: float = LOUD_RMS) -> None:
+        import array
+
+        self.size = int(seconds / 0.020)
+        self._loud2 = loud_rms * loud_rms * 320
+        self.in_t = array.array("d", bytes(8 * self.size))
+        self.in_loud = bytearray(self.size)
+        self.out_t = array.array("d", bytes(8 * self.size))
+        self.out_loud = bytearray(self.size)
+        self.n_in = 0
+        self.n_out = 0
+
+    def _loud(self, pcm: bytes) -> int:
+        import numpy as np
+
+        x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+        return int(float(np.dot(x, x)) * (320 / max(1, len(x))) > self._loud2)
+
+    def tap_inbound(self, fn):
+        def inbound(pcm: bytes) -> None:
+            i = self.n_in % self.size
+            self.in_t[i] = time.monotonic()
+            self.in_loud[i] = self._loud(pcm)
+            self.n_in += 1
+            fn(pcm)
+        return inbound
+
+    def tap_outbound(self, fn):
+        def outbound() -> bytes:
+            pcm = fn()
+            i = self.n_out % self.size
+            self.out_t[i] = time.monotonic()
+            self.out_loud[i] = self._loud(pcm)
+            self.n_out += 1
+            return pcm
+        return outbound
+
+    def last_loud_in(self, not_after: float, not_before: float) -> float | None:
+        """Arrival time of the last loud inbound frame in [not_before, not_after]."""
+        n = self.n_in
+        for k in range(n - 1, max(-1, n - self.size - 1), -1):
+            i = k % self.size
+            t = self.in_t[i]
+            if t < not_before:
+                return None
+            if t <= not_after and self.in_loud[i]:
+                return t
+        return None
+
+    def first_loud_out(self, not_before: float, not_after: float) -> float | None:
+        """Time the first loud outbound frame in [not_before, not_after] was handed out."""
+        n = self.n_out
+        lo = max(0, n - self.size)
+        # binary search for the first frame at or after not_before, then scan forward
+        a, b = lo, n
+        while a < b:
+            m = (a + b) // 2
+            if self.out_t[m % self.size] < not_before:
+                a = m + 1
+            else:
+                b = m
+        for k in range(a, n):
+            i = k % self.size
+            t = self.out_t[i]
+            if t > not_after:
+                return None
+            if self.out_loud[i]:
+                return t
+        return None
