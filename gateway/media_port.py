@@ -8,6 +8,7 @@ and the slow path is used if it ever does not hold.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import time
@@ -86,7 +87,25 @@ class CallPort(pj.AudioMediaPort):
         self.odd_frames = 0  # inbound frames of an unexpected size (padded or cut)
         self.empty_frames = 0  # ticks with no inbound audio (replaced by silence)
 
+    # Dropping the last reference to a port clears its attributes first, then the C++
+    # destructor waits (GIL released) for the bridge's current tick, which may still call in:
+    # those calls meet an AttributeError and must do nothing.
+
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2 API
+        with contextlib.suppress(AttributeError):
+            self._received(frame)
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2 API
+        try:
+            pcm = self._next_outbound()
+        except AttributeError:
+            return
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        frame.size = len(pcm)
+        frame.buf = pj.ByteVector(pcm)
+        self.frames_out += 1
+
+    def _received(self, frame: pj.MediaFrame) -> None:
         now = time.monotonic()
         if self._t0 is None:
             self._t0 = now
@@ -103,10 +122,3 @@ class CallPort(pj.AudioMediaPort):
             pcm = bytes(FRAME_BYTES)
         self.frames_in += 1
         self._on_inbound(pcm)
-
-    def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2 API
-        pcm = self._next_outbound()
-        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-        frame.size = len(pcm)
-        frame.buf = pj.ByteVector(pcm)
-        self.frames_out += 1

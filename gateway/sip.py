@@ -22,6 +22,7 @@ import pjsua2 as pj
 from gateway.admission import InviteGate
 from gateway.config import Config
 from gateway.media_port import CallPort, init_fast_path, pcm_format
+from gateway.records import CallObserver, detached_observer
 from pipeline.audio import BRIDGE_RATE
 from pipeline.session import CallSession, Engines
 
@@ -52,7 +53,23 @@ class GatewayCall(pj.Call):
         self.rtp: dict[str, float | int | str] = {}  # last stream statistics seen
         self.log = logging.LoggerAdapter(log, {"call": name})
 
+    # pjsua2 callbacks: an exception escaping one would keep this call object alive in the
+    # traceback, and a Call destroyed late hangs up whichever call reused its slot.
+
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 - pjsua2 API
+        try:
+            self._on_state()
+        except Exception:  # noqa: BLE001
+            self.log.exception("call state handling failed")
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+        try:
+            self._on_media_state()
+        except Exception:  # noqa: BLE001
+            self.log.exception("media set-up failed; ending the call")
+            self.gw.control.put(lambda name=self.name: self.gw.fail(name, "media"))
+
+    def _on_state(self) -> None:
         ci = self.getInfo()
         self.log.debug("state %s (%s)", ci.stateText, ci.lastStatusCode)
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.ended:
@@ -83,12 +100,14 @@ class GatewayCall(pj.Call):
             "rx_packets": rx.pkt, "rx_lost": rx.loss, "rx_dup": rx.dup,
             "rx_reorder": rx.reorder, "rx_discard": rx.discard,
             "rx_jitter_ms_mean": rx.jitterUsec.mean / 1000.0,
+            "rx_jitter_ms_last": rx.jitterUsec.last / 1000.0,
             "jb_delay_ms_avg": jb.avgDelayMsec, "jb_prefetch": jb.prefetch,
             "jb_lost": jb.lost, "jb_discard": jb.discard, "jb_empty": jb.empty,
             "tx_packets": st.rtcp.txStat.pkt,
         }
+        self.gw.observer.rtp(self.name, self.rtp)
 
-    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+    def _on_media_state(self) -> None:
         ci = self.getInfo()  # keep the info alive while iterating (field notes)
         media = ci.media
         for i in range(len(media)):
@@ -113,7 +132,10 @@ class BotAccount(pj.Account):
         self.gw = gw
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802
-        self.gw.incoming(self, prm)
+        try:
+            self.gw.incoming(self, prm)
+        except Exception:  # noqa: BLE001 - refuse this call, keep serving the others
+            log.exception("incoming call handling failed")
 
 
 class _LogWriter(pj.LogWriter):
@@ -125,10 +147,12 @@ class Gateway:
     """One pjsua2 endpoint and its calls. Construct, ``start()``, ``run()`` (blocks)."""
 
     def __init__(self, cfg: Config, engines: Engines,
-                 call_done: Callable[[GatewayCall], None] = lambda c: None) -> None:
+                 call_done: Callable[[GatewayCall], None] = lambda c: None,
+                 observer: CallObserver | None = None) -> None:
         self.cfg = cfg
         self.engines = engines
         self.call_done = call_done
+        self.observer = observer or detached_observer()  # metrics and call records
         self.control: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self.calls: dict[str, GatewayCall] = {}
         self.stats = CallStats()
@@ -201,6 +225,7 @@ class Gateway:
 
     def _count_refusal(self) -> None:
         self.stats.refused_capacity += 1
+        self.observer.refused("rejected_capacity")
         log.warning("refused a call: %d/%d calls active (503, Retry-After %d)",
                     self.gate.active_calls(), self.gate.capacity, self.gate.retry_after)
 
@@ -216,12 +241,17 @@ class Gateway:
         want_user = self.cfg.sip.user
         if want_user and f"sip:{want_user}@" not in ci.localUri:
             self.stats.refused_user += 1
+            self.observer.refused("rejected_user")
             call.log.info("refused: %s is not %r", ci.localUri, want_user)
             op.statusCode = pj.PJSIP_SC_NOT_FOUND
             call.hangup(op)
             return
         call.log.info("incoming from %s to %s", ci.remoteUri, ci.localUri)
         op.statusCode = pj.PJSIP_SC_OK
+        # the call's record is on disk before the 200 OK leaves: no answered call is missing
+        self.observer.answering(call.name, {
+            "remote_uri": ci.remoteUri, "local_uri": ci.localUri,
+            "remote_contact": ci.remoteContact, "sip_call_id": ci.callIdString})
         call.answer(op)
         self.stats.answered += 1
 
@@ -232,8 +262,15 @@ class Gateway:
             greeting=self.cfg.llm.greeting, system_prompt=self.cfg.llm.system_prompt,
             on_failure=lambda stage, exc, name=call.name: self.control.put(
                 lambda: self.fail(name, stage)),
-            thread_init=self.register_thread, turn_audio_dir=self.cfg.log.turn_audio_dir)
-        port = CallPort(session.push_inbound, session.pull_outbound)
+            thread_init=self.register_thread, turn_audio_dir=self.cfg.log.turn_audio_dir,
+            streaming=self.cfg.turn.mode == "streaming",
+            echo_tail_ms=self.cfg.turn.echo_tail_ms if self.cfg.turn.echo_cancel else 0,
+            double_talk_db=self.cfg.turn.double_talk_db,
+            on_turn_done=lambda rec, name=call.name: self.observer.turn_done(name, rec))
+        edges = self.observer.media_started(call.name, session)  # audible edges for TTFA
+        port = CallPort(edges.tap_inbound(session.push_inbound),
+                        edges.tap_outbound(session.pull_outbound),
+                        lateness=self.observer.metrics.observe_lateness)
         port.createPort(f"{call.name}-port", pcm_format())
         call.port, call.session = port, session
         session.start()
@@ -250,6 +287,7 @@ class Gateway:
     def fail(self, name: str, stage: str) -> None:
         """A pipeline stage of this call failed: end this call only."""
         self.stats.failed += 1
+        self.observer.pipeline_error(name, stage)
         call = self.calls.get(name)
         if call is not None and not call.ended:
             call.log.error("ending the call after a failure in its %s stage", stage)
@@ -269,7 +307,18 @@ class Gateway:
         if session is not None:
             # joining the session's threads takes up to a few seconds: not on pjsua's thread
             threading.Thread(target=session.stop, name=f"{call.name}-stop", daemon=True).start()
+        self._observe_end(call)
         self.call_done(call)
+
+    def _observe_end(self, call: GatewayCall) -> None:
+        try:
+            ci = call.getInfo()
+            status, reason = int(ci.lastStatusCode), str(ci.lastReason)
+        except pj.Error:
+            status, reason = None, ""
+        draining = getattr(getattr(self, "gate", None), "draining", False)
+        self.observer.ended(call.name, status, reason, by_bot=draining,
+                            cause="the gateway shut down" if draining else "")
 
     # --- main loop -----------------------------------------------------------------------
 
@@ -280,8 +329,7 @@ class Gateway:
             try:
                 job = self.control.get(timeout=max(0.0, next_poll - time.monotonic()))
             except queue.Empty:
-                for call in list(self.calls.values()):
-                    call.poll_stream_stats()
+                self._poll_stream_stats()
                 next_poll = time.monotonic() + STATS_INTERVAL
                 continue
             if job is None:
@@ -291,16 +339,29 @@ class Gateway:
             except Exception:  # noqa: BLE001 - a failed job must not stop the gateway
                 log.exception("control job failed")
 
+    def _poll_stream_stats(self) -> None:
+        # In its own frame: a loop variable left in run() would keep the last call polled
+        # alive after it ended, and pjsua2's ~Call, run whenever that reference goes, hangs
+        # up (and unbinds) whichever new call has been given the same call id meanwhile.
+        for call in list(self.calls.values()):
+            call.poll_stream_stats()
+
     def stop(self) -> None:
         self.control.put(None)
 
-    def shutdown(self, deadline: float = 5.0) -> None:
-        """Refuse new calls, hang up the active ones, wait for them to end, destroy pjsua."""
-        self.gate.draining = True
+    def _hangup_all(self) -> None:
+        # In its own frame, like _poll_stream_stats: a loop variable left in shutdown() kept
+        # the last call alive past libDestroy(), and its ~Call then aborted the process
+        # (pjsua_call_set_user_data assertion, exit -6).
         for call in list(self.calls.values()):
             if not call.ended:
                 with contextlib.suppress(pj.Error):
                     call.hangup(pj.CallOpParam())
+
+    def shutdown(self, deadline: float = 5.0) -> None:
+        """Refuse new calls, hang up the active ones, wait for them to end, destroy pjsua."""
+        self.gate.draining = True
+        self._hangup_all()
         end = time.monotonic() + deadline
         while self.calls and time.monotonic() < end:
             try:

@@ -57,10 +57,17 @@ class GatewayProcess:
 
     def start(self, timeout: float = 180.0) -> GatewayProcess:
         cfg = self.workdir / "voicebot.toml"
+        # each test gateway keeps its own journal and, unless a test asks, no metrics port
+        # (several gateways on one machine would fight over the default one)
+        own = ""
+        if "[metrics]" not in self.extra_toml:
+            own += "[metrics]\nport = 0\n"
+        if "[records]" not in self.extra_toml:
+            own += f'[records]\npath = "{self.workdir / "calls.jsonl"}"\n'
         cfg.write_text(
             f'[sip]\nlisten_address = "127.0.0.1"\nport = {self.sip_port}\n'
             f"rtp_port = {self.rtp_port}\n{self.extra_toml}\n"
-            f'[log]\nlevel = "info"\nturn_audio_dir = "{self.turn_dir}"\n')
+            f'[log]\nlevel = "info"\nturn_audio_dir = "{self.turn_dir}"\n{own}')
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen([*VOICEBOT, "--config", str(cfg)], cwd=ROOT, env=env,
