@@ -37,6 +37,7 @@ from pipeline.conversation import (
     Transcribe,
     TurnSettings,
 )
+from pipeline.echo_gate import EchoGate
 from pipeline.llm import ChatHistory, LlmPool, stream_chat
 from pipeline.stt import WhisperStt
 from pipeline.tts import PiperTts
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 SILENCE = bytes(FRAME_BYTES)
 KEEP_INBOUND_SECONDS = 130  # longest turn (max 120 s) plus margin
+FIRST_CLAUSE_WORDS = 6  # the caller waits for the first clause: cut it early (by words)
 PRE_ROLL = 5120  # samples (320 ms) of audio before the detected speech onset
 POST_ROLL = 1600  # samples (100 ms) after the detected speech end
 
@@ -177,6 +179,8 @@ class CallSession:
     """False: the sequential baseline (whole transcript, whole reply, whole speech)."""
     echo_tail_ms: int = 300
     """Echo canceller tail; 0 = no echo cancellation."""
+    double_talk_db: float = -6.0
+    """Caller speech over the bot counts only within this many dB of the bot's peak level."""
 
     def __post_init__(self) -> None:
         from pipeline.audio import PlayoutBuffer
@@ -196,6 +200,8 @@ class CallSession:
         self._last_out = SILENCE
         self._aec = None
         self._aec_delay = 0  # frames the canceller's output lags its input
+        self._gate = EchoGate(tail_frames=max(1, (self.echo_tail_ms or 300) // 20),
+                              ratio_db=self.double_talk_db)
         self._prev_t = 0.0
         if self.echo_tail_ms:
             from pipeline.aec import EchoCanceller
@@ -222,13 +228,13 @@ class CallSession:
         self.last_audio_out = time.monotonic()
         if uid != self._started_uid:
             self._started_uid = uid
-            self._inbox.put(_Call(lambda: self._on_playout_started(uid, time.monotonic())))
+            t = self.last_audio_out
+            self._inbox.put(_Call(lambda: self._on_playout_started(uid, t)))
         return frame
 
     # --- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        self._llm = self.engines.llm.acquire()
         for name, target in (("listen", self._listen_loop), ("work", self._work_loop)):
             t = threading.Thread(target=self._guard, args=(name, target),
                                  name=f"{self.call_id}-{name}", daemon=True)
@@ -249,12 +255,8 @@ class CallSession:
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join(timeout)
-        if not any(t.is_alive() for t in self._threads):
-            if self._llm is not None:
-                self.engines.llm.release(self._llm)
-                self._llm = None
-            if self._aec is not None:
-                self._aec.close()
+        if not any(t.is_alive() for t in self._threads) and self._aec is not None:
+            self._aec.close()
 
     def _guard(self, name: str, target: Callable[[], None]) -> None:
         self.thread_init(f"{self.call_id}-{name}")
@@ -276,14 +278,18 @@ class CallSession:
                 item.fn()
                 continue
             pcm = np.frombuffer(item.pcm, dtype="<i2")
+            far = np.frombuffer(item.far, dtype="<i2")
+            self._gate.push(pcm, far)
             t = item.t
             if self._aec is not None:
-                pcm = self._aec.process(pcm, np.frombuffer(item.far, dtype="<i2"))
+                pcm = self._aec.process(pcm, far)
                 if self._aec_delay:  # the cleaned frame holds the previous frame's audio
                     t, self._prev_t = self._prev_t or item.t, item.t
             self._audio.append(pcm, t)
+            echo_only = self._gate.echo_only()
             for end, prob in self._vad.feed(int16_to_float(pcm)):
-                self._execute(self.core.on_vad(end, prob))
+                # over the bot's own audio, what is no louder than its echo is not the caller
+                self._execute(self.core.on_vad(end, 0.0 if echo_only else prob))
             self._check_done()
 
     def _check_done(self) -> None:
@@ -397,11 +403,18 @@ class CallSession:
     # --- worker --------------------------------------------------------------------------
 
     def _work_loop(self) -> None:
-        while not self._stop.is_set():
-            job = self._jobs.get()
-            if job is None:
-                return
-            job()
+        try:
+            while not self._stop.is_set():
+                job = self._jobs.get()
+                if job is None:
+                    return
+                job()
+        finally:
+            # the worker owns this call's LLM context: taken at the first reply (never on a
+            # SIP thread, where waiting for a context released late would stall signalling)
+            if self._llm is not None:
+                self.engines.llm.release(self._llm)
+                self._llm = None
 
     def _transcribe(self, a: Transcribe, rec: TurnRecord, audio: np.ndarray) -> None:
         t0 = time.monotonic()
@@ -431,8 +444,10 @@ class CallSession:
                  messages: list[dict[str, str]]) -> None:
         if u.cancelled:
             return
+        if self._llm is None:
+            self._llm = self.engines.llm.acquire(timeout=30.0)
         t0 = time.monotonic()
-        chunker = ClauseChunker()
+        chunker = ClauseChunker(first_max_words=FIRST_CLAUSE_WORDS)
         parts: list[str] = []
 
         def speak(clauses: list[str]) -> None:

@@ -1,0 +1,471 @@
+"""TTFA and barge-in benchmark: a scripted pjsua2 caller against real gateways.
+
+    .venv/bin/python -m bench.turns [--turns N] [--json FILE]
+
+Starts two gateways with the same bundled models, one ``streaming`` (the default) and one
+``sequential`` (whole transcript, whole reply, whole speech), and calls them alternately
+from a caller in this process. The caller is a pjsua2 user agent whose media port plays
+scripted speech (espeak-ng, a different synthesizer than the bot's) and records what comes
+back; both directions are counted in the caller's 20 ms media ticks, so every figure is
+measured on the audio at the caller's end of the call (sent: as it goes to the wire;
+received: after the caller's jitter buffer, whose delay is reported and subtracted).
+
+Measured per turn:
+- TTFA: end of the caller's question (last non-silent 10 ms of what was sent) to the first
+  non-silent audio of the bot's answer received.
+- barge-in latency: onset of the caller's interruption to the bot's last audio received.
+- false barge-ins: with the caller's line echoing the bot's audio back (attenuated 10-20 dB,
+  delayed 40-200 ms), the bot's answers must not be cut without the caller speaking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.harness import GatewayProcess, espeak, free_udp_port  # noqa: E402
+
+FRAME = 320  # samples per 20 ms tick at 16 kHz
+RATE = 16000
+LOUD = 300.0  # RMS of a 10 ms window that counts as audio (the bot's speech is ~3000)
+
+QUESTIONS = [
+    "What time do you open in the morning?",
+    "Where is the clinic?",
+    "How much does a check-up cost?",
+    "Are you open on Saturday?",
+    "When do you close in the afternoon?",
+    "Can I book an appointment for Monday?",
+    "What is your address?",
+    "Are you open on Sundays?",
+]
+LONG_ASKS = [
+    "Please tell me everything about the clinic, the hours, the address and the prices.",
+    "Can you explain in detail how to book an appointment and what a check-up includes?",
+]
+INTERRUPTIONS = ["Sorry, what is the address?", "Wait, how much is it?"]
+
+
+# --- the caller ------------------------------------------------------------------------------
+
+def _pj():
+    import pjsua2 as pj
+
+    return pj
+
+
+class CallerAudio:
+    """What the caller's media port plays and hears, tick by tick (clock thread only)."""
+
+    def __init__(self, echo_gain: float = 0.0, echo_delay_ticks: int = 0) -> None:
+        self.out: collections.deque[np.ndarray] = collections.deque()
+        self.sent: list[np.ndarray] = []
+        self.recv: list[np.ndarray] = []
+        self.echo_gain = echo_gain
+        self.echo_delay = echo_delay_ticks
+        self.lock = threading.Lock()
+
+    def tick_out(self) -> np.ndarray:
+        frame = self.out.popleft() if self.out else np.zeros(FRAME, np.int16)
+        if self.echo_gain and len(self.recv) > self.echo_delay:
+            echo = self.recv[-1 - self.echo_delay].astype(np.float32) * self.echo_gain
+            frame = np.clip(frame.astype(np.float32) + echo, -32768, 32767).astype(np.int16)
+        self.sent.append(frame)
+        return frame
+
+    def tick_in(self, pcm: np.ndarray) -> None:
+        self.recv.append(pcm)
+
+    def play(self, pcm: np.ndarray) -> int:
+        """Queue speech; returns the tick at which its first sample goes out."""
+        with self.lock:
+            start = len(self.sent) + len(self.out)
+            n = -(-len(pcm) // FRAME)
+            padded = np.zeros(n * FRAME, np.int16)
+            padded[: len(pcm)] = pcm
+            self.out.extend(padded.reshape(n, FRAME))
+        return start
+
+
+def make_port(audio: CallerAudio):
+    pj = _pj()
+    from gateway.media_port import read_vector
+
+    class Port(pj.AudioMediaPort):
+        # AttributeError: a tick that races the port's destruction (see gateway/media_port.py)
+        def onFrameReceived(self, frame):  # noqa: N802
+            if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO:
+                pcm = np.frombuffer(read_vector(frame.buf), dtype="<i2")
+                if len(pcm) != FRAME:
+                    pcm = np.resize(pcm, FRAME)
+            else:
+                pcm = np.zeros(FRAME, np.int16)
+            with contextlib.suppress(AttributeError):
+                audio.tick_in(pcm)
+
+        def onFrameRequested(self, frame):  # noqa: N802
+            with contextlib.suppress(AttributeError):
+                frame.buf = pj.ByteVector(audio.tick_out().tobytes())
+                frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+                frame.size = FRAME * 2
+
+    return Port()
+
+
+class Caller:
+    def __init__(self) -> None:
+        pj = _pj()
+        from gateway.media_port import init_fast_path, pcm_format
+
+        self.pj = pj
+        self.ep = pj.Endpoint()
+        self.ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 1
+        cfg.logConfig.level = 0
+        cfg.logConfig.consoleLevel = 0
+        mc = cfg.medConfig
+        mc.clockRate = mc.sndClockRate = RATE
+        mc.audioFramePtime = 20
+        mc.noVad = True
+        mc.ecTailLen = 0
+        mc.quality = 8
+        self.ep.libInit(cfg)
+        t = pj.TransportConfig()
+        t.port = free_udp_port()
+        t.boundAddress = "127.0.0.1"
+        self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, t)
+        self.ep.libStart()
+        self.ep.audDevManager().setNullDev()
+        for c in self.ep.codecEnum2():
+            self.ep.codecSetPriority(c.codecId, 255 if c.codecId.startswith("G722") else 0)
+        init_fast_path()
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"sip:bench@127.0.0.1:{t.port}"
+        acfg.mediaConfig.transportConfig.port = 45000 + random.randint(0, 50) * 20
+        acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        self.acc = pj.Account()
+        self.acc.create(acfg)
+        self.fmt = pcm_format()
+        self.keep: list = []
+
+    def call(self, uri: str, audio: CallerAudio):
+        pj = self.pj
+        port = make_port(audio)
+        port.createPort(f"bench{id(audio)}", self.fmt)
+        caller = self
+
+        class C(pj.Call):
+            def __init__(self, acc) -> None:
+                super().__init__(acc)
+                self.connected = threading.Event()
+                self.gone = threading.Event()
+
+            def onCallMediaState(self, prm):  # noqa: N802
+                ci = self.getInfo()
+                media = ci.media
+                for i in range(len(media)):
+                    if (media[i].type == pj.PJMEDIA_TYPE_AUDIO
+                            and media[i].status == pj.PJSUA_CALL_MEDIA_ACTIVE):
+                        am = self.getAudioMedia(i)
+                        am.startTransmit(port)
+                        port.startTransmit(am)
+                        self.connected.set()
+
+            def onCallState(self, prm):  # noqa: N802
+                if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                    self.gone.set()
+
+        c = C(caller.acc)
+        c.port = port
+        self.keep.append(c)  # never destroyed mid-run: see close()
+        c.makeCall(uri, pj.CallOpParam(True))
+        if not c.connected.wait(10):
+            raise RuntimeError(f"call to {uri} did not connect")
+        return c
+
+    def jitter_delay_ms(self, call) -> float:
+        try:
+            return float(call.getStreamStat(0).jbuf.avgDelayMsec)
+        except self.pj.Error:
+            return 0.0
+
+    def hangup(self, call) -> None:
+        with contextlib.suppress(self.pj.Error):
+            call.hangup(self.pj.CallOpParam())
+        call.gone.wait(5)
+
+    def close(self) -> None:
+        """Hang up everything. The pjsua2 objects are left to the process exit (main() ends
+        with os._exit): destroying Calls and ports while the library runs races its
+        threads, and after libDestroy their destructors assert."""
+        self.ep.hangupAllCalls()
+        time.sleep(0.5)
+
+
+# --- analysis (pure) -------------------------------------------------------------------------
+
+def loud_windows(frames: list[np.ndarray], lo_tick: int = 0) -> np.ndarray:
+    """Per-10 ms loudness flags of the received frames from ``lo_tick`` on."""
+    if len(frames) <= lo_tick:
+        return np.zeros(0, bool)
+    x = np.concatenate(frames[lo_tick:]).astype(np.float64).reshape(-1, FRAME // 2)
+    return np.sqrt((x ** 2).mean(axis=1)) > LOUD
+
+
+def first_loud_ms(frames: list[np.ndarray], from_tick: int) -> float | None:
+    """Time (ms, from tick 0) of the first loud 10 ms at or after ``from_tick``."""
+    loud = loud_windows(frames, from_tick)
+    idx = np.flatnonzero(loud)
+    return None if idx.size == 0 else from_tick * 20 + idx[0] * 10.0
+
+
+def last_loud_before_gap_ms(frames: list[np.ndarray], from_tick: int,
+                            gap_ms: int = 400) -> float | None:
+    """End (ms) of the loud stretch that is running at ``from_tick`` (ends at a gap)."""
+    loud = loud_windows(frames, from_tick)
+    need = gap_ms // 10
+    last = None
+    quiet = 0
+    for i, on in enumerate(loud):
+        if on:
+            last, quiet = i, 0
+        else:
+            quiet += 1
+            if quiet >= need:
+                break
+    return None if last is None else from_tick * 20 + (last + 1) * 10.0
+
+
+def speech_bounds_ms(pcm: np.ndarray) -> tuple[float, float]:
+    """(first, last+1) loud 10 ms of a clip, in ms from its start."""
+    x = pcm[: len(pcm) // 160 * 160].astype(np.float64).reshape(-1, 160)
+    idx = np.flatnonzero(np.sqrt((x ** 2).mean(axis=1)) > LOUD)
+    return idx[0] * 10.0, (idx[-1] + 1) * 10.0
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+@dataclass
+class Turn:
+    mode: str
+    kind: str  # question | barge_in | echo
+    text: str
+    ttfa_ms: float | None = None
+    barge_in_ms: float | None = None
+    caller_jb_ms: float = 0.0
+
+
+@dataclass
+class Run:
+    turns: list[Turn] = field(default_factory=list)
+    false_barge_ins: dict[str, int] = field(default_factory=dict)
+
+
+def wait_quiet(audio: CallerAudio, quiet_ms: int = 900, timeout: float = 30.0) -> None:
+    """Wait until the bot has said something and then been quiet for ``quiet_ms``."""
+    t_end = time.monotonic() + timeout
+    heard = False
+    while time.monotonic() < t_end:
+        time.sleep(0.1)
+        n = len(audio.recv)
+        if n < quiet_ms // 20:
+            continue
+        tail = loud_windows(audio.recv, n - quiet_ms // 20)
+        heard = heard or bool(loud_windows(audio.recv, max(0, n - 100)).any())
+        if heard and not tail.any() and not audio.out:
+            return
+    raise TimeoutError("the bot did not go quiet")
+
+
+def ask(audio: CallerAudio, clip: np.ndarray, mode: str, text: str, kind: str) -> Turn:
+    start_tick = audio.play(clip)
+    _, end_ms = speech_bounds_ms(clip)
+    q_end_ms = start_tick * 20 + end_ms
+    deadline = time.monotonic() + len(clip) / RATE + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        first = first_loud_ms(audio.recv, int(q_end_ms // 20))
+        if first is not None:
+            return Turn(mode, kind, text, ttfa_ms=first - q_end_ms)
+    return Turn(mode, kind, text)
+
+
+def barge(audio: CallerAudio, ask_clip: np.ndarray, cut_clip: np.ndarray, mode: str,
+          text: str, after_s: float) -> Turn:
+    turn = ask(audio, ask_clip, mode, text, "barge_in")
+    if turn.ttfa_ms is None:
+        return turn
+    # wait until the answer has been playing for after_s, then interrupt
+    time.sleep(after_s)
+    cut_tick = audio.play(cut_clip)
+    onset_ms = cut_tick * 20 + speech_bounds_ms(cut_clip)[0]
+    time.sleep(len(cut_clip) / RATE + 1.5)
+    end = last_loud_before_gap_ms(audio.recv, max(0, int(onset_ms // 20) - 5))
+    if end is not None:
+        turn.barge_in_ms = max(0.0, end - onset_ms)
+    return turn
+
+
+def count_interruptions(log: str, call_name: str) -> int:
+    return sum(1 for line in log.splitlines()
+               if f"[{call_name}]" in line and "bot interrupted" in line)
+
+
+_ALIVE: list = []
+
+
+def progress(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def run_bench(turns: int, echo_turns: int, workdir: Path, seed: int) -> Run:
+    rng = random.Random(seed)
+    clips = {}
+    for text in QUESTIONS + LONG_ASKS + INTERRUPTIONS:
+        clips[text] = espeak(text, workdir / f"q{len(clips)}.wav")
+    gateways = {}
+    for mode in ("streaming", "sequential"):
+        (workdir / mode).mkdir()
+        gateways[mode] = GatewayProcess(workdir / mode,
+                                        extra_toml=f'[turn]\nmode = "{mode}"').start()
+    progress("gateways ready")
+    caller = Caller()
+    _ALIVE.append(caller)  # pjsua2 objects live until os._exit (see Caller.close)
+    run = Run()
+    try:
+        # 1) plain questions, the two modes alternating call by call
+        per_call = 4
+        for i in range(0, turns, per_call):
+            for mode, gw in gateways.items():
+                audio = CallerAudio()
+                call = caller.call(gw.uri, audio)
+                wait_quiet(audio)  # the greeting
+                for text in QUESTIONS[i % len(QUESTIONS): i % len(QUESTIONS) + per_call]:
+                    t = ask(audio, clips[text], mode, text, "question")
+                    progress(f"{mode}: {text!r} ttfa {t.ttfa_ms}")
+                    wait_quiet(audio)
+                    t.caller_jb_ms = caller.jitter_delay_ms(call)
+                    run.turns.append(t)
+                caller.hangup(call)
+                call = None  # no Call may outlive the library
+        # 2) barge-in (streaming only: it is the product), with and without echo
+        for j in range(len(LONG_ASKS) * 2):
+            echo = j % 2 == 1
+            gw = gateways["streaming"]
+            audio = CallerAudio(echo_gain=10 ** (-rng.uniform(10, 20) / 20) if echo else 0.0,
+                                echo_delay_ticks=rng.randint(2, 10) if echo else 0)
+            call = caller.call(gw.uri, audio)
+            wait_quiet(audio)
+            ask_text = LONG_ASKS[j % len(LONG_ASKS)]
+            t = barge(audio, clips[ask_text], clips[INTERRUPTIONS[j % 2]], "streaming",
+                      ask_text, after_s=rng.uniform(1.0, 2.0))
+            t.caller_jb_ms = caller.jitter_delay_ms(call)
+            run.turns.append(t)
+            wait_quiet(audio)
+            caller.hangup(call)
+            call = None
+        # 3) echo only: the bot must never interrupt itself
+        for k in range(echo_turns):
+            gw = gateways["streaming"]
+            before = gw.log().count("bot interrupted")
+            audio = CallerAudio(echo_gain=10 ** (-rng.uniform(10, 20) / 20),
+                                echo_delay_ticks=rng.randint(2, 10))
+            call = caller.call(gw.uri, audio)
+            wait_quiet(audio)
+            text = LONG_ASKS[k % len(LONG_ASKS)]
+            t = ask(audio, clips[text], "streaming", text, "echo")
+            wait_quiet(audio, quiet_ms=1500)
+            t.caller_jb_ms = caller.jitter_delay_ms(call)
+            run.turns.append(t)
+            caller.hangup(call)
+            call = None
+            run.false_barge_ins[f"echo{k}"] = gw.log().count("bot interrupted") - before
+    finally:
+        caller.close()
+        for gw in gateways.values():
+            gw.stop()
+    return run
+
+
+def summarize(run: Run) -> dict:
+    out: dict = {"turns": [asdict(t) for t in run.turns]}
+    for mode in ("streaming", "sequential"):
+        v = [t.ttfa_ms - t.caller_jb_ms for t in run.turns
+             if t.mode == mode and t.kind == "question" and t.ttfa_ms is not None]
+        if v:
+            out[f"ttfa_{mode}"] = {"n": len(v), "p50_ms": pct(v, 0.5), "p95_ms": pct(v, 0.95),
+                                   "max_ms": max(v)}
+    if "ttfa_streaming" in out and "ttfa_sequential" in out:
+        out["ttfa_ratio_p50"] = (out["ttfa_streaming"]["p50_ms"]
+                                 / out["ttfa_sequential"]["p50_ms"])
+    b = [t.barge_in_ms - t.caller_jb_ms for t in run.turns if t.barge_in_ms is not None]
+    if b:
+        out["barge_in"] = {"n": len(b), "p50_ms": pct(b, 0.5), "p95_ms": pct(b, 0.95),
+                           "max_ms": max(b)}
+    out["missed"] = sum(1 for t in run.turns if t.ttfa_ms is None)
+    out["barge_in_attempts_without_cut"] = sum(
+        1 for t in run.turns if t.kind == "barge_in" and t.barge_in_ms is None)
+    out["false_barge_ins"] = sum(run.false_barge_ins.values())
+    out["echo_turns"] = len(run.false_barge_ins)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--turns", type=int, default=8, help="questions per mode (default 8)")
+    ap.add_argument("--echo-turns", type=int, default=4,
+                    help="long answers with the caller's line echoing (default 4)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-turns-") as tmp:
+        run = run_bench(args.turns, args.echo_turns, Path(tmp), args.seed)
+    res = summarize(run)
+    for t in run.turns:
+        ttfa = "-" if t.ttfa_ms is None else f"{t.ttfa_ms:.0f}"
+        cut = "-" if t.barge_in_ms is None else f"{t.barge_in_ms:.0f}"
+        print(f"{t.mode:<10} {t.kind:<9} ttfa {ttfa:>5} barge {cut:>5} "
+              f"jb {t.caller_jb_ms:>3.0f}  {t.text[:50]}")
+    print()
+    print("figures at the caller, its own jitter-buffer delay subtracted (ms):")
+    for key in ("ttfa_streaming", "ttfa_sequential", "barge_in"):
+        if key in res:
+            r = res[key]
+            print(f"  {key:<16} n={r['n']:<3} p50 {r['p50_ms']:6.0f}  p95 {r['p95_ms']:6.0f}"
+                  f"  max {r['max_ms']:6.0f}")
+    if "ttfa_ratio_p50" in res:
+        print(f"  TTFA streaming/sequential (p50): {res['ttfa_ratio_p50']:.2f}")
+    print(f"  false barge-ins with echo: {res['false_barge_ins']} over {res['echo_turns']} "
+          f"echo calls; barge-ins that did not cut: {res['barge_in_attempts_without_cut']}; "
+          f"turns without an answer: {res['missed']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    sys.stdout.flush()
+    os._exit(0)  # skip pjsua2 destructors (see Caller.close)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

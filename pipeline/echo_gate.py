@@ -1,0 +1,36 @@
+"""A Geigel double-talk detector: is the caller talking, or is it only the bot's echo?
+
+The echo canceller needs seconds of bot speech to converge, and every call starts with the
+bot talking (the greeting). Until then the echo alone can look like speech to the VAD. The
+Geigel test is the classic guard: the caller's line carries the bot's echo at least ERL
+below the bot's own level (10-20 dB on phones), so speech over the bot counts only if its
+peak comes within ``ratio`` of the bot's peak over the echo tail. Pure logic, per 20 ms frame.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+SILENT_PEAK = 300  # int16: below this the bot is not talking and nothing is gated
+
+
+class EchoGate:
+    def __init__(self, tail_frames: int, ratio_db: float = -6.0, near_frames: int = 2) -> None:
+        self.ratio = 10 ** (ratio_db / 20)
+        self._far: collections.deque[int] = collections.deque(maxlen=max(1, tail_frames))
+        self._near: collections.deque[int] = collections.deque(maxlen=max(1, near_frames))
+
+    def push(self, near: np.ndarray, far: np.ndarray) -> None:
+        """The caller's raw frame (before echo cancellation) and the bot frame sent with it."""
+        self._near.append(int(np.abs(near.astype(np.int32)).max(initial=0)))
+        self._far.append(int(np.abs(far.astype(np.int32)).max(initial=0)))
+
+    def echo_only(self) -> bool:
+        """True when the bot is talking and the caller's line is not loud enough to be more
+        than its echo."""
+        far = max(self._far, default=0)
+        if far < SILENT_PEAK:
+            return False
+        return max(self._near, default=0) < self.ratio * far

@@ -1,0 +1,210 @@
+"""One call's session on a scripted timeline: scripted VAD, STT, LLM and TTS (fakes with
+known timings), real threads and playout. The test drives the media clock itself, tick by
+tick, so it knows exactly which frames reached the caller."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from pipeline.audio import FRAME_BYTES, FRAME_SAMPLES
+from pipeline.conversation import State, TurnSettings
+from pipeline.session import CallSession, Engines
+from pipeline.vad import WINDOW
+
+SAMPLES_PER_WORD = 4000  # the fake TTS speaks 4 words a second at 16 kHz
+LOUD, QUIET = 8000, 0
+
+
+class ScriptedVad:
+    """Speech probability 0.9 for a loud 512-sample window, else 0.02."""
+
+    def stream(self):
+        return self
+
+    def reset(self):
+        pass
+
+    def __init__(self):
+        self._buf = np.zeros(0, np.float32)
+        self._n = 0
+
+    def feed(self, samples):
+        self._buf = np.concatenate([self._buf, samples])
+        out = []
+        while len(self._buf) >= WINDOW:
+            win, self._buf = self._buf[:WINDOW], self._buf[WINDOW:]
+            self._n += WINDOW
+            out.append((self._n, 0.9 if np.abs(win).mean() > 0.1 else 0.02))
+        return out
+
+
+class ScriptedStt:
+    def __init__(self, texts):
+        self.texts = list(texts)
+        self.calls = 0
+
+    def transcribe(self, audio):
+        self.calls += 1
+        return self.texts.pop(0) if self.texts else ""
+
+
+class ScriptedLlm:
+    """Streams a fixed reply word by word, 5 ms per token; records what it was asked."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.requests = []
+        self.tokens_after_cancel = 0
+        self.free = threading.Semaphore(1)
+
+    def acquire(self, timeout=5.0):
+        assert self.free.acquire(timeout=timeout)
+        return self
+
+    def release(self, _llm):
+        self.free.release()
+
+    def create_chat_completion(self, messages, stream, **kw):
+        self.requests.append([dict(m) for m in messages])
+
+        def gen():
+            for i, word in enumerate(self.reply.split(" ")):
+                time.sleep(0.005)
+                yield {"choices": [{"delta": {"content": (" " if i else "") + word}}]}
+        return gen()
+
+
+class ScriptedTts:
+    def synthesize(self, text):
+        n = len(text.split()) * SAMPLES_PER_WORD
+        yield (np.full(n, 3000, dtype="<i2")).tobytes()
+
+
+def make_session(stt_texts, reply, **settings):
+    ts = TurnSettings(threshold=0.5, end_silence=8000, min_speech=2400, min_barge_in=3200,
+                      pause=3200, max_turn=480000, barge_in=True, barge_in_threshold=0.5,
+                      **settings)
+    llm = ScriptedLlm(reply)
+    engines = Engines(vad=ScriptedVad(), stt=ScriptedStt(stt_texts), llm=llm,
+                      tts=ScriptedTts())
+    failures = []
+    s = CallSession("t1", engines, ts, greeting="Hi there.", system_prompt="Be brief.",
+                    on_failure=lambda stage, e: failures.append((stage, e)), echo_tail_ms=0)
+    return s, llm, failures
+
+
+class Clock:
+    """Drives the session like PJSIP's media clock; records the frames sent to the caller."""
+
+    def __init__(self, session):
+        self.s = session
+        self.out: list[bytes] = []
+
+    def tick(self, loud: bool = False) -> bytes:
+        self.s.push_inbound(np.full(FRAME_SAMPLES, LOUD if loud else QUIET, "<i2").tobytes())
+        frame = self.s.pull_outbound()
+        self.out.append(frame)
+        time.sleep(0.001)
+        return frame
+
+    def run(self, n: int, loud: bool = False) -> None:
+        for _ in range(n):
+            self.tick(loud)
+
+    def until(self, cond, limit: int = 3000) -> None:
+        for _ in range(limit):
+            if cond():
+                return
+            self.tick()
+        raise AssertionError("condition not reached")
+
+    def bot_frames(self, frames=None) -> int:
+        return sum(1 for f in (self.out if frames is None else frames) if f != bytes(FRAME_BYTES))
+
+
+def greet(clock, session):
+    clock.until(lambda: any(t["role"] == "assistant" for t in session.history.turns))
+    assert session.history.turns[0]["content"] == "Hi there."
+
+
+def test_barge_in_keeps_exactly_the_played_words():
+    reply = ("We open at nine in the morning and close at five in the afternoon, "
+             "from Monday to Friday, and we are closed on weekends.")
+    session, llm, failures = make_session(["When are you open?", "Thanks"], reply)
+    clock = Clock(session)
+    session.start()
+    try:
+        greet(clock, session)
+        clock.run(10)
+        clock.run(40, loud=True)   # the caller asks (0.8 s)
+        clock.run(40)              # and stops: end of turn after 0.5 s
+        clock.until(lambda: clock.bot_frames(clock.out[-1:]) == 1)  # the reply starts
+        start = len(clock.out) - 1
+        clock.run(59)              # 1.2 s of the reply reach the caller
+        played = clock.bot_frames(clock.out[start:])
+        assert played == 60
+        clock.run(12, loud=True)   # the caller cuts in: the audio is held at once...
+        held_at = next(i for i in range(start, len(clock.out))
+                       if clock.out[i] == bytes(FRAME_BYTES))
+        clock.run(60)              # ...and never resumes
+        assert clock.bot_frames(clock.out[held_at:]) == 0
+        clock.until(lambda: session.core.state is not State.CALLER_SPEAKING)
+        heard_frames = held_at - start
+        # the fake TTS speaks 4 words/s (one clause per comma): the words in the played audio
+        words = reply.split()
+        n_words = heard_frames * FRAME_SAMPLES // SAMPLES_PER_WORD
+        bot = [t for t in session.history.turns if t["role"] == "assistant"][1]["content"]
+        assert bot == " ".join(words[:n_words]) + " ... [interrupted by the caller]"
+        # the next request to the model carries the truncated turn, not the full reply
+        clock.until(lambda: len(llm.requests) == 2)
+        sent = llm.requests[1]
+        assert {"role": "assistant", "content": bot} in sent
+        assert not any(m["content"] == reply for m in sent)
+        assert session.turns[0].interrupted and session.turns[0].barge_in_seconds is not None
+        assert not failures
+    finally:
+        session.stop()
+
+
+def test_resumed_pause_never_speaks_or_remembers_the_speculation():
+    session, llm, failures = make_session(["When are", "When are you open on Saturday?"],
+                                          "We are closed on Saturdays.")
+    clock = Clock(session)
+    session.start()
+    try:
+        greet(clock, session)
+        clock.run(10)
+        clock.run(30, loud=True)
+        clock.run(15)              # a 300 ms pause: speculation starts (STT, then LLM draft)
+        clock.until(lambda: len(llm.requests) == 1)
+        before = clock.bot_frames()
+        clock.run(30, loud=True)   # the caller goes on: the draft is dropped
+        clock.run(40)
+        clock.until(lambda: len(llm.requests) == 2)
+        clock.until(lambda: session.core.state is State.LISTENING)
+        # only the committed turn's words were ever sent or remembered
+        users = [t["content"] for t in session.history.turns if t["role"] == "user"]
+        assert users == ["When are you open on Saturday?"]
+        assert llm.requests[1][-1] == {"role": "user",
+                                       "content": "When are you open on Saturday?"}
+        # exactly one reply's audio (5 words, whole frames) reached the caller: not the draft
+        assert clock.bot_frames() - before == -(-5 * SAMPLES_PER_WORD // FRAME_SAMPLES)
+        assert not failures
+    finally:
+        session.stop()
+
+
+def test_stop_mid_generation_leaves_no_thread_and_frees_the_llm():
+    session, llm, _ = make_session(["Tell me everything"], " ".join(["word"] * 400))
+    clock = Clock(session)
+    session.start()
+    greet(clock, session)
+    clock.run(30, loud=True)
+    clock.run(40)
+    clock.until(lambda: len(llm.requests) == 1)
+    session.stop()
+    assert not any(t.is_alive() for t in session._threads)
+    assert llm.free.acquire(timeout=1)  # the context went back to the pool
