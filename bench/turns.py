@@ -346,7 +346,7 @@ def run_bench(turns: int, echo_turns: int, workdir: Path, seed: int) -> Run:
         clips[text] = espeak(text, workdir / f"q{len(clips)}.wav")
     gateways = {}
     for mode in ("streaming", "sequential"):
-        (workdir / mode).mkdir()
+        (workdir / mode).mkdir(exist_ok=True)
         gateways[mode] = GatewayProcess(workdir / mode,
                                         extra_toml=f'[turn]\nmode = "{mode}"').start()
     progress("gateways ready")
@@ -439,9 +439,15 @@ def main() -> int:
                     help="long answers with the caller's line echoing (default 4)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="work in DIR and keep it (gateway logs, journals, turn audio)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-turns-") as tmp:
-        run = run_bench(args.turns, args.echo_turns, Path(tmp), args.seed)
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
+        run = run_bench(args.turns, args.echo_turns, Path(args.keep), args.seed)
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-turns-") as tmp:
+            run = run_bench(args.turns, args.echo_turns, Path(tmp), args.seed)
     res = summarize(run)
     for t in run.turns:
         ttfa = "-" if t.ttfa_ms is None else f"{t.ttfa_ms:.0f}"

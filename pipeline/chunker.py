@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 
 _SENTENCE_END = re.compile(r"[.!?;](?=\s)")
 _CLAUSE_END = re.compile(r"[,:\u2014\u2013](?=\s)")
-_MARKUP = re.compile(r"[*_#`~>|]+")
+_MARKUP = re.compile(r"[*_#`~>|]+|\[[^\]]*\]|[\[\]]")  # markdown, [notes], stray brackets
 _BULLET = re.compile(r"(?m)^\s*(?:[-•]|\d+[.)])\s+")
 
 

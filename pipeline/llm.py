@@ -71,6 +71,10 @@ def stream_chat(llm, messages: list[dict[str, str]], max_tokens: int, temperatur
         stream.close()  # frees llama's generator state at once, also on cancel
 
 
+INTERRUPTED_NOTE = ("The caller interrupted you there: they heard only the words above. "
+                    "Answer their new question; do not repeat this note.")
+
+
 class ChatHistory:
     """What the caller and the bot said, as the model will see it next turn.
 
@@ -90,10 +94,14 @@ class ChatHistory:
 
     def add_bot(self, heard: str, interrupted: bool = False) -> None:
         text = heard.strip()
-        if interrupted:
-            text = (text + " ..." if text else "...") + " [interrupted by the caller]"
         with self._lock:
-            self.turns.append({"role": "assistant", "content": text})
+            if interrupted:
+                # the note is a separate system line: inside the assistant's own words, the
+                # model learned to repeat it aloud
+                self.turns.append({"role": "assistant", "content": text + " ..."})
+                self.turns.append({"role": "system", "content": INTERRUPTED_NOTE})
+            else:
+                self.turns.append({"role": "assistant", "content": text})
 
     def retract_user(self) -> None:
         """Forget the last caller turn (its reply never sounded: the turn was merged)."""
@@ -101,7 +109,14 @@ class ChatHistory:
             if self.turns and self.turns[-1]["role"] == "user":
                 self.turns.pop()
 
+    def recent(self) -> list[dict[str, str]]:
+        """The conversation so far (no system prompt)."""
+        with self._lock:
+            return list(self.turns)
+
     def messages(self) -> list[dict[str, str]]:
         with self._lock:
-            recent = self.turns[-(2 * self.max_turns + 1):]
+            recent = self.turns[-(3 * self.max_turns + 1):]  # user, bot, maybe a note
+            while recent and recent[0]["role"] == "system":
+                recent = recent[1:]
             return [{"role": "system", "content": self.system_prompt}, *recent]

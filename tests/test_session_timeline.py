@@ -11,6 +11,7 @@ import numpy as np
 
 from pipeline.audio import FRAME_BYTES, FRAME_SAMPLES
 from pipeline.conversation import State, TurnSettings
+from pipeline.llm import INTERRUPTED_NOTE
 from pipeline.session import CallSession, Engines
 from pipeline.vad import WINDOW
 
@@ -156,12 +157,16 @@ def test_barge_in_keeps_exactly_the_played_words():
         # the fake TTS speaks 4 words/s (one clause per comma): the words in the played audio
         words = reply.split()
         n_words = heard_frames * FRAME_SAMPLES // SAMPLES_PER_WORD
-        bot = [t for t in session.history.turns if t["role"] == "assistant"][1]["content"]
-        assert bot == " ".join(words[:n_words]) + " ... [interrupted by the caller]"
+        turns = session.history.turns
+        i = [k for k, t in enumerate(turns) if t["role"] == "assistant"][1]
+        bot = turns[i]["content"]
+        assert bot == " ".join(words[:n_words]) + " ..."
+        assert turns[i + 1] == {"role": "system", "content": INTERRUPTED_NOTE}
         # the next request to the model carries the truncated turn, not the full reply
         clock.until(lambda: len(llm.requests) == 2)
         sent = llm.requests[1]
-        assert {"role": "assistant", "content": bot} in sent
+        k = sent.index({"role": "assistant", "content": bot})
+        assert sent[k + 1]["content"] == INTERRUPTED_NOTE
         assert not any(m["content"] == reply for m in sent)
         assert session.turns[0].interrupted and session.turns[0].barge_in_seconds is not None
         assert not failures

@@ -1,0 +1,71 @@
+"""Barge-in end to end: a real baresip caller cuts into the bot's long answer.
+
+The bot's audio must stop on the caller's recording within the barge-in target, and the
+call's record must keep, for the interrupted turn, only the words the caller heard.
+(That the next LLM request carries exactly that truncated turn is proven on a scripted
+timeline in tests/test_session_timeline.py.)
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from gateway import records
+from tests.harness import GatewayProcess, active_spans, baresip_call, espeak, need
+
+pytestmark = pytest.mark.e2e
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    need("baresip", "espeak-ng", "sox")
+    gw = GatewayProcess(tmp_path_factory.mktemp("gw")).start()
+    yield gw
+    assert gw.stop() == 0, gw.log()[-3000:]
+
+
+def closed_records(path, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        recs = records.read(path).records()
+        if recs and all(r["state"] == "closed" for r in recs):
+            return recs
+        time.sleep(0.3)
+    raise TimeoutError(records.read(path).records())
+
+
+def test_caller_interrupts_a_long_answer(gateway, tmp_path):
+    ask = espeak("Please tell me everything about the clinic: the hours, the address, "
+                 "and the prices.", tmp_path / "ask.wav")
+    cut = espeak("Sorry, what is the address?", tmp_path / "cut.wav")
+    lead = np.zeros(6 * RATE, np.int16)  # the greeting
+    wait = np.zeros(int(3.0 * RATE), np.int16)  # ~1 s to the answer, then ~2 s of it
+    tail = np.zeros(8 * RATE, np.int16)
+    source = np.concatenate([lead, ask, wait, cut, tail]).astype(np.int16)
+    result = baresip_call(tmp_path / "caller", gateway.uri, source, RATE)
+
+    sent = active_spans(result.sent, RATE, min_gap_ms=1500)  # the question has pauses
+    assert len(sent) == 2, sent
+    onset = sent[1][0]
+    heard = active_spans(result.heard, RATE, min_gap_ms=150)
+    talking = [s for s in heard if s[0] < onset < s[1] + 0.05]
+    assert talking, f"the bot was not talking when the caller cut in: {heard} / {onset}"
+    stop = talking[0][1]
+    latency = stop - onset
+    print(f"barge-in on the caller's recording: {latency * 1000:.0f} ms")
+    assert latency <= 0.25, (heard, onset)
+    # the bot then answers the interruption
+    assert any(s[0] > onset + 0.5 for s in heard)
+
+    (rec,) = closed_records(gateway.workdir / "calls.jsonl")
+    cut_turns = [t for t in rec["turns"] if t.get("interrupted")]
+    assert len(cut_turns) == 1, rec["turns"]
+    t = cut_turns[0]
+    said, heard_words = t["bot_text"].split(), t["heard_text"].split()
+    assert 0 < len(heard_words) < len(said), t
+    assert said[: len(heard_words)] == heard_words  # a prefix: exactly what was played
+    assert t["barge_in_seconds"] is not None and t["barge_in_seconds"] < 0.4
