@@ -1,10 +1,13 @@
 """A Geigel double-talk detector: is the caller talking, or is it only the bot's echo?
 
-The echo canceller needs seconds of bot speech to converge, and every call starts with the
-bot talking (the greeting). Until then the echo alone can look like speech to the VAD. The
-Geigel test is the classic guard: the caller's line carries the bot's echo at least ERL
-below the bot's own level (10-20 dB on phones), so speech over the bot counts only if its
-peak comes within ``ratio`` of the bot's peak over the echo tail. Pure logic, per 20 ms frame.
+Every call starts with the bot talking (the greeting), and the echo canceller needs seconds
+of bot speech to converge; until then the echo alone can look like speech to the VAD. The
+Geigel test is the classic guard: the caller's line carries the bot's echo at least the echo
+return loss below the bot's own level (10-20 dB on phones), so speech over the bot counts
+only if its peak comes within ``ratio_db`` of the bot's peak over the echo tail. It needs no
+convergence and survives echo-path jumps (a jitter buffer changing its delay), which an
+energy test on the canceller's output did not (bench/turns.py: false barge-ins on a loaded
+box). Its price: a caller much quieter than the bot cannot barge in. Pure logic, per frame.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 SILENCE = bytes(FRAME_BYTES)
 KEEP_INBOUND_SECONDS = 130  # longest turn (max 120 s) plus margin
-FIRST_CLAUSE_WORDS = 6  # the caller waits for the first clause: cut it early (by words)
+FIRST_CLAUSE_WORDS = 5  # the caller waits for the first clause: cut it early (by words)
 PRE_ROLL = 5120  # samples (320 ms) of audio before the detected speech onset
 POST_ROLL = 1600  # samples (100 ms) after the detected speech end
 
@@ -206,7 +206,10 @@ class CallSession:
         if self.echo_tail_ms:
             from pipeline.aec import EchoCanceller
 
-            self._aec = EchoCanceller(tail_ms=self.echo_tail_ms)
+            # linear filter only: the residual suppressor also ducks the caller's speech while
+            # the bot talks, and barge-ins over echo were then missed (bench/turns.py); the
+            # echo it would remove is kept from interrupting the bot by the EchoGate instead
+            self._aec = EchoCanceller(tail_ms=self.echo_tail_ms, residual_suppression=False)
             self._aec_delay = self._aec.latency_samples // 320
         self._stop = threading.Event()
         self._llm = None
