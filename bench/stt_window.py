@@ -10,54 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
-import subprocess
 import time
-import wave
-from pathlib import Path
 
-import numpy as np
-
-DATA = Path("/usr/share/pocketsphinx/test/data")
-
-
-def corpus() -> list[tuple[Path, str]]:
-    out = []
-    for folder, trans in (("librivox", "transcription"), ("cards", "cards.transcription")):
-        for line in (DATA / folder / trans).read_text().splitlines():
-            m = re.match(r"<s>(.*)</s>\s*\((.*)\)", line.strip())
-            if m:
-                out.append((DATA / folder / f"{m.group(2)}.wav", m.group(1).strip()))
-    return out
-
-
-def load(path: Path, telephone: bool) -> np.ndarray:
-    if telephone:  # 16 kHz -> 8 kHz mu-law -> back, with sox (an independent resampler)
-        raw = subprocess.run(["sox", str(path), "-r", "8000", "-e", "u-law", "-t", "wav", "-",
-                              "rate", "8000"], capture_output=True, check=True).stdout
-        pcm = subprocess.run(["sox", "-t", "wav", "-", "-r", "16000", "-e", "signed", "-b", "16",
-                              "-t", "raw", "-"], input=raw, capture_output=True,
-                             check=True).stdout
-        return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
-    with wave.open(str(path)) as w:
-        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768
-
-
-def normalise(text: str) -> list[str]:
-    nums = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five",
-            "6": "six", "7": "seven", "8": "eight", "9": "nine", "10": "ten"}
-    words = re.sub(r"[^a-z0-9' ]", " ", text.lower().replace("-", " ")).split()
-    return [nums.get(w, w) for w in words]
-
-
-def wer(ref: list[str], hyp: list[str]) -> int:
-    d = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-    return d[len(hyp)]
+from bench.speech_corpus import corpus, load, normalise, wer
 
 
 def main() -> None:

@@ -1,4 +1,10 @@
-"""Speech-to-text: faster-whisper (CTranslate2) on whole utterances, loaded once per process."""
+"""Speech-to-text: faster-whisper (CTranslate2) on whole utterances, loaded once per process.
+
+The default backend. Whisper has no streaming decoder: finals are decoded at the end of the
+turn, and partials only by re-decoding the turn so far when the caller pauses, and only when
+the decoder is idle (``WhisperStream.pause``; see ``pipeline/stt_base.py``). Other backends:
+``pipeline/stt_vosk.py``; ``make_stt`` picks one from the ``[stt]`` settings.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.stt_base import RATE, SpeechToText, SttModelError, Transcript, as_int16
 
 SHORT_MAX_SAMPLES = 28 * 16000  # longer turns use the standard 30 s windows
 PAD_SAMPLES = 16000  # silence after the speech inside the shortened window
@@ -17,11 +25,14 @@ class WhisperStt:
     """Shared Whisper model. ``transcribe`` is safe from several call threads at once
     (CTranslate2 queues work on its own thread pool and releases the GIL)."""
 
+    streaming = False  # partials only at pauses (WhisperStream.pause)
+
     def __init__(self, model_dir: Path, language: str = "en", beam_size: int = 1,
-                 threads: int = 2, short_window: bool = True) -> None:
+                 threads: int = 2, short_window: bool = True, name: str = "") -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
+        self.name = name or f"whisper:{Path(model_dir).name}"
         self.language = language
         self.beam_size = beam_size
         self.short_window = short_window
@@ -33,20 +44,33 @@ class WhisperStt:
 
     def transcribe(self, audio: np.ndarray) -> str:
         """Text of float32 16 kHz mono audio (empty string for silence)."""
+        return self._decode(audio, wait=True) or ""
+
+    def transcribe_if_idle(self, audio: np.ndarray) -> str | None:
+        """Like ``transcribe``, but None at once if another decode is running: for optional
+        work (partials) that must never queue behind, or slow down, the decodes that matter."""
+        return self._decode(audio, wait=False)
+
+    def stream(self) -> WhisperStream:
+        return WhisperStream(self)
+
+    def _decode(self, audio: np.ndarray, wait: bool) -> str | None:
         if audio.size < 1600:  # under 0.1 s: nothing to decode
             return ""
-        if self.short_window and audio.size <= SHORT_MAX_SAMPLES:
-            with self._lock:
+        if not self._lock.acquire(blocking=wait):
+            return None
+        try:
+            if self.short_window and audio.size <= SHORT_MAX_SAMPLES:
                 text = self._transcribe_short(audio)
-            if text is not None:
-                return text
-        with self._lock:
+                if text is not None:
+                    return text
             segments, _info = self._model.transcribe(
                 audio.astype(np.float32, copy=False), language=self.language,
                 beam_size=self.beam_size, without_timestamps=True, vad_filter=False,
                 condition_on_previous_text=False, temperature=0.0)
-            text = " ".join(s.text.strip() for s in segments)
-        return text.strip()
+            return " ".join(s.text.strip() for s in segments).strip()
+        finally:
+            self._lock.release()
 
     def _transcribe_short(self, audio: np.ndarray) -> str | None:
         """Decode with the encoder window cut to the utterance (+ 1 s of silence) instead of
@@ -76,3 +100,90 @@ class WhisperStt:
     def warm_up(self) -> None:
         t = np.arange(3 * 16000, dtype=np.float32) / 16000
         self.transcribe(0.1 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 3 * t) > 0))
+
+
+class WhisperStream:
+    """A call's turn buffer for a whole-utterance backend (``SttStream``).
+
+    ``feed`` only appends (no decode on the audio path); ``pause`` re-decodes the turn so far
+    if the model is idle and there is new audio since the last partial; ``end_turn`` decodes
+    the whole turn (waiting for the model if need be)."""
+
+    MAX_TURN_SAMPLES = 130 * RATE  # the longest turn (120 s) plus margin; older audio is cut
+
+    def __init__(self, stt: WhisperStt) -> None:
+        self._stt = stt
+        self._chunks: list[np.ndarray] = []
+        self._buffered = 0
+        self._position = 0
+        self._turn_start = 0
+        self._partial_at = -1  # position of the last partial made
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    @property
+    def turn_start(self) -> int:
+        return self._turn_start
+
+    def feed(self, pcm: bytes | np.ndarray) -> Transcript | None:
+        x = as_int16(pcm).copy()
+        self._chunks.append(x)
+        self._buffered += len(x)
+        self._position += len(x)
+        if self._buffered > self.MAX_TURN_SAMPLES:  # rare: keep the newest audio only
+            audio = np.concatenate(self._chunks)[-self.MAX_TURN_SAMPLES:]
+            self._chunks, self._buffered = [audio], len(audio)
+        return None
+
+    def _audio(self) -> np.ndarray:
+        if not self._chunks:
+            return np.zeros(0, dtype=np.float32)
+        if len(self._chunks) > 1:
+            self._chunks = [np.concatenate(self._chunks)]
+        return self._chunks[0].astype(np.float32) * (1.0 / 32768.0)
+
+    def pause(self) -> Transcript | None:
+        if self._position == self._partial_at:
+            return None  # nothing new: the last partial still holds
+        text = self._stt.transcribe_if_idle(self._audio())
+        if text is None:
+            return None  # the decoder is busy: skip this partial, never queue it
+        self._partial_at = self._position
+        return Transcript(text, False, self._turn_start, self._position)
+
+    def end_turn(self) -> Transcript:
+        text = self._stt.transcribe(self._audio())
+        t = Transcript(text, True, self._turn_start, self._position)
+        self.reset()
+        return t
+
+    def reset(self) -> None:
+        self._chunks, self._buffered = [], 0
+        self._turn_start = self._position
+        self._partial_at = -1
+
+    def close(self) -> None:
+        self.reset()
+
+
+def make_stt(backend: str, model: str = "", *, language: str = "en", beam_size: int = 1,
+             threads: int = 2, bundled_whisper: Path | None = None) -> SpeechToText:
+    """The configured backend, loaded (the ``[stt]`` settings).
+
+    ``model`` empty means the bundled model: ``bundled_whisper`` (resolved and verified by
+    ``pipeline.models``) for Whisper; Vosk has none and needs a path. Raises
+    ``SttModelError`` naming the setting when the model is missing or of the wrong kind,
+    before any native code reads it."""
+    if backend == "whisper":
+        folder = Path(model) if model else bundled_whisper
+        if folder is None or not (folder / "model.bin").is_file():
+            raise SttModelError(f"[stt] model = {model!r}: no model.bin in {folder} "
+                                "(expected a CTranslate2 Whisper model directory)")
+        return WhisperStt(folder, language, beam_size, threads)
+    if backend == "vosk":
+        from pipeline.stt_vosk import VoskStt
+
+        return VoskStt(model)
+    raise SttModelError(f"[stt] backend = {backend!r}: expected 'whisper' or 'vosk'")
