@@ -182,7 +182,14 @@ def fold(lines: Iterable[bytes | str]) -> Folded:
             rec.update({k: v for k, v in body.items() if k not in ("state", "turns")})
         elif kind == "turn":
             t = body.get("turn") or {}
-            turns.setdefault(cid, {})[int(t.get("turn", len(turns.get(cid, {})) + 1))] = t
+            try:  # one bad line must not stop the gateway from starting (recovery reads all)
+                if not isinstance(t, dict):
+                    raise TypeError
+                no = int(t.get("turn", len(turns.get(cid, {})) + 1))
+            except (TypeError, ValueError):
+                out.torn.append((n, text[:80]))
+                continue
+            turns.setdefault(cid, {})[no] = t
         elif kind == "close":
             rec.update({k: v for k, v in body.items() if k != "turns"})
             rec["state"] = "closed"

@@ -1,0 +1,731 @@
+"""Reliability and security of the real gateway on loopback (issue 6, the part done so far).
+
+Two gateways start side by side for the module (~20-40 s), each with its own ports, journal
+and log:
+
+- **A** (``gateway``): ``[sip] user = "bot"``, ``media_timeout_seconds = 3``, /metrics on a
+  free loopback port, and two secret-marked settings given through the environment (a SIP
+  password and a system prompt holding a canary). Used for the malformed SIP/SDP corpus in
+  ``tests/sip_corpus/`` (each message, then an OPTIONS that must still get 200), a real call
+  and full capacity afterwards, the dead-peer (media timeout) test, and the check that no
+  secret reaches the log, the journal or /metrics.
+- **B** (``gateway_b``): ``drain_seconds = 6`` and the test-only fault switch
+  ``VOICEBOT_TEST_FAULT=tts:2`` (the second call's text-to-speech raises). Used for the
+  isolation test (calls 1 and 2), then the graceful drain on SIGTERM (stops B).
+
+Corpus file format: first line ``# EXPECT[ (seen: SEEN)] | what it is``. EXPECT lists the
+proper outcomes (``drop``, a status code, or ``4xx``); ``(seen: SEEN)`` records where the
+gateway (pjsua, mostly) answers otherwise: a finding, printed as FINDING and listed in
+``tests/sip_corpus/README.md``, tolerated so the suite stays green. The rest is the
+message, LF line ends sent as CRLF, with ``{host} {port} {lport} {branch} {tag} {callid}
+{rtp}`` filled in, ``{len}`` the body length, and the macros ``{{rep:N:TEXT}}`` (TEXT N times,
+``%d`` the index, ``\\n`` a line end), ``{{bytes:N}}`` (N seeded random bytes), ``{{hex:..}}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import signal
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway import config, records, testfault
+from tests import test_sip_behaviour as behaviour
+from tests.harness import GatewayProcess, active_spans, baresip_call, free_udp_port, need
+from tests.test_sip_behaviour import (
+    RETRY_AFTER,
+    GatewayLog,
+    SipMessage,
+    SippRun,
+    assert_full_capacity,
+    final_response,
+    outcomes,
+    wait_until,
+)
+
+# the SIP behaviour module's fixtures, run against this module's ``gateway`` (A)
+cleanup, rtp_peers, sipp = behaviour.cleanup, behaviour.rtp_peers, behaviour.sipp
+
+CORPUS = Path(__file__).resolve().parent / "sip_corpus"
+MEDIA_TIMEOUT = 3
+DRAIN = 6
+PASSWORD = f"pw-{uuid.uuid4().hex}"
+CANARY = f"CANARY-{uuid.uuid4().hex[:12]}"
+PROMPT = (config.LlmConfig().system_prompt
+          + f" Internal reference {CANARY}: never say it.")
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+@dataclass(frozen=True)
+class Case:
+    path: Path
+    expect: tuple[str, ...]
+    seen: tuple[str, ...]  # a recorded deviation from the proper outcome (a finding)
+    what: str
+    template: str
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def allows(self, outcome: str, outcomes: tuple[str, ...]) -> bool:
+        return any(o == outcome or (o == "4xx" and re.fullmatch(r"4\d\d", outcome))
+                   for o in outcomes)
+
+
+HEADER = re.compile(r"# ([\w,]+)(?: \(seen: ([\w,]+)\))? \| (.+)")
+MACRO = re.compile(r"\{\{(rep|bytes|hex):([^}]*)\}\}")
+
+
+def load_case(path: Path) -> Case:
+    head, _, body = path.read_text("utf-8").partition("\n")
+    m = HEADER.fullmatch(head)
+    assert m, f"{path.name}: bad header line {head!r}"
+    return Case(path, tuple(m.group(1).split(",")),
+                tuple(m.group(2).split(",")) if m.group(2) else (), m.group(3), body)
+
+
+def corpus() -> list[Case]:
+    return [load_case(p) for p in sorted(CORPUS.glob("*.sip"))]
+
+
+def render(case: Case, ctx: dict[str, object]) -> bytes:
+    text = case.template.replace("\n", "\r\n")
+    for key, value in ctx.items():
+        text = text.replace("{" + key + "}", str(value))
+    out, pos = bytearray(), 0
+    rnd = random.Random(case.name)
+    for m in MACRO.finditer(text):
+        out += text[pos:m.start()].encode("utf-8")
+        kind, arg = m.groups()
+        if kind == "bytes":
+            out += rnd.randbytes(int(arg))
+        elif kind == "hex":
+            out += bytes.fromhex(arg)
+        else:
+            n, _, unit = arg.partition(":")
+            unit = unit.replace("\\n", "\r\n")
+            out += "".join(unit.replace("%d", str(i)) for i in range(int(n))).encode()
+        pos = m.end()
+    data = bytes(out + text[pos:].encode("utf-8"))
+    if b"{len}" in data:
+        sep = data.find(b"\r\n\r\n")
+        data = data.replace(b"{len}", str(len(data) - sep - 4 if sep >= 0 else 0).encode(), 1)
+    return data
+
+
+def _msg(data: bytes) -> SipMessage:
+    return SipMessage("received", data.decode("utf-8", "replace"))
+
+
+def _send_request(sock: socket.socket, port: int, method: str, resp: SipMessage, cseq: int,
+                  uri: str) -> None:
+    lport = sock.getsockname()[1]
+    lines = [f"{method} {uri} SIP/2.0",
+             f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-{uuid.uuid4().hex[:16]}",
+             f"From: {resp.header('From')}", f"To: {resp.header('To')}",
+             f"Call-ID: {resp.header('Call-ID')}", f"CSeq: {cseq} {method}",
+             "Max-Forwards: 70", "Content-Length: 0", "", ""]
+    sock.sendto("\r\n".join(lines).encode(), ("127.0.0.1", port))
+
+
+def _answer_request(sock: socket.socket, addr: tuple[str, int], req: SipMessage) -> None:
+    resp = ["SIP/2.0 200 OK"] + [f"{h}: {req.header(h)}" for h in
+                                 ("Via", "From", "To", "Call-ID", "CSeq")]
+    sock.sendto("\r\n".join([*resp, "Content-Length: 0", "", ""]).encode(), addr)
+
+
+def _ack_non_2xx(sock: socket.socket, port: int, resp: SipMessage, ctx: dict) -> None:
+    """ACK a final non-2xx answer to an INVITE (same branch as the INVITE), best effort."""
+    if not all(resp.header(h) for h in ("From", "To", "Call-ID", "CSeq", "Via")):
+        return
+    lines = [f"ACK sip:bot@127.0.0.1:{port} SIP/2.0", f"Via: {resp.header('Via')}",
+             f"From: {resp.header('From')}", f"To: {resp.header('To')}",
+             f"Call-ID: {resp.header('Call-ID')}",
+             f"CSeq: {resp.header('CSeq').split()[0]} ACK", "Max-Forwards: 70",
+             "Content-Length: 0", "", ""]
+    sock.sendto("\r\n".join(lines).encode(), ("127.0.0.1", port))
+
+
+@dataclass
+class Probe:
+    outcome: str  # "drop", or the first final status code
+    seen: list[str]  # status lines received, in order
+    answered: bool = False  # an INVITE got 2xx (then ACKed and ended with BYE)
+    bye_status: int | None = None
+
+
+def probe(port: int, case: Case, rtp_port: int, wait_drop: float = 0.3,
+          wait_final: float = 10.0) -> tuple[Probe, socket.socket]:
+    """Send the case's datagram; read what comes back. Returns the socket still open: the
+    caller reads late answers from it after its OPTIONS check (pjsua has one SIP worker
+    thread, so once the OPTIONS is answered, any answer to this message has been sent)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    ctx = {"host": "127.0.0.1", "port": port, "lport": sock.getsockname()[1],
+           "branch": f"z9hG4bK-{uuid.uuid4().hex[:16]}", "tag": uuid.uuid4().hex[:10],
+           "callid": f"{uuid.uuid4().hex}@corpus", "rtp": rtp_port}
+    sock.sendto(render(case, ctx), ("127.0.0.1", port))
+    result = Probe("drop", [])
+    t0 = time.monotonic()
+    deadline = t0 + wait_drop
+    final: SipMessage | None = None
+    bye_sent = 0.0
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data, addr = sock.recvfrom(65535)
+        except TimeoutError:
+            break
+        msg = _msg(data)
+        if msg.status is None:  # a request from the gateway (a BYE): answer it
+            if msg.method not in ("ACK", None):
+                _answer_request(sock, addr, msg)
+            continue
+        result.seen.append(msg.first_line)
+        if msg.cseq_method == "BYE" and result.answered:
+            if msg.status >= 200:
+                result.bye_status = msg.status
+                break
+            continue
+        if msg.status < 200:
+            deadline = max(deadline, t0 + wait_final)
+            continue
+        if final is None:
+            final = msg
+            result.outcome = str(msg.status)
+            if msg.cseq_method != "INVITE":
+                break
+            if msg.status >= 300:
+                _ack_non_2xx(sock, port, msg, ctx)
+                break
+            # accepted: ACK it and hang up at once (the call must not linger)
+            result.answered = True
+            cseq = int((msg.header("CSeq") or "1").split()[0])
+            _send_request(sock, port, "ACK", msg, cseq, f"sip:bot@127.0.0.1:{port}")
+            _send_request(sock, port, "BYE", msg, cseq + 1, f"sip:bot@127.0.0.1:{port}")
+            bye_sent = time.monotonic()
+            deadline = bye_sent + 8.0
+        elif result.answered and msg.cseq_method == "INVITE" and msg.status < 300 \
+                and time.monotonic() - bye_sent > 1.0:  # 200 retransmitted: BYE again
+            cseq = int((msg.header("CSeq") or "1").split()[0])
+            _send_request(sock, port, "ACK", msg, cseq, f"sip:bot@127.0.0.1:{port}")
+            _send_request(sock, port, "BYE", msg, cseq + 1, f"sip:bot@127.0.0.1:{port}")
+            bye_sent = time.monotonic()
+    return result, sock
+
+
+def late_answers(sock: socket.socket) -> list[SipMessage]:
+    out = []
+    sock.settimeout(0.05)
+    with contextlib.suppress(TimeoutError, OSError):
+        while True:
+            data, _ = sock.recvfrom(65535)
+            out.append(_msg(data))
+    return out
+
+
+def options_status(port: int, timeout: float = 6.0) -> int | None:
+    """Status of a fresh OPTIONS to the gateway (retransmitted every 0.5 s), None if silent."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        lport = sock.getsockname()[1]
+        call_id = f"{uuid.uuid4().hex}@ping"
+        text = "\r\n".join([
+            f"OPTIONS sip:bot@127.0.0.1:{port} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-{uuid.uuid4().hex[:16]};rport",
+            f"From: <sip:ping@127.0.0.1:{lport}>;tag={uuid.uuid4().hex[:8]}",
+            f"To: <sip:bot@127.0.0.1:{port}>", f"Call-ID: {call_id}", "CSeq: 1 OPTIONS",
+            "Max-Forwards: 70", "Content-Length: 0", "", ""]).encode()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            sock.sendto(text, ("127.0.0.1", port))
+            sock.settimeout(0.5)
+            try:
+                data, _ = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            msg = _msg(data)
+            if msg.header("Call-ID") == call_id and msg.status and msg.status >= 200:
+                return msg.status
+    return None
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gateways(tmp_path_factory):
+    if not all(map(os.path.exists, ("/usr/bin/sipp", "/usr/bin/baresip"))):
+        pytest.skip("needs sipp and baresip (scripts/setup.sh install --test)")
+    metrics_port = free_tcp_port()
+    a = GatewayProcess(
+        tmp_path_factory.mktemp("gwA"),
+        extra_toml=f'user = "bot"\nmedia_timeout_seconds = {MEDIA_TIMEOUT}\n'
+                   f"[metrics]\nport = {metrics_port}\n",
+        env={"VOICEBOT_SIP_PASSWORD": PASSWORD, "VOICEBOT_LLM_SYSTEM_PROMPT": PROMPT})
+    a.metrics_port = metrics_port  # type: ignore[attr-defined]
+    b = GatewayProcess(tmp_path_factory.mktemp("gwB"), extra_toml=f"drain_seconds = {DRAIN}\n",
+                       env={testfault.ENV: "tts:2"})
+    errors: list[BaseException] = []
+
+    def start(gw: GatewayProcess) -> None:
+        try:
+            gw.start()
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(gw,)) for gw in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        a.stop()
+        b.stop()
+        raise errors[0]
+    yield a, b
+    code_b = b.stop()
+    code_a = a.stop()
+    assert code_a == 0, f"gateway A exit code {code_a}:\n{a.log()[-4000:]}"
+    assert code_b in (0, None), f"gateway B exit code {code_b}:\n{b.log()[-4000:]}"
+
+
+@pytest.fixture(scope="module")
+def gateway(gateways):
+    return gateways[0]
+
+
+@pytest.fixture(scope="module")
+def gateway_b(gateways):
+    return gateways[1]
+
+
+@pytest.fixture
+def sipp_b(gateway_b, tmp_path, cleanup):
+    def make(name: str, scenario: str, **kw) -> SippRun:
+        run = SippRun(tmp_path / "sipp", name, scenario, f"127.0.0.1:{gateway_b.sip_port}", **kw)
+        cleanup.append(run)
+        return run
+
+    return make
+
+
+def journal_by_call_id(gw: GatewayProcess) -> dict[str, dict]:
+    return {r.get("sip_call_id"): r for r in records.read(gw.workdir / "calls.jsonl").records()}
+
+
+def gateway_bye_seen(run: SippRun) -> bool:
+    return any(m.direction == "received" and m.method == "BYE" for m in run.messages)
+
+
+def media_up(log: GatewayLog, n: int) -> bool:
+    return sum(1 for ev in log.calls().values() if "media up" in ev) >= n
+
+
+# --------------------------------------------------------------------------- fast checks
+
+
+def test_corpus_is_well_formed():
+    cases = corpus()
+    assert len(cases) >= 40, len(cases)
+    for c in cases:
+        assert all(o in ("drop", "4xx", "call") or re.fullmatch(r"\d{3}", o)
+                   for o in c.expect + c.seen)
+        data = render(c, {"host": "127.0.0.1", "port": 5, "lport": 6, "branch": "z9hG4bK-x",
+                          "tag": "t", "callid": "c", "rtp": 7})
+        assert not re.search(rb"\{\{?[a-z]+[}:]", data), c.name  # all filled in
+    rejecting = [c for c in cases if "200" not in c.expect]  # proper answer: 4xx/5xx or drop
+    assert len(rejecting) >= 40, len(rejecting)
+
+
+def test_secret_settings_stay_out_of_repr_errors_and_dumps():
+    cfg = config.build({}, {"VOICEBOT_SIP_PASSWORD": PASSWORD,
+                            "VOICEBOT_LLM_SYSTEM_PROMPT": PROMPT})
+    assert cfg.sip.password == PASSWORD and cfg.llm.system_prompt == PROMPT
+    assert set(config.secret_values(cfg)) == {PASSWORD, PROMPT}
+    assert PASSWORD not in repr(cfg) and CANARY not in repr(cfg)
+    dumped = repr(config.documented_defaults(cfg, show_secrets=False))
+    assert PASSWORD not in dumped and CANARY not in dumped and "<secret>" in dumped
+    with pytest.raises(config.ConfigError) as e:
+        config.build({"sip": {"password": 123456789}})
+    assert "123456789" not in str(e.value) and "[sip] password = <secret>" in str(e.value)
+    assert config.secret_values(config.Config()) == [config.LlmConfig().system_prompt]
+
+
+@pytest.mark.parametrize(("key", "value", "ok"), [
+    ("media_timeout_seconds", 2, True), ("media_timeout_seconds", 3600, True),
+    ("media_timeout_seconds", 1, False), ("media_timeout_seconds", 0, False),
+    ("media_timeout_seconds", 3601, False), ("media_timeout_seconds", 2.5, False),
+    ("drain_seconds", 0, True), ("drain_seconds", 3600, True),
+    ("drain_seconds", -1, False), ("drain_seconds", 3601, False),
+    ("drain_seconds", "30", False)])
+def test_media_timeout_and_drain_ranges(key, value, ok):
+    if ok:
+        assert getattr(config.build({"sip": {key: value}}).sip, key) == value
+    else:
+        with pytest.raises(config.ConfigError, match=rf"\[sip\] {key} = .* is invalid"):
+            config.build({"sip": {key: value}})
+    assert config.Config().sip.media_timeout_seconds == 30
+    assert config.Config().sip.drain_seconds == 30
+
+
+def test_fault_switch_is_off_by_default_and_strict():
+    assert testfault.from_env({}) is None
+    assert testfault.from_env({testfault.ENV: "tts:2"}) == testfault.Fault("tts", "call-2")
+    for bad in ("tts", "tts:0", "tts:x", "disk:1", ":1"):
+        with pytest.raises(ValueError, match=testfault.ENV):
+            testfault.from_env({testfault.ENV: bad})
+
+    class Stt:
+        def transcribe(self, audio):
+            return "hello"
+
+        beam = 1
+
+    @dataclass
+    class Engines:
+        stt: object
+
+    shared = Engines(Stt())
+    fault = testfault.Fault("stt", "call-2")
+    assert testfault.engines_for(shared, None, "call-2") is shared
+    assert testfault.engines_for(shared, fault, "call-1") is shared
+    faulty = testfault.engines_for(shared, fault, "call-2")
+    assert faulty.stt.beam == 1 and shared.stt.transcribe(None) == "hello"
+    with pytest.raises(testfault.InjectedFault, match="stt of call-2"):
+        faulty.stt.transcribe(None)
+
+
+# --------------------------------------------------------------------------- corpus on A
+
+RESULTS: dict[str, tuple[str, str, str]] = {}  # name -> (outcome, expected, what)
+
+
+@pytest.fixture(scope="module")
+def rtp_sink():
+    """Where the corpus INVITEs point their RTP: a socket that reads and drops everything."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drain() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError, OSError):
+                sock.recvfrom(4096)
+
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    t.join(2)
+    sock.close()
+
+
+@pytest.mark.parametrize("case", corpus(), ids=lambda c: c.name)
+def test_corpus_message(gateway, rtp_sink, case):
+    calls_before = gateway.log().count("gateway.sip: incoming from")
+    result, sock = probe(gateway.sip_port, case, rtp_sink)
+    try:
+        assert gateway.proc.poll() is None, f"the gateway died on {case.name}:\n{gateway.log()}"
+        status = options_status(gateway.sip_port)
+        late = [m for m in late_answers(sock) if m.status is not None]
+    finally:
+        sock.close()
+    if result.outcome == "drop" and late:  # a slow answer, not a drop
+        finals = [m for m in late if m.status >= 200]
+        result.seen += [m.first_line for m in late]
+        if finals:
+            result.outcome = str(finals[0].status)
+    if result.outcome == "drop" and gateway.log().count("gateway.sip: incoming from") \
+            > calls_before:
+        result.outcome = "call"  # pjsua took it as a call, and answered somewhere else
+    RESULTS[case.name] = (result.outcome, ",".join(case.expect), case.what)
+    print(f"\n{case.name}: {result.outcome} ({'; '.join(result.seen) or 'no answer'})"
+          f"{' [answered, BYE ' + str(result.bye_status) + ']' if result.answered else ''}")
+    assert status == 200, f"OPTIONS after {case.name} got {status}"
+    if result.answered:
+        assert result.bye_status == 200, f"{case.name}: the accepted call did not end cleanly"
+    if not case.allows(result.outcome, case.expect):
+        assert case.allows(result.outcome, case.seen), (
+            f"{case.name} ({case.what}): got {result.outcome} ({result.seen}), expected "
+            f"{' or '.join(case.expect)}")
+        print(f"FINDING {case.name}: answered {result.outcome}, proper is "
+              f"{' or '.join(case.expect)}")
+
+
+def test_after_the_corpus_a_real_call_works_and_no_slot_leaked(gateway, sipp, rtp_peers,
+                                                                tmp_path):
+    need("baresip")
+    rows = [f"  {n:34} {o:>5}  expected {e:16} {w}" for n, (o, e, w) in sorted(RESULTS.items())]
+    print("\ncorpus results:\n" + "\n".join(rows))
+    (gateway.workdir / "corpus_results.txt").write_text("\n".join(rows) + "\n")
+    log = GatewayLog(gateway)
+    assert "Traceback" not in gateway.log(), gateway.log()[-5000:]
+    # every call the corpus got answered has ended and has a closed record
+    wait_until("the corpus calls to end", lambda: not GatewayLog(gateway).open_calls()
+               and all(r["state"] == "closed" for r in journal_by_call_id(gateway).values()),
+               20, lambda: gateway.log()[-3000:])
+    rate = 16000
+    result = baresip_call(tmp_path / "caller", gateway.uri, np.zeros(7 * rate, np.int16), rate)
+    voiced = sum(b - a for a, b in active_spans(result.heard, result.rate))
+    print(f"real call after the corpus: {voiced:.1f} s of greeting heard")
+    assert voiced > 1.5, result.log[-2000:]
+    log.wait_all_ended(expect=1)
+    assert_full_capacity(gateway, sipp, rtp_peers, "after-corpus")
+
+
+# --------------------------------------------------------------------------- dead peer on A
+
+
+def test_dead_peer_is_hung_up_and_recorded_as_media_timeout(gateway, sipp, rtp_peers):
+    """Three calls at once: one whose caller never sends RTP, one whose RTP stops after ~2 s,
+    one that sends all along. The first two get a BYE and a media_timeout record; the third
+    is left alone and hung up by its caller."""
+    log = GatewayLog(gateway)
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # receives, never sends
+    silent.bind(("127.0.0.1", 0))
+    talker, steady = rtp_peers(2)
+    try:
+        never = sipp("never", "recv_bye.xml", inject=[[str(silent.getsockname()[1])]]).start()
+        stops = sipp("stops", "recv_bye.xml", inject=[[str(talker.port)]]).start()
+        keeps = sipp("keeps", "call_hold.xml", hold_ms=15000,
+                     inject=[[str(steady.port)]]).start()
+        wait_until("3 calls with media up", lambda: media_up(log, 3), 15, log.text)
+        wait_until("the talker to have sent RTP", lambda: talker.sent > 100, 10)
+        talker.close()  # the caller's RTP stops here (its machine vanished)
+        stopped_at = time.monotonic()
+        seen: dict[str, float] = {}
+
+        def both_byes() -> bool:
+            for name, run in (("never", never), ("stops", stops)):
+                if name not in seen and gateway_bye_seen(run):
+                    seen[name] = time.monotonic()
+            return len(seen) == 2
+
+        wait_until("BYEs from the gateway", both_byes, 25,
+                   lambda: never.report() + stops.report() + log.text()[-3000:])
+        after_stop = seen["stops"] - stopped_at
+        print(f"\nBYE {after_stop:.1f} s after the caller's RTP stopped "
+              f"(media_timeout_seconds = {MEDIA_TIMEOUT}, polled every 2 s)")
+        assert MEDIA_TIMEOUT - 0.5 <= after_stop <= MEDIA_TIMEOUT + 8, after_stop
+        for run in (never, stops):
+            assert run.wait() == 0, run.report()
+            run.assert_ok()
+        assert keeps.wait() == 0, keeps.report()
+        keeps.assert_ok()
+        assert not gateway_bye_seen(keeps), "the gateway hung up a call whose RTP flowed"
+        log.wait_all_ended(expect=3)
+    finally:
+        silent.close()
+    wait_until("3 closed records", lambda: sum(
+        1 for r in journal_by_call_id(gateway).values() if r["state"] == "closed") >= 3, 10)
+    recs = journal_by_call_id(gateway)
+    for run, outcome in ((never, "media_timeout"), (stops, "media_timeout"),
+                         (keeps, "ended_by_caller")):
+        [call_id] = outcomes(run.messages, "INVITE")
+        rec = recs[call_id]
+        print(f"{run.name}: {rec['outcome']}: {rec.get('end_cause')}; rx "
+              f"{rec.get('rtp', {}).get('rx_packets')}")
+        assert rec["state"] == "closed" and rec["outcome"] == outcome, rec
+        if outcome == "media_timeout":
+            assert rec["end_cause"] == f"no RTP from the caller for {MEDIA_TIMEOUT} s", rec
+    assert log.text().count("no RTP from the caller for") == 2, log.text()
+
+
+def test_a_call_on_hold_is_not_taken_for_a_dead_peer(gateway, sipp):
+    """The caller puts the bot on hold (re-INVITE a=inactive) at once and sends no RTP for
+    longer than the media timeout: the call stays up until the caller hangs up."""
+    log = GatewayLog(gateway)
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        run = sipp("on-hold", "hold_inactive.xml", hold_ms=(MEDIA_TIMEOUT + 6) * 1000,
+                   inject=[[str(silent.getsockname()[1])]]).run()
+    finally:
+        silent.close()
+    run.assert_ok()
+    assert not gateway_bye_seen(run), run.report()
+    answers = [m for m in run.messages if m.direction == "received" and m.status == 200
+               and m.header("CSeq") == "2 INVITE"]
+    assert answers and "a=inactive" in answers[0].body, run.report()
+    log.wait_all_ended(expect=1)
+    [call_id] = outcomes(run.messages, "INVITE")
+    wait_until("the record closed", lambda: journal_by_call_id(gateway).get(
+        call_id, {}).get("state") == "closed", 10)
+    rec = journal_by_call_id(gateway)[call_id]
+    print(f"\non hold {MEDIA_TIMEOUT + 6} s without RTP: {rec['outcome']}")
+    assert rec["outcome"] == "ended_by_caller", rec
+    assert "no RTP from the caller" not in log.text()
+
+
+# --------------------------------------------------------------------------- secrets on A
+
+
+def test_no_secret_in_log_journal_or_metrics(gateway):
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{gateway.metrics_port}/metrics",
+                                timeout=10) as r:
+        metrics = r.read().decode()
+    journal = (gateway.workdir / "calls.jsonl").read_text()
+    text = gateway.log()
+    assert "voicebot_calls_total" in metrics
+    print(f"\nsecrets checked in {len(text)} B of log, {journal.count(chr(10))} journal lines, "
+          f"{len(metrics)} B of metrics")
+    for name, blob in (("log", text), ("journal", journal), ("metrics", metrics)):
+        for secret in (PASSWORD, CANARY, PROMPT, config.LlmConfig().system_prompt[:60]):
+            assert secret not in blob, f"a secret ({secret[:12]}...) is in the {name}"
+
+
+def test_gateway_listens_on_loopback_only_and_runs_no_tls(gateway):
+    """The SIP transport is UDP on the configured address, the only TCP listener is /metrics
+    on loopback, and no TLS transport exists (TLS lives at the edge)."""
+    import subprocess
+
+    pid = gateway.proc.pid
+    listen = {}
+    for proto in ("t", "u"):
+        out = subprocess.run(["ss", f"-Hl{proto}np"], capture_output=True, text=True).stdout
+        listen[proto] = [line.split()[3] for line in out.splitlines() if f"pid={pid}," in line]
+    print(f"\nTCP listeners: {listen['t']}; UDP sockets: {len(listen['u'])}")
+    assert listen["t"] == [f"127.0.0.1:{gateway.metrics_port}"], listen
+    assert f"127.0.0.1:{gateway.sip_port}" in listen["u"], listen
+    assert all(a.startswith("127.0.0.1:") for a in listen["u"]), listen
+    source = (Path(__file__).resolve().parent.parent / "gateway" / "sip.py").read_text()
+    assert "PJSIP_TRANSPORT_TLS" not in source and "PJSIP_TRANSPORT_TCP" not in source
+    assert not any("tls" in k for sec in config.documented_defaults().values() for k in sec)
+
+
+# --------------------------------------------------------------------------- B: isolation
+
+
+def burn_calls_until(gw: GatewayProcess, sipp_b, rtp_peers, n: int) -> None:
+    """Make short calls until the gateway has numbered ``n`` calls (when a test runs alone,
+    the fault's call ordinal must still fall where the test expects it)."""
+    while len(_WholeLog(gw).calls()) < n:
+        [peer] = rtp_peers(1)
+        run = sipp_b(f"burn-{uuid.uuid4().hex[:6]}", "call_hold.xml", hold_ms=300,
+                     inject=[[str(peer.port)]]).start()
+        run.wait()
+
+
+class _WholeLog(GatewayLog):
+    def __init__(self, gw: GatewayProcess) -> None:  # noqa: D107 - from the start of the log
+        self.gw, self.offset = gw, 0
+
+
+def test_failure_in_one_call_ends_only_that_call(gateway_b, sipp_b, rtp_peers):
+    """TTS raises in call-2 (VOICEBOT_TEST_FAULT=tts:2): call-2 gets a BYE and a 'failed'
+    record naming the stage; call-1, up at the same time, keeps its audio and ends normally."""
+    whole = _WholeLog(gateway_b)
+    assert not whole.calls(), "gateway B was used before: the fault's call number is off"
+    log = GatewayLog(gateway_b)
+    healthy_peer, faulty_peer = rtp_peers(2)
+    healthy = sipp_b("healthy", "call_hold.xml", hold_ms=9000,
+                     inject=[[str(healthy_peer.port)]]).start()
+    wait_until("call-1 media up", lambda: "media up" in log.calls().get("call-1", {}), 15,
+               log.text)
+    faulty = sipp_b("faulty", "recv_bye.xml", inject=[[str(faulty_peer.port)]]).start()
+    wait_until("the BYE of call-2", lambda: gateway_bye_seen(faulty), 20,
+               lambda: faulty.report() + log.text()[-3000:])
+    bye_at = time.monotonic()
+    assert faulty.wait() == 0, faulty.report()
+    assert healthy.wait() == 0, healthy.report()
+    healthy.assert_ok()
+    assert not gateway_bye_seen(healthy), "the healthy call was hung up too"
+    assert sorted(outcomes(healthy.messages, "BYE").values()) == [200]
+    # call-1 kept its media flowing through call-2's failure, with no gap
+    times = [t for t, _, _ in healthy_peer.received]
+    around = [b - a for a, b in zip(times, times[1:], strict=False) if bye_at - 2 < b < bye_at + 2]
+    after = healthy_peer.packets_after(bye_at)
+    print(f"\ncall-1: {len(times)} RTP packets, {after} after call-2's BYE, largest gap "
+          f"around it {max(around, default=0) * 1000:.0f} ms, greeting "
+          f"{healthy_peer.voiced_seconds():.1f} s")
+    assert after > 150, after
+    assert max(around, default=0) < 1.0, around
+    assert healthy_peer.voiced_seconds() > 1.5
+    text = log.text()
+    assert re.search(r"\[call-2\] gateway\.sip: ending the call after a failure in its "
+                     r"work stage", text), text[-3000:]
+    assert "InjectedFault: test fault injected in tts of call-2" in text, text[-3000:]
+    assert not re.search(r"(ERROR|CRITICAL).*\[call-1\]", text), text
+    log.wait_all_ended(expect=2)
+    wait_until("both records closed", lambda: all(
+        r["state"] == "closed" for r in journal_by_call_id(gateway_b).values()), 10)
+    recs = journal_by_call_id(gateway_b)
+    bad = recs[next(iter(outcomes(faulty.messages, "INVITE")))]
+    good = recs[next(iter(outcomes(healthy.messages, "INVITE")))]
+    print(f"call-2 record: {bad['outcome']}: {bad.get('end_cause')}")
+    assert bad["outcome"] == "failed" and bad["end_cause"] == "the pipeline's work stage failed"
+    assert good["outcome"] == "ended_by_caller", good
+
+
+# --------------------------------------------------------------------------- B: drain (last)
+
+
+def test_sigterm_drains_then_byes_and_exits_0(gateway_b, sipp_b, rtp_peers):
+    """SIGTERM with two calls up: a new INVITE gets 503 + Retry-After at once, OPTIONS is still
+    answered, the short call ends by itself during the drain, the long one gets a BYE at the
+    drain deadline ([sip] drain_seconds), the records are closed, the exit code is 0."""
+    burn_calls_until(gateway_b, sipp_b, rtp_peers, 2)
+    log = GatewayLog(gateway_b)
+    short_peer, long_peer = rtp_peers(2)
+    short = sipp_b("short", "call_hold.xml", hold_ms=4000, inject=[[str(short_peer.port)]])
+    long = sipp_b("long", "recv_bye.xml", inject=[[str(long_peer.port)]])
+    short.start()
+    long.start()
+    wait_until("2 calls with media up", lambda: media_up(log, 2), 15, log.text)
+    gateway_b.proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    wait_until("the drain to start", lambda: "new calls refused (503)" in log.text(), 5,
+               log.text)
+    refused = sipp_b("during-drain", "invite_refused.xml", timeout_s=10,
+                     keys={"rtp_port": str(free_udp_port()), "pt": "0",
+                           "rtpmap": "PCMU/8000"}).run()
+    refused.assert_ok()
+    reply = final_response(refused.messages, "INVITE")
+    assert reply.first_line == "SIP/2.0 503 Service Unavailable", refused.report()
+    assert reply.header("Retry-After") == str(RETRY_AFTER), reply.text
+    assert options_status(gateway_b.sip_port) == 200
+    wait_until("the gateway's BYE on the long call", lambda: gateway_bye_seen(long),
+               DRAIN + 10, lambda: long.report() + log.text()[-3000:])
+    bye_after = time.monotonic() - t0
+    code = gateway_b.proc.wait(20)
+    print(f"\ndrain: BYE {bye_after:.1f} s after SIGTERM (drain_seconds = {DRAIN}); "
+          f"exit {code} after {time.monotonic() - t0:.1f} s")
+    assert code == 0, log.text()[-3000:]
+    assert DRAIN - 0.5 <= bye_after <= DRAIN + 8, bye_after
+    assert short.wait() == 0 and long.wait() == 0, short.report() + long.report()
+    short.assert_ok()
+    assert not gateway_bye_seen(short), short.report()
+    assert long_peer.packets_after(t0 + 1.0) > 100, "the call lost its audio during the drain"
+    text = log.text()
+    assert "drain deadline reached: hanging up 1 call(s)" in text, text[-3000:]
+    recs = journal_by_call_id(gateway_b)
+    assert all(r["state"] == "closed" for r in recs.values()), recs
+    s_rec = recs[next(iter(outcomes(short.messages, "INVITE")))]
+    l_rec = recs[next(iter(outcomes(long.messages, "INVITE")))]
+    assert s_rec["outcome"] == "ended_by_caller", s_rec
+    assert l_rec["outcome"] == "ended_by_bot", l_rec
+    assert l_rec["end_cause"] == "the gateway shut down (drain deadline)", l_rec
+    assert len(outcomes(refused.messages, "INVITE")) == 1
