@@ -52,16 +52,22 @@ def load_engines(cfg: Config):
     from pipeline import models
     from pipeline.llm import LlmPool
     from pipeline.session import Engines
-    from pipeline.stt import WhisperStt
+    from pipeline.stt import make_stt
     from pipeline.tts import PiperTts
     from pipeline.vad import SileroModel
 
     t0 = time.monotonic()
-    paths = models.resolve(cfg.stt.model, cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice)
+    # [stt] model names a Whisper folder only for the whisper backend (vosk: its own check)
+    whisper_model = cfg.stt.model if cfg.stt.backend == "whisper" else ""
+    paths = models.resolve(whisper_model, cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice)
+    stt = make_stt(cfg.stt.backend, cfg.stt.model, language=cfg.stt.language,
+                   beam_size=cfg.stt.beam_size, threads=cfg.stt.threads,
+                   bundled_whisper=paths.whisper_dir)
+    log.info("speech-to-text: %s (%s)", stt.name,
+             "streaming partials" if stt.streaming else "partials only at pauses")
     engines = Engines(
         vad=SileroModel(paths.vad),
-        stt=WhisperStt(paths.whisper_dir, cfg.stt.language, cfg.stt.beam_size,
-                       cfg.stt.threads),
+        stt=stt,  # type: ignore[arg-type]  # Engines names WhisperStt; any SpeechToText works
         llm=LlmPool(paths.llm, cfg.sip.max_calls, cfg.llm.threads, cfg.llm.context_tokens,
                     cfg.llm.gpu_layers, cfg.llm.system_prompt, cfg.llm.greeting),
         tts=PiperTts(paths.piper_voice, cfg.tts.length_scale, cfg.tts.volume),
@@ -92,9 +98,16 @@ def serve(cfg: Config) -> int:
         close_observability()
         raise
 
+    signals = []
+
     def on_signal(signum: int, _frame: object) -> None:
-        log.info("signal %d: shutting down", signum)
-        gw.stop()
+        signals.append(signum)
+        if len(signals) == 1:
+            log.info("signal %d: draining (new calls get 503; active calls get up to %d s, "
+                     "then BYE; a second signal hangs up now)", signum, cfg.sip.drain_seconds)
+        else:
+            log.info("signal %d again: ending the drain now", signum)
+        gw.stop()  # the first ends run(), the next one the drain in shutdown()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

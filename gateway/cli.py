@@ -18,6 +18,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="answer calls (the default command)")
     sub.add_parser("check-config", help="validate the config and print the effective settings")
+    w = sub.add_parser(
+        "workers", help="run N gateway processes on consecutive ports (4 calls each), "
+                        "restart crashed ones, stop all on SIGTERM/SIGINT")
+    w.add_argument("-n", "--workers", type=int, default=2, metavar="N",
+                   help="number of worker processes (default 2)")
+    w.add_argument("--base-port", type=int, default=None, metavar="P",
+                   help="SIP/UDP port of worker 0; worker i listens on P+i (default 5062, "
+                        "as edge/run.sh expects)")
+    w.add_argument("--config", dest="workers_config", metavar="FILE",
+                   help="TOML config shared by the workers (same as the global --config)")
     m = sub.add_parser("models", help="assemble and verify the bundled models (sha256)")
     m.add_argument("--quiet", action="store_true")
     c = sub.add_parser("calls", help="list recent calls from the call journal; "
@@ -68,6 +78,8 @@ def _calls(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "workers_config", None):
+        args.config = args.workers_config
     try:
         cfg = config_mod.load(args.config)
     except config_mod.ConfigError as e:
@@ -76,10 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         import json
 
-        print(json.dumps(config_mod.documented_defaults(cfg), indent=2))
+        print(json.dumps(config_mod.documented_defaults(cfg, show_secrets=False), indent=2))
         return 0
     if args.command == "calls":
         return _calls(args, cfg)
+    if args.command == "workers":
+        from gateway import workers
+
+        base = workers.DEFAULT_BASE_PORT if args.base_port is None else args.base_port
+        return workers.main(cfg, args.workers, base, args.config)
     if args.command == "models":
         from pipeline import models
 
@@ -98,10 +115,19 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(cfg.log.level)
     try:
-        return serve(cfg)
+        code = serve(cfg)
     except ModelError as e:
         print(f"voicebot: model error: {e}", file=sys.stderr)
         return 3
+    # pjsua2 objects still referenced (pooled media ports) must not be destroyed after the
+    # library is: leave without running destructors (records and logs are already flushed)
+    import logging
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ class ConfigError(ValueError):
 
 
 def _spec(default: Any, *, lo: float | None = None, hi: float | None = None,
-          choices: tuple[Any, ...] | None = None, doc: str = "") -> Any:
-    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "doc": doc})
+          choices: tuple[Any, ...] | None = None, doc: str = "", secret: bool = False) -> Any:
+    # a secret is left out of repr() and never echoed in an error message (see secret_values)
+    return field(default=default, repr=not secret,
+                 metadata={"lo": lo, "hi": hi, "choices": choices, "doc": doc, "secret": secret})
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,27 @@ class SipConfig:
     pjsip_log_level: int = _spec(1, lo=0, hi=6)
     rtp_port: int = _spec(4000, lo=1024, hi=65000, doc="first RTP port; calls use the next ones")
     jitter_min_ms: int = _spec(40, lo=0, hi=400, doc="jitter buffer floor; 0 = PJSIP default")
+    media_timeout_seconds: int = _spec(30, lo=2, hi=3600,
+                                       doc="hang up a call whose RTP stopped this long")
+    drain_seconds: int = _spec(30, lo=0, hi=3600,
+                               doc="on SIGTERM, let active calls run this long, then BYE")
+    password: str = _spec("", secret=True,
+                          doc="fallback for [registration] password (kept for old configs)")
+
+
+@dataclass(frozen=True)
+class RegistrationConfig:
+    registrar: str = _spec("", doc="registrar/trunk SIP URI, e.g. sip:pbx.example.org:5060; "
+                                   "empty = no registration")
+    aor: str = _spec("", doc="address-of-record registered; empty = sip:<username>@<registrar "
+                             "host[:port]>")
+    username: str = _spec("", doc="digest user name (also the AOR's user part by default)")
+    password: str = _spec("", secret=True, doc="digest password; a secret: prefer "
+                                               "VOICEBOT_REGISTRATION_PASSWORD")
+    realm: str = _spec("*", doc="digest realm the credentials are for; * = any realm")
+    expires_seconds: int = _spec(300, lo=30, hi=86400, doc="registration lifetime asked for")
+    retry_min_seconds: int = _spec(10, lo=1, hi=3600, doc="first retry after a failure")
+    retry_max_seconds: int = _spec(300, lo=1, hi=86400, doc="retry interval cap (doubling)")
 
 
 @dataclass(frozen=True)
@@ -49,20 +72,22 @@ class TurnConfig:
     min_speech_ms: int = _spec(150, lo=30, hi=2000, doc="shorter bursts are not a turn")
     barge_in: bool = _spec(True)
     min_barge_in_ms: int = _spec(200, lo=40, hi=2000)
-    barge_in_threshold: float = _spec(0.6, lo=0.05, hi=0.99)
+    barge_in_threshold: float = _spec(0.5, lo=0.05, hi=0.99)
     max_turn_seconds: float = _spec(30.0, lo=2.0, hi=120.0, doc="force the end of a long turn")
-    speculation_pause_ms: int = _spec(200, lo=64, hi=3000)
+    speculation_pause_ms: int = _spec(150, lo=64, hi=3000)
     speculate_reply: bool = _spec(True)
     mode: str = _spec("streaming", choices=("streaming", "sequential"))
-    echo_cancel: bool = _spec(True)
+    echo_cancel: bool = _spec(False)
     echo_tail_ms: int = _spec(400, lo=50, hi=1000)
     double_talk_db: float = _spec(-6.0, lo=-30.0, hi=0.0)
 
 
 @dataclass(frozen=True)
 class SttConfig:
-    backend: str = _spec("whisper", choices=("whisper",))
-    model: str = _spec("", doc="CTranslate2 Whisper model dir; empty = bundled tiny.en")
+    backend: str = _spec("whisper", choices=("whisper", "vosk"),
+                         doc="whisper: finals, partials only at pauses; vosk: streaming")
+    model: str = _spec("", doc="whisper: CTranslate2 model dir, empty = bundled tiny.en; "
+                               "vosk: the Vosk model folder (required)")
     language: str = _spec("en")
     beam_size: int = _spec(1, lo=1, hi=10)
     threads: int = _spec(2, lo=1, hi=64)
@@ -84,7 +109,8 @@ class LlmConfig:
         "at nine in the morning and closes at five in the afternoon, Monday to Friday; it is "
         "closed on weekends. The address is 12 River Street. A check-up costs 60 dollars. "
         "To book an appointment, the caller can give their name and a preferred day. If you do "
-        "not know something, say so and offer to take a message.")
+        "not know something, say so and offer to take a message.",
+        secret=True, doc="a secret: never logged or recorded (it may hold private facts)")
     greeting: str = _spec("Hello, thanks for calling Riverside Dental. How can I help you?")
 
 
@@ -116,6 +142,7 @@ class RecordsConfig:
 @dataclass(frozen=True)
 class Config:
     sip: SipConfig = field(default_factory=SipConfig)
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
     stt: SttConfig = field(default_factory=SttConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
@@ -126,7 +153,7 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {
-    "sip": SipConfig, "turn": TurnConfig, "stt": SttConfig,
+    "sip": SipConfig, "registration": RegistrationConfig, "turn": TurnConfig, "stt": SttConfig,
     "llm": LlmConfig, "tts": TtsConfig, "log": LogConfig,
     "metrics": MetricsConfig, "records": RecordsConfig,
 }
@@ -149,7 +176,8 @@ def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
     key = f"[{section}] {f.name}"
     want = type(f.default)
     md = f.metadata
-    bad = ConfigError(f"{key} = {value!r} is invalid: expected {_describe(f)}")
+    shown = "<secret>" if md.get("secret") else repr(value)
+    bad = ConfigError(f"{key} = {shown} is invalid: expected {_describe(f)}")
     if want is bool:
         if not isinstance(value, bool):
             raise bad
@@ -186,12 +214,36 @@ def _from_env(section: str, f: dataclasses.Field, raw: str) -> Any:
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
+        shown = "<secret>" if f.metadata.get("secret") else repr(raw)
         raise ConfigError(
-            f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}={raw!r} is invalid: expected "
+            f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}={shown} is invalid: expected "
             f"{_describe(f)}") from None
 
 
+def _check_stt(stt: SttConfig) -> None:
+    """A Vosk model is checked here, before any socket opens: Kaldi aborts on a bad one."""
+    if stt.backend == "vosk":
+        from pipeline.stt_base import SttModelError
+        from pipeline.stt_vosk import check_model_dir
+
+        try:
+            check_model_dir(stt.model)
+        except SttModelError as e:
+            raise ConfigError(f"{e} ([stt] backend = 'vosk')") from None
+
+
+def _check_registration(reg: RegistrationConfig) -> None:
+    from gateway.registration import check_config
+
+    try:
+        check_config(reg)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def _check_cross(cfg: Config) -> None:
+    _check_stt(cfg.stt)
+    _check_registration(cfg.registration)
     for key, addr in (("listen_address", cfg.sip.listen_address),
                       ("public_address", cfg.sip.public_address)):
         if addr:
@@ -253,7 +305,21 @@ def load(path: str | Path | None, env: Mapping[str, str] | None = None) -> Confi
     return build(data, env)
 
 
-def documented_defaults(cfg: Config | None = None) -> dict[str, dict[str, Any]]:
+def secret_values(cfg: Config) -> list[str]:
+    """The non-empty values of the secret-marked settings (``_spec(..., secret=True)``): they
+    must never appear in logs, metrics or call records (tests grep for them)."""
+    out = []
+    for name in SECTIONS:
+        sec = getattr(cfg, name)
+        for f in dataclasses.fields(sec):
+            value = getattr(sec, f.name)
+            if f.metadata.get("secret") and isinstance(value, str) and value:
+                out.append(value)
+    return out
+
+
+def documented_defaults(cfg: Config | None = None,
+                        show_secrets: bool = True) -> dict[str, dict[str, Any]]:
     """The settings as plain data (what the documented TOML file must hold)."""
     cfg = cfg or Config()
     out: dict[str, dict[str, Any]] = {}
@@ -261,4 +327,8 @@ def documented_defaults(cfg: Config | None = None) -> dict[str, dict[str, Any]]:
         sec = getattr(cfg, name)
         out[name] = {f.name: (list(v) if isinstance(v := getattr(sec, f.name), tuple) else v)
                      for f in dataclasses.fields(sec)}
+        if not show_secrets:
+            for f in dataclasses.fields(sec):
+                if f.metadata.get("secret") and out[name][f.name]:
+                    out[name][f.name] = "<secret>"
     return out

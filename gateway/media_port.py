@@ -66,30 +66,48 @@ def pcm_format() -> pj.MediaFormatAudio:
     return fmt
 
 
+def _drop(_pcm: bytes) -> None:
+    pass
+
+
+def _silence() -> bytes:
+    return SILENCE
+
+
+SILENCE = bytes(FRAME_BYTES)
+
+
 class CallPort(pj.AudioMediaPort):
     """Frames in from the caller -> ``on_inbound``; frames out to the caller <- ``next_outbound``.
 
-    ``lateness`` (when set) receives how late each inbound callback ran against the 20 ms grid.
+    Ports are pooled and reused call after call, never destroyed while the library runs:
+    destroying one removes it from the conference bridge while the media clock may be inside
+    its callback (the clock thread holds the bridge lock and waits for the GIL), which has
+    raced and stalled. Between calls a port is detached: it drops what it hears and plays
+    silence. ``lateness`` (when set) receives how late each inbound callback ran against the
+    20 ms grid.
     """
 
-    def __init__(self, on_inbound: Callable[[bytes], None],
-                 next_outbound: Callable[[], bytes],
-                 lateness: Callable[[float], None] | None = None) -> None:
+    def __init__(self, lateness: Callable[[float], None] | None = None) -> None:
         super().__init__()
-        self._on_inbound = on_inbound
-        self._next_outbound = next_outbound
         self._lateness = lateness
+        self.detach()
+
+    def attach(self, on_inbound: Callable[[bytes], None],
+               next_outbound: Callable[[], bytes]) -> None:
         self._t0: float | None = None
         self._ticks = 0
-        self._out = pj.ByteVector(bytes(FRAME_BYTES))
-        self.frames_in = 0
-        self.frames_out = 0
+        self.frames_in = self.frames_out = 0
         self.odd_frames = 0  # inbound frames of an unexpected size (padded or cut)
         self.empty_frames = 0  # ticks with no inbound audio (replaced by silence)
+        self._next_outbound = next_outbound
+        self._on_inbound = on_inbound
 
-    # Dropping the last reference to a port clears its attributes first, then the C++
-    # destructor waits (GIL released) for the bridge's current tick, which may still call in:
-    # those calls meet an AttributeError and must do nothing.
+    def detach(self) -> None:
+        self.attach(_drop, _silence)
+
+    # At process exit a port's attributes can be cleared while the clock still calls in:
+    # such a call meets an AttributeError and does nothing.
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2 API
         with contextlib.suppress(AttributeError):
@@ -119,6 +137,6 @@ class CallPort(pj.AudioMediaPort):
                 pcm = (pcm + bytes(FRAME_BYTES))[:FRAME_BYTES]
         else:  # no audio this tick (jitter buffer empty): keep the sample clock running
             self.empty_frames += 1
-            pcm = bytes(FRAME_BYTES)
+            pcm = SILENCE
         self.frames_in += 1
         self._on_inbound(pcm)

@@ -40,6 +40,8 @@ TURN_RESULTS = ("answered", "interrupted", "unanswered")
 ERROR_STAGES = ("listen", "work")  # the session's threads (CallSession.on_failure's names)
 RX_PROBLEMS = ("lost", "duplicate", "reordered", "discarded")
 JB_EVENTS = ("lost", "discarded", "empty")
+REG_STATES = ("disabled", "registering", "registered", "failed", "unregistered")
+REG_FAILURE_KINDS = ("4xx", "5xx", "6xx", "timeout", "transport")
 
 # call.rtp key -> (metric, label value); cumulative per call, turned into process counters
 _RTP_COUNTERS = {
@@ -113,6 +115,14 @@ class Metrics:
             buckets=JB_DELAY_BUCKETS, registry=r)
         self.journal_errors = Counter("voicebot_journal_write_errors",
                                       "Call journal lines that could not be written", registry=r)
+        self.registration_state = Gauge(
+            "voicebot_registration_state", "Registration to [registration] registrar: 1 for "
+            "the current state (disabled, registering, registered, failed, unregistered)",
+            ["state"], registry=r)
+        self.registration_failures = Counter(
+            "voicebot_registration_failures", "REGISTER attempts that failed, by SIP status "
+            "class (4xx, 5xx, 6xx, timeout = 408 or no answer, transport)", ["kind"],
+            registry=r)
         # every label value exists from the start (a dashboard query never finds nothing)
         for o in CALL_OUTCOMES:
             self.calls.labels(o)
@@ -128,9 +138,27 @@ class Metrics:
             self.rtp_rx_problems.labels(k)
         for e in JB_EVENTS:
             self.jb_frames.labels(e)
+        for k in REG_FAILURE_KINDS:
+            self.registration_failures.labels(k)
+        self.set_registration_state("disabled")
         self.capacity.set(capacity)
         self._rtp_seen: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()
+
+    # --- registration (pjsua thread) ------------------------------------------------------
+
+    def set_registration_state(self, state: str) -> None:
+        for s in REG_STATES:
+            self.registration_state.labels(s).set(1 if s == state else 0)
+
+    def registration_failed(self, code: int) -> None:
+        if code == 408:
+            kind = "timeout"
+        elif 400 <= code < 700:
+            kind = f"{code // 100}xx"
+        else:
+            kind = "transport"
+        self.registration_failures.labels(kind).inc()
 
     # --- media clock thread --------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
+import os
 import queue
 import threading
 import time
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 import pjsua2 as pj
 
+from gateway import registration, testfault
 from gateway.admission import InviteGate
 from gateway.config import Config
 from gateway.media_port import CallPort, init_fast_path, pcm_format
@@ -51,6 +54,10 @@ class GatewayCall(pj.Call):
         self._slot: int | None = None
         self.ended = False
         self.rtp: dict[str, float | int | str] = {}  # last stream statistics seen
+        self.rx_expected = True  # the stream receives (not put on hold a=inactive/recvonly)
+        self.rx_last: int | None = None  # rx packet count at the last change seen
+        self.rx_changed_at = 0.0  # monotonic time of that change (dead-peer detection)
+        self.bot_cause: str | None = None  # why the gateway hung up (None: it did not)
         self.log = logging.LoggerAdapter(log, {"call": name})
 
     # pjsua2 callbacks: an exception escaping one would keep this call object alive in the
@@ -94,6 +101,7 @@ class GatewayCall(pj.Call):
         except pj.Error:
             return
         rx, jb = st.rtcp.rxStat, st.jbuf
+        self.rx_expected = bool(si.dir & pj.PJMEDIA_DIR_DECODING)
         self.rtp = {
             "codec": f"{si.codecName}/{si.codecClockRate}",
             "remote_rtp": si.remoteRtpAddress,
@@ -137,6 +145,13 @@ class BotAccount(pj.Account):
         except Exception:  # noqa: BLE001 - refuse this call, keep serving the others
             log.exception("incoming call handling failed")
 
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802
+        # pjsua's thread: copy three fields, log, set a gauge, maybe arm a timer; nothing slow
+        try:
+            self.gw.registration_state(int(prm.code), str(prm.reason), int(prm.expiration))
+        except Exception:  # noqa: BLE001
+            log.exception("registration state handling failed")
+
 
 class _LogWriter(pj.LogWriter):
     def write(self, entry: pj.LogEntry) -> None:
@@ -155,11 +170,17 @@ class Gateway:
         self.observer = observer or detached_observer()  # metrics and call records
         self.control: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self.calls: dict[str, GatewayCall] = {}
+        self._ports: list[CallPort] = []  # every port made; reused, never destroyed
+        self._free_ports: list[CallPort] = []
         self.stats = CallStats()
         self._seq = 0
         self._stopping = threading.Event()
         self.ep = pj.Endpoint()
         self._log_writer = _LogWriter()
+        self.fault = testfault.from_env(os.environ)  # TEST ONLY; None unless the env asks
+        if self.fault is not None:
+            log.warning("TEST FAULT INJECTION ON (%s=%s): never set this in production",
+                        testfault.ENV, os.environ[testfault.ENV])
 
     # --- start-up ------------------------------------------------------------------------
 
@@ -213,10 +234,76 @@ class Gateway:
             acfg.mediaConfig.transportConfig.boundAddress = sip.listen_address
         if sip.public_address:
             acfg.mediaConfig.transportConfig.publicAddress = sip.public_address
-        self.account = BotAccount(self)
+        self._configure_registration(acfg)
+        self.account = BotAccount(self)  # referenced for the process's life (field notes)
         self.account.create(acfg, True)
         log.info("listening on udp:%s:%d (codecs %s, %d calls)", sip.listen_address, sip.port,
                  "/".join(sip.codecs), sip.max_calls)
+
+    # --- registration ([registration]; logic in gateway/registration.py) ------------------
+
+    def _configure_registration(self, acfg: pj.AccountConfig) -> None:
+        reg = self.cfg.registration
+        self.reg_backoff = registration.Backoff(reg.retry_min_seconds, reg.retry_max_seconds)
+        self._reg_timer: threading.Timer | None = None
+        if not reg.registrar:
+            return
+        acfg.idUri = reg.aor or registration.default_aor(reg.registrar, reg.username)
+        rc = acfg.regConfig
+        rc.registrarUri = reg.registrar
+        rc.registerOnAdd = True
+        rc.timeoutSec = reg.expires_seconds
+        rc.delayBeforeRefreshSec = registration.refresh_margin(reg.expires_seconds)
+        rc.retryIntervalSec = 0  # pjsua's retry is a fixed interval: ours backs off instead
+        rc.firstRetryIntervalSec = 0
+        rc.randomRetryIntervalSec = 0
+        rc.dropCallsOnFail = False  # a lost registration must not cut the calls in progress
+        password = reg.password or self.cfg.sip.password
+        if not password:
+            log.warning("registration: no password set ([registration] password or "
+                        "VOICEBOT_REGISTRATION_PASSWORD); a challenge will fail")
+        acfg.sipConfig.authCreds.append(
+            pj.AuthCredInfo("digest", reg.realm, reg.username, 0, password))
+        self.observer.metrics.set_registration_state("registering")
+        log.info("registration: %s at %s as %s, expires %d s (refresh %d s early), "
+                 "retry back-off %d..%d s", acfg.idUri, reg.registrar, reg.username,
+                 reg.expires_seconds, rc.delayBeforeRefreshSec, reg.retry_min_seconds,
+                 reg.retry_max_seconds)
+
+    def registration_state(self, code: int, reason: str, expiration: int) -> None:
+        """onRegState (pjsua thread): log, export, and on failure schedule a retry."""
+        state = registration.state_for(code, expiration)
+        metrics = self.observer.metrics
+        metrics.set_registration_state(state.value)
+        if state is registration.RegState.REGISTERED:
+            self.reg_backoff.reset()
+            log.info("registration: %d %s, expires in %d s", code, reason, expiration)
+        elif state is registration.RegState.UNREGISTERED:
+            log.info("registration: unregistered (%d %s)", code, reason)
+        elif state is registration.RegState.FAILED:
+            metrics.registration_failed(code)
+            if self._stopping.is_set() or getattr(self, "gate", None) and self.gate.draining:
+                log.warning("registration failed: %s",
+                            registration.describe_failure(code, reason))
+                return
+            delay = self.reg_backoff.next_delay()
+            log.error("registration failed: %s; attempt %d, next in %.1f s",
+                      registration.describe_failure(code, reason), self.reg_backoff.failures,
+                      delay)
+            if self._reg_timer is not None:
+                self._reg_timer.cancel()
+            # the timer thread only queues the job: pjsua2 is called from the main thread
+            self._reg_timer = threading.Timer(delay, self.control.put,
+                                              (self._retry_registration,))
+            self._reg_timer.daemon = True
+            self._reg_timer.start()
+
+    def _retry_registration(self) -> None:
+        if self.gate.draining or self._stopping.is_set():
+            return
+        self.observer.metrics.set_registration_state("registering")
+        log.info("registration: retrying REGISTER to %s", self.cfg.registration.registrar)
+        self.account.setRegistration(True)
 
     def _set_codecs(self) -> None:
         wanted = {CODEC_IDS[c]: 255 - i for i, c in enumerate(self.cfg.sip.codecs)}
@@ -258,7 +345,8 @@ class Gateway:
     def start_media(self, call: GatewayCall) -> None:
         """Create the call's port and conversation (on the pjsua thread, at media-up)."""
         session = CallSession(
-            call_id=call.name, engines=self.engines, settings=self.turn_settings(),
+            call_id=call.name, engines=testfault.engines_for(self.engines, self.fault, call.name),
+            settings=self.turn_settings(),
             greeting=self.cfg.llm.greeting, system_prompt=self.cfg.llm.system_prompt,
             on_failure=lambda stage, exc, name=call.name: self.control.put(
                 lambda: self.fail(name, stage)),
@@ -268,10 +356,14 @@ class Gateway:
             double_talk_db=self.cfg.turn.double_talk_db,
             on_turn_done=lambda rec, name=call.name: self.observer.turn_done(name, rec))
         edges = self.observer.media_started(call.name, session)  # audible edges for TTFA
-        port = CallPort(edges.tap_inbound(session.push_inbound),
-                        edges.tap_outbound(session.pull_outbound),
-                        lateness=self.observer.metrics.observe_lateness)
-        port.createPort(f"{call.name}-port", pcm_format())
+        if self._free_ports:
+            port = self._free_ports.pop()
+        else:
+            port = CallPort(lateness=self.observer.metrics.observe_lateness)
+            port.createPort(f"port-{len(self._ports)}", pcm_format())
+            self._ports.append(port)
+        port.attach(edges.tap_inbound(session.push_inbound),
+                    edges.tap_outbound(session.pull_outbound))
         call.port, call.session = port, session
         session.start()
 
@@ -291,18 +383,47 @@ class Gateway:
         call = self.calls.get(name)
         if call is not None and not call.ended:
             call.log.error("ending the call after a failure in its %s stage", stage)
-            op = pj.CallOpParam()
-            op.statusCode = pj.PJSIP_SC_INTERNAL_SERVER_ERROR
-            try:
-                call.hangup(op)
-            except pj.Error as e:
-                call.log.warning("hangup failed: %s", e.info())
+            self._hang_up(call, f"the pipeline's {stage} stage failed",
+                          pj.PJSIP_SC_INTERNAL_SERVER_ERROR)
+
+    def _hang_up(self, call: GatewayCall, cause: str, status: int | None = None) -> None:
+        """The gateway ends this call (BYE once answered), for ``cause`` (its record says)."""
+        if call.bot_cause is None:
+            call.bot_cause = cause
+        op = pj.CallOpParam()
+        if status is not None:
+            op.statusCode = status
+        try:
+            call.hangup(op)
+        except pj.Error as e:
+            call.log.warning("hangup failed: %s", e.info())
+
+    def _check_media(self, call: GatewayCall, now: float) -> None:
+        """Dead peer: no new RTP packet for [sip] media_timeout_seconds -> BYE, media_timeout.
+        Runs after each stats poll, so the hang-up comes up to STATS_INTERVAL late."""
+        if call.ended or call.bot_cause is not None or not call.rtp:
+            return
+        rx = call.rtp.get("rx_packets")
+        if rx != call.rx_last or not call.rx_expected:  # new packets, or none are due (hold)
+            call.rx_last, call.rx_changed_at = rx, now
+            return
+        silent = now - call.rx_changed_at
+        timeout = self.cfg.sip.media_timeout_seconds
+        if silent < timeout:
+            return
+        call.log.warning("no RTP from the caller for %.0f s (%s packets in all; limit %d s): "
+                         "hanging up", silent, rx, timeout)
+        self.observer.mark_outcome(call.name, "media_timeout")
+        self._hang_up(call, f"no RTP from the caller for {timeout} s")
 
     def forget(self, call: GatewayCall) -> None:
         """At DISCONNECTED (pjsua thread): free the port, stop the conversation off-thread."""
         self.calls.pop(call.name, None)
         self.stats.ended += 1
-        call.port = None  # destroys the port (removes it from the bridge) on this thread
+        if call.port is not None:  # back to the pool; the call's own media left the bridge
+            call.port.detach()
+            self._free_ports.append(call.port)
+            call.port = None
         session, call.session = call.session, None
         if session is not None:
             # joining the session's threads takes up to a few seconds: not on pjsua's thread
@@ -316,60 +437,86 @@ class Gateway:
             status, reason = int(ci.lastStatusCode), str(ci.lastReason)
         except pj.Error:
             status, reason = None, ""
-        draining = getattr(getattr(self, "gate", None), "draining", False)
-        self.observer.ended(call.name, status, reason, by_bot=draining,
-                            cause="the gateway shut down" if draining else "")
+        self.observer.ended(call.name, status, reason, by_bot=call.bot_cause is not None,
+                            cause=call.bot_cause or "")
 
     # --- main loop -----------------------------------------------------------------------
 
     def run(self) -> None:
         """Serve until ``stop()``; runs the control jobs on this (pjsua-registered) thread."""
+        self._serve()
+
+    def _serve(self, done: Callable[[], bool] = lambda: False, deadline: float = math.inf,
+               tick: float = math.inf) -> str:
+        """Run control jobs and poll RTP statistics until ``stop()`` ("stopped"), ``done()``
+        ("done", checked at least every ``tick`` s) or the monotonic ``deadline``."""
         next_poll = time.monotonic() + STATS_INTERVAL
-        while True:
+        while not done():
+            now = time.monotonic()
+            if now >= deadline:
+                return "deadline"
             try:
-                job = self.control.get(timeout=max(0.0, next_poll - time.monotonic()))
+                job = self.control.get(timeout=max(0.0, min(next_poll, deadline, now + tick)
+                                                   - now))
             except queue.Empty:
-                self._poll_stream_stats()
-                next_poll = time.monotonic() + STATS_INTERVAL
+                if time.monotonic() >= next_poll:
+                    self._poll_stream_stats()
+                    next_poll = time.monotonic() + STATS_INTERVAL
                 continue
             if job is None:
-                break
+                return "stopped"
             try:
                 job()
             except Exception:  # noqa: BLE001 - a failed job must not stop the gateway
                 log.exception("control job failed")
+        return "done"
 
     def _poll_stream_stats(self) -> None:
         # In its own frame: a loop variable left in run() would keep the last call polled
         # alive after it ended, and pjsua2's ~Call, run whenever that reference goes, hangs
         # up (and unbinds) whichever new call has been given the same call id meanwhile.
+        now = time.monotonic()
+        slots = self.gate.active_calls()
+        if slots != len(self.calls):
+            log.debug("pjsua holds %d call slot(s), the gateway knows %d call(s)", slots,
+                      len(self.calls))
         for call in list(self.calls.values()):
             call.poll_stream_stats()
+            try:
+                self._check_media(call, now)
+            except Exception:  # noqa: BLE001 - one call's check must not stop the others
+                call.log.exception("media timeout check failed")
 
     def stop(self) -> None:
         self.control.put(None)
 
-    def _hangup_all(self) -> None:
+    def _hangup_all(self, cause: str) -> None:
         # In its own frame, like _poll_stream_stats: a loop variable left in shutdown() kept
         # the last call alive past libDestroy(), and its ~Call then aborted the process
         # (pjsua_call_set_user_data assertion, exit -6).
         for call in list(self.calls.values()):
             if not call.ended:
                 with contextlib.suppress(pj.Error):
-                    call.hangup(pj.CallOpParam())
+                    self._hang_up(call, cause)
 
-    def shutdown(self, deadline: float = 5.0) -> None:
-        """Refuse new calls, hang up the active ones, wait for them to end, destroy pjsua."""
+    def shutdown(self, drain: float | None = None, deadline: float = 5.0) -> None:
+        """Graceful drain, then destroy pjsua: new INVITEs get 503 from now on; active calls
+        are served (jobs, stats, media timeouts) until they end or ``drain`` seconds pass
+        (default [sip] drain_seconds; a second ``stop()`` cuts it short); those left get a
+        BYE, and up to ``deadline`` seconds to end."""
+        drain = self.cfg.sip.drain_seconds if drain is None else drain
         self.gate.draining = True
-        self._hangup_all()
-        end = time.monotonic() + deadline
-        while self.calls and time.monotonic() < end:
-            try:
-                job = self.control.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if job is not None:
-                job()
+        if self.calls:
+            log.info("draining: %d call(s) up, new calls refused (503); the last ones get a "
+                     "BYE in %d s", len(self.calls), drain)
+        how = self._serve(lambda: not self.calls, time.monotonic() + drain, tick=0.1)
+        if self.calls:
+            log.info("drain %s: hanging up %d call(s)",
+                     "cut short by a second signal" if how == "stopped" else "deadline reached",
+                     len(self.calls))
+            self._hangup_all("the gateway shut down (drain deadline)" if how == "deadline"
+                             else "the gateway shut down")
+        self._serve(lambda: not self.calls, time.monotonic() + deadline, tick=0.1)
         self.ep.hangupAllCalls()
         time.sleep(0.2)
         self.calls.clear()

@@ -41,6 +41,8 @@ class GatewayProcess:
     sip_port: int = 0
     rtp_port: int = 0
     extra_toml: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment variables for the gateway process."""
     proc: subprocess.Popen | None = None
     log_path: Path = field(init=False)
 
@@ -64,11 +66,13 @@ class GatewayProcess:
             own += "[metrics]\nport = 0\n"
         if "[records]" not in self.extra_toml:
             own += f'[records]\npath = "{self.workdir / "calls.jsonl"}"\n'
+        # SIGTERM (stop()) hangs up at once unless a test asks for a graceful drain
+        drain = "" if "drain_seconds" in self.extra_toml else "drain_seconds = 0\n"
         cfg.write_text(
             f'[sip]\nlisten_address = "127.0.0.1"\nport = {self.sip_port}\n'
-            f"rtp_port = {self.rtp_port}\n{self.extra_toml}\n"
+            f"rtp_port = {self.rtp_port}\n{drain}{self.extra_toml}\n"
             f'[log]\nlevel = "info"\nturn_audio_dir = "{self.turn_dir}"\n{own}')
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen([*VOICEBOT, "--config", str(cfg)], cwd=ROOT, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
