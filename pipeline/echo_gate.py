@@ -20,20 +20,31 @@ SILENT_PEAK = 300  # int16: below this the bot is not talking and nothing is gat
 
 
 class EchoGate:
-    def __init__(self, tail_frames: int, ratio_db: float = -6.0, near_frames: int = 2) -> None:
+    def __init__(self, tail_frames: int, ratio_db: float = -6.0, near_frames: int = 2,
+                 hangover_frames: int = 12) -> None:
         self.ratio = 10 ** (ratio_db / 20)
         self._far: collections.deque[int] = collections.deque(maxlen=max(1, tail_frames))
         self._near: collections.deque[int] = collections.deque(maxlen=max(1, near_frames))
+        # Geigel's hangover: speech peaks only in its vowels; once the caller is heard, the
+        # soft frames right after count too (else a barge-in starts only at a loud syllable)
+        self.hangover_frames = hangover_frames
+        self._hangover = 0
 
     def push(self, near: np.ndarray, far: np.ndarray) -> None:
         """The caller's raw frame (before echo cancellation) and the bot frame sent with it."""
         self._near.append(int(np.abs(near.astype(np.int32)).max(initial=0)))
         self._far.append(int(np.abs(far.astype(np.int32)).max(initial=0)))
+        far = max(self._far, default=0)
+        if far >= SILENT_PEAK and max(self._near, default=0) >= self.ratio * far:
+            self._hangover = self.hangover_frames  # the caller, over the bot
+        else:
+            self._hangover = max(0, self._hangover - 1)
+
+    def _geigel_echo_only(self) -> bool:
+        far = max(self._far, default=0)
+        return far >= SILENT_PEAK and max(self._near, default=0) < self.ratio * far
 
     def echo_only(self) -> bool:
-        """True when the bot is talking and the caller's line is not loud enough to be more
-        than its echo."""
-        far = max(self._far, default=0)
-        if far < SILENT_PEAK:
-            return False
-        return max(self._near, default=0) < self.ratio * far
+        """True when the bot is talking and the caller's line has not been louder than its
+        echo could be (within the hangover)."""
+        return self._geigel_echo_only() and self._hangover == 0

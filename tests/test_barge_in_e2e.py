@@ -63,8 +63,8 @@ def test_caller_interrupts_a_long_answer(gateway, tmp_path):
 
     (rec,) = closed_records(gateway.workdir / "calls.jsonl")
     cut_turns = [t for t in rec["turns"] if t.get("interrupted")]
-    assert len(cut_turns) == 1, rec["turns"]
-    t = cut_turns[0]
+    assert cut_turns, rec["turns"]
+    t = cut_turns[0]  # the long answer (a later, short reply may be cut by the same caller)
     said, heard_words = t["bot_text"].split(), t["heard_text"].split()
     assert 0 < len(heard_words) < len(said), t
     assert said[: len(heard_words)] == heard_words  # a prefix: exactly what was played
