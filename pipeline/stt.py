@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.stt_base import RATE, SpeechToText, SttModelError, Transcript, as_int16
+from pipeline.stt_base import (
+    RATE,
+    SpeechToText,
+    StreamClock,
+    SttModelError,
+    Transcript,
+    as_int16,
+)
 
 SHORT_MAX_SAMPLES = 28 * 16000  # longer turns use the standard 30 s windows
 PAD_SAMPLES = 16000  # silence after the speech inside the shortened window
@@ -102,7 +109,7 @@ class WhisperStt:
         self.transcribe(0.1 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 3 * t) > 0))
 
 
-class WhisperStream:
+class WhisperStream(StreamClock):
     """A call's turn buffer for a whole-utterance backend (``SttStream``).
 
     ``feed`` only appends (no decode on the audio path); ``pause`` re-decodes the turn so far
@@ -115,17 +122,8 @@ class WhisperStream:
         self._stt = stt
         self._chunks: list[np.ndarray] = []
         self._buffered = 0
-        self._position = 0
-        self._turn_start = 0
+        super().__init__()
         self._partial_at = -1  # position of the last partial made
-
-    @property
-    def position(self) -> int:
-        return self._position
-
-    @property
-    def turn_start(self) -> int:
-        return self._turn_start
 
     def feed(self, pcm: bytes | np.ndarray) -> Transcript | None:
         x = as_int16(pcm).copy()

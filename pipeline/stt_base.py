@@ -75,6 +75,23 @@ class Transcript:
     """Word timings, when the backend gives them (Vosk does; Whisper here does not)."""
 
 
+class StreamClock:
+    """The sample clock every stream keeps (``position``, ``turn_start``): shared by the
+    backends' stream classes."""
+
+    def __init__(self) -> None:
+        self._position = 0
+        self._turn_start = 0
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    @property
+    def turn_start(self) -> int:
+        return self._turn_start
+
+
 @runtime_checkable
 class SttStream(Protocol):
     """One call's recognizer state. Not thread-safe: one thread feeds it."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.stt_base import RATE, SttModelError, Transcript, Word, as_int16
+from pipeline.stt_base import RATE, StreamClock, SttModelError, Transcript, Word, as_int16
 
 FRAME_RATE = 100  # PocketSphinx frames per second (its segment times)
 _FILLER = re.compile(r"^(<.*>|\[.*\]|\+\+.*\+\+)$")  # <s>, <sil>, [NOISE], ++garbage++
@@ -62,23 +62,14 @@ class PocketsphinxStt:
         self.transcribe(np.zeros(RATE, dtype=np.float32))
 
 
-class PocketsphinxStream:
+class PocketsphinxStream(StreamClock):
     """One call's decoder (``SttStream``): a partial after every frame that changes it."""
 
     def __init__(self) -> None:
         self._d = _decoder()
-        self._position = 0
-        self._turn_start = 0
+        super().__init__()
         self._in_utt = False
         self._last = ""
-
-    @property
-    def position(self) -> int:
-        return self._position
-
-    @property
-    def turn_start(self) -> int:
-        return self._turn_start
 
     def feed(self, pcm: bytes | np.ndarray) -> Transcript | None:
         x = as_int16(pcm)

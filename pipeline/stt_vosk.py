@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.stt_base import RATE, SttModelError, Transcript, Word, as_int16
+from pipeline.stt_base import RATE, StreamClock, SttModelError, Transcript, Word, as_int16
 
 KEY = "[stt] model"
 FST_MAGIC = 2125659606  # OpenFst binary header
@@ -189,7 +189,7 @@ class VoskStt:
         self.transcribe((0.01 * rng.standard_normal(RATE)).astype(np.float32))
 
 
-class VoskStream:
+class VoskStream(StreamClock):
     """One call's recognizer (``SttStream``). Feed it every inbound frame, in order."""
 
     def __init__(self, stt: VoskStt, partials: bool = True) -> None:
@@ -199,20 +199,11 @@ class VoskStream:
         self._origin = self._holder.fed
         self._partials = partials
         self._every = stt.partial_every
-        self._position = 0
-        self._turn_start = 0
+        super().__init__()
         self._since_partial = 0
         self._texts: list[str] = []  # segments Kaldi's own endpointer closed in this turn
         self._words: list[Word] = []
         self._last = ""  # text of the last partial returned
-
-    @property
-    def position(self) -> int:
-        return self._position
-
-    @property
-    def turn_start(self) -> int:
-        return self._turn_start
 
     def feed(self, pcm: bytes | np.ndarray) -> Transcript | None:
         x = as_int16(pcm)
