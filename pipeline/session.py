@@ -466,6 +466,8 @@ class CallSession:
             if rec is not None and rec.llm_first_token_seconds is None:
                 rec.llm_first_token_seconds = time.monotonic() - t0
             parts.append(piece)
+            # kept current: a barge-in records the words generated up to that moment
+            u.generated_text = "".join(parts).strip()
             if self.streaming:
                 speak(chunker.feed(piece))
             if u.cancelled:

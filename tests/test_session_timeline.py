@@ -55,8 +55,9 @@ class ScriptedStt:
 class ScriptedLlm:
     """Streams a fixed reply word by word, 5 ms per token; records what it was asked."""
 
-    def __init__(self, reply):
+    def __init__(self, reply, delay=0.005):
         self.reply = reply
+        self.delay = delay
         self.requests = []
         self.tokens_after_cancel = 0
         self.free = threading.Semaphore(1)
@@ -73,7 +74,7 @@ class ScriptedLlm:
 
         def gen():
             for i, word in enumerate(self.reply.split(" ")):
-                time.sleep(0.005)
+                time.sleep(self.delay)
                 yield {"choices": [{"delta": {"content": (" " if i else "") + word}}]}
         return gen()
 
@@ -169,6 +170,34 @@ def test_barge_in_keeps_exactly_the_played_words():
         assert sent[k + 1]["content"] == INTERRUPTED_NOTE
         assert not any(m["content"] == reply for m in sent)
         assert session.turns[0].interrupted and session.turns[0].barge_in_seconds is not None
+        assert not failures
+    finally:
+        session.stop()
+
+
+def test_barge_in_during_generation_records_what_was_generated_and_heard():
+    # the model is still writing (0.3 s a word) when the caller cuts in: the record must
+    # carry the words generated so far, not an empty reply (seen on CI)
+    reply = "Alpha bravo charlie delta, echo foxtrot golf hotel, india juliet kilo lima."
+    session, llm, failures = make_session(["Spell it", "Stop"], reply)
+    llm.delay = 0.3
+    done = []
+    session.on_turn_done = done.append
+    clock = Clock(session)
+    session.start()
+    try:
+        greet(clock, session)
+        clock.run(10)
+        clock.run(40, loud=True)
+        clock.run(40)
+        clock.until(lambda: clock.bot_frames(clock.out[-1:]) == 1)  # the first clause plays
+        clock.run(30)
+        clock.run(15, loud=True)   # the caller cuts in while the model is mid-reply
+        clock.until(lambda: any(r.interrupted for r in done))
+        rec = next(r for r in done if r.interrupted)
+        said, heard = rec.bot_text.split(), rec.heard_text.split()
+        assert 0 < len(heard) < len(said) < len(reply.split()), (rec.bot_text, rec.heard_text)
+        assert said[:len(heard)] == heard
         assert not failures
     finally:
         session.stop()
