@@ -47,6 +47,31 @@ def turn_settings(cfg: Config) -> TurnSettings:
     )
 
 
+def tool_policy(cfg: Config):
+    """The tools of [tools], behind their policy gate; None when none is enabled."""
+    from pipeline.tools import ToolPolicy, load_tools, parse_targets
+
+    tools = load_tools(cfg.tools.enabled, parse_targets(cfg.tools.transfer_targets),
+                       cfg.tools.orders_file, cfg.tools.modules)
+    return ToolPolicy(tools, cfg.tools.confirm) if tools else None
+
+
+def session_options(cfg: Config, engines) -> dict:
+    """Per-call CallSession settings from [tools] and [dtmf] (the gateway adds the rest)."""
+    from pipeline.dtmf import DtmfCollector
+    from pipeline.tools import parse_targets
+
+    d = cfg.dtmf
+    return {
+        "tools": engines.tools,
+        "transfer_targets": parse_targets(cfg.tools.transfer_targets),
+        "keys": DtmfCollector(d.operator_digit, d.terminator, d.inter_digit_timeout_ms / 1000),
+        "hold_after": cfg.tools.hold_after_ms / 1000,
+        "holding_phrase": cfg.tools.holding_phrase,
+        "tool_timeout": cfg.tools.timeout_ms / 1000,
+    }
+
+
 def load_engines(cfg: Config):
     """Load every model once for the process and warm it up (the first caller must not wait)."""
     from pipeline import models
@@ -65,14 +90,19 @@ def load_engines(cfg: Config):
                    bundled_whisper=paths.whisper_dir)
     log.info("speech-to-text: %s (%s)", stt.name,
              "streaming partials" if stt.streaming else "partials only at pauses")
+    tools = tool_policy(cfg)
+    if tools is not None:
+        log.info("tools: %s (confirm first: %s)", ", ".join(tools.tools),
+                 ", ".join(sorted(tools.confirm & set(tools.tools))) or "none")
     engines = Engines(
         vad=SileroModel(paths.vad),
         stt=stt,  # type: ignore[arg-type]  # Engines names WhisperStt; any SpeechToText works
         llm=LlmPool(paths.llm, cfg.sip.max_calls, cfg.llm.threads, cfg.llm.context_tokens,
-                    cfg.llm.gpu_layers, cfg.llm.system_prompt, cfg.llm.greeting),
+                    cfg.llm.gpu_layers, cfg.llm.system_prompt, cfg.llm.greeting,
+                    tools.specs() if tools else None),
         tts=PiperTts(paths.piper_voice, cfg.tts.length_scale, cfg.tts.volume),
         max_tokens=cfg.llm.max_tokens, temperature=cfg.llm.temperature,
-        history_turns=cfg.llm.history_turns)
+        history_turns=cfg.llm.history_turns, tools=tools)
     log.info("models loaded in %.1f s; warming up", time.monotonic() - t0)
     engines.warm_up()
     log.info("models ready in %.1f s", time.monotonic() - t0)

@@ -23,10 +23,12 @@ class ConfigError(ValueError):
 
 
 def _spec(default: Any, *, lo: float | None = None, hi: float | None = None,
-          choices: tuple[Any, ...] | None = None, doc: str = "", secret: bool = False) -> Any:
+          choices: tuple[Any, ...] | None = None, doc: str = "", secret: bool = False,
+          may_be_empty: bool = False) -> Any:
     # a secret is left out of repr() and never echoed in an error message (see secret_values)
     return field(default=default, repr=not secret,
-                 metadata={"lo": lo, "hi": hi, "choices": choices, "doc": doc, "secret": secret})
+                 metadata={"lo": lo, "hi": hi, "choices": choices, "doc": doc, "secret": secret,
+                           "may_be_empty": may_be_empty})
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,36 @@ class TtsConfig:
     volume: float = _spec(0.8, lo=0.05, hi=2.0)
 
 
+BUILTIN_TOOLS = ("transfer_call", "end_call", "order_status")
+
+
+@dataclass(frozen=True)
+class ToolsConfig:
+    enabled: tuple[str, ...] = _spec(BUILTIN_TOOLS, may_be_empty=True,
+                                     doc="built-in tools the model may call")
+    modules: tuple[str, ...] = _spec((), may_be_empty=True,
+                                     doc="Python modules exposing TOOLS (a list of Tool)")
+    transfer_targets: tuple[str, ...] = _spec(
+        (), may_be_empty=True, doc='allow-list "name=sip:uri"; the only places a call may go')
+    confirm: tuple[str, ...] = _spec(("transfer_call",), may_be_empty=True,
+                                     doc="side-effecting tools that ask the caller first")
+    orders_file: str = _spec("", doc="CSV for order_status; empty = the bundled example")
+    hold_after_ms: int = _spec(700, lo=0, hi=10000,
+                               doc="a tool still running after this long: say the phrase")
+    holding_phrase: str = _spec("One moment, please.")
+    timeout_ms: int = _spec(8000, lo=100, hi=60000, doc="a tool slower than this has failed")
+
+
+@dataclass(frozen=True)
+class DtmfConfig:
+    operator_digit: str = _spec("0", choices=("", *"0123456789*#"),
+                                doc="key that transfers to the first transfer target")
+    terminator: str = _spec("#", choices=("", *"0123456789*#"),
+                            doc="key that ends digit entry")
+    inter_digit_timeout_ms: int = _spec(3000, lo=500, hi=30000,
+                                        doc="digits end after this long without a key")
+
+
 @dataclass(frozen=True)
 class LogConfig:
     level: str = _spec("info", choices=("debug", "info", "warning", "error"))
@@ -147,6 +179,8 @@ class Config:
     stt: SttConfig = field(default_factory=SttConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
+    dtmf: DtmfConfig = field(default_factory=DtmfConfig)
     log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     records: RecordsConfig = field(default_factory=RecordsConfig)
@@ -154,7 +188,8 @@ class Config:
 
 SECTIONS: dict[str, type] = {
     "sip": SipConfig, "registration": RegistrationConfig, "turn": TurnConfig, "stt": SttConfig,
-    "llm": LlmConfig, "tts": TtsConfig, "log": LogConfig,
+    "llm": LlmConfig, "tts": TtsConfig, "tools": ToolsConfig, "dtmf": DtmfConfig,
+    "log": LogConfig,
     "metrics": MetricsConfig, "records": RecordsConfig,
 }
 ENV_PREFIX = "VOICEBOT_"
@@ -192,7 +227,7 @@ def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
         if not isinstance(value, str):
             raise bad
     elif want is tuple:
-        if not isinstance(value, list | tuple) or not value or not all(
+        if not isinstance(value, list | tuple) or not (value or md.get("may_be_empty")) or not all(
                 isinstance(v, str) for v in value):
             raise bad
         value = tuple(value)
@@ -241,8 +276,25 @@ def _check_registration(reg: RegistrationConfig) -> None:
         raise ConfigError(str(e)) from None
 
 
+def _check_tools(tools: ToolsConfig, dtmf: DtmfConfig) -> None:
+    from pipeline.tools import parse_targets
+
+    try:
+        parse_targets(tools.transfer_targets)
+    except ValueError as e:
+        raise ConfigError(f"[tools] transfer_targets: {e}") from None
+    for name in tools.enabled:
+        if name not in BUILTIN_TOOLS:
+            raise ConfigError(f"[tools] enabled = {list(tools.enabled)!r} is invalid: "
+                              f"{name!r} is not one of {', '.join(BUILTIN_TOOLS)} (plug-in "
+                              "tools come from [tools] modules)")
+    if dtmf.operator_digit and dtmf.operator_digit == dtmf.terminator:
+        raise ConfigError("[dtmf] operator_digit and [dtmf] terminator must differ")
+
+
 def _check_cross(cfg: Config) -> None:
     _check_stt(cfg.stt)
+    _check_tools(cfg.tools, cfg.dtmf)
     _check_registration(cfg.registration)
     for key, addr in (("listen_address", cfg.sip.listen_address),
                       ("public_address", cfg.sip.public_address)):

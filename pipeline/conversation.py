@@ -95,8 +95,15 @@ class Interrupt:
     at: int
 
 
+@dataclass(frozen=True)
+class Cancel:
+    """Stop utterance ``utterance_id`` for good, not because the caller spoke (a key press, or
+    the bot has something else to say): no barge-in is counted."""
+    utterance_id: int
+
+
 Action = (Say | Transcribe | Respond | Commit | Discard | PausePlayout | ResumePlayout
-          | Interrupt)
+          | Interrupt | Cancel)
 
 
 @dataclass(frozen=True)
@@ -202,8 +209,37 @@ class Conversation:
             self._enter(State.LISTENING)
         return []
 
+    def say(self, text: str) -> list[Action]:
+        """The bot speaks on its own (a transfer failed, a key was pressed): whatever it was
+        saying stops; a caller in mid-turn keeps the floor (their turn is still heard)."""
+        if self.state is State.ENDED or not text:
+            return []
+        actions = self._cancel_utterance()
+        self.utterance_id = self._new_id()
+        self._utterance_active = True
+        if self.state is not State.CALLER_SPEAKING:
+            self._enter(State.THINKING)
+        return [*actions, Say(self.utterance_id, text)]
+
+    def on_text_turn(self, text: str) -> list[Action]:
+        """A committed caller turn that was not spoken (keypad digits): answer it now."""
+        if self.state is State.ENDED or not text.strip():
+            return []
+        actions = [*self._discard(), *self._cancel_utterance()]
+        self.turn_id = self._new_id()
+        self._committed_start = None
+        if self.state is not State.CALLER_SPEAKING:
+            self._enter(State.THINKING)
+        return [*actions, *self._answer(self.turn_id, text.strip())]
+
     def end(self) -> None:
         self.state = State.ENDED
+
+    def _cancel_utterance(self) -> list[Action]:
+        if not self._utterance_active:
+            return []
+        self._utterance_active = False
+        return [Cancel(self.utterance_id)]
 
     # --- internals ------------------------------------------------------------------------
 

@@ -20,17 +20,26 @@ log = logging.getLogger(__name__)
 
 class LlmPool:
     def __init__(self, model: Path, size: int, threads: int = 2, context_tokens: int = 2048,
-                 gpu_layers: int = 0, system_prompt: str = "", greeting: str = "") -> None:
+                 gpu_layers: int = 0, system_prompt: str = "", greeting: str = "",
+                 tools: list[dict] | None = None) -> None:
         from llama_cpp import Llama
 
         self.system_prompt = system_prompt
         self.greeting = greeting
+        self.tools = tools or None
         self._free: queue.SimpleQueue[Llama] = queue.SimpleQueue()
         self.size = size
         for _ in range(size):
             llm = Llama(str(model), n_ctx=context_tokens, n_threads=threads,
                         n_threads_batch=threads, n_gpu_layers=gpu_layers, verbose=False)
             self._free.put(llm)
+        # Tool routing has its own context (shared by the calls, one turn at a time): with
+        # the conversation in its prompt the small model answers in words and never calls a
+        # tool (bench/tool_choice.py); its prefix (system prompt + tools) stays cached.
+        self._router = None if not self.tools else Llama(
+            str(model), n_ctx=1024, n_threads=threads, n_threads_batch=threads,
+            n_gpu_layers=gpu_layers, verbose=False)
+        self._router_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Evaluate the system prompt (and greeting) in every context: every call's first
@@ -47,6 +56,26 @@ class LlmPool:
         finally:
             for llm in held:
                 self._free.put(llm)
+        self.route("Hello")
+
+    def route(self, caller_text: str,
+              cancelled: Callable[[], bool] = lambda: False) -> str | None:
+        """The tool call the caller's words ask for, as the model wrote it (JSON), or None
+        when the reply would be words (decided by its first token)."""
+        if self._router is None:
+            return None
+        from pipeline.tools import looks_like_tool_call
+
+        messages = [{"role": "system", "content": self.system_prompt},
+                    {"role": "user", "content": caller_text}]
+        parts: list[str] = []
+        with self._router_lock:
+            for piece in stream_chat(self._router, messages, 64, 0.0, cancelled, self.tools):
+                parts.append(piece)
+                if looks_like_tool_call("".join(parts)) is False:
+                    return None
+        text = "".join(parts)
+        return text if looks_like_tool_call(text) else None
 
     def acquire(self, timeout: float = 5.0):  # -> Llama
         return self._free.get(timeout=timeout)
@@ -56,10 +85,15 @@ class LlmPool:
 
 
 def stream_chat(llm, messages: list[dict[str, str]], max_tokens: int, temperature: float,
-                cancelled: Callable[[], bool] = lambda: False) -> Iterator[str]:
-    """Yield text pieces as they are generated; stops between tokens once ``cancelled()``."""
+                cancelled: Callable[[], bool] = lambda: False,
+                tools: list[dict] | None = None) -> Iterator[str]:
+    """Yield text pieces as they are generated; stops between tokens once ``cancelled()``.
+    With ``tools``, the model's chat template describes them and a reply may be a tool call
+    (a JSON object, see pipeline/tools.py); the caller decides what to do with it."""
+    extra = {"tools": tools} if tools else {}
     stream = llm.create_chat_completion(messages, stream=True, max_tokens=max_tokens,
-                                        temperature=temperature, top_p=0.9, repeat_penalty=1.1)
+                                        temperature=temperature, top_p=0.9, repeat_penalty=1.1,
+                                        **extra)
     try:
         for chunk in stream:
             if cancelled():

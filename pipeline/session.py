@@ -26,6 +26,7 @@ from pipeline.audio import BRIDGE_RATE, FRAME_BYTES, int16_to_float
 from pipeline.chunker import ClauseChunker
 from pipeline.conversation import (
     Action,
+    Cancel,
     Commit,
     Conversation,
     Discard,
@@ -37,9 +38,19 @@ from pipeline.conversation import (
     Transcribe,
     TurnSettings,
 )
+from pipeline.dtmf import DtmfCollector, KeyEvent, KeyEventKind, entry_text
 from pipeline.echo_gate import EchoGate
 from pipeline.llm import ChatHistory, LlmPool, stream_chat
 from pipeline.stt import WhisperStt
+from pipeline.tools import (
+    Decision,
+    ToolCall,
+    ToolPolicy,
+    ToolResult,
+    Verdict,
+    confirmation,
+    parse_tool_call,
+)
 from pipeline.tts import PiperTts
 from pipeline.utterance import Utterance
 from pipeline.vad import SileroModel
@@ -63,6 +74,8 @@ class Engines:
     max_tokens: int = 96
     temperature: float = 0.2
     history_turns: int = 6
+    tools: ToolPolicy | None = None
+    """The tools every call may use (see [tools]); None: the model only talks."""
 
     def warm_up(self) -> None:
         self.vad.stream().feed(np.zeros(1024, dtype=np.float32))
@@ -94,6 +107,12 @@ class TurnRecord:
     """Transcribed (and maybe answered) during a pause, before the end of the turn."""
     barge_in_seconds: float | None = None
     """Caller speech onset (arrival) to the bot's last frame handed out, if interrupted."""
+    tools: list[dict] = field(default_factory=list)
+    """Each tool call the model proposed this turn: name, arguments, decision, outcome, ms."""
+    keypad: bool = False
+    """The turn was typed on the keypad (DTMF), not spoken."""
+    route_seconds: float | None = None
+    """Time the tool router took to decide (tools enabled only)."""
 
     @property
     def end_of_turn_seconds(self) -> float:
@@ -181,6 +200,20 @@ class CallSession:
     """Echo canceller tail; 0 = no echo cancellation."""
     double_talk_db: float = -6.0
     """Caller speech over the bot counts only within this many dB of the bot's peak level."""
+    tools: ToolPolicy | None = None
+    """What the model may call, and when (None: no tools offered)."""
+    transfer_targets: dict[str, str] = field(default_factory=dict)
+    """Allow-listed transfer destinations (name -> SIP URI); the first one takes key 0."""
+    transfer: Callable[[str], None] | None = None
+    """Set by the gateway: send a REFER to this URI (must not block); the outcome comes back
+    through ``on_transfer_result``."""
+    hang_up: Callable[[str], None] | None = None
+    """Set by the gateway: end the call (BYE) for the cause given."""
+    keys: DtmfCollector = field(default_factory=DtmfCollector)
+    hold_after: float = 0.7
+    """A tool still running after this many seconds: the holding phrase plays."""
+    holding_phrase: str = "One moment, please."
+    tool_timeout: float = 8.0
 
     def __post_init__(self) -> None:
         from pipeline.audio import PlayoutBuffer
@@ -213,6 +246,9 @@ class CallSession:
             self._aec_delay = self._aec.latency_samples // 320
         self._stop = threading.Event()
         self._llm = None
+        self._say_hooks: dict[int, Callable[[], None]] = {}  # Say utterance -> after played
+        self._confirming: tuple[Decision, TurnRecord | None] | None = None  # worker only
+        self._tool_runner: _ToolRunner | None = None
         self._threads: list[threading.Thread] = []
         self.log = logging.LoggerAdapter(log, {"call": self.call_id})
 
@@ -234,6 +270,17 @@ class CallSession:
             t = self.last_audio_out
             self._inbox.put(_Call(lambda: self._on_playout_started(uid, t)))
         return frame
+
+    # --- call control (any thread; never blocks) ------------------------------------------
+
+    def on_dtmf(self, digit: str) -> None:
+        """A key the caller pressed (RFC 4733 or SIP INFO), once per press."""
+        t = time.monotonic()
+        self._inbox.put(_Call(lambda: self._on_key(self.keys.press(digit, t), digit)))
+
+    def on_transfer_result(self, accepted: bool, status: int, reason: str) -> None:
+        """The REFER's final outcome (the gateway ends the call itself when it succeeded)."""
+        self._inbox.put(_Call(lambda: self._on_transfer_result(accepted, status, reason)))
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -293,6 +340,8 @@ class CallSession:
             for end, prob in self._vad.feed(int16_to_float(pcm)):
                 # over the bot's own audio, what is no louder than its echo is not the caller
                 self._execute(self.core.on_vad(end, 0.0 if echo_only else prob))
+            if self.keys.collecting:
+                self._on_key(self.keys.poll(item.t), "")
             self._check_done()
 
     def _check_done(self) -> None:
@@ -314,6 +363,11 @@ class CallSession:
             self.on_turn_done(rec)
         self.log.info("bot %s: %r", "interrupted" if u.interrupted else "said",
                       heard if u.interrupted else u.generated_text)
+        if u.after_played is not None:
+            if u.interrupted:
+                self.log.info("the caller cut in: the action after this utterance is dropped")
+            else:
+                u.after_played()
 
     def _on_playout_started(self, uid: int, t: float) -> None:
         rec = self._turn_of_utterance.get(uid)
@@ -334,6 +388,11 @@ class CallSession:
                 self.playout.held = False
             elif isinstance(a, Interrupt):
                 self._interrupt(a)
+            elif isinstance(a, Cancel):
+                u = self._utterances.get(a.utterance_id)
+                if u is not None:
+                    u.interrupt()
+                    self._finish_utterance(u)
             elif isinstance(a, Transcribe):
                 self._start_transcription(a)
             elif isinstance(a, Commit):
@@ -347,9 +406,54 @@ class CallSession:
             elif isinstance(a, Respond):
                 self._start_reply(a)
             elif isinstance(a, Say):
-                u = Utterance(a.utterance_id, self.playout)
+                u = Utterance(a.utterance_id, self.playout,
+                              after_played=self._say_hooks.pop(a.utterance_id, None))
                 self._utterances[u.id] = u
                 self._jobs.put(lambda u=u, text=a.text: self._say(u, text))
+
+    # --- keys, transfers, bot-initiated speech (listener thread) ---------------------------
+
+    def _bot_says(self, text: str, after_played: Callable[[], None] | None = None) -> None:
+        actions = self.core.say(text)
+        for a in actions:
+            if isinstance(a, Say) and after_played is not None:
+                self._say_hooks[a.utterance_id] = after_played
+        self._execute(actions)
+
+    def _on_key(self, ev: KeyEvent | None, digit: str) -> None:
+        if digit:
+            self.log.info("key %r", digit)
+        if ev is None:
+            return
+        if ev.kind is KeyEventKind.OPERATOR:
+            if not self.transfer_targets:
+                self._bot_says("Sorry, there is nobody I can transfer you to.")
+                return
+            # a key press is explicit and final: no confirmation, no model involved
+            name, uri = next(iter(self.transfer_targets.items()))
+            self.log.info("key %r: transferring to the %s", digit, name)
+            self._bot_says(f"Transferring you to the {name} now.",
+                      lambda: self._actions.transfer(name, uri))
+            return
+        text = entry_text(ev.digits)
+        actions = self.core.on_text_turn(text)
+        for a in actions:
+            if isinstance(a, Respond):
+                now = time.monotonic()
+                rec = TurnRecord(a.turn_id, self._audio.end, self._audio.end, 0.0,
+                                 speech_end_time=now, caller_text=text, keypad=True)
+                self._recs[a.turn_id] = rec
+                self._mark_committed(rec)
+        self._execute(actions)
+
+    def _on_transfer_result(self, accepted: bool, status: int, reason: str) -> None:
+        self.log.info("transfer %s: %s %s", "accepted" if accepted else "failed", status, reason)
+        if not accepted:
+            self._bot_says("Sorry, I could not transfer your call. How else can I help?")
+
+    @property
+    def _actions(self) -> _CallActions:
+        return _CallActions(self)
 
     def _interrupt(self, a: Interrupt) -> None:
         self.playout.held = False
@@ -418,6 +522,8 @@ class CallSession:
             if self._llm is not None:
                 self.engines.llm.release(self._llm)
                 self._llm = None
+            if self._tool_runner is not None:  # the worker made it, the worker ends it
+                self._tool_runner.close()
 
     def _transcribe(self, a: Transcribe, rec: TurnRecord, audio: np.ndarray) -> None:
         t0 = time.monotonic()
@@ -446,6 +552,13 @@ class CallSession:
     def _respond(self, u: Utterance, rec: TurnRecord | None,
                  messages: list[dict[str, str]]) -> None:
         if u.cancelled:
+            return
+        caller_text = messages[-1]["content"] if messages else ""
+        if self._confirming is not None and self._answer_confirmation(u, rec, caller_text):
+            self._done_generating(u)
+            return
+        if self.tools is not None and self._routed_to_tool(u, rec, caller_text):
+            self._done_generating(u)
             return
         if self._llm is None:
             self._llm = self.engines.llm.acquire(timeout=30.0)
@@ -484,9 +597,211 @@ class CallSession:
             else:
                 speak(chunker.flush())
         u.generated_text = "".join(parts).strip()
+        self._done_generating(u)
+
+    def _routed_to_tool(self, u: Utterance, rec: TurnRecord | None, caller_text: str) -> bool:
+        """Ask the router whether this turn is a tool call; True if it was handled as one."""
+        assert self.tools is not None
+        t0 = time.monotonic()
+        routed = self.engines.llm.route(caller_text, lambda: u.cancelled)
+        if rec is not None:
+            rec.route_seconds = time.monotonic() - t0
+        if routed is None or u.cancelled:
+            return False
+        call = parse_tool_call(routed)
+        if call is None:
+            self.log.info("the router wrote no usable call: %r", routed[:200])
+            return False
+        check = self.tools.decide(call, committed=True, confirmed=True, caller_text=caller_text)
+        if check.verdict is Verdict.INVALID:  # e.g. an invented order number: answer in words
+            self.log.info("tool call %s(%s) not used: %s", call.name, call.arguments,
+                          check.reason)
+            if rec is not None:
+                rec.tools.append({"name": call.name, "arguments": call.arguments,
+                                  "decision": "invalid", "reason": check.reason})
+            return False
+        if rec is not None and rec.llm_first_token_seconds is None:
+            rec.llm_first_token_seconds = time.monotonic() - t0
+        self._tool_turn(u, rec, call, caller_text)
+        return True
+
+    def _done_generating(self, u: Utterance) -> None:
         u.finished_generating = True
         if not u.clauses and not u.cancelled:  # nothing to say: let the core move on
             self._inbox.put(_Call(self._check_done))
+
+    def _speak_all(self, u: Utterance, text: str) -> None:
+        """Synthesize ``text`` into the utterance (not streamed: tool phrases are short)."""
+        for pcm in self.engines.tts.synthesize(text):
+            if not u.add_clause(text, pcm):
+                return
+            text = ""
+        u.generated_text = " ".join(c.text for c in u.clauses if c.text)
+
+    # --- tools (worker thread) -------------------------------------------------------------
+
+    def _tool_turn(self, u: Utterance, rec: TurnRecord | None, call: ToolCall,
+                   caller_text: str) -> None:
+        assert self.tools is not None
+        entry: dict = {"name": call.name, "arguments": call.arguments}
+        if rec is not None:
+            rec.tools.append(entry)
+        decision = self.tools.decide(call, committed=not u.held, caller_text=caller_text)
+        if decision.verdict is Verdict.WAIT_FOR_COMMIT:
+            entry["waited_for_commit"] = True
+            self.log.info("tool %s waits for the turn to commit", call.name)
+            if not u.wait_released():
+                entry["decision"] = "dropped"  # the caller went on: never ran
+                self.log.info("tool %s dropped: the caller went on", call.name)
+                return
+            decision = self.tools.decide(call, committed=True, caller_text=caller_text)
+        entry["decision"] = decision.verdict.value
+        entry["arguments"] = decision.arguments or call.arguments
+        self.log.info("tool %s(%s): %s %s", call.name, entry["arguments"],
+                      decision.verdict.value, decision.reason)
+        if decision.verdict is Verdict.REFUSE:
+            entry["reason"] = decision.reason
+            self._speak_all(u, self._refusal(decision))
+        elif decision.verdict is Verdict.ASK_CONFIRMATION:
+            assert decision.tool is not None and decision.tool.confirm_prompt is not None
+            self._confirming = (decision, rec)
+            self._speak_all(u, decision.tool.confirm_prompt(decision.arguments))
+        else:
+            self._run_tool(u, decision, entry)
+
+    def _refusal(self, decision: Decision) -> str:
+        if decision.tool is not None and decision.tool.name == "transfer_call":
+            names = " or the ".join(self.transfer_targets)
+            return f"I'm sorry, I can only transfer you to the {names}."
+        return "I'm sorry, I can't do that."
+
+    def _answer_confirmation(self, u: Utterance, rec: TurnRecord | None,
+                             caller_text: str) -> bool:
+        """The bot asked "shall I ...?": a yes runs the tool, a no drops it (True: answered);
+        anything else drops it and the turn is answered as usual (False)."""
+        assert self._confirming is not None
+        decision, asked_in = self._confirming
+        answer = confirmation(caller_text)
+        if answer is not None and not u.wait_released():
+            return True  # a speculative turn that was dropped: ask again on the real one
+        self._confirming = None
+        if answer is None:
+            return False
+        assert decision.tool is not None
+        entry: dict = {"name": decision.tool.name, "arguments": decision.arguments,
+                       "confirmed": answer, "decision": "run" if answer else "declined"}
+        if rec is not None:
+            rec.tools.append(entry)
+        if answer:
+            self._run_tool(u, decision, entry)
+        else:
+            self._speak_all(u, "Alright, I won't. What else can I do for you?")
+        return True
+
+    def _run_tool(self, u: Utterance, decision: Decision, entry: dict) -> None:
+        """Run the tool off the worker so a slow one can be covered by the holding phrase."""
+        assert decision.tool is not None
+        if self._tool_runner is None:
+            self._tool_runner = _ToolRunner(self.thread_init, f"{self.call_id}-tool")
+        t0 = time.monotonic()
+        job = self._tool_runner.submit(
+            lambda: decision.tool.run(decision.arguments, self._actions))  # type: ignore
+        result: ToolResult | None = None
+        if not job.wait(self.hold_after):
+            if not u.cancelled and self.holding_phrase:
+                entry["holding_phrase"] = True
+                self._speak_all(u, self.holding_phrase)
+            job.wait(max(0.0, self.tool_timeout - (time.monotonic() - t0)))
+        entry["ms"] = round((time.monotonic() - t0) * 1000, 1)
+        if not job.done:
+            entry["outcome"] = "timeout"
+            self._speak_all(u, "Sorry, that is taking too long. Please try again later.")
+            return
+        if job.error is not None:
+            entry["outcome"] = "error"
+            entry["error"] = type(job.error).__name__
+            self.log.error("tool %s failed: %r", decision.tool.name, job.error)
+            self._speak_all(u, "Sorry, something went wrong there.")
+            return
+        result = job.result
+        assert result is not None
+        entry["outcome"] = "ok"
+        if result.data:
+            entry["result"] = result.data
+        self._speak_all(u, result.say)
+        u.after_played = result.after_played
+
+
+class _CallActions:
+    """What tools may do to the call; runs on the listener thread (``after_played``)."""
+
+    def __init__(self, session: CallSession) -> None:
+        self.s = session
+
+    def transfer(self, name: str, uri: str) -> None:
+        s = self.s
+        if s.transfer is None:
+            s.log.warning("transfer to the %s requested, but this call cannot be transferred",
+                          name)
+            s._on_transfer_result(False, 0, "no call control")
+            return
+        s.log.info("transferring to the %s (%s)", name, uri)
+        s.transfer(uri)
+
+    def hang_up(self) -> None:
+        s = self.s
+        if s.hang_up is None:
+            s.log.warning("the bot ended the call, but this call cannot be hung up")
+            return
+        s.hang_up("the bot ended the call")
+
+
+class _Job:
+    def __init__(self, fn: Callable[[], ToolResult]) -> None:
+        self.fn = fn
+        self.result: ToolResult | None = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+    def run(self) -> None:
+        try:
+            self.result = self.fn()
+        except Exception as e:  # noqa: BLE001 - a tool's failure is reported, not raised
+            self.error = e
+        finally:
+            self._done.set()
+
+
+class _ToolRunner:
+    """One daemon thread per call that runs tool jobs; a hung tool stalls only its call's
+    later tools (and is reported as a timeout), never the conversation."""
+
+    def __init__(self, thread_init: Callable[[str], None], name: str) -> None:
+        self._q: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread_init = thread_init
+        self._name = name
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def submit(self, fn: Callable[[], ToolResult]) -> _Job:
+        job = _Job(fn)
+        self._q.put(job)
+        return job
+
+    def close(self) -> None:
+        """The thread ends after the job in hand (a hung tool keeps it until it returns)."""
+        self._q.put(None)
+
+    def _loop(self) -> None:
+        self._thread_init(self._name)
+        while (job := self._q.get()) is not None:
+            job.run()
 
 
 def write_wav(path: str, pcm: np.ndarray, rate: int = BRIDGE_RATE) -> None:

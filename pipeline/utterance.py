@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.audio import PlayoutBuffer
@@ -27,7 +28,10 @@ class Utterance:
     generated_text: str = ""
     finished_generating: bool = False
     interrupted: bool = False
+    after_played: Callable[[], None] | None = None
+    """Run (listener thread) once the whole utterance has been played: never if cut off."""
     _cancel: threading.Event = field(default_factory=threading.Event)
+    _decided: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pending: list[bytes] = field(default_factory=list)
 
@@ -54,12 +58,21 @@ class Utterance:
             for pcm in self._pending:
                 self.playout.push(self.id, pcm)
             self._pending.clear()
+        self._decided.set()
+
+    def wait_released(self, timeout: float | None = None) -> bool:
+        """Block until a held utterance is released (True) or cancelled (False)."""
+        if not self.held:
+            return not self.cancelled
+        self._decided.wait(timeout)
+        return not self.cancelled and not self.held
 
     def interrupt(self) -> str:
         with self._lock:
             self._cancel.set()
             self.interrupted = True
             self._pending.clear()
+        self._decided.set()
         self.playout.flush(self.id)
         return self.heard_text()
 

@@ -69,11 +69,25 @@ class ScriptedLlm:
     def release(self, _llm):
         self.free.release()
 
+    def route(self, caller_text, cancelled=lambda: False):
+        """The tool router: a reply that is a tool call (JSON) is taken by it."""
+        if isinstance(self.reply, str):
+            return None
+        nxt = self.reply[min(len(self.requests), len(self.reply) - 1)]
+        if not nxt.startswith("{"):
+            return None
+        self.requests.append([{"role": "user", "content": caller_text}])
+        return nxt
+
     def create_chat_completion(self, messages, stream, **kw):
         self.requests.append([dict(m) for m in messages])
+        self.tools_offered = kw.get("tools")
+        # a list of replies: one per request, the last one repeated
+        reply = (self.reply if isinstance(self.reply, str)
+                 else self.reply[min(len(self.requests), len(self.reply)) - 1])
 
         def gen():
-            for i, word in enumerate(self.reply.split(" ")):
+            for i, word in enumerate(reply.split(" ")):
                 time.sleep(self.delay)
                 yield {"choices": [{"delta": {"content": (" " if i else "") + word}}]}
         return gen()
@@ -85,7 +99,7 @@ class ScriptedTts:
         yield (np.full(n, 3000, dtype="<i2")).tobytes()
 
 
-def make_session(stt_texts, reply, **settings):
+def make_session(stt_texts, reply, session_options=None, **settings):
     ts = TurnSettings(threshold=0.5, end_silence=8000, min_speech=2400, min_barge_in=3200,
                       pause=3200, max_turn=480000, barge_in=True, barge_in_threshold=0.5,
                       **settings)
@@ -94,7 +108,8 @@ def make_session(stt_texts, reply, **settings):
                       tts=ScriptedTts())
     failures = []
     s = CallSession("t1", engines, ts, greeting="Hi there.", system_prompt="Be brief.",
-                    on_failure=lambda stage, e: failures.append((stage, e)), echo_tail_ms=0)
+                    on_failure=lambda stage, e: failures.append((stage, e)), echo_tail_ms=0,
+                    **(session_options or {}))
     return s, llm, failures
 
 
