@@ -602,6 +602,8 @@ class CallSession:
     def _routed_to_tool(self, u: Utterance, rec: TurnRecord | None, caller_text: str) -> bool:
         """Ask the router whether this turn is a tool call; True if it was handled as one."""
         assert self.tools is not None
+        if not self.tools.might_apply(caller_text):
+            return False
         t0 = time.monotonic()
         routed = self.engines.llm.route(caller_text, lambda: u.cancelled)
         if rec is not None:

@@ -173,6 +173,12 @@ class ToolPolicy:
     def specs(self) -> list[dict[str, Any]]:
         return [t.spec() for t in self.tools.values()]
 
+    def might_apply(self, caller_text: str) -> bool:
+        """Could any tool pass the gate for these words? If not, routing is skipped (it
+        costs a model pass on the caller's words before the reply can start)."""
+        return any(not t.caller_said or re.search(t.caller_said, caller_text, re.IGNORECASE)
+                   for t in self.tools.values())
+
     def decide(self, call: ToolCall, *, committed: bool, confirmed: bool = False,
                caller_text: str = "") -> Decision:
         tool = self.tools.get(call.name)
@@ -291,7 +297,8 @@ def order_status_tool(path: Path = BUNDLED_ORDERS) -> Tool:
             "type": "string", "pattern": r"[\d\s\-]{1,20}",
             "description": "the digits of the order number"}},
          "required": ["order_id"]},
-        run, grounded=("order_id",))
+        run, grounded=("order_id",),
+        caller_said=r"\b(order|package|parcel|deliver\w*|ship\w*|keypad|track\w*)\b")
 
 
 def load_tools(enabled: Iterable[str], targets: Mapping[str, str], orders_file: str = "",

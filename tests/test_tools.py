@@ -71,7 +71,7 @@ def test_policy_matrix():
 
 @pytest.mark.parametrize("call, caller_text, why", [
     (ToolCall("transfer_call", {"target": "sip:evil@attacker.example"}), "a person", "not one of"),
-    (ToolCall("order_status", {"order_id": "12345"}), "how much is a check-up", "not in the"),
+    (ToolCall("order_status", {"order_id": "12345"}), "where is my order 999", "not in the"),
     (ToolCall("transfer_call", {"target": "front desk"}), "put me through to 555 1234",
      "not on the list"),
     (ToolCall("transfer_call", {"target": "front desk"}), "transfer me to sip:x@y",
@@ -89,6 +89,15 @@ def test_policy_refuses(call, caller_text, why):
     # a destination of the caller's own is refused aloud; a malformed call is answered in words
     want = Verdict.REFUSE if "not on the list" in why else Verdict.INVALID
     assert d.verdict is want and why in d.reason
+
+
+def test_routing_is_skipped_when_no_tool_could_apply():
+    p = policy()
+    assert not p.might_apply("What time do you open?")
+    assert not p.might_apply("Hello?")
+    assert p.might_apply("Where is my order?")
+    assert p.might_apply("Can I talk to someone at billing?")
+    assert p.might_apply("OK, goodbye.")
 
 
 def test_transfer_and_lookup_results():
