@@ -73,7 +73,7 @@ def main() -> None:
     for _ in range(args.runs):
         for text, want, want_arg in CASES:
             t0 = time.monotonic()
-            routed = pool.route(text)
+            routed = pool.route(text) if policy.might_apply(text) else None
             ms = (time.monotonic() - t0) * 1000
             call = parse_tool_call(routed) if routed else None
             verdict = (policy.decide(call, committed=True, confirmed=True, caller_text=text)
