@@ -7,19 +7,40 @@ and Kamailio's dispatcher fail over on). So a small PJSIP module sits just above
 (priority APPLICATION-1) and answers new INVITEs statelessly while we are full or draining.
 It is registered through the pjsip C API exported by the pjsua2 extension, with ctypes; only
 the stable public structs are touched (``pjsip_module``, ``pj_str_t``, list links).
+
+Two more refusals live here, both found by ``tests/test_call_flows.py``:
+
+- a second module, just above the dialog layer, answers requests whose method nobody here
+  implements with 501 (PJSIP's dialog layer answered them 500 "Unhandled by dialog usages"
+  inside a dialog, and dropped them outside one);
+- ``InviteMemory`` recognises a late copy of an INVITE already answered (same Call-ID, From
+  tag and CSeq, arriving after the ACK ended PJSIP's transaction): PJSIP would make it a
+  second call; ``Gateway.incoming`` answers it 482 instead (RFC 3261 8.2.2.2, RFC 6026 7.1).
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
 PJSIP_MOD_PRIORITY_APPLICATION = 64
+PJSIP_MOD_PRIORITY_UA_PROXY_LAYER = 32  # the dialog layer (pjsip/sip_module.h)
+
+KNOWN_METHODS = frozenset({
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK", "REFER",
+    "NOTIFY", "SUBSCRIBE", "MESSAGE", "PUBLISH"})
+"""Methods PJSIP or pjsua knows (handles, or refuses properly itself); any other method gets
+501 Not Implemented (RFC 3261 8.2.1)."""
+
+TIMER_L = 32.0
+"""Seconds a copy of an answered INVITE is still taken for a copy (64*T1: RFC 6026 Timer L)."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,77 @@ class Refusal:
     status: int
     reason: str
     retry_after: int | None
+
+
+def request_method(info: bytes) -> str | None:
+    """The method of ``pjsip_rx_data_get_info``'s "Request msg METHOD/cseq=N (rdata...)"."""
+    if not info.startswith(b"Request msg "):
+        return None
+    return info[len(b"Request msg "):].split(b"/", 1)[0].decode("ascii", "replace")
+
+
+def is_unknown_method(info: bytes) -> bool:
+    method = request_method(info)
+    return method is not None and method not in KNOWN_METHODS
+
+
+_SHORT = {"i": "call-id", "f": "from", "v": "via"}
+_WANTED = ("call-id", "from", "cseq", "via")
+
+
+def invite_key(msg: str) -> tuple[tuple[str, str, str], str] | None:
+    """((Call-ID, From tag, CSeq number), top Via branch) of a request's text, None when one
+    is missing (such a request cannot be matched, and PJSIP would not have taken it)."""
+    head = re.split(r"\r?\n\r?\n", msg, maxsplit=1)[0]
+    found: dict[str, str] = {}
+    for line in head.splitlines()[1:]:
+        name, sep, value = line.partition(":")
+        name = name.strip().lower()
+        name = _SHORT.get(name, name)
+        if sep and name in _WANTED:
+            found.setdefault(name, value.strip())  # the first (top) Via
+    tag = re.search(r";\s*tag=([^;>\s,]+)", found.get("from", ""), re.I)
+    branch = re.search(r";\s*branch=([^;\s,]+)", found.get("via", ""), re.I)
+    cseq = found.get("cseq", "").split()
+    if not found.get("call-id") or tag is None or not cseq:
+        return None
+    return (found["call-id"], tag.group(1), cseq[0]), branch.group(1) if branch else ""
+
+
+class InviteMemory:
+    """The INVITEs that reached pjsua in the last ``window`` seconds, to spot late copies.
+
+    PJSIP ends an INVITE server transaction when the ACK of its 2xx arrives, so a copy of that
+    INVITE arriving later (a retransmission that crossed the 200 and was delayed, a duplicate
+    from the network) matches no transaction and pjsua makes it a second call, with a new To
+    tag, whose 200 the caller never ACKs: a call slot held ~32 s and a record for nothing.
+    """
+
+    def __init__(self, window: float = TIMER_L, limit: int = 4096,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window, self.limit, self._clock = window, limit, clock
+        self._seen: dict[tuple[str, str, str], tuple[float, str]] = {}
+
+    def check(self, msg: str) -> str | None:
+        """Remember this INVITE; return why it is a copy of an earlier one, or None."""
+        key = invite_key(msg)
+        if key is None:
+            return None
+        (call_id, _, cseq), branch = key
+        now = self._clock()
+        oldest = next(iter(self._seen.values()), None)  # insertion order is time order
+        if len(self._seen) >= self.limit or (oldest is not None
+                                             and oldest[0] + self.window < now):
+            self._seen = {k: v for k, v in self._seen.items() if v[0] + self.window >= now}
+            while len(self._seen) >= self.limit:  # a flood: forget the oldest
+                del self._seen[next(iter(self._seen))]
+        before = self._seen.get(key[0])
+        if before is not None and before[0] + self.window >= now:
+            what = "a retransmission" if branch and branch == before[1] else "a merged request"
+            return (f"{what} of an INVITE already taken {now - before[0]:.1f} s ago "
+                    f"(Call-ID {call_id}, CSeq {cseq})")
+        self._seen[key[0]] = (now, branch)
+        return None
 
 
 def decide(is_new_invite: bool, active_calls: int, capacity: int, draining: bool,
@@ -122,6 +214,22 @@ class InviteGate:
         status = self._lib.pjsip_endpt_register_module(self._endpt, ctypes.byref(self._mod))
         if status != 0:
             raise RuntimeError(f"cannot register the admission module (pj_status {status})")
+        self.invites = InviteMemory()
+        self.unknown_methods = 0
+        # Unknown methods: just above the dialog layer, which would answer them 500 in a
+        # dialog (and nobody would answer them outside one); retransmissions were already
+        # absorbed by the transaction layer below it (or get the same stateless answer).
+        self._reason_501 = _PjStr(b"Not Implemented", len(b"Not Implemented"))
+        self._name_501 = b"mod-voicebot-methods"
+        self._cb_501 = _ON_RX(self._on_rx_unknown)
+        self._mod_501 = _PjsipModule()
+        self._mod_501.name = _PjStr(self._name_501, len(self._name_501))
+        self._mod_501.id = -1
+        self._mod_501.priority = PJSIP_MOD_PRIORITY_UA_PROXY_LAYER - 1
+        self._mod_501.on_rx_request = self._cb_501
+        status = self._lib.pjsip_endpt_register_module(self._endpt, ctypes.byref(self._mod_501))
+        if status != 0:
+            raise RuntimeError(f"cannot register the method module (pj_status {status})")
 
     def active_calls(self) -> int:
         return int(self._lib.pjsua_call_get_count())
@@ -145,4 +253,19 @@ class InviteGate:
             return 1
         except Exception:  # noqa: BLE001 - never let an error cross into C; pjsua decides
             log.exception("admission check failed; passing the request to pjsua")
+            return 0
+
+    def _on_rx_unknown(self, rdata: int) -> int:
+        try:
+            info = self._lib.pjsip_rx_data_get_info(rdata) or b""
+            if not is_unknown_method(info):
+                return 0
+            self._lib.pjsip_endpt_respond_stateless(
+                self._endpt, rdata, 501, ctypes.byref(self._reason_501), None, None)
+            with self._lock:
+                self.unknown_methods += 1
+            log.info("answered 501 Not Implemented to a %s request", request_method(info))
+            return 1
+        except Exception:  # noqa: BLE001 - never let an error cross into C
+            log.exception("method check failed; passing the request on")
             return 0
