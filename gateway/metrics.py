@@ -34,7 +34,7 @@ JB_DELAY_BUCKETS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.2, 0.
 DURATION_BUCKETS = (5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 
 CALL_OUTCOMES = ("answered", "rejected_capacity", "rejected_user", "failed", "ended_by_caller",
-                 "ended_by_bot", "media_timeout", "aborted")
+                 "ended_by_bot", "bot_hangup", "transferred", "media_timeout", "aborted")
 STAGES = ("end_of_turn", "stt", "llm_first_token", "tts_first_audio")
 TURN_RESULTS = ("answered", "interrupted", "unanswered")
 ERROR_STAGES = ("listen", "work")  # the session's threads (CallSession.on_failure's names)
@@ -42,6 +42,8 @@ RX_PROBLEMS = ("lost", "duplicate", "reordered", "discarded")
 JB_EVENTS = ("lost", "discarded", "empty")
 REG_STATES = ("disabled", "registering", "registered", "failed", "unregistered")
 REG_FAILURE_KINDS = ("4xx", "5xx", "6xx", "timeout", "transport")
+DTMF_METHODS = ("rfc4733", "sip_info")
+TRANSFER_OUTCOMES = ("accepted", "failed", "timeout")
 
 # call.rtp key -> (metric, label value); cumulative per call, turned into process counters
 _RTP_COUNTERS = {
@@ -66,7 +68,9 @@ class Metrics:
         self.calls = Counter(
             "voicebot_calls", "Calls by outcome: INVITE results (answered, rejected_capacity, "
             "rejected_user) and, for answered calls, how they ended (ended_by_caller, "
-            "ended_by_bot, failed, media_timeout, aborted = found open after a crash)",
+            "ended_by_bot = the gateway hung up, bot_hangup = the bot ended the conversation, "
+            "transferred = blind transfer succeeded, failed, media_timeout, aborted = found "
+            "open after a crash)",
             ["outcome"], registry=r)
         self.active_calls = Gauge("voicebot_active_calls", "Calls up now", registry=r)
         self.capacity = Gauge("voicebot_call_capacity", "Concurrent calls this process takes",
@@ -123,6 +127,14 @@ class Metrics:
             "voicebot_registration_failures", "REGISTER attempts that failed, by SIP status "
             "class (4xx, 5xx, 6xx, timeout = 408 or no answer, transport)", ["kind"],
             registry=r)
+        self.dtmf_digits = Counter(
+            "voicebot_dtmf_digits", "Keypad digits received from callers, by method (rfc4733 "
+            "= RTP telephone-event, sip_info = SIP INFO application/dtmf-relay)", ["method"],
+            registry=r)
+        self.transfers = Counter(
+            "voicebot_transfers", "Blind transfers (SIP REFER) by outcome: accepted (the "
+            "target answered), failed (REFER refused or the new call failed), timeout (no "
+            "final NOTIFY in time)", ["outcome"], registry=r)
         # every label value exists from the start (a dashboard query never finds nothing)
         for o in CALL_OUTCOMES:
             self.calls.labels(o)
@@ -140,6 +152,10 @@ class Metrics:
             self.jb_frames.labels(e)
         for k in REG_FAILURE_KINDS:
             self.registration_failures.labels(k)
+        for d in DTMF_METHODS:
+            self.dtmf_digits.labels(d)
+        for o in TRANSFER_OUTCOMES:
+            self.transfers.labels(o)
         self.set_registration_state("disabled")
         self.capacity.set(capacity)
         self._rtp_seen: dict[str, dict[str, float]] = {}

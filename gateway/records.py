@@ -4,8 +4,11 @@ Each call is a few lines sharing its ``id``, folded together by readers:
 
 - ``open``  written (flushed and fsynced) *before* the 200 OK: no accepted call can be missing;
 - ``media`` codec and remote RTP address, once the first stream statistics are in;
-- ``turn``  one per caller turn (transcripts, stage timings, TTFA, barge-in), as it ends;
-- ``close`` end time, outcome, SIP status, RTP statistics.
+- ``turn``  one per caller turn (transcripts, stage timings, TTFA, barge-in, tool calls), as it
+  ends;
+- ``close`` end time, outcome, SIP status, RTP statistics, the keypad digits received (``dtmf``:
+  digit, method, seconds since the answer) and the blind transfers tried (``transfers``:
+  target, SIP status, outcome accepted/failed/timeout, reason).
 
 A line is one ``write()`` to an ``O_APPEND`` file, so a crash can leave at most one torn last
 line: readers skip and report unparsable lines, and the writer starts a fresh line after one.
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.metrics import AudioEdges, Metrics
+from gateway.metrics import DTMF_METHODS, TRANSFER_OUTCOMES, AudioEdges, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +242,12 @@ def _num(x: Any, nd: int = 4) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
+def _jsonable(x: Any) -> Any:
+    """``x`` as plain JSON data (enums, paths and other objects become their ``str``): one odd
+    value in a tool call's arguments must not cost the whole turn line."""
+    return json.loads(json.dumps(x, default=str))
+
+
 def audible_edges(rec: Any, edges: AudioEdges | None) -> tuple[float | None, float | None]:
     """(arrival of the caller's last loud frame, hand-out of the reply's first loud frame)
     around the times the pipeline noted, or None where the port saw nothing loud."""
@@ -300,6 +309,7 @@ def turn_entry(rec: Any, t0: float, jb_delay_ms: float,
         "barge_in_bridge_seconds": _num(barge_bridge),
         "barge_in_seconds": None if barge_bridge is None else _num(barge_bridge + wire),
         "jb_delay_ms": round(jb_delay_ms, 1),
+        "tools": _jsonable(list(g(rec, "tools", None) or [])),
     }
 
 
@@ -333,6 +343,8 @@ class _Live:
     reported: set[int] = field(default_factory=set)
     outcome: str | None = None  # set by whoever knows better than the SIP state (failure...)
     barge_ins: int = 0
+    dtmf: list[dict[str, Any]] = field(default_factory=list)
+    transfers: list[dict[str, Any]] = field(default_factory=list)
 
 
 class CallObserver:
@@ -418,6 +430,28 @@ class CallObserver:
             live.outcome = outcome
 
     @_safe
+    def dtmf(self, key: str, digit: str, method: str) -> None:
+        """A keypad digit the caller sent (``method``: rfc4733 or sip_info), once per press."""
+        if method in DTMF_METHODS:
+            self.metrics.dtmf_digits.labels(method).inc()
+        live = self._calls.get(key)
+        if live is not None:
+            live.dtmf.append({"digit": digit, "method": method,
+                              "t": round(self._mono() - live.t0, 3)})
+
+    @_safe
+    def transfer(self, key: str, target: str, status: int | None, outcome: str,
+                 reason: str) -> None:
+        """A blind transfer's final outcome: accepted (the target answered; the gateway ends
+        the call), failed (REFER refused, the new call failed) or timeout (no final NOTIFY)."""
+        if outcome in TRANSFER_OUTCOMES:
+            self.metrics.transfers.labels(outcome).inc()
+        live = self._calls.get(key)
+        if live is not None:
+            live.transfers.append({"target": target, "status": status, "outcome": outcome,
+                                   "reason": reason, "t": round(self._mono() - live.t0, 3)})
+
+    @_safe
     def pipeline_error(self, key: str, stage: str) -> None:
         self.metrics.pipeline_errors.labels(stage).inc()
         self.mark_outcome(key, "failed")
@@ -482,8 +516,11 @@ class CallObserver:
                     "sip_status": sip_status, "sip_reason": reason,
                     "end_cause": cause or {"ended_by_bot": "the gateway hung up",
                                            "ended_by_caller": "the caller hung up",
+                                           "bot_hangup": "the bot ended the call",
+                                           "transferred": "the call was transferred",
                                            "failed": "a pipeline stage failed"}.get(outcome, ""),
                     "turn_count": len(live.reported), "barge_ins": live.barge_ins,
+                    "dtmf": list(live.dtmf), "transfers": list(live.transfers),
                     "rtp": live.rtp})
 
     @_safe
@@ -574,6 +611,15 @@ def format_call(r: Mapping[str, Any]) -> str:
                 rtp.get("rx_discard", "?"), rtp.get("tx_packets", "?"),
                 float(rtp.get("rx_jitter_ms_mean") or 0.0), rtp.get("jb_delay_ms_avg", "?"),
                 rtp.get("jb_lost", "?"), rtp.get("jb_discard", "?"), rtp.get("jb_empty", "?")))
+    keys = r.get("dtmf") or []
+    if keys:
+        lines.append("  keys       " + " ".join(str(k.get("digit", "?")) for k in keys) + "  ("
+                     + ", ".join(f"{k.get('method', '?')} at {k.get('t', '?')} s" for k in keys)
+                     + ")")
+    for x in r.get("transfers") or []:
+        lines.append(f"  transfer   to {x.get('target', '?')}: {x.get('outcome', '?')} "
+                     f"({x.get('status', '-')} {x.get('reason', '')}".rstrip()
+                     + f") at {x.get('t', '?')} s")
     turns = r.get("turns", [])
     lines.append(f"  turns      {len(turns)}")
     for t in turns:
@@ -595,4 +641,8 @@ def format_call(r: Mapping[str, Any]) -> str:
                 float(t.get("jb_delay_ms") or 0.0)))
         if t.get("barge_in_seconds") is not None:
             lines.append(f"    barge-in {_ms(t['barge_in_seconds'])} ms")
+        for tool in t.get("tools") or []:
+            lines.append(f"    tool     {tool.get('name', '?')} {tool.get('arguments', {})} "
+                         f"-> {tool.get('decision', '?')}, {tool.get('outcome', '?')} "
+                         f"({tool.get('ms', '-')} ms)")
     return "\n".join(lines)

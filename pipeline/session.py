@@ -422,7 +422,7 @@ class CallSession:
 
     def _on_key(self, ev: KeyEvent | None, digit: str) -> None:
         if digit:
-            self.log.info("key %r", digit)
+            self.log.debug("key %r", digit)  # debug only: keyed digits may be a PIN
         if ev is None:
             return
         if ev.kind is KeyEventKind.OPERATOR:

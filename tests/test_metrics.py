@@ -49,11 +49,16 @@ def test_names_units_and_labels_follow_the_conventions():
                    "voicebot_pipeline_errors", "voicebot_active_calls", "voicebot_call_capacity",
                    "voicebot_media_callback_lateness_seconds", "voicebot_rtp_jitter_seconds",
                    "voicebot_jitter_buffer_delay_seconds", "voicebot_rtp_rx_problem_packets",
-                   "voicebot_jitter_buffer_frames", "voicebot_rtp_packets"):
+                   "voicebot_jitter_buffer_frames", "voicebot_rtp_packets",
+                   "voicebot_dtmf_digits", "voicebot_transfers"):
         assert wanted in fams, wanted
     outcomes = {s.labels["outcome"] for s in fams["voicebot_calls"].samples}
     assert {"answered", "rejected_capacity", "failed", "ended_by_caller", "ended_by_bot",
-            "media_timeout"} <= outcomes
+            "bot_hangup", "transferred", "media_timeout"} <= outcomes
+    assert {s.labels["method"] for s in fams["voicebot_dtmf_digits"].samples} == \
+        {"rfc4733", "sip_info"}
+    assert {s.labels["outcome"] for s in fams["voicebot_transfers"].samples} == \
+        {"accepted", "failed", "timeout"}
     stages = {s.labels["stage"] for s in fams["voicebot_stage_seconds"].samples}
     assert stages == {"end_of_turn", "stt", "llm_first_token", "tts_first_audio"}
     assert next(s.value for s in fams["voicebot_call_capacity"].samples) == 4

@@ -204,3 +204,55 @@ def test_cli_lists_and_shows_calls(tmp_path, capsys):
     assert "'hello there'" in out and "stt 100" in out and "TTFA 1500" in out
     assert main(["calls", "--journal", j, "show", "nope"]) == 1
     assert main(["calls", "--journal", str(tmp_path / "missing.jsonl")]) == 1
+
+
+def test_keys_transfers_and_tool_calls_are_in_the_record_and_shown(tmp_path, capsys):
+    import enum
+
+    from gateway.cli import main
+
+    class Verdict(enum.Enum):  # a non-JSON value in a tool call must not lose the turn line
+        RUN = "run"
+
+    obs, m, clock = _observer(tmp_path)
+    cid = obs.answering("call-1", {})
+    clock["t"] += 2.0
+    obs.dtmf("call-1", "0", "sip_info")
+    clock["t"] += 1.5
+    obs.dtmf("call-1", "4", "rfc4733")
+    rec = TurnRecord(1, 0, 1, committed=1004.0, speech_end_time=1003.5, caller_text="a person",
+                     bot_text="Transferring you to the front desk now.", first_audio=1004.5)
+    rec.tools = [{"name": "transfer_call", "arguments": {"target": "front desk"},
+                  "decision": Verdict.RUN, "outcome": "ran", "ms": 3}]
+    obs.turn_done("call-1", rec)
+    clock["t"] += 3.0
+    obs.transfer("call-1", "sip:desk@pbx", 486, "failed", "Busy Here")
+    obs.transfer("call-1", "sip:desk@pbx", 200, "accepted", "OK")
+    obs.mark_outcome("call-1", "transferred")
+    obs.ended("call-1", 200, "Normal call clearing", by_bot=True,
+              cause="transferred to sip:desk@pbx (200 OK)")
+    obs.journal.close()
+    r = records.read(tmp_path / "calls.jsonl").calls[cid]
+    assert r["outcome"] == "transferred"
+    assert r["dtmf"] == [{"digit": "0", "method": "sip_info", "t": 2.0},
+                         {"digit": "4", "method": "rfc4733", "t": 3.5}]
+    assert [(x["status"], x["outcome"], x["t"]) for x in r["transfers"]] == \
+        [(486, "failed", 6.5), (200, "accepted", 6.5)]
+    [tool] = r["turns"][0]["tools"]
+    assert tool == {"name": "transfer_call", "arguments": {"target": "front desk"},
+                    "decision": "Verdict.RUN", "outcome": "ran", "ms": 3}
+    assert v(m, "voicebot_dtmf_digits_total", method="sip_info") == 1
+    assert v(m, "voicebot_transfers_total", outcome="failed") == 1
+    assert v(m, "voicebot_calls_total", outcome="transferred") == 1
+    assert main(["calls", "--journal", str(tmp_path / "calls.jsonl"), "show", cid]) == 0
+    out = capsys.readouterr().out
+    assert "keys       0 4  (sip_info at 2.0 s, rfc4733 at 3.5 s)" in out
+    assert "transfer   to sip:desk@pbx: failed (486 Busy Here) at 6.5 s" in out
+    assert "tool     transfer_call {'target': 'front desk'} -> Verdict.RUN, ran (3 ms)" in out
+
+
+def test_turn_without_tools_has_an_empty_list():
+    class Old:  # a record from before tool calls existed
+        turn_id = 1
+
+    assert records.turn_entry(Old(), 0.0, 0.0)["tools"] == []
