@@ -96,7 +96,7 @@ def load_engines(cfg: Config):
                  ", ".join(sorted(tools.confirm & set(tools.tools))) or "none")
     engines = Engines(
         vad=SileroModel(paths.vad),
-        stt=stt,  # type: ignore[arg-type]  # Engines names WhisperStt; any SpeechToText works
+        stt=stt,
         llm=LlmPool(paths.llm, cfg.sip.max_calls, cfg.llm.threads, cfg.llm.context_tokens,
                     cfg.llm.gpu_layers, cfg.llm.system_prompt, cfg.llm.greeting,
                     tools.specs() if tools else None),

@@ -102,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             models.assemble_qwen(progress=not args.quiet)
-            paths = models.resolve(cfg.stt.model, cfg.llm.model, cfg.llm.model_sha256,
-                                   cfg.tts.voice)
+            # [stt] model names a Whisper folder only for the whisper backend (a Vosk folder
+            # is checked by its own backend: gateway/config.py)
+            whisper = cfg.stt.model if cfg.stt.backend == "whisper" else ""
+            paths = models.resolve(whisper, cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice)
         except models.ModelError as e:
             print(f"voicebot: model error: {e}", file=sys.stderr)
             return 3

@@ -41,7 +41,7 @@ from pipeline.conversation import (
 from pipeline.dtmf import DtmfCollector, KeyEvent, KeyEventKind, entry_text
 from pipeline.echo_gate import EchoGate
 from pipeline.llm import ChatHistory, LlmPool, stream_chat
-from pipeline.stt import WhisperStt
+from pipeline.stt_base import SpeechToText, StreamWorker, Transcript, Word
 from pipeline.tools import (
     Decision,
     ToolCall,
@@ -68,7 +68,7 @@ POST_ROLL = 1600  # samples (100 ms) after the detected speech end
 class Engines:
     """Models shared by every call of the process (read-only after warm-up)."""
     vad: SileroModel
-    stt: WhisperStt
+    stt: SpeechToText
     llm: LlmPool
     tts: PiperTts
     max_tokens: int = 96
@@ -249,6 +249,9 @@ class CallSession:
         self._say_hooks: dict[int, Callable[[], None]] = {}  # Say utterance -> after played
         self._confirming: tuple[Decision, TurnRecord | None] | None = None  # worker only
         self._tool_runner: _ToolRunner | None = None
+        self._stt_stream: StreamWorker | None = None  # streaming backends (Vosk) only
+        self._prev_words: tuple[Word, ...] = ()  # the last final's words (STT thread only)
+        self.last_partial: Transcript | None = None
         self._threads: list[threading.Thread] = []
         self.log = logging.LoggerAdapter(log, {"call": self.call_id})
 
@@ -285,6 +288,11 @@ class CallSession:
     # --- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        if getattr(self.engines.stt, "streaming", False):
+            # every inbound frame goes through the recognizer as it arrives: partials are
+            # ready at a pause and the final at the end of the turn, with no re-decode
+            self._stt_stream = StreamWorker(self.engines.stt.stream(), self._on_stream_result,
+                                            f"{self.call_id}-stt", self.thread_init)
         for name, target in (("listen", self._listen_loop), ("work", self._work_loop)):
             t = threading.Thread(target=self._guard, args=(name, target),
                                  name=f"{self.call_id}-{name}", daemon=True)
@@ -305,6 +313,8 @@ class CallSession:
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join(timeout)
+        if self._stt_stream is not None:
+            self._stt_stream.close(timeout)
         if not any(t.is_alive() for t in self._threads) and self._aec is not None:
             self._aec.close()
 
@@ -336,6 +346,8 @@ class CallSession:
                 if self._aec_delay:  # the cleaned frame holds the previous frame's audio
                     t, self._prev_t = self._prev_t or item.t, item.t
             self._audio.append(pcm, t)
+            if self._stt_stream is not None:
+                self._stt_stream.push(pcm)
             echo_only = self._gate.echo_only()
             for end, prob in self._vad.feed(int16_to_float(pcm)):
                 # over the bot's own audio, what is no louder than its echo is not the caller
@@ -475,7 +487,42 @@ class CallSession:
             self._mark_committed(rec)
         # Silero scores a word's onset late and its tail early: keep some margin
         audio = self._audio.span(a.start - PRE_ROLL, a.end + POST_ROLL)
-        self._jobs.put(lambda: self._transcribe(a, rec, audio))
+        if self._stt_stream is None:
+            self._jobs.put(lambda: self._transcribe(a, rec, audio))
+            return
+        if self.turn_audio_dir:
+            self._jobs.put(lambda: write_wav(
+                f"{self.turn_audio_dir}/{self.call_id}-turn{a.turn_id}.wav", audio))
+        tag = (a, rec, time.monotonic(), len(audio))
+        if a.speculative:
+            self._stt_stream.pause(tag)  # the partial so far: no decode of its own
+        else:
+            self._stt_stream.end_turn(tag)
+
+    def _on_stream_result(self, t: Transcript | None, tag: object) -> None:
+        """Streaming STT thread: a partial (tag None), a pause partial or a final."""
+        if tag is None:
+            self.last_partial = t
+            return
+        if tag == "commit":  # a turn the pause partial answered: just close it on the stream
+            self._prev_words = t.words if t is not None else ()
+            return
+        a, rec, t0, n = tag  # type: ignore[misc]
+        words = t.words if t is not None else ()
+        known = self._prev_words + words
+        if t is not None and t.final:
+            self._prev_words = words  # a merged turn may reach back into the last one
+        lo, hi = a.start - PRE_ROLL, a.end + POST_ROLL
+        if known:  # word times: only the words of this turn's span (not noise before it)
+            text = " ".join(w.text for w in known if w.end > lo and w.start < hi)
+        else:
+            text = t.text if t is not None else ""
+        rec.stt_seconds = time.monotonic() - t0
+        rec.caller_text = text
+        self.log.info("turn %d: caller said %r (%.2f s of audio, %s %.0f ms after the %s)",
+                      a.turn_id, text, n / BRIDGE_RATE, "partial" if a.speculative else "final",
+                      rec.stt_seconds * 1000, "pause" if a.speculative else "end of turn")
+        self._inbox.put(_Call(lambda: self._on_transcript(a.turn_id, rec, text)))
 
     def _mark_committed(self, rec: TurnRecord) -> None:
         rec.committed = time.monotonic()
@@ -486,6 +533,8 @@ class CallSession:
         if rec is None:
             return
         self._mark_committed(rec)
+        if self._stt_stream is not None:
+            self._stt_stream.end_turn("commit")
         u = self._utterances.get(a.utterance_id) if a.utterance_id else None
         if u is not None:
             self.history.add_user(rec.caller_text)

@@ -159,7 +159,8 @@ class StreamWorker:
     native work, the first chunk of each recognizer the longest), which must not hold up the
     thread that runs the call's VAD and barge-in. ``push``/``end_turn``/``reset`` only queue
     and return at once; transcripts come back through ``on_transcript(transcript, tag)`` on
-    the worker thread, in order (a final carries the ``tag`` given to ``end_turn``)."""
+    the worker thread, in order (a final carries the ``tag`` given to ``end_turn``, a pause
+    partial the one given to ``pause``; a partial from ``feed`` has the tag None)."""
 
     def __init__(self, stream: SttStream,
                  on_transcript: Callable[[Transcript, object], None],
@@ -176,6 +177,11 @@ class StreamWorker:
 
     def end_turn(self, tag: object = None) -> None:
         self._q.put(("end", tag))
+
+    def pause(self, tag: object = None) -> None:
+        """Ask for the best partial of everything pushed so far (``stream.pause()``); it
+        comes back with ``tag``, also when it is None (nothing new)."""
+        self._q.put(("pause", tag))
 
     def reset(self) -> None:
         self._q.put(("reset", None))
@@ -196,6 +202,8 @@ class StreamWorker:
                     self._on(t, None)
             elif op == "end":
                 self._on(self.stream.end_turn(), arg)
+            elif op == "pause":
+                self._on(self.stream.pause(), arg)  # type: ignore[arg-type]
             else:
                 self.stream.reset()
 

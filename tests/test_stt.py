@@ -377,3 +377,14 @@ def test_wer_benchmark_help():
     out = subprocess.run([sys.executable, "-m", "bench.wer", "--help"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--json" in out.stdout and "--backends" in out.stdout
+
+
+@needs_vosk
+def test_models_command_does_not_take_a_vosk_folder_for_whisper(tmp_path, capsys):
+    from gateway import cli
+
+    cfg = tmp_path / "vosk.toml"
+    cfg.write_text(f'[stt]\nbackend = "vosk"\nmodel = "{ko_dir()}"\n')
+    assert cli.main(["--config", str(cfg), "models", "--quiet"]) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "whisper_dir:" in out and str(ko_dir()) not in out  # the bundled Whisper, untouched
