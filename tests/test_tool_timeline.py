@@ -4,6 +4,7 @@ the policy gate decides when a tool runs relative to the caller's turn, and the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -57,6 +58,26 @@ def spied(spy: Spy) -> Tool:
     return spy.tool
 
 
+@contextlib.contextmanager
+def in_call(session, failures):
+    """Start the call, let the greeting play and 200 ms pass; stop it (no failures) after."""
+    clock = Clock(session)
+    session.start()
+    try:
+        greet(clock, session)
+        clock.run(10)
+        yield clock
+        assert not failures
+    finally:
+        session.stop()
+
+
+def says(clock, then_quiet: int = 40) -> None:
+    """The caller speaks 600 ms, then is quiet for ``then_quiet`` frames."""
+    clock.run(30, loud=True)
+    clock.run(then_quiet)
+
+
 def assistant_lines(session) -> list[str]:
     return [t["content"] for t in session.history.turns if t["role"] == "assistant"]
 
@@ -78,11 +99,7 @@ def test_side_effect_never_runs_on_a_speculative_transcript():
     session, llm, failures, _, _ = tool_session(
         ["Book me for Monday", "Book me for Monday please"],
         [call_json("book", day="Monday")], [spied(spy)])
-    clock = Clock(session)
-    session.start()
-    try:
-        greet(clock, session)
-        clock.run(10)
+    with in_call(session, failures) as clock:
         clock.run(30, loud=True)
         clock.run(15)  # a pause: the draft reply is a call to a side-effecting tool
         wait_for(lambda: any(e.get("waited_for_commit") for e in pending_tool_entries(session)))
@@ -96,20 +113,13 @@ def test_side_effect_never_runs_on_a_speculative_transcript():
         assert assistant_lines(session)[-1] == "You are booked for Monday."
         (rec,) = session.turns
         assert [e["decision"] for e in rec.tools] == ["run"] and rec.tools[0]["outcome"] == "ok"
-        assert not failures
-    finally:
-        session.stop()
 
 
 def test_side_effect_proposed_speculatively_runs_once_the_turn_commits():
     spy = Spy("book", side_effect=True, say="Booked.")
     session, _, failures, _, _ = tool_session(
         ["Book me for Monday"], [call_json("book", day="Monday")], [spied(spy)])
-    clock = Clock(session)
-    session.start()
-    try:
-        greet(clock, session)
-        clock.run(10)
+    with in_call(session, failures) as clock:
         clock.run(30, loud=True)
         clock.run(15)
         wait_for(lambda: any(e.get("waited_for_commit") for e in pending_tool_entries(session)))
@@ -119,9 +129,6 @@ def test_side_effect_proposed_speculatively_runs_once_the_turn_commits():
         assert spy.runs[0]["committed_turns"] == 1
         clock.until(lambda: session.core.state is State.LISTENING)
         assert assistant_lines(session)[-1] == "Booked."
-        assert not failures
-    finally:
-        session.stop()
 
 
 def test_read_only_prefetch_is_discarded_when_the_caller_keeps_talking():
@@ -129,17 +136,12 @@ def test_read_only_prefetch_is_discarded_when_the_caller_keeps_talking():
     session, llm, failures, _, _ = tool_session(
         ["Where is my order", "Actually, when do you open?"],
         [call_json("lookup"), "We open at nine."], [spied(spy)])
-    clock = Clock(session)
-    session.start()
-    try:
-        greet(clock, session)
-        clock.run(10)
+    with in_call(session, failures) as clock:
         clock.run(30, loud=True)
         clock.run(15)
         wait_for(lambda: spy.runs)  # read-only: prefetched on the speculative transcript
         before = clock.bot_frames()
-        clock.run(30, loud=True)
-        clock.run(40)
+        says(clock)
         clock.until(lambda: len(llm.requests) == 2)
         clock.until(lambda: session.core.state is State.LISTENING)
         assert assistant_lines(session)[-1] == "We open at nine."
@@ -147,27 +149,17 @@ def test_read_only_prefetch_is_discarded_when_the_caller_keeps_talking():
         # only the final reply's 4 words were played, none of the prefetched answer
         assert clock.bot_frames() - before == 4 * 4000 // 320
         assert len(spy.runs) == 1
-        assert not failures
-    finally:
-        session.stop()
 
 
 def slow_tool_reply(delay: float) -> tuple[list[str], int]:
     spy = Spy("lookup", side_effect=False, say="Order four has shipped.", delay=delay)
     session, _, failures, _, _ = tool_session(
         ["Where is order four?"], [call_json("lookup")], [spied(spy)], hold_after=0.15)
-    clock = Clock(session)
-    session.start()
-    try:
-        greet(clock, session)
-        clock.run(10)
-        clock.run(30, loud=True)
-        clock.run(40)
+    with in_call(session, failures) as clock:
+        says(clock)
         clock.until(lambda: len(assistant_lines(session)) == 2)
         assert not failures
         return assistant_lines(session), len(session.turns[0].tools)
-    finally:
-        session.stop()
 
 
 def test_holding_phrase_plays_while_a_slow_tool_runs():
@@ -180,10 +172,7 @@ def test_holding_phrase_plays_while_a_slow_tool_runs():
 def test_operator_key_transfers_after_the_phrase_is_heard():
     session, _, failures, transfers, _ = tool_session(
         [], ["unused"], [transfer_tool(DESK)], transfer_targets=DESK)
-    clock = Clock(session)
-    session.start()
-    try:
-        greet(clock, session)
+    with in_call(session, failures) as clock:
         clock.run(5)
         session.on_dtmf("0")
         clock.until(lambda: clock.bot_frames(clock.out[-1:]) == 1)  # the phrase starts
@@ -191,18 +180,12 @@ def test_operator_key_transfers_after_the_phrase_is_heard():
         clock.until(lambda: transfers)
         assert transfers == ["sip:desk@127.0.0.1:5999"]
         assert assistant_lines(session)[-1] == "Transferring you to the front desk now."
-        assert not failures
-    finally:
-        session.stop()
 
 
 def test_keyed_digits_become_the_callers_turn():
     session, llm, failures, _, _ = tool_session(
         [], ["Thanks."], [], keys=DtmfCollector("0", "#", 3.0))
-    clock = Clock(session)
-    session.start()
-    try:
-        greet(clock, session)
+    with in_call(session, failures) as clock:
         for d in "4512#":
             session.on_dtmf(d)
         clock.until(lambda: llm.requests)
@@ -210,9 +193,6 @@ def test_keyed_digits_become_the_callers_turn():
                                        "content": "I typed 4 5 1 2 on the keypad."}
         clock.until(lambda: session.turns and session.turns[0].first_audio)
         assert session.turns[0].keypad
-        assert not failures
-    finally:
-        session.stop()
 
 
 def confirm_flow(answer: str):
@@ -220,24 +200,16 @@ def confirm_flow(answer: str):
         ["Can I talk to a person?", answer],
         [call_json("transfer_call", target="front desk"), "How else can I help?"],
         [transfer_tool(DESK)], transfer_targets=DESK, confirm=("transfer_call",))
-    clock = Clock(session)
-    session.start()
-    try:
-        greet(clock, session)
-        clock.run(10)
-        clock.run(30, loud=True)
-        clock.run(40)
+    with in_call(session, failures) as clock:
+        says(clock)
         clock.until(lambda: any("Shall I" in a for a in assistant_lines(session)))
         assert transfers == []  # asking is not doing
         clock.until(lambda: session.core.state is State.LISTENING)
-        clock.run(30, loud=True)
-        clock.run(40)
+        says(clock)
         clock.until(lambda: len(assistant_lines(session)) == 3)
         clock.run(200)  # the phrase plays out
         assert not failures
         return transfers, assistant_lines(session), session.turns
-    finally:
-        session.stop()
 
 
 def test_transfer_waits_for_the_callers_yes():
@@ -260,33 +232,21 @@ def test_transfer_to_a_number_the_caller_names_is_refused():
     session, _, failures, transfers, _ = tool_session(
         ["Transfer me to 555 1234."], [call_json("transfer_call", target="front desk")],
         [transfer_tool(DESK)], transfer_targets=DESK)
-    clock = Clock(session)
-    session.start()
-    try:
-        greet(clock, session)
-        clock.run(10)
-        clock.run(30, loud=True)
-        clock.run(40)
+    with in_call(session, failures) as clock:
+        says(clock)
         clock.until(lambda: len(assistant_lines(session)) == 2)
         clock.run(150)
         assert transfers == []
         assert assistant_lines(session)[-1] == (
             "I'm sorry, I can only transfer you to the front desk.")
         assert session.turns[0].tools[0]["decision"] == "refuse"
-        assert not failures
-    finally:
-        session.stop()
 
 
 def test_bot_hangs_up_only_after_its_goodbye_is_played():
     session, _, failures, _, hangups = tool_session(
         ["That's all, bye."], [call_json("end_call", goodbye="Goodbye and take care.")],
         [end_call_tool()])
-    clock = Clock(session)
-    session.start()
-    try:
-        greet(clock, session)
-        clock.run(10)
+    with in_call(session, failures) as clock:
         clock.run(30, loud=True)
         start = len(clock.out)  # the greeting is over: every bot frame from here is goodbye
         clock.run(40)
@@ -294,26 +254,17 @@ def test_bot_hangs_up_only_after_its_goodbye_is_played():
         # the whole goodbye (4 words at 4 words/s = 50 frames) reached the caller first
         assert clock.bot_frames(clock.out[start:]) == 4 * 4000 // 320
         assert hangups == ["the bot ended the call"]
-        assert not failures
-    finally:
-        session.stop()
 
 
 def test_failed_transfer_is_announced_and_the_call_goes_on():
     session, _, failures, transfers, _ = tool_session(
         [], ["unused"], [transfer_tool(DESK)], transfer_targets=DESK)
-    clock = Clock(session)
-    session.start()
-    try:
-        greet(clock, session)
+    with in_call(session, failures) as clock:
         session.on_dtmf("0")
         clock.until(lambda: transfers)
         session.on_transfer_result(False, 486, "Busy Here")
         clock.until(lambda: assistant_lines(session)[-1].startswith("Sorry, I could not"))
         clock.until(lambda: session.core.state is State.LISTENING)
-        assert not failures
-    finally:
-        session.stop()
 
 
 def test_tool_threads_end_with_the_call():
@@ -324,8 +275,7 @@ def test_tool_threads_end_with_the_call():
         clock = Clock(session)
         session.start()
         greet(clock, session)
-        clock.run(30, loud=True)
-        clock.run(40)
+        says(clock)
         clock.until(lambda s=session: len(assistant_lines(s)) == 2)
         session.stop()
     time.sleep(0.2)
