@@ -361,6 +361,9 @@ class CallObserver:
         self.journal = journal
         self._mono, self._wall = mono, wall
         self._calls: dict[str, _Live] = {}
+        self._closed: dict[str, _Live] = {}
+        """Recently closed calls: a turn whose transcript comes after the close (the caller
+        hung up while it was being transcribed) is still written (keep the last few)."""
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._pid_start = process_start(self._pid)
@@ -460,6 +463,11 @@ class CallObserver:
     def turn_done(self, key: str, rec: Any) -> None:
         live = self._calls.get(key)
         if live is None:
+            # after the close line: that turn was written then, without its transcript;
+            # readers keep the last line of a turn, so this one completes it
+            live = self._closed.get(key)
+            if live is not None:
+                self._turn(live, rec, ended_with_call=True)
             return
         self._turn(live, rec)
 
@@ -495,6 +503,10 @@ class CallObserver:
         with self._lock:
             live = self._calls.pop(key, None)
             self.metrics.active_calls.set(len(self._calls))
+            if live is not None:
+                self._closed[key] = live
+                while len(self._closed) > 16:
+                    self._closed.pop(next(iter(self._closed)))
         if live is None:
             return  # refused before it was answered
         self._close(live, sip_status, reason, by_bot, cause)
