@@ -128,6 +128,10 @@ class ChatHistory:
 
     def add_bot(self, heard: str, interrupted: bool = False) -> None:
         text = heard.strip()
+        if not any(c.isalnum() for c in text):
+            # nothing the caller could hear as words ("...", or cut before the first word):
+            # an assistant line of "..." teaches the small model to answer "..." from then on
+            return
         with self._lock:
             if interrupted:
                 # the note is a separate system line: inside the assistant's own words, the

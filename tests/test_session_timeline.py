@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline.audio import FRAME_BYTES, FRAME_SAMPLES
 from pipeline.conversation import State, TurnSettings
-from pipeline.llm import INTERRUPTED_NOTE
+from pipeline.llm import INTERRUPTED_NOTE, ChatHistory
 from pipeline.session import CallSession, Engines
 from pipeline.vad import WINDOW
 
@@ -257,3 +257,13 @@ def test_stop_mid_generation_leaves_no_thread_and_frees_the_llm():
     session.stop()
     assert not any(t.is_alive() for t in session._threads)
     assert llm.free.acquire(timeout=1)  # the context went back to the pool
+
+
+def test_history_keeps_no_wordless_bot_turn():
+    h = ChatHistory("sys", 6)
+    h.add_user("Hello?")
+    h.add_bot("...")                      # the model "answered" with nothing to say
+    h.add_bot("", interrupted=True)       # cut before its first word
+    h.add_bot("We open at", interrupted=True)
+    assert [t["role"] for t in h.turns] == ["user", "assistant", "system"]
+    assert h.turns[1]["content"] == "We open at ..."

@@ -160,3 +160,4 @@ def test_keypad_entry():
     assert k.poll(13.0).digits == "7"
     assert k.press("x", 14.0) is None and not k.collecting
     assert entry_text("42") == "I typed 4 2 on the keypad."
+
