@@ -592,11 +592,9 @@ class CallSession:
         self._execute(actions)
 
     def _say(self, u: Utterance, text: str) -> None:
-        for pcm in self.engines.tts.synthesize(text):
-            if not u.add_clause(text, pcm):
-                break
+        self._speak_all(u, text)
         u.generated_text = text
-        u.finished_generating = True
+        self._done_generating(u)
 
     def _respond(self, u: Utterance, rec: TurnRecord | None,
                  messages: list[dict[str, str]]) -> None:
