@@ -53,6 +53,7 @@ from bench.turns import (  # noqa: E402
     Caller,
     CallerAudio,
     ask,
+    new_call,
     pct,
     wait_quiet,
 )
@@ -163,28 +164,7 @@ def place_call(caller: Caller, slot: Slot, uri: str):
     pj = caller.pj
     port = slot.port
 
-    class C(pj.Call):
-        def __init__(self, acc) -> None:
-            super().__init__(acc)
-            self.connected = threading.Event()
-            self.gone = threading.Event()
-
-        def onCallMediaState(self, prm):  # noqa: N802
-            ci = self.getInfo()
-            media = ci.media
-            for i in range(len(media)):
-                if (media[i].type == pj.PJMEDIA_TYPE_AUDIO
-                        and media[i].status == pj.PJSUA_CALL_MEDIA_ACTIVE):
-                    am = self.getAudioMedia(i)
-                    am.startTransmit(port)
-                    port.startTransmit(am)
-                    self.connected.set()
-
-        def onCallState(self, prm):  # noqa: N802
-            if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
-                self.gone.set()
-
-    c = C(caller.acc)
+    c = new_call(pj, caller.acc, port)
     caller.keep.append(c)  # never destroyed mid-run (see bench.turns.Caller.close)
     c.makeCall(uri, pj.CallOpParam(True))
     if not c.connected.wait(10):

@@ -127,6 +127,34 @@ def make_port(audio: CallerAudio):
     return Port()
 
 
+def new_call(pj, acc, port):
+    """A pjsua2 Call that connects its audio both ways to ``port`` once media is up;
+    ``connected`` and ``gone`` are set at media-up and at DISCONNECTED."""
+
+    class C(pj.Call):
+        def __init__(self, acc) -> None:
+            super().__init__(acc)
+            self.connected = threading.Event()
+            self.gone = threading.Event()
+
+        def onCallMediaState(self, prm):  # noqa: N802
+            ci = self.getInfo()
+            media = ci.media
+            for i in range(len(media)):
+                if (media[i].type == pj.PJMEDIA_TYPE_AUDIO
+                        and media[i].status == pj.PJSUA_CALL_MEDIA_ACTIVE):
+                    am = self.getAudioMedia(i)
+                    am.startTransmit(port)
+                    port.startTransmit(am)
+                    self.connected.set()
+
+        def onCallState(self, prm):  # noqa: N802
+            if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                self.gone.set()
+
+    return C(acc)
+
+
 class Caller:
     def __init__(self) -> None:
         pj = _pj()
@@ -168,30 +196,7 @@ class Caller:
         pj = self.pj
         port = make_port(audio)
         port.createPort(f"bench{id(audio)}", self.fmt)
-        caller = self
-
-        class C(pj.Call):
-            def __init__(self, acc) -> None:
-                super().__init__(acc)
-                self.connected = threading.Event()
-                self.gone = threading.Event()
-
-            def onCallMediaState(self, prm):  # noqa: N802
-                ci = self.getInfo()
-                media = ci.media
-                for i in range(len(media)):
-                    if (media[i].type == pj.PJMEDIA_TYPE_AUDIO
-                            and media[i].status == pj.PJSUA_CALL_MEDIA_ACTIVE):
-                        am = self.getAudioMedia(i)
-                        am.startTransmit(port)
-                        port.startTransmit(am)
-                        self.connected.set()
-
-            def onCallState(self, prm):  # noqa: N802
-                if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
-                    self.gone.set()
-
-        c = C(caller.acc)
+        c = new_call(pj, self.acc, port)
         c.port = port
         self.keep.append(c)  # never destroyed mid-run: see close()
         c.makeCall(uri, pj.CallOpParam(True))
