@@ -405,6 +405,7 @@ class Gateway:
             streaming=self.cfg.turn.mode == "streaming",
             echo_tail_ms=self.cfg.turn.echo_tail_ms if self.cfg.turn.echo_cancel else 0,
             double_talk_db=self.cfg.turn.double_talk_db,
+            double_talk_adaptive=self.cfg.turn.double_talk_adaptive,
             on_turn_done=lambda rec, name=call.name: self.observer.turn_done(name, rec),
             transfer=lambda uri, name=call.name: self.control.put(
                 lambda: self.start_transfer(name, uri)),

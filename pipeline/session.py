@@ -200,6 +200,8 @@ class CallSession:
     """Echo canceller tail; 0 = no echo cancellation."""
     double_talk_db: float = -6.0
     """Caller speech over the bot counts only within this many dB of the bot's peak level."""
+    double_talk_adaptive: bool = True
+    """Lower that threshold to the line's measured echo level + 6 dB (never above it)."""
     tools: ToolPolicy | None = None
     """What the model may call, and when (None: no tools offered)."""
     transfer_targets: dict[str, str] = field(default_factory=dict)
@@ -234,7 +236,8 @@ class CallSession:
         self._aec = None
         self._aec_delay = 0  # frames the canceller's output lags its input
         self._gate = EchoGate(tail_frames=max(1, (self.echo_tail_ms or 300) // 20),
-                              ratio_db=self.double_talk_db)
+                              ratio_db=self.double_talk_db,
+                              adaptive=self.double_talk_adaptive)
         self._prev_t = 0.0
         if self.echo_tail_ms:
             from pipeline.aec import EchoCanceller

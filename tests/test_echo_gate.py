@@ -12,13 +12,13 @@ def tone(peak: float, n: int = 320) -> np.ndarray:
 
 
 def test_silent_bot_never_gates():
-    g = EchoGate(tail_frames=20)
+    g = EchoGate(tail_frames=20, adaptive=False)
     g.push(tone(100), np.zeros(320, np.int16))
     assert not g.echo_only()
 
 
 def test_echo_below_the_bot_is_gated_and_a_caller_near_its_level_is_not():
-    g = EchoGate(tail_frames=20, hangover_frames=0)
+    g = EchoGate(tail_frames=20, hangover_frames=0, adaptive=False)
     for _ in range(5):
         g.push(tone(0.3 * 20000), tone(20000))  # echo 10 dB down
     assert g.echo_only()
@@ -27,7 +27,7 @@ def test_echo_below_the_bot_is_gated_and_a_caller_near_its_level_is_not():
 
 
 def test_soft_frames_after_the_caller_was_heard_count_for_the_hangover():
-    g = EchoGate(tail_frames=20, hangover_frames=5)
+    g = EchoGate(tail_frames=20, hangover_frames=5, adaptive=False)
     g.push(tone(15000), tone(20000))  # a loud syllable of the caller
     for _ in range(4):
         g.push(tone(6000), tone(20000))  # softer speech: within the hangover
@@ -38,7 +38,7 @@ def test_soft_frames_after_the_caller_was_heard_count_for_the_hangover():
 
 
 def test_the_bot_peak_is_remembered_over_the_echo_tail():
-    g = EchoGate(tail_frames=10, hangover_frames=0)
+    g = EchoGate(tail_frames=10, hangover_frames=0, adaptive=False)
     g.push(tone(100), tone(20000))  # a loud bot frame, then the bot pauses
     for _ in range(8):
         g.push(tone(6000), np.zeros(320, np.int16))  # its delayed echo still arrives
@@ -49,9 +49,46 @@ def test_the_bot_peak_is_remembered_over_the_echo_tail():
 
 
 def test_no_hangover_carried_from_the_bot_s_silence_into_its_speech():
-    g = EchoGate(tail_frames=20, hangover_frames=12)
+    g = EchoGate(tail_frames=20, hangover_frames=12, adaptive=False)
     for _ in range(30):
         g.push(tone(200), np.zeros(320, np.int16))  # nobody talks
     g.push(tone(100), tone(20000))  # the bot starts
     g.push(tone(6000), tone(20000))  # and its echo comes back at once
     assert g.echo_only()
+
+
+def test_on_a_line_without_echo_a_soft_onset_passes_once_the_level_is_learned():
+    g = EchoGate(tail_frames=20, hangover_frames=0)
+    for _ in range(40):  # the bot talks, the line carries only faint noise
+        g.push(tone(150), tone(20000))
+    g.push(tone(3000), tone(20000))  # a soft consonant, 16 dB under the bot
+    assert g.echo_only()  # not learned yet: the fixed -6 dB still applies
+    for _ in range(10):
+        g.push(tone(150), tone(20000))
+    assert g.threshold_db < -20
+    g.push(tone(3000), tone(20000))
+    assert not g.echo_only()
+
+
+def test_a_line_with_10_db_echo_keeps_the_fixed_threshold():
+    g = EchoGate(tail_frames=20, hangover_frames=0)
+    for _ in range(200):
+        g.push(tone(0.3 * 20000), tone(20000))  # echo 10 dB down
+        assert g.echo_only()
+    assert abs(g.threshold_db + 6.0) < 1e-6
+    g.push(tone(15000), tone(20000))
+    assert not g.echo_only()
+
+
+def test_the_learned_threshold_sits_above_the_echo_and_no_lower_than_the_floor():
+    g = EchoGate(tail_frames=20, hangover_frames=0, margin_db=6.0, floor_db=-30.0)
+    for _ in range(100):
+        g.push(tone(0.1 * 20000), tone(20000))  # echo 20 dB down
+        assert g.echo_only()
+    assert -15.5 < g.threshold_db < -13.0  # the echo's level + 6 dB
+    g.push(tone(0.3 * 20000), tone(20000))  # a caller 10 dB under the bot: over the echo
+    assert not g.echo_only()
+    silent = EchoGate(tail_frames=20, hangover_frames=0)
+    for _ in range(100):
+        silent.push(np.zeros(320, np.int16), tone(20000))
+    assert silent.threshold_db == -30.0
