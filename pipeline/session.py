@@ -618,11 +618,10 @@ class CallSession:
 
         def speak(clauses: list[str]) -> None:
             for clause in clauses:
-                for pcm in self.engines.tts.synthesize(clause):
+                for speech in self.engines.tts.synthesize(clause):
                     if rec is not None and rec.tts_first_audio_seconds is None:
                         rec.tts_first_audio_seconds = time.monotonic() - t0
-                    u.add_clause(clause, pcm)
-                    clause = ""  # a clause Piper split in two: its text goes with the first
+                    u.add_clause(clause, speech.pcm, speech.word_ends)
 
         for piece in stream_chat(self._llm, messages, self.engines.max_tokens,
                                  self.engines.temperature, lambda: u.cancelled):
@@ -638,12 +637,12 @@ class CallSession:
         if not u.cancelled:
             if not self.streaming:  # the sequential baseline: whole reply, then whole speech
                 chunker.feed("".join(parts))
-                audio = [(c, b"".join(self.engines.tts.synthesize(c)))
-                         for c in chunker.feed("") + chunker.flush()]
+                audio = [(c, speech) for c in chunker.feed("") + chunker.flush()
+                         for speech in self.engines.tts.synthesize(c)]
                 if rec is not None:
                     rec.tts_first_audio_seconds = time.monotonic() - t0
-                for clause, pcm in audio:
-                    u.add_clause(clause, pcm)
+                for clause, speech in audio:
+                    u.add_clause(clause, speech.pcm, speech.word_ends)
             else:
                 speak(chunker.flush())
         u.generated_text = "".join(parts).strip()
@@ -684,10 +683,9 @@ class CallSession:
 
     def _speak_all(self, u: Utterance, text: str) -> None:
         """Synthesize ``text`` into the utterance (not streamed: tool phrases are short)."""
-        for pcm in self.engines.tts.synthesize(text):
-            if not u.add_clause(text, pcm):
+        for speech in self.engines.tts.synthesize(text):
+            if not u.add_clause(text, speech.pcm, speech.word_ends):
                 return
-            text = ""
         u.generated_text = " ".join(c.text for c in u.clauses if c.text)
 
     # --- tools (worker thread) -------------------------------------------------------------

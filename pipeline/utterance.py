@@ -13,6 +13,8 @@ from pipeline.audio import PlayoutBuffer
 class Clause:
     text: str
     samples: int
+    word_ends: list[int] = field(default_factory=list)
+    """Where each spoken word ends, in samples from the clause's start (TTS timings)."""
 
 
 @dataclass
@@ -39,12 +41,12 @@ class Utterance:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
-    def add_clause(self, text: str, pcm: bytes) -> bool:
+    def add_clause(self, text: str, pcm: bytes, word_ends: list[int] | None = None) -> bool:
         """Queue a synthesized clause for playout; False if the utterance was cancelled."""
         with self._lock:
             if self._cancel.is_set():
                 return False
-            self.clauses.append(Clause(text, len(pcm) // 2))
+            self.clauses.append(Clause(text, len(pcm) // 2, word_ends or []))
             if self.held:
                 self._pending.append(pcm)
             else:
@@ -85,9 +87,10 @@ class Utterance:
 
 
 def heard_words(clauses: list[Clause], played: int) -> str:
-    """The words of ``clauses`` covered by ``played`` samples; a clause cut in the middle
-    keeps the share of its words proportional to the share of its audio that was played
-    (Piper speaks at a near-constant rate within a clause)."""
+    """The words of ``clauses`` covered by ``played`` samples. In a clause cut in the middle,
+    the words whose audio ended before the cut (TTS word timings; when the phonemizer's word
+    count differs from the text's, the same share of the text's words); without timings, the
+    share of its words proportional to the share of its audio played."""
     out: list[str] = []
     left = played
     for c in clauses:
@@ -96,7 +99,11 @@ def heard_words(clauses: list[Clause], played: int) -> str:
             left -= c.samples
             continue
         words = c.text.split()
-        n = int(len(words) * left / c.samples) if c.samples else 0
+        if c.word_ends:
+            done = sum(1 for e in c.word_ends if e <= left)
+            n = done * len(words) // len(c.word_ends)
+        else:
+            n = int(len(words) * left / c.samples) if c.samples else 0
         if n:
             out.append(" ".join(words[:n]))
         break

@@ -16,6 +16,7 @@ from pipeline.audio import (
 )
 from pipeline.chunker import ClauseChunker, chunk_stream, clean_for_speech
 from pipeline.session import InboundAudio
+from pipeline.tts import PiperTts, word_ends
 from pipeline.utterance import Clause, heard_words
 
 
@@ -57,6 +58,41 @@ def test_heard_words_cuts_inside_a_clause_proportionally():
     assert heard_words(clauses, 16000) == "We open at nine."
     assert heard_words(clauses, 16000 + 12000) == "We open at nine. We close at"
     assert heard_words(clauses, 10**9) == "We open at nine. We close at five on Fridays."
+
+
+def test_heard_words_uses_the_tts_word_timings_when_there_are_some():
+    # a long first word and a pause: proportional would say 3 of 4 words at 12000 samples
+    timed = Clause("Unfortunately, we are closed.", 20000, word_ends=[9000, 15000, 17000, 20000])
+    assert heard_words([timed], 8999) == ""
+    assert heard_words([timed], 12000) == "Unfortunately,"
+    assert heard_words([timed], 15000) == "Unfortunately, we"
+    # the phonemizer joined "in the": 5 timed words for 6 text words -> the same share
+    joined = Clause("It is open in the morning.", 10000, word_ends=[1000, 2000, 4000, 6000, 10000])
+    assert heard_words([joined], 6000) == "It is open in"  # 4 of 5 -> 4 of 6 (rounded down)
+
+
+def test_word_ends_from_phoneme_durations():
+    # BOS, "h", "i", " ", "j", "o", ".", EOS at 22050 Hz, scaled to 16 kHz
+    phonemes = ["^", "h", "i", " ", "j", "o", ".", "$"]
+    samples = [0, 2205, 2205, 1000, 2205, 2205, 500, 0]
+    assert word_ends(phonemes, samples) == [4410, 10320]
+    assert word_ends(phonemes, samples, 16000 / 22050) == [3200, 7488]
+    assert word_ends([], []) == []
+
+
+def test_piper_gives_word_timings_that_fit_its_audio():
+    from pipeline.models import resolve
+
+    tts = PiperTts(resolve().piper_voice)
+    assert tts.word_timing
+    [speech] = list(tts.synthesize("We open at nine. We close at five."))
+    ends = speech.word_ends
+    assert len(ends) == 8 and ends == sorted(ends)
+    assert ends[-1] == len(speech.pcm) // 2  # the last word ends with the audio
+    # the first sentence ends near the middle of the audio, not at a proportional guess
+    pcm = np.frombuffer(speech.pcm, "<i2").astype(np.float64)
+    quiet = np.sqrt(np.mean(pcm[ends[3] - 800:ends[3]].reshape(-1, 160) ** 2, axis=1))
+    assert quiet.min() < 300, quiet  # silence (the sentence break) right before word 4's end
 
 
 def test_inbound_audio_ring_keeps_the_latest_samples_and_arrival_times():

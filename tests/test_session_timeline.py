@@ -13,6 +13,7 @@ from pipeline.audio import FRAME_BYTES, FRAME_SAMPLES
 from pipeline.conversation import State, TurnSettings
 from pipeline.llm import INTERRUPTED_NOTE, ChatHistory
 from pipeline.session import CallSession, Engines
+from pipeline.tts import Speech
 from pipeline.vad import WINDOW
 
 SAMPLES_PER_WORD = 4000  # the fake TTS speaks 4 words a second at 16 kHz
@@ -96,7 +97,7 @@ class ScriptedLlm:
 class ScriptedTts:
     def synthesize(self, text):
         n = len(text.split()) * SAMPLES_PER_WORD
-        yield (np.full(n, 3000, dtype="<i2")).tobytes()
+        yield Speech((np.full(n, 3000, dtype="<i2")).tobytes())
 
 
 def make_session(stt_texts, reply, session_options=None, **settings):
