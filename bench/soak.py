@@ -12,9 +12,10 @@ so the whole pipeline (VAD -> Whisper -> llama.cpp -> Piper) runs continuously.
 Every 5 s it samples the gateway process: RSS (/proc/PID/status VmRSS, and RssAnon: VmRSS
 counts the LLM's read-only file mapping once per llama context), open file descriptors
 (/proc/PID/fd), threads (/proc/PID/status Threads) and active calls (voicebot_active_calls on
-/metrics). Every minute it prints a row with those figures (at the minute's end), the calls
-started and ended, and the TTFA of that minute's turns, p50/p95: at the caller (its jitter
-buffer delay subtracted, as in ``bench.turns``) and as the gateway recorded it (call journal,
+/metrics). Every minute it prints a row with those figures (at the minute's end), the
+gateway's CPU over the minute (% of one core, /proc/PID/stat), the calls started and ended,
+and the TTFA of that minute's turns, p50/p95: at the caller (its jitter buffer delay
+subtracted, as in ``bench.turns``) and as the gateway recorded it (call journal,
 ``turns[].ttfa_seconds``; a turn belongs to the minute in which its line appeared).
 
 Baselines: fds and threads once the gateway is ready, and again idle after one warm-up call
@@ -84,7 +85,10 @@ def proc_stats(pid: int) -> dict[str, float]:
     anon_kb = int(re.search(r"^RssAnon:\s+(\d+)", status, re.M).group(1))
     threads = int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))
     fds = len(os.listdir(f"/proc/{pid}/fd"))
-    return {"rss_mb": rss_kb / 1024, "anon_mb": anon_kb / 1024, "threads": threads, "fds": fds}
+    # utime + stime (fields 14 and 15 of /proc/PID/stat; the name in field 2 has no spaces)
+    ticks = sum(int(x) for x in Path(f"/proc/{pid}/stat").read_text().split()[13:15])
+    return {"rss_mb": rss_kb / 1024, "anon_mb": anon_kb / 1024, "threads": threads, "fds": fds,
+            "cpu_s": ticks / os.sysconf("SC_CLK_TCK")}
 
 
 def scrape(port: int) -> str:
@@ -314,8 +318,8 @@ def run(args: argparse.Namespace, workdir: Path, out) -> int:  # noqa: C901, PLR
     say(idle_line("idle at ready:", at_ready))
     say(idle_line("idle after warm-up:", baseline) + "   (leak baseline)")
     say()
-    say(" min  calls+  calls-  up  RSS_MB  anon_MB   fds  thr  turns  miss  caller_TTFA_ms p50/p95"
-        "  gateway_TTFA_ms p50/p95  load")
+    say(" min  calls+  calls-  up  RSS_MB  anon_MB  cpu%   fds  thr  turns  miss  caller_TTFA_ms"
+        " p50/p95  gateway_TTFA_ms p50/p95  load")
     journal = JournalTail(workdir / "gw" / "calls.jsonl")
     journal.new_turns()  # the warm-up's turns are not part of the soak
     threads = [threading.Thread(target=call_loop, name=f"caller{i}", daemon=True,
@@ -335,6 +339,7 @@ def run(args: argparse.Namespace, workdir: Path, out) -> int:  # noqa: C901, PLR
     end_at = t0 + args.minutes * 60
     minute = 0
     alive = True
+    cpu_prev, t_prev = proc_stats(pid)["cpu_s"], time.monotonic()
     while alive and time.monotonic() < end_at:
         minute += 1
         m_end = min(end_at, t0 + minute * 60)
@@ -351,6 +356,9 @@ def run(args: argparse.Namespace, workdir: Path, out) -> int:  # noqa: C901, PLR
             say(f"GATEWAY EXITED with {gw.proc.returncode} during minute {minute}")
             break
         st = proc_stats(pid)
+        # the gateway's CPU over the minute, in % of one core (100 = one core busy)
+        st["cpu_pct"] = 100 * (st["cpu_s"] - cpu_prev) / max(1e-3, time.monotonic() - t_prev)
+        cpu_prev, t_prev = st["cpu_s"], time.monotonic()
         up = active_calls(mport)
         with shared.lock:
             new = shared.turns[seen_turns:]
@@ -372,7 +380,7 @@ def run(args: argparse.Namespace, workdir: Path, out) -> int:  # noqa: C901, PLR
         last = {"started": started, "ended": ended}
         say(f"{minute:4d}  {row['calls_started']:6d}  {row['calls_ended']:6d}  "
             f"{'-' if up is None else int(up):>2}  {st['rss_mb']:6.1f}  {st['anon_mb']:7.1f}  "
-            f"{st['fds']:4d}  "
+            f"{st['cpu_pct']:4.0f}  {st['fds']:4d}  "
             f"{st['threads']:3d}  {len(new):5d}  {missed:4d}        "
             f"{fmt_ms(caller_v, 0.5)} / {fmt_ms(caller_v, 0.95)}"
             f"          {fmt_ms(gw_v, 0.5)} / {fmt_ms(gw_v, 0.95)}   {row['load1']:4.2f}")
