@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway import records  # noqa: E402
 from tests.harness import GatewayProcess, free_udp_port  # noqa: E402
-from tests.test_sip_behaviour import SIPP_DIR, RtpPeer, outcomes, parse_sipp_trace  # noqa: E402
+from tests.sipp_harness import SIPP_DIR, RtpPeer, outcomes, parse_sipp_trace  # noqa: E402
 
 
 def sipp_stream(workdir: Path, name: str, target: str, ports: list[int],

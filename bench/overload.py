@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.harness import GatewayProcess, free_udp_port  # noqa: E402
-from tests.test_sip_behaviour import SIPP_DIR, RtpPeer, SipMessage, call_events  # noqa: E402
+from tests.sipp_harness import SIPP_DIR, RtpPeer, SipMessage, call_events  # noqa: E402
 
 SCENARIO = "overload_uac.xml"
 CAPACITY = 4

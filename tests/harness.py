@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,12 @@ VOICEBOT = [sys.executable, "-m", "gateway.cli"]
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
@@ -45,6 +52,8 @@ class GatewayProcess:
     """Extra environment variables for the gateway process."""
     proc: subprocess.Popen | None = None
     log_path: Path = field(init=False)
+    metrics_port: int | None = None
+    """Serve /metrics on this loopback port (None: no metrics port)."""
 
     def __post_init__(self) -> None:
         self.sip_port = self.sip_port or free_udp_port()
@@ -62,7 +71,11 @@ class GatewayProcess:
         # each test gateway keeps its own journal and, unless a test asks, no metrics port
         # (several gateways on one machine would fight over the default one)
         own = ""
-        if "[metrics]" not in self.extra_toml:
+        if "[metrics]" in self.extra_toml:
+            pass  # the test's own (``metrics_port`` then only says where to scrape)
+        elif self.metrics_port is not None:
+            own += f'[metrics]\nlisten_address = "127.0.0.1"\nport = {self.metrics_port}\n'
+        else:
             own += "[metrics]\nport = 0\n"
         if "[records]" not in self.extra_toml:
             own += f'[records]\npath = "{self.workdir / "calls.jsonl"}"\n'
@@ -83,6 +96,7 @@ class GatewayProcess:
             if b"voicebot ready" in self.log_path.read_bytes():
                 return self
             time.sleep(0.2)
+        self.stop()  # a gateway that never got ready must not outlive the test
         raise TimeoutError(f"gateway not ready after {timeout} s:\n{self.log()}")
 
     def log(self) -> str:
@@ -100,6 +114,45 @@ class GatewayProcess:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+    def serve(self) -> Iterator[GatewayProcess]:
+        """For a module fixture: ``yield from gw.serve()`` starts it, and at teardown stops it
+        and checks that it exited 0 without a traceback in its log."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        yield self
+        code = self.stop()
+        assert code == 0, f"gateway exit code {code}:\n{self.log()[-4000:]}"
+        assert "Traceback" not in self.log(), self.log()[-4000:]
+
+    def metrics(self) -> dict[tuple[str, tuple], float]:
+        """{(sample name, sorted labels): value} scraped from /metrics now."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        return {(x.name, tuple(sorted(x.labels.items()))): x.value
+                for f in text_string_to_metric_families(text) for x in f.samples}
+
+    def closed_record(self, sip_call_id: str, timeout: float = 15.0) -> dict:
+        """The journal's closed record of the call with this SIP Call-ID (waits for it)."""
+        from gateway import records
+
+        deadline = time.monotonic() + timeout
+        while True:
+            for r in records.read(self.workdir / "calls.jsonl").records():
+                if r.get("sip_call_id") == sip_call_id and r["state"] == "closed":
+                    return r
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no closed record of {sip_call_id} after {timeout} s:\n"
+                                     f"{self.log()[-3000:]}")
+            time.sleep(0.1)
 
 
 # --- audio -----------------------------------------------------------------------------------

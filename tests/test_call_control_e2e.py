@@ -18,27 +18,23 @@ the messages from sipp's -trace_msg log, the call journal and /metrics.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import re
 import shutil
 import socket
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import records
-from tests.harness import GatewayProcess, free_udp_port
-from tests.test_sip_behaviour import (
+from tests.harness import GatewayProcess, free_tcp_port, free_udp_port
+from tests.sipp_harness import (
     GatewayLog,
     RtpPeer,
     SipMessage,
     SippRun,
+    _ulaw_to_linear,
     final_response,
     gateway_idle,
-    wait_until,
+    timed_trace,
 )
 
 pytestmark = pytest.mark.e2e
@@ -48,28 +44,7 @@ FRONT_DESK = f"sip:desk@127.0.0.1:{DESK_PORT}"
 BILLING = f"sip:billing@127.0.0.1:{DESK_PORT}"
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def timed_trace(path: Path) -> list[tuple[float, SipMessage]]:
-    """(wall-clock time, message) for every message of a sipp -trace_msg log."""
-    out: list[tuple[float, SipMessage]] = []
-    if not path.exists():
-        return out
-    text = path.read_text("utf-8", "replace")
-    parts = re.split(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n", text, flags=re.M)
-    for stamp, entry in zip(parts[1::2], parts[2::2], strict=True):
-        m = re.match(r"\s*UDP message (sent|received)[^\n]*\n\s*\n", entry)
-        if m:
-            when = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
-            out.append((when, SipMessage(m.group(1), entry[m.end():].strip() + "\r\n")))
-    return out
 
 
 def first(msgs: list[tuple[float, SipMessage]], pred) -> tuple[float, SipMessage]:
@@ -88,29 +63,6 @@ def final_to(method: str):
                       and m.cseq_method == method)
 
 
-def call_record(gw: GatewayProcess, sip_call_id: str, timeout: float = 15.0) -> dict:
-    """The gateway's closed journal record of the call with this SIP Call-ID."""
-    found: dict = {}
-
-    def closed() -> bool:
-        for r in records.read(gw.workdir / "calls.jsonl").records():
-            if r.get("sip_call_id") == sip_call_id and r["state"] == "closed":
-                found.update(r)
-                return True
-        return False
-
-    wait_until(f"the closed record of {sip_call_id}", closed, timeout,
-               lambda: gw.log()[-3000:])
-    return found
-
-
-def scrape(gw: GatewayProcess) -> dict[tuple[str, tuple], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(text) for s in f.samples}
-
-
 def sample(snap: dict, name: str, **labels) -> float:
     return snap.get((name, tuple(sorted(labels.items()))), 0.0)
 
@@ -118,8 +70,6 @@ def sample(snap: dict, name: str, **labels) -> float:
 def voiced_between(peer: RtpPeer, start: float, end: float) -> float:
     """Seconds of loud audio (frames of 20 ms) the gateway sent between two monotonic times."""
     import numpy as np
-
-    from tests.test_sip_behaviour import _ulaw_to_linear
 
     loud = 0
     for when, pt, payload in list(peer.received):
@@ -136,41 +86,11 @@ def voiced_between(peer: RtpPeer, start: float, end: float) -> float:
 def gateway(tmp_path_factory):
     if shutil.which("sipp") is None:
         pytest.skip("needs sipp (apt-get install sip-tester)")
-    metrics_port = free_tcp_port()
-    gw = GatewayProcess(tmp_path_factory.mktemp("gw"), extra_toml=(
-        # greedy decoding: the goodbye test's tool call must not depend on sampling
-        "[llm]\ntemperature = 0.0\n"
-        f'[tools]\ntransfer_targets = ["front desk={FRONT_DESK}", "billing={BILLING}"]\n'
-        f'[metrics]\nlisten_address = "127.0.0.1"\nport = {metrics_port}\n'))
-    gw.metrics_port = metrics_port  # the journal is the harness's: workdir/calls.jsonl
-    try:
-        gw.start()
-    except BaseException:
-        gw.stop()
-        raise
-    yield gw
-    code = gw.stop()
-    assert code == 0, f"gateway exit code {code}:\n{gw.log()[-4000:]}"
-
-
-@pytest.fixture
-def cleanup():
-    things: list = []
-    yield things
-    for thing in things:
-        with contextlib.suppress(Exception):
-            thing.kill() if isinstance(thing, SippRun) else thing.close()
-
-
-@pytest.fixture
-def sipp(gateway, tmp_path, cleanup):
-    def make(name: str, scenario: str, **kw) -> SippRun:
-        run = SippRun(tmp_path / "sipp", name, scenario, f"127.0.0.1:{gateway.sip_port}", **kw)
-        cleanup.append(run)
-        return run
-
-    gateway_idle(gateway)
-    return make
+    # greedy decoding: the goodbye test's tool call must not depend on sampling
+    toml = ("[llm]\ntemperature = 0.0\n"
+            f'[tools]\ntransfer_targets = ["front desk={FRONT_DESK}", "billing={BILLING}"]\n')
+    yield from GatewayProcess(tmp_path_factory.mktemp("gw"), metrics_port=free_tcp_port(),
+                              extra_toml=toml).serve()
 
 
 # --------------------------------------------------------------------------- DTMF
@@ -178,7 +98,7 @@ def sipp(gateway, tmp_path, cleanup):
 
 def test_dtmf_by_sip_info_and_rfc4733_lands_in_the_record_in_order(gateway, sipp):
     log = GatewayLog(gateway)
-    before = scrape(gateway)
+    before = gateway.metrics()
     run = sipp("dtmf", "dtmf.xml", keys={"info1": "1", "info2": "9"}, timeout_s=30).run()
     run.assert_ok()
     msgs = run.messages
@@ -186,7 +106,7 @@ def test_dtmf_by_sip_info_and_rfc4733_lands_in_the_record_in_order(gateway, sipp
                     and m.cseq_method == "INFO" and m.status is not None and m.status >= 200]
     assert info_replies[:2] == [200, 200], run.report()
     call_id = final_response(msgs, "INVITE").header("Call-ID")
-    rec = call_record(gateway, call_id)
+    rec = gateway.closed_record(call_id)
     keys = [(k["digit"], k["method"]) for k in rec.get("dtmf", [])]
     print(f"\nkeys in the record: {rec.get('dtmf')}")
     assert keys == [("1", "sip_info"), ("2", "rfc4733"), ("5", "rfc4733"), ("#", "rfc4733"),
@@ -194,7 +114,7 @@ def test_dtmf_by_sip_info_and_rfc4733_lands_in_the_record_in_order(gateway, sipp
     times = [k["t"] for k in rec["dtmf"]]
     assert times == sorted(times) and times[0] > 0.5, times  # seconds since the answer
     assert rec["outcome"] == "ended_by_caller", rec
-    after = scrape(gateway)
+    after = gateway.metrics()
     for method, n in (("sip_info", 2), ("rfc4733", 3)):
         got = (sample(after, "voicebot_dtmf_digits_total", method=method)
                - sample(before, "voicebot_dtmf_digits_total", method=method))
@@ -218,7 +138,7 @@ def test_operator_key_blind_transfer_accepted_then_the_gateway_hangs_up(gateway,
     peer = RtpPeer()
     cleanup.append(peer)
     t_mono, t_wall = time.monotonic(), time.time()
-    before = scrape(gateway)
+    before = gateway.metrics()
     run = operator_call(sipp, "refer_accept.xml", peer, frag="200 OK").run()
     run.assert_ok()
     msgs = timed_trace(run.trace)
@@ -237,14 +157,14 @@ def test_operator_key_blind_transfer_accepted_then_the_gateway_hangs_up(gateway,
     # RFC 5589: the transferor leaves once the target answered, not before
     assert t_notify_ok <= t_bye < t_notify_ok + 5, run.report()
 
-    rec = call_record(gateway, refer.header("Call-ID"))
+    rec = gateway.closed_record(refer.header("Call-ID"))
     assert rec["outcome"] == "transferred", rec
     assert FRONT_DESK in rec["end_cause"], rec["end_cause"]
     [x] = rec["transfers"]
     assert (x["target"], x["status"], x["outcome"], x["reason"]) == \
         (FRONT_DESK, 200, "accepted", "OK"), x
     assert [(k["digit"], k["method"]) for k in rec["dtmf"]] == [("0", "sip_info")]
-    after = scrape(gateway)
+    after = gateway.metrics()
     assert (sample(after, "voicebot_transfers_total", outcome="accepted")
             - sample(before, "voicebot_transfers_total", outcome="accepted")) == 1
     assert (sample(after, "voicebot_calls_total", outcome="transferred")
@@ -260,7 +180,7 @@ def test_failed_transfer_keeps_the_call_and_the_bot_goes_on(gateway, sipp, clean
     peer = RtpPeer()
     cleanup.append(peer)
     t_mono, t_wall = time.monotonic(), time.time()
-    before = scrape(gateway)
+    before = gateway.metrics()
     run = operator_call(sipp, scenario, peer, **keys).run()
     # the scenario fails on any BYE from the gateway during its 6 s wait
     run.assert_ok()
@@ -276,12 +196,12 @@ def test_failed_transfer_keeps_the_call_and_the_bot_goes_on(gateway, sipp, clean
     print(f"\n{scenario}: {spoken:.2f} s of bot speech after the failed transfer")
     assert spoken > 1.0, f"the bot went quiet after the failed transfer ({spoken:.2f} s)"
 
-    rec = call_record(gateway, refer.header("Call-ID"))
+    rec = gateway.closed_record(refer.header("Call-ID"))
     assert rec["outcome"] == "ended_by_caller", rec
     [x] = rec["transfers"]
     assert (x["target"], x["status"], x["outcome"], x["reason"]) == \
         (FRONT_DESK, status, "failed", reason), x
-    after = scrape(gateway)
+    after = gateway.metrics()
     assert (sample(after, "voicebot_transfers_total", outcome="failed")
             - sample(before, "voicebot_transfers_total", outcome="failed")) == 1
 
@@ -310,7 +230,7 @@ def test_refer_from_the_caller_is_refused_and_nobody_is_called(gateway, sipp, cl
             got.append(victim.recv(65535)[:60])
     assert not got, f"the gateway called the caller's Refer-To: {got}"
     assert "refused the caller's REFER to <sip:victim@127.0.0.1:" in log.text()
-    rec = call_record(gateway, final_response(msgs, "INVITE").header("Call-ID"))
+    rec = gateway.closed_record(final_response(msgs, "INVITE").header("Call-ID"))
     assert rec["outcome"] == "ended_by_caller" and rec.get("transfers") == [], rec
     gateway_idle(gateway)  # no stray outbound call left in pjsua
 

@@ -28,35 +28,27 @@ media_timeout``) and an a=inactive hold outliving the media timeout without unho
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import re
 import shutil
-import socket
-import struct
 import time
-import urllib.request
-import uuid
 
 import pytest
 
 from gateway import admission, records
-from tests import test_sip_behaviour as behaviour
-from tests.harness import GatewayProcess, free_udp_port
-from tests.test_sip_behaviour import (
+from tests.harness import GatewayProcess, free_tcp_port, free_udp_port
+from tests.sipp_harness import (
     GatewayLog,
+    RawUac,
     RtpPeer,
     SipMessage,
     SippRun,
     final_response,
     outcomes,
+    timed_trace,
     wait_until,
 )
 
 pytestmark = pytest.mark.e2e
-
-# the SIP behaviour module's fixtures, run against this module's ``gateway``
-cleanup, rtp_peers, sipp = behaviour.cleanup, behaviour.rtp_peers, behaviour.sipp
 
 CAPACITY = 2
 MEDIA_TIMEOUT = 3
@@ -67,76 +59,23 @@ LOST_ACK_CAUSE = "no ACK from the caller for the 200 OK (32 s)"
 # --------------------------------------------------------------------------- helpers
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     if shutil.which("sipp") is None:
         pytest.skip("needs sipp (apt-get install sip-tester)")
-    metrics_port = free_tcp_port()
-    gw = GatewayProcess(
-        tmp_path_factory.mktemp("gw"),
+    yield from GatewayProcess(
+        tmp_path_factory.mktemp("gw"), metrics_port=free_tcp_port(),
         extra_toml=f'user = "bot"\nmax_calls = {CAPACITY}\n'
-                   f"media_timeout_seconds = {MEDIA_TIMEOUT}\n"
-                   f"[metrics]\nport = {metrics_port}\n")
-    gw.metrics_port = metrics_port  # type: ignore[attr-defined]
-    try:
-        gw.start()
-    except BaseException:
-        gw.stop()
-        raise
-    yield gw
-    code = gw.stop()
-    assert code == 0, f"gateway exit code {code}:\n{gw.log()[-4000:]}"
-    assert "Traceback" not in gw.log(), gw.log()[-4000:]
+                   f"media_timeout_seconds = {MEDIA_TIMEOUT}\n").serve()
 
 
 def active_calls_gauge(gw: GatewayProcess) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/metrics",
-                                timeout=5) as r:
-        text = r.read().decode()
-    m = re.search(r"^voicebot_active_calls (\S+)$", text, re.M)
-    assert m, "no voicebot_active_calls in /metrics"
-    return float(m.group(1))
-
-
-def record_of(gw: GatewayProcess, sip_call_id: str, timeout: float = 10.0) -> dict:
-    """The call's closed record (waits for its close line)."""
-    def closed() -> dict | None:
-        for r in records.read(gw.workdir / "calls.jsonl").records():
-            if r.get("sip_call_id") == sip_call_id and r["state"] == "closed":
-                return r
-        return None
-
-    wait_until(f"a closed record for {sip_call_id}", lambda: closed() is not None, timeout,
-               lambda: (gw.workdir / "calls.jsonl").read_text()[-3000:])
-    rec = closed()
-    assert rec is not None
-    return rec
+    return gw.metrics()[("voicebot_active_calls", ())]
 
 
 def records_of(gw: GatewayProcess, sip_call_id: str) -> list[dict]:
     return [r for r in records.read(gw.workdir / "calls.jsonl").records()
             if r.get("sip_call_id") == sip_call_id]
-
-
-def timed_messages(run: SippRun) -> list[tuple[float, SipMessage]]:
-    """(wall-clock time, message) for each message of a sipp -trace_msg log, in order."""
-    if not run.trace.exists():
-        return []
-    out: list[tuple[float, SipMessage]] = []
-    text = run.trace.read_text("utf-8", "replace")
-    parts = re.split(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n", text, flags=re.M)
-    for stamp, entry in zip(parts[1::2], parts[2::2], strict=True):
-        m = re.match(r"\s*UDP message (sent|received)[^\n]*\n\s*\n", entry)
-        if m:
-            t = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
-            out.append((t, SipMessage(m.group(1), entry[m.end():].strip() + "\r\n")))
-    return out
 
 
 def sent(run: SippRun, method: str) -> list[SipMessage]:
@@ -177,39 +116,6 @@ def assert_capacity(gateway, sipp, rtp_peers, name: str) -> None:
         assert p.voiced_seconds() > 0.5, f"port {p.port}: no greeting\n{log.text()[-3000:]}"
     log.wait_all_ended(expect=CAPACITY)
     wait_until("no call counted as active", lambda: active_calls_gauge(gateway) == 0, 5)
-
-
-class QuietablePeer(RtpPeer):
-    """An RtpPeer whose sending can be paused (a phone on hold without music)."""
-
-    def __init__(self) -> None:
-        self.quiet = False
-        super().__init__()
-
-    def _run(self) -> None:  # RtpPeer._run with a quiet switch
-        ssrc, seq, ts = 0x5EED0000 | (self.port & 0xFFFF), 0, 0
-        next_tx = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                data, addr = self.sock.recvfrom(2048)
-                if len(data) >= 12 and data[0] >> 6 == 2:
-                    cc = data[0] & 0x0F
-                    self.received.append((time.monotonic(), data[1] & 0x7F, data[12 + 4 * cc:]))
-                    self.remote = addr
-            except (TimeoutError, OSError):
-                pass
-            now = time.monotonic()
-            if self.remote is not None and now >= next_tx:
-                if not self.quiet:
-                    pkt = struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
-                    with contextlib.suppress(OSError):
-                        self.sock.sendto(pkt + b"\xff" * 160, self.remote)
-                        self.sent += 1
-                seq, ts = seq + 1, ts + 160
-                next_tx = max(next_tx + 0.02, now - 0.1)
-
-    def packets_between(self, a: float, b: float) -> int:
-        return sum(1 for when, _, _ in self.received if a < when <= b)
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -260,8 +166,8 @@ def test_bye_before_ack_ends_the_call_at_once(gateway, sipp, rtp_peers):
 
     [(name, events)] = log.wait_all_ended(expect=1, timeout=5).items()
     assert events["ended:"].startswith("200"), log.text()
-    rec = record_of(gateway, call_id)
-    msgs = timed_messages(run)
+    rec = gateway.closed_record(call_id)
+    msgs = timed_trace(run.trace)
     bye_at = next(t for t, m in msgs if m.direction == "sent" and m.method == "BYE")
     late_200s = [t - bye_at for t, m in msgs if t > bye_at and m.direction == "received"
                  and m.status == 200 and m.cseq_method == "INVITE"]
@@ -305,14 +211,14 @@ def test_lost_ack_holds_the_slot_until_timer_h_then_the_gateway_hangs_up(gateway
     run.assert_ok()
     assert not sent(run, "ACK"), "the scenario must never ACK"
     [call_id] = outcomes(run.messages, "INVITE")
-    msgs = timed_messages(run)
+    msgs = timed_trace(run.trace)
     oks = [t for t, m in msgs if m.direction == "received" and m.status == 200
            and m.cseq_method == "INVITE"]
     bye = [t for t, m in msgs if m.direction == "received" and m.method == "BYE"]
     assert oks and bye, run.report()
     gaps = [round(b - a, 1) for a, b in zip(oks, oks[1:], strict=False)]
     waited = bye[0] - oks[0]
-    rec = record_of(gateway, call_id)
+    rec = gateway.closed_record(call_id)
     print(f"\nlost ACK: 200 sent {len(oks)} times (gaps {gaps} s), gateway BYE {waited:.1f} s "
           f"after the first 200; record {rec['outcome']}, {rec['end_cause']!r}, "
           f"SIP {rec['sip_status']} {rec['sip_reason']}, {rec['duration_seconds']} s")
@@ -336,7 +242,7 @@ def test_lost_ack_holds_the_slot_until_timer_h_then_the_gateway_hangs_up(gateway
 def test_hold_then_unhold_keeps_the_call_and_brings_the_audio_back(gateway, sipp, cleanup,
                                                                    hold_dir, answer_dir):
     log = GatewayLog(gateway)
-    peer = QuietablePeer()
+    peer = RtpPeer()
     cleanup.append(peer)
     hold_s = MEDIA_TIMEOUT + 4  # on hold longer than the media timeout (polled every 2 s)
     run = sipp(f"hold-{hold_dir}", "reinvite_hold_unhold.xml", hold_ms=hold_s * 1000,
@@ -366,7 +272,7 @@ def test_hold_then_unhold_keeps_the_call_and_brings_the_audio_back(gateway, sipp
     during = peer.packets_between(held_at + 0.5, unheld_at)
     after = peer.packets_between(unheld_at + 0.3, ended_at)
     [call_id] = outcomes(run.messages, "INVITE")
-    rec = record_of(gateway, call_id)
+    rec = gateway.closed_record(call_id)
     [(name, _)] = log.wait_all_ended(expect=1, timeout=5).items()
     frames_in, frames_out = port_frames(log.text(), name)
     print(f"\nhold a={hold_dir} for {unheld_at - held_at:.1f} s (caller silent): gateway sent "
@@ -394,72 +300,30 @@ def duplicate_invite(sip_port: int, rtp_port: int, late: float = 1.0,
     Not a sipp scenario: sipp takes each retransmitted 200 for a retransmission and repeats
     its own last message, the INVITE copy, which PJSIP answers with the 200 again, forever.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    lport = sock.getsockname()[1]
-    remote = ("127.0.0.1", sip_port)
-    uri = f"sip:bot@127.0.0.1:{sip_port}"
-    call_id = f"{uuid.uuid4().hex}@127.0.0.1"
-    from_ = f"<sip:dup@127.0.0.1:{lport}>;tag={uuid.uuid4().hex[:10]}"
-    t0 = time.monotonic()
-    log: list[tuple[float, SipMessage]] = []
-
-    def build(method: str, cseq: int, to: str, branch: str, body: str = "") -> str:
-        lines = [f"{method} {uri} SIP/2.0",
-                 f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch={branch}",
-                 f"From: {from_}", f"To: {to}", f"Call-ID: {call_id}",
-                 f"CSeq: {cseq} {method}", "Max-Forwards: 70",
-                 f"Contact: <sip:dup@127.0.0.1:{lport}>"]
-        if body:
-            lines.append("Content-Type: application/sdp")
-        return "\r\n".join([*lines, f"Content-Length: {len(body)}", "", body])
-
-    def send(text: str) -> None:
-        sock.sendto(text.encode(), remote)
-        log.append((time.monotonic() - t0, SipMessage("sent", text)))
-
-    def listen(until, seconds: float) -> SipMessage | None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            sock.settimeout(max(0.01, end - time.monotonic()))
-            try:
-                data, _ = sock.recvfrom(65535)
-            except TimeoutError:
-                break
-            msg = SipMessage("received", data.decode("utf-8", "replace"))
-            log.append((time.monotonic() - t0, msg))
-            if msg.method == "BYE":  # the gateway hung up: answer it
-                resp = ["SIP/2.0 200 OK"] + [f"{h}: {msg.header(h)}"
-                                             for h in ("Via", "From", "To", "Call-ID", "CSeq")]
-                sock.sendto("\r\n".join([*resp, "Content-Length: 0", "", ""]).encode(), remote)
-            if until(msg):
-                return msg
-        return None
+    uac = RawUac(sip_port, "dup")
 
     def invite_ok(msg: SipMessage) -> bool:
         return msg.status == 200 and msg.cseq_method == "INVITE"
 
-    sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-           f"m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n")
-    invite = build("INVITE", 1, f"<{uri}>", f"z9hG4bK-{uuid.uuid4().hex[:16]}", sdp)
+    invite = uac.request("INVITE", 1, f"<{uac.uri}>", uac.branch(), uac.sdp(rtp_port))
     try:
-        send(invite)
-        send(invite)  # a retransmission before any answer
-        ok = listen(invite_ok, timeout)
-        assert ok is not None, [m.first_line for _, m in log]
+        uac.send(invite)
+        uac.send(invite)  # a retransmission before any answer
+        ok = uac.listen(invite_ok, timeout)
+        assert ok is not None, [m.first_line for _, m in uac.log]
         to = ok.header("To") or ""
-        send(invite)  # a retransmission that crossed the 200
-        listen(invite_ok, 1.0)
-        send(build("ACK", 1, to, f"z9hG4bK-{uuid.uuid4().hex[:16]}"))
-        listen(lambda m: False, late)
-        send(invite)  # a late copy, after the ACK
-        listen(lambda m: False, 2.0)
-        send(build("BYE", 2, to, f"z9hG4bK-{uuid.uuid4().hex[:16]}"))
-        listen(lambda m: m.status is not None and m.status >= 200 and m.cseq_method == "BYE",
-               5.0)
-        return log
+        uac.send(invite)  # a retransmission that crossed the 200
+        uac.listen(invite_ok, 1.0)
+        uac.send(uac.request("ACK", 1, to, uac.branch()))
+        uac.listen(lambda m: False, late)
+        uac.send(invite)  # a late copy, after the ACK
+        uac.listen(lambda m: False, 2.0)
+        uac.send(uac.request("BYE", 2, to, uac.branch()))
+        uac.listen(lambda m: m.status is not None and m.status >= 200
+                   and m.cseq_method == "BYE", 5.0)
+        return uac.log
     finally:
-        sock.close()
+        uac.close()
 
 
 def test_retransmitted_invite_makes_exactly_one_call(gateway, sipp, rtp_peers):
@@ -491,7 +355,7 @@ def test_retransmitted_invite_makes_exactly_one_call(gateway, sipp, rtp_peers):
     assert len(refused) == 1 and refused[0].startswith("a retransmission of an INVITE"), \
         log.text()
     call_id = before_late[0].header("Call-ID") or ""
-    rec = record_of(gateway, call_id)
+    rec = gateway.closed_record(call_id)
     assert len(records_of(gateway, call_id)) == 1, records_of(gateway, call_id)
     print(f"gateway: {answered[0]} answered, the late copy refused ({refused[0][:40]}...); "
           f"one record: {rec['outcome']}")
@@ -536,6 +400,6 @@ def test_refusals_inside_a_dialog_leave_the_call_up(gateway, sipp, rtp_peers):
     assert bye.status == 200, run.report()  # the call survived both
     assert not gateway_requests(run, "BYE"), run.report()
     [call_id] = outcomes(msgs, "INVITE")
-    rec = record_of(gateway, call_id)
+    rec = gateway.closed_record(call_id)
     assert rec["outcome"] == "ended_by_caller" and rec["end_cause"] == "the caller hung up", rec
     log.wait_all_ended(expect=1, timeout=5)

@@ -40,9 +40,15 @@ import numpy as np
 import pytest
 
 from gateway import config, records, testfault
-from tests import test_sip_behaviour as behaviour
-from tests.harness import GatewayProcess, active_spans, baresip_call, free_udp_port, need
-from tests.test_sip_behaviour import (
+from tests.harness import (
+    GatewayProcess,
+    active_spans,
+    baresip_call,
+    free_tcp_port,
+    free_udp_port,
+    need,
+)
+from tests.sipp_harness import (
     RETRY_AFTER,
     GatewayLog,
     SipMessage,
@@ -52,9 +58,6 @@ from tests.test_sip_behaviour import (
     outcomes,
     wait_until,
 )
-
-# the SIP behaviour module's fixtures, run against this module's ``gateway`` (A)
-cleanup, rtp_peers, sipp = behaviour.cleanup, behaviour.rtp_peers, behaviour.sipp
 
 CORPUS = Path(__file__).resolve().parent / "sip_corpus"
 MEDIA_TIMEOUT = 3
@@ -266,12 +269,6 @@ def options_status(port: int, timeout: float = 6.0) -> int | None:
 # --------------------------------------------------------------------------- fixtures
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def gateways(tmp_path_factory):
     if not all(map(os.path.exists, ("/usr/bin/sipp", "/usr/bin/baresip"))):
@@ -281,8 +278,8 @@ def gateways(tmp_path_factory):
         tmp_path_factory.mktemp("gwA"),
         extra_toml=f'user = "bot"\nmedia_timeout_seconds = {MEDIA_TIMEOUT}\n'
                    f"[metrics]\nport = {metrics_port}\n",
-        env={"VOICEBOT_SIP_PASSWORD": PASSWORD, "VOICEBOT_LLM_SYSTEM_PROMPT": PROMPT})
-    a.metrics_port = metrics_port  # type: ignore[attr-defined]
+        env={"VOICEBOT_SIP_PASSWORD": PASSWORD, "VOICEBOT_LLM_SYSTEM_PROMPT": PROMPT},
+        metrics_port=metrics_port)  # no listen_address: the default (loopback) is under test
     b = GatewayProcess(tmp_path_factory.mktemp("gwB"), extra_toml=f"drain_seconds = {DRAIN}\n",
                        env={testfault.ENV: "tts:2"})
     errors: list[BaseException] = []
@@ -537,8 +534,9 @@ def test_dead_peer_is_hung_up_and_recorded_as_media_timeout(gateway, sipp, rtp_p
         log.wait_all_ended(expect=3)
     finally:
         silent.close()
-    wait_until("3 closed records", lambda: sum(
-        1 for r in journal_by_call_id(gateway).values() if r["state"] == "closed") >= 3, 10)
+    ids = [next(iter(outcomes(run.messages, "INVITE"))) for run in (never, stops, keeps)]
+    wait_until("the 3 calls' closed records", lambda: all(
+        journal_by_call_id(gateway).get(i, {}).get("state") == "closed" for i in ids), 10)
     recs = journal_by_call_id(gateway)
     for run, outcome in ((never, "media_timeout"), (stops, "media_timeout"),
                          (keeps, "ended_by_caller")):

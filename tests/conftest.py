@@ -1,0 +1,41 @@
+"""Fixtures shared by the SIP test modules; each module brings its own ``gateway``."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from tests.sipp_harness import RtpPeer, SippRun, gateway_idle
+
+
+@pytest.fixture
+def cleanup():
+    """Collects sipp runs and RTP peers; kills / closes all of them after the test."""
+    things: list[SippRun | RtpPeer] = []
+    yield things
+    for thing in things:
+        with contextlib.suppress(Exception):
+            thing.kill() if isinstance(thing, SippRun) else thing.close()
+
+
+@pytest.fixture
+def sipp(gateway, tmp_path, cleanup):
+    """sipp(name, scenario, **kw) -> a not yet started SippRun aimed at the gateway."""
+    def make(name: str, scenario: str, **kw) -> SippRun:
+        run = SippRun(tmp_path / "sipp", name, scenario, f"127.0.0.1:{gateway.sip_port}", **kw)
+        cleanup.append(run)
+        return run
+
+    gateway_idle(gateway)
+    return make
+
+
+@pytest.fixture
+def rtp_peers(cleanup):
+    def make(n: int) -> list[RtpPeer]:
+        peers = [RtpPeer() for _ in range(n)]
+        cleanup.extend(peers)
+        return peers
+
+    return make
