@@ -103,6 +103,18 @@ def stream_chat(llm, messages: list[dict[str, str]], max_tokens: int, temperatur
                 yield piece
     finally:
         stream.close()  # frees llama's generator state at once, also on cancel
+        _free_sampler(llm)
+
+
+def _free_sampler(llm) -> None:
+    """Free the request's sampler chain now. llama-cpp-python's LlamaSampler is in a reference
+    cycle (its ExitStack callback holds it), so only a full gc pass frees it, and with it
+    llama.cpp's n_vocab candidate buffer (~1.8 MB for Qwen): RssAnon grew +1.8 MB per chat,
+    flat with this (bench/memory_components.py --component llm)."""
+    sampler = getattr(llm, "_sampler", None)
+    if sampler is not None and hasattr(sampler, "close"):
+        sampler.close()
+        llm._sampler = None  # Llama.generate makes a new one per request
 
 
 INTERRUPTED_NOTE = ("The caller interrupted you there: they heard only the words above. "

@@ -7,9 +7,17 @@ from pathlib import Path
 import onnxruntime as ort
 
 
-def cpu_session(model: Path | str | bytes, threads: int = 1) -> ort.InferenceSession:
-    """A CPU session that does not spin idle threads (spinning steals the media clock's core)."""
+def cpu_session(model: Path | str | bytes, threads: int = 1,
+                arena: bool = True) -> ort.InferenceSession:
+    """A CPU session that does not spin idle threads (spinning steals the media clock's core).
+
+    ``arena=False`` for a model whose tensor sizes vary run to run (Piper): onnxruntime's CPU
+    arena keeps the high-water mark of every size it served, and the memory pattern one plan
+    per input shape, for the life of the process."""
     opts = ort.SessionOptions()
+    if not arena:
+        opts.enable_cpu_mem_arena = False
+        opts.enable_mem_pattern = False
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

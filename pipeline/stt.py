@@ -26,6 +26,7 @@ from pipeline.stt_base import (
 SHORT_MAX_SAMPLES = 28 * 16000  # longer turns use the standard 30 s windows
 PAD_SAMPLES = 16000  # silence after the speech inside the shortened window
 MIN_WINDOW_SAMPLES = 10 * 16000  # shorter windows made tiny.en drop words (bench/stt_window.py)
+WINDOW_STEP = 16000  # windows in whole seconds: each distinct shape costs oneDNN cache memory
 
 
 class WhisperStt:
@@ -87,6 +88,10 @@ class WhisperStt:
         import ctranslate2
 
         n = min(len(audio) + PAD_SAMPLES, 30 * 16000)
+        # Rounded up to whole seconds: CTranslate2's oneDNN keeps the primitives of every input
+        # shape it sees (~1 MB each, never freed): +24 MB per 100 decodes of 1-12 s turns,
+        # flat with at most 21 shapes (bench/memory_components.py --component whisper).
+        n = -(-n // WINDOW_STEP) * WINDOW_STEP
         padded = np.zeros(max(n, MIN_WINDOW_SAMPLES), dtype=np.float32)
         padded[: len(audio)] = audio
         feats = np.ascontiguousarray(self._model.feature_extractor(padded)[:, : len(padded) // 160])

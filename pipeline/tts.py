@@ -80,8 +80,11 @@ class PiperTts:
 
         config = PiperConfig.from_dict(json.loads(Path(str(voice) + ".json").read_text()))
         model = _with_durations(voice) if word_timing else None
-        self._voice = PiperVoice(config=config,
-                                 session=cpu_session(model or voice, threads=threads))
+        # no onnxruntime arena: with it, RssAnon grew +220 MB over 400 varied clauses (still
+        # +19 MB/100 at the end), without it +9 MB; synthesis median +2%, total +6%
+        # (bench/memory_components.py --component piper, --speed-ab)
+        self._voice = PiperVoice(config=config, session=cpu_session(
+            model or voice, threads=threads, arena=False))
         self._syn = SynthesisConfig(length_scale=length_scale, volume=volume)
         self.rate = config.sample_rate
         self.word_timing = model is not None
