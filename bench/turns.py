@@ -58,6 +58,14 @@ LONG_ASKS = [
     "Please tell me everything about the clinic, the hours, the address and the prices.",
     "Can you explain in detail how to book an appointment and what a check-up includes?",
 ]
+# Questions whose answer takes two sentences: where streaming has the most to overlap (the
+# one-line answers above leave the sequential baseline little to wait for)
+TWO_PART = [
+    "What are your opening hours, and what is your address?",
+    "How much is a check-up, and how do I book one?",
+    "When do you close today, and are you open on Saturday?",
+    "Where are you, and when do you open in the morning?",
+]
 INTERRUPTIONS = ["Sorry, what is the address?", "Wait, how much is it?"]
 
 
@@ -274,7 +282,7 @@ def pct(values: list[float], q: float) -> float:
 @dataclass
 class Turn:
     mode: str
-    kind: str  # question | barge_in | echo
+    kind: str  # question | two_part | barge_in | echo
     text: str
     ttfa_ms: float | None = None
     barge_in_ms: float | None = None
@@ -344,10 +352,10 @@ def progress(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def run_bench(turns: int, echo_turns: int, workdir: Path, seed: int) -> Run:
+def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed: int) -> Run:
     rng = random.Random(seed)
     clips = {}
-    for text in QUESTIONS + LONG_ASKS + INTERRUPTIONS:
+    for text in QUESTIONS + TWO_PART + LONG_ASKS + INTERRUPTIONS:
         clips[text] = espeak(text, workdir / f"q{len(clips)}.wav")
     gateways = {}
     for mode in ("streaming", "sequential"):
@@ -359,15 +367,17 @@ def run_bench(turns: int, echo_turns: int, workdir: Path, seed: int) -> Run:
     _ALIVE.append(caller)  # pjsua2 objects live until os._exit (see Caller.close)
     run = Run()
     try:
-        # 1) plain questions, the two modes alternating call by call
+        # 1) plain questions, then two-part ones, the two modes alternating call by call
         per_call = 4
-        for i in range(0, turns, per_call):
+        calls = [(QUESTIONS[i % len(QUESTIONS): i % len(QUESTIONS) + per_call], "question")
+                 for i in range(0, turns, per_call)] + [(TWO_PART, "two_part")]
+        for texts, kind in calls:
             for mode, gw in gateways.items():
                 audio = CallerAudio()
                 call = caller.call(gw.uri, audio)
                 wait_quiet(audio)  # the greeting
-                for text in QUESTIONS[i % len(QUESTIONS): i % len(QUESTIONS) + per_call]:
-                    t = ask(audio, clips[text], mode, text, "question")
+                for text in texts:
+                    t = ask(audio, clips[text], mode, text, kind)
                     progress(f"{mode}: {text!r} ttfa {t.ttfa_ms}")
                     wait_quiet(audio)
                     t.caller_jb_ms = caller.jitter_delay_ms(call)
@@ -375,7 +385,7 @@ def run_bench(turns: int, echo_turns: int, workdir: Path, seed: int) -> Run:
                 caller.hangup(call)
                 call = None  # no Call may outlive the library
         # 2) barge-in (streaming only: it is the product), with and without echo
-        for j in range(len(LONG_ASKS) * 2):
+        for j in range(barge_turns):
             echo = j % 2 == 1
             gw = gateways["streaming"]
             audio = CallerAudio(echo_gain=10 ** (-rng.uniform(10, 20) / 20) if echo else 0.0,
@@ -384,7 +394,7 @@ def run_bench(turns: int, echo_turns: int, workdir: Path, seed: int) -> Run:
             wait_quiet(audio)
             ask_text = LONG_ASKS[j % len(LONG_ASKS)]
             t = barge(audio, clips[ask_text], clips[INTERRUPTIONS[j % 2]], "streaming",
-                      ask_text, after_s=rng.uniform(1.0, 2.0))
+                      ask_text, after_s=rng.uniform(0.8, 1.6))
             t.caller_jb_ms = caller.jitter_delay_ms(call)
             run.turns.append(t)
             wait_quiet(audio)
@@ -415,15 +425,16 @@ def run_bench(turns: int, echo_turns: int, workdir: Path, seed: int) -> Run:
 
 def summarize(run: Run) -> dict:
     out: dict = {"turns": [asdict(t) for t in run.turns]}
-    for mode in ("streaming", "sequential"):
-        v = [t.ttfa_ms - t.caller_jb_ms for t in run.turns
-             if t.mode == mode and t.kind == "question" and t.ttfa_ms is not None]
-        if v:
-            out[f"ttfa_{mode}"] = {"n": len(v), "p50_ms": pct(v, 0.5), "p95_ms": pct(v, 0.95),
-                                   "max_ms": max(v)}
-    if "ttfa_streaming" in out and "ttfa_sequential" in out:
-        out["ttfa_ratio_p50"] = (out["ttfa_streaming"]["p50_ms"]
-                                 / out["ttfa_sequential"]["p50_ms"])
+    for kind, suffix in (("question", ""), ("two_part", "_two_part")):
+        for mode in ("streaming", "sequential"):
+            v = [t.ttfa_ms - t.caller_jb_ms for t in run.turns
+                 if t.mode == mode and t.kind == kind and t.ttfa_ms is not None]
+            if v:
+                out[f"ttfa_{mode}{suffix}"] = {"n": len(v), "p50_ms": pct(v, 0.5),
+                                               "p95_ms": pct(v, 0.95), "max_ms": max(v)}
+        if f"ttfa_streaming{suffix}" in out and f"ttfa_sequential{suffix}" in out:
+            out[f"ttfa_ratio_p50{suffix}"] = (out[f"ttfa_streaming{suffix}"]["p50_ms"]
+                                              / out[f"ttfa_sequential{suffix}"]["p50_ms"])
     b = [t.barge_in_ms - t.caller_jb_ms for t in run.turns if t.barge_in_ms is not None]
     if b:
         out["barge_in"] = {"n": len(b), "p50_ms": pct(b, 0.5), "p95_ms": pct(b, 0.95),
@@ -442,6 +453,8 @@ def main() -> int:
     ap.add_argument("--turns", type=int, default=8, help="questions per mode (default 8)")
     ap.add_argument("--echo-turns", type=int, default=4,
                     help="long answers with the caller's line echoing (default 4)")
+    ap.add_argument("--barge-turns", type=int, default=8,
+                    help="long answers the caller interrupts, half of them with echo (default 8)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--keep", metavar="DIR",
@@ -449,10 +462,10 @@ def main() -> int:
     args = ap.parse_args()
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
-        run = run_bench(args.turns, args.echo_turns, Path(args.keep), args.seed)
+        run = run_bench(args.turns, args.echo_turns, args.barge_turns, Path(args.keep), args.seed)
     else:
         with tempfile.TemporaryDirectory(prefix="bench-turns-") as tmp:
-            run = run_bench(args.turns, args.echo_turns, Path(tmp), args.seed)
+            run = run_bench(args.turns, args.echo_turns, args.barge_turns, Path(tmp), args.seed)
     res = summarize(run)
     for t in run.turns:
         ttfa = "-" if t.ttfa_ms is None else f"{t.ttfa_ms:.0f}"
@@ -461,13 +474,16 @@ def main() -> int:
               f"jb {t.caller_jb_ms:>3.0f}  {t.text[:50]}")
     print()
     print("figures at the caller, its own jitter-buffer delay subtracted (ms):")
-    for key in ("ttfa_streaming", "ttfa_sequential", "barge_in"):
+    for key in ("ttfa_streaming", "ttfa_sequential", "ttfa_streaming_two_part",
+                "ttfa_sequential_two_part", "barge_in"):
         if key in res:
             r = res[key]
-            print(f"  {key:<16} n={r['n']:<3} p50 {r['p50_ms']:6.0f}  p95 {r['p95_ms']:6.0f}"
+            print(f"  {key:<25} n={r['n']:<3} p50 {r['p50_ms']:6.0f}  p95 {r['p95_ms']:6.0f}"
                   f"  max {r['max_ms']:6.0f}")
-    if "ttfa_ratio_p50" in res:
-        print(f"  TTFA streaming/sequential (p50): {res['ttfa_ratio_p50']:.2f}")
+    for suffix, what in (("", "one-line answers"), ("_two_part", "two-part answers")):
+        if f"ttfa_ratio_p50{suffix}" in res:
+            print(f"  TTFA streaming/sequential (p50), {what}: "
+                  f"{res[f'ttfa_ratio_p50{suffix}']:.2f}")
     print(f"  false barge-ins with echo: {res['false_barge_ins']} over {res['echo_turns']} "
           f"echo calls; barge-ins that did not cut: {res['barge_in_attempts_without_cut']}; "
           f"turns without an answer: {res['missed']}")
