@@ -12,11 +12,13 @@ box).
 A fixed -6 dB also holds back a real barge-in until the caller's first loud vowel (a soft
 "S" or "W" onset is 10-20 dB under the bot's peak): measured ~45 ms later on average, and
 never for a caller 6 dB quieter than the bot. So the line's own echo level is learned while
-the bot talks (a high percentile of near/far peak ratios: echo is always there, the caller
-rarely, and a caller counted as echo only raises the estimate, the safe direction), and the
-threshold becomes that level plus ``margin_db``, between ``floor_db`` and ``ratio_db``. A
-line with no echo then passes a caller's onset; a line with -10 dB echo keeps -6 dB. Pure
-logic, per frame.
+the bot talks: the 98th percentile of near/far peak ratios over the last 10 s of bot speech
+(a linear echo never exceeds its return loss; the caller's few frames over the bot before it
+stops only raise the estimate, the safe direction), trusted after 3 s of bot speech
+(bench/turns.py: trusted after 1 s, with a 90th percentile, the greeting's echo interrupted
+the bot once), and the threshold becomes that
+level plus ``margin_db``, between ``floor_db`` and ``ratio_db``. A line with no echo then
+passes a caller's onset; a line with -10 dB echo keeps -6 dB. Pure logic, per frame.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ SILENT_PEAK = 300  # int16: below this the bot is not talking and nothing is gat
 class EchoGate:
     def __init__(self, tail_frames: int, ratio_db: float = -6.0, near_frames: int = 2,
                  hangover_frames: int = 12, adaptive: bool = True, margin_db: float = 6.0,
-                 floor_db: float = -30.0, learn_frames: int = 50,
+                 floor_db: float = -30.0, learn_frames: int = 150,
                  history_frames: int = 500) -> None:
         self.max_ratio = 10 ** (ratio_db / 20)
         self.ratio = self.max_ratio  # the threshold in force (learned when adaptive)
@@ -53,15 +55,15 @@ class EchoGate:
         self._far.append(int(np.abs(far.astype(np.int32)).max(initial=0)))
         far = max(self._far, default=0)
         near_peak = max(self._near, default=0)
-        if far >= SILENT_PEAK and self.adaptive:
-            self._ratios.append(near_peak / far)
-            if len(self._ratios) >= self._learn:
-                echo = float(np.percentile(self._ratios, 90))
-                self.ratio = min(self.max_ratio, max(self._floor, echo * self._margin))
         if far >= SILENT_PEAK and near_peak >= self.ratio * far:
             self._hangover = self.hangover_frames  # the caller, over the bot
         else:
             self._hangover = max(0, self._hangover - 1)
+        if far >= SILENT_PEAK and self.adaptive:  # learned after the decision it informs
+            self._ratios.append(near_peak / far)
+            if len(self._ratios) >= self._learn:
+                echo = float(np.percentile(self._ratios, 98))
+                self.ratio = min(self.max_ratio, max(self._floor, echo * self._margin))
 
     @property
     def threshold_db(self) -> float:

@@ -58,16 +58,24 @@ def test_no_hangover_carried_from_the_bot_s_silence_into_its_speech():
 
 
 def test_on_a_line_without_echo_a_soft_onset_passes_once_the_level_is_learned():
+    early = EchoGate(tail_frames=20, hangover_frames=0)
+    for _ in range(100):  # 2 s of bot speech: not learned yet, the fixed -6 dB applies
+        early.push(tone(150), tone(20000))
+    early.push(tone(3000), tone(20000))  # a soft consonant, 16 dB under the bot
+    assert early.echo_only()
     g = EchoGate(tail_frames=20, hangover_frames=0)
-    for _ in range(40):  # the bot talks, the line carries only faint noise
-        g.push(tone(150), tone(20000))
-    g.push(tone(3000), tone(20000))  # a soft consonant, 16 dB under the bot
-    assert g.echo_only()  # not learned yet: the fixed -6 dB still applies
-    for _ in range(10):
+    for _ in range(150):  # 3 s of bot speech, the line carrying only faint noise
         g.push(tone(150), tone(20000))
     assert g.threshold_db < -20
     g.push(tone(3000), tone(20000))
     assert not g.echo_only()
+
+
+def test_a_caller_heard_while_learning_only_raises_the_threshold():
+    g = EchoGate(tail_frames=20, hangover_frames=0)
+    for i in range(200):  # the caller talks over the bot for 10 frames, the line is clean
+        g.push(tone(6000 if 10 <= i < 20 else 150), tone(20000))
+    assert abs(g.threshold_db + 6.0) < 1e-6  # -10.5 dB + 6 dB, capped at -6 dB
 
 
 def test_a_line_with_10_db_echo_keeps_the_fixed_threshold():
@@ -82,13 +90,13 @@ def test_a_line_with_10_db_echo_keeps_the_fixed_threshold():
 
 def test_the_learned_threshold_sits_above_the_echo_and_no_lower_than_the_floor():
     g = EchoGate(tail_frames=20, hangover_frames=0, margin_db=6.0, floor_db=-30.0)
-    for _ in range(100):
+    for _ in range(200):
         g.push(tone(0.1 * 20000), tone(20000))  # echo 20 dB down
         assert g.echo_only()
     assert -15.5 < g.threshold_db < -13.0  # the echo's level + 6 dB
     g.push(tone(0.3 * 20000), tone(20000))  # a caller 10 dB under the bot: over the echo
     assert not g.echo_only()
     silent = EchoGate(tail_frames=20, hangover_frames=0)
-    for _ in range(100):
+    for _ in range(200):
         silent.push(np.zeros(320, np.int16), tone(20000))
     assert silent.threshold_db == -30.0
