@@ -121,6 +121,21 @@ INTERRUPTED_NOTE = ("The caller interrupted you there: they heard only the words
                     "Answer their new question; do not repeat this note.")
 
 
+def _words(text: str) -> list[str]:
+    return "".join(c.lower() if c.isalnum() else " " for c in text).split()
+
+
+_NOTE_GRAMS = {tuple(_words(INTERRUPTED_NOTE)[i:i + 4])
+               for i in range(len(_words(INTERRUPTED_NOTE)) - 3)}
+
+
+def repeats_note(clause: str) -> bool:
+    """True if ``clause`` recites our interruption note (4 words in a row of it): after a run
+    of interruptions the 0.5B model once read the note aloud (bench/turns.py, echo call)."""
+    w = _words(clause)
+    return any(tuple(w[i:i + 4]) in _NOTE_GRAMS for i in range(len(w) - 3))
+
+
 class ChatHistory:
     """What the caller and the bot said, as the model will see it next turn.
 

@@ -40,7 +40,7 @@ from pipeline.conversation import (
 )
 from pipeline.dtmf import DtmfCollector, KeyEvent, KeyEventKind, entry_text
 from pipeline.echo_gate import EchoGate
-from pipeline.llm import ChatHistory, LlmPool, stream_chat
+from pipeline.llm import ChatHistory, LlmPool, repeats_note, stream_chat
 from pipeline.stt_base import SpeechToText, StreamWorker, Transcript, Word
 from pipeline.tools import (
     Decision,
@@ -198,7 +198,7 @@ class CallSession:
     """False: the sequential baseline (whole transcript, whole reply, whole speech)."""
     echo_tail_ms: int = 300
     """Echo canceller tail; 0 = no echo cancellation."""
-    double_talk_db: float = -6.0
+    double_talk_db: float = -3.0
     """Caller speech over the bot counts only within this many dB of the bot's peak level."""
     double_talk_adaptive: bool = True
     """Lower that threshold to the line's measured echo level + 6 dB (never above it)."""
@@ -367,7 +367,7 @@ class CallSession:
 
     def _finish_utterance(self, u: Utterance) -> None:
         self._utterances.pop(u.id, None)
-        heard = u.heard_text() if u.interrupted else u.generated_text
+        heard = u.heard_text() if u.interrupted else u.spoken_text()
         if u.interrupted and self.playout.played(u.id) == 0:
             self.history.retract_user()  # never heard: the caller's turn goes on
         else:
@@ -617,7 +617,7 @@ class CallSession:
         parts: list[str] = []
 
         def speak(clauses: list[str]) -> None:
-            for clause in clauses:
+            for clause in self._speakable(clauses):
                 for speech in self.engines.tts.synthesize(clause):
                     if rec is not None and rec.tts_first_audio_seconds is None:
                         rec.tts_first_audio_seconds = time.monotonic() - t0
@@ -637,7 +637,8 @@ class CallSession:
         if not u.cancelled:
             if not self.streaming:  # the sequential baseline: whole reply, then whole speech
                 chunker.feed("".join(parts))
-                audio = [(c, speech) for c in chunker.feed("") + chunker.flush()
+                audio = [(c, speech)
+                         for c in self._speakable(chunker.feed("") + chunker.flush())
                          for speech in self.engines.tts.synthesize(c)]
                 if rec is not None:
                     rec.tts_first_audio_seconds = time.monotonic() - t0
@@ -647,6 +648,14 @@ class CallSession:
                 speak(chunker.flush())
         u.generated_text = "".join(parts).strip()
         self._done_generating(u)
+
+    def _speakable(self, clauses: list[str]) -> list[str]:
+        """The clauses minus any that recite our internal interruption note."""
+        keep = [c for c in clauses if not repeats_note(c)]
+        if len(keep) < len(clauses):
+            self.log.warning("not spoken (recites the interruption note): %r",
+                             [c for c in clauses if repeats_note(c)])
+        return keep
 
     def _routed_to_tool(self, u: Utterance, rec: TurnRecord | None, caller_text: str) -> bool:
         """Ask the router whether this turn is a tool call; True if it was handled as one."""
@@ -686,7 +695,7 @@ class CallSession:
         for speech in self.engines.tts.synthesize(text):
             if not u.add_clause(text, speech.pcm, speech.word_ends):
                 return
-        u.generated_text = " ".join(c.text for c in u.clauses if c.text)
+        u.generated_text = u.spoken_text()
 
     # --- tools (worker thread) -------------------------------------------------------------
 

@@ -78,6 +78,10 @@ class Utterance:
         self.playout.flush(self.id)
         return self.heard_text()
 
+    def spoken_text(self) -> str:
+        """The text of every clause queued to be spoken (all of it, when played in full)."""
+        return " ".join(c.text for c in self.clauses if c.text)
+
     def heard_text(self) -> str:
         return heard_words(self.clauses, self.playout.played(self.id))
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline.audio import FRAME_BYTES, FRAME_SAMPLES
 from pipeline.conversation import State, TurnSettings
-from pipeline.llm import INTERRUPTED_NOTE, ChatHistory
+from pipeline.llm import INTERRUPTED_NOTE, ChatHistory, repeats_note
 from pipeline.session import CallSession, Engines
 from pipeline.tts import Speech
 from pipeline.vad import WINDOW
@@ -268,3 +268,27 @@ def test_history_keeps_no_wordless_bot_turn():
     h.add_bot("We open at", interrupted=True)
     assert [t["role"] for t in h.turns] == ["user", "assistant", "system"]
     assert h.turns[1]["content"] == "We open at ..."
+
+
+def test_a_clause_reciting_the_interruption_note_is_not_spoken():
+    assert repeats_note("The caller interrupted you there: they heard only the words above.")
+    assert repeats_note("answer their new question")
+    assert not repeats_note("We open at nine. The caller can give a preferred day.")
+    reply = "We open at nine, the caller interrupted you there, and close at five."
+    session, llm, failures = make_session(["When are you open?"], reply)
+    clock = Clock(session)
+    session.start()
+    try:
+        greet(clock, session)
+        clock.run(10)
+        clock.run(40, loud=True)
+        clock.run(40)
+        clock.until(lambda: session.history.turns[-1]["role"] == "assistant"
+                    and session.history.turns[-1]["content"] != "Hi there.")
+        # the fake TTS speaks 4 words/s: "We open at nine," and "and close at five." only
+        greeting = 2 * SAMPLES_PER_WORD // FRAME_SAMPLES
+        assert clock.bot_frames() - greeting == 8 * SAMPLES_PER_WORD // FRAME_SAMPLES
+        assert "interrupted" not in session.history.turns[-1]["content"]
+        assert not failures
+    finally:
+        session.stop()
