@@ -81,7 +81,7 @@ class TurnConfig:
     mode: str = _spec("streaming", choices=("streaming", "sequential"))
     echo_cancel: bool = _spec(False)
     echo_tail_ms: int = _spec(400, lo=50, hi=1000)
-    double_talk_db: float = _spec(-6.0, lo=-30.0, hi=0.0)
+    double_talk_db: float = _spec(-3.0, lo=-30.0, hi=0.0)
     double_talk_adaptive: bool = _spec(True, doc="learn the line's echo level")
 
 
