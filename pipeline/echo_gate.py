@@ -16,9 +16,9 @@ the bot talks: the 98th percentile of near/far peak ratios over the last 10 s of
 (a linear echo never exceeds its return loss; the caller's few frames over the bot before it
 stops only raise the estimate, the safe direction), trusted after 3 s of bot speech
 (bench/turns.py: trusted after 1 s, with a 90th percentile, the greeting's echo interrupted
-the bot once), and the threshold becomes that
-level plus ``margin_db``, between ``floor_db`` and ``ratio_db``. A line with no echo then
-passes a caller's onset; a line with -10 dB echo keeps -6 dB. Pure logic, per frame.
+the bot once), and the threshold becomes that level plus ``margin_db``, between ``floor_db``
+and ``ratio_db``. A line with no echo then passes a caller's onset; a line with -10 dB echo
+keeps ``ratio_db``. Pure logic, per frame.
 """
 
 from __future__ import annotations

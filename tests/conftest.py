@@ -19,16 +19,21 @@ def cleanup():
             thing.kill() if isinstance(thing, SippRun) else thing.close()
 
 
-@pytest.fixture
-def sipp(gateway, tmp_path, cleanup):
-    """sipp(name, scenario, **kw) -> a not yet started SippRun aimed at the gateway."""
+def sipp_maker(gateway, tmp_path, cleanup: list):
+    """make(name, scenario, **kw) -> a not yet started SippRun aimed at ``gateway``."""
     def make(name: str, scenario: str, **kw) -> SippRun:
         run = SippRun(tmp_path / "sipp", name, scenario, f"127.0.0.1:{gateway.sip_port}", **kw)
         cleanup.append(run)
         return run
 
-    gateway_idle(gateway)
     return make
+
+
+@pytest.fixture
+def sipp(gateway, tmp_path, cleanup):
+    """sipp(name, scenario, **kw) -> a not yet started SippRun aimed at the gateway."""
+    gateway_idle(gateway)
+    return sipp_maker(gateway, tmp_path, cleanup)
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ import numpy as np
 import pytest
 
 from gateway import config, records, testfault
+from tests.conftest import sipp_maker
 from tests.harness import (
     GatewayProcess,
     active_spans,
@@ -318,12 +319,7 @@ def gateway_b(gateways):
 
 @pytest.fixture
 def sipp_b(gateway_b, tmp_path, cleanup):
-    def make(name: str, scenario: str, **kw) -> SippRun:
-        run = SippRun(tmp_path / "sipp", name, scenario, f"127.0.0.1:{gateway_b.sip_port}", **kw)
-        cleanup.append(run)
-        return run
-
-    return make
+    return sipp_maker(gateway_b, tmp_path, cleanup)
 
 
 def journal_by_call_id(gw: GatewayProcess) -> dict[str, dict]:

@@ -148,6 +148,13 @@ def greet(clock, session):
     assert session.history.turns[0]["content"] == "Hi there."
 
 
+def caller_asks(clock):
+    """0.2 s of quiet, 0.8 s of speech, 0.8 s of quiet (the turn ends after 0.5 s)."""
+    clock.run(10)
+    clock.run(40, loud=True)
+    clock.run(40)
+
+
 def test_barge_in_keeps_exactly_the_played_words():
     reply = ("We open at nine in the morning and close at five in the afternoon, "
              "from Monday to Friday, and we are closed on weekends.")
@@ -203,9 +210,7 @@ def test_barge_in_during_generation_records_what_was_generated_and_heard():
     session.start()
     try:
         greet(clock, session)
-        clock.run(10)
-        clock.run(40, loud=True)
-        clock.run(40)
+        caller_asks(clock)
         clock.until(lambda: clock.bot_frames(clock.out[-1:]) == 1)  # the first clause plays
         clock.run(30)
         clock.run(15, loud=True)   # the caller cuts in while the model is mid-reply
@@ -280,9 +285,7 @@ def test_a_clause_reciting_the_interruption_note_is_not_spoken():
     session.start()
     try:
         greet(clock, session)
-        clock.run(10)
-        clock.run(40, loud=True)
-        clock.run(40)
+        caller_asks(clock)
         clock.until(lambda: session.history.turns[-1]["role"] == "assistant"
                     and session.history.turns[-1]["content"] != "Hi there.")
         # the fake TTS speaks 4 words/s: "We open at nine," and "and close at five." only
