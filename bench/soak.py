@@ -49,11 +49,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.turns import (  # noqa: E402
-    FRAME,
     QUESTIONS,
     Caller,
     CallerAudio,
     ask,
+    make_port,
     new_call,
     pct,
     wait_quiet,
@@ -137,30 +137,8 @@ class Slot:
     """One caller media port, reused call after call (ports are never destroyed mid-run)."""
 
     def __init__(self, caller: Caller, index: int) -> None:
-        pj = caller.pj
-        from gateway.media_port import read_vector
-
         self.audio = CallerAudio()
-        slot = self
-
-        class Port(pj.AudioMediaPort):
-            def onFrameReceived(self, frame):  # noqa: N802
-                if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO:
-                    pcm = np.frombuffer(read_vector(frame.buf), dtype="<i2")
-                    if len(pcm) != FRAME:
-                        pcm = np.resize(pcm, FRAME)
-                else:
-                    pcm = np.zeros(FRAME, np.int16)
-                with contextlib.suppress(AttributeError):
-                    slot.audio.tick_in(pcm)
-
-            def onFrameRequested(self, frame):  # noqa: N802
-                with contextlib.suppress(AttributeError):
-                    frame.buf = pj.ByteVector(slot.audio.tick_out().tobytes())
-                    frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-                    frame.size = FRAME * 2
-
-        self.port = Port()
+        self.port = make_port(lambda: self.audio)
         self.port.createPort(f"soak{index}", caller.fmt)
 
 

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -110,7 +111,9 @@ class CallerAudio:
         return start
 
 
-def make_port(audio: CallerAudio):
+def make_port(current: Callable[[], CallerAudio]):
+    """A caller media port feeding ``current()`` (a port reused call after call gets each
+    call's CallerAudio this way)."""
     pj = _pj()
     from gateway.media_port import read_vector
 
@@ -124,11 +127,11 @@ def make_port(audio: CallerAudio):
             else:
                 pcm = np.zeros(FRAME, np.int16)
             with contextlib.suppress(AttributeError):
-                audio.tick_in(pcm)
+                current().tick_in(pcm)
 
         def onFrameRequested(self, frame):  # noqa: N802
             with contextlib.suppress(AttributeError):
-                frame.buf = pj.ByteVector(audio.tick_out().tobytes())
+                frame.buf = pj.ByteVector(current().tick_out().tobytes())
                 frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
                 frame.size = FRAME * 2
 
@@ -202,7 +205,7 @@ class Caller:
 
     def call(self, uri: str, audio: CallerAudio):
         pj = self.pj
-        port = make_port(audio)
+        port = make_port(lambda: audio)
         port.createPort(f"bench{id(audio)}", self.fmt)
         c = new_call(pj, self.acc, port)
         c.port = port
