@@ -33,6 +33,7 @@ from gateway.call_control import (
     transfer_verdict,
 )
 from gateway.config import Config
+from gateway.heap import release_free_heap
 from gateway.media_port import CallPort, init_fast_path, pcm_format
 from gateway.records import CallObserver, detached_observer
 from pipeline.audio import BRIDGE_RATE
@@ -51,6 +52,11 @@ class CallStats:
     failed: int = 0
     refused_capacity: int = 0
     refused_user: int = 0
+
+
+def _stop_session(session: CallSession) -> None:
+    session.stop()
+    release_free_heap()  # what the call freed, back to the system (gateway/heap.py)
 
 
 class GatewayCall(pj.Call):
@@ -403,6 +409,7 @@ class Gateway:
                 lambda: self.fail(name, stage)),
             thread_init=self.register_thread, turn_audio_dir=self.cfg.log.turn_audio_dir,
             streaming=self.cfg.turn.mode == "streaming",
+            prompt_cache=self.cfg.turn.mode != "cascade",
             echo_tail_ms=self.cfg.turn.echo_tail_ms if self.cfg.turn.echo_cancel else 0,
             double_talk_db=self.cfg.turn.double_talk_db,
             double_talk_adaptive=self.cfg.turn.double_talk_adaptive,
@@ -585,7 +592,8 @@ class Gateway:
         session, call.session = call.session, None
         if session is not None:
             # joining the session's threads takes up to a few seconds: not on pjsua's thread
-            threading.Thread(target=session.stop, name=f"{call.name}-stop", daemon=True).start()
+            threading.Thread(target=_stop_session, args=(session,), name=f"{call.name}-stop",
+                             daemon=True).start()
         self._observe_end(call)
         self.call_done(call)
 
