@@ -18,7 +18,15 @@ stops only raise the estimate, the safe direction), trusted after 3 s of bot spe
 (bench/turns.py: trusted after 1 s, with a 90th percentile, the greeting's echo interrupted
 the bot once), and the threshold becomes that level plus ``margin_db``, between ``floor_db``
 and ``ratio_db``. A line with no echo then passes a caller's onset; a line with -10 dB echo
-keeps ``ratio_db``. Pure logic, per frame.
+keeps ``ratio_db``.
+
+The echo comes back a round trip late: the caller's own delay plus both jitter buffers and the
+network, which can exceed the configured tail (bench/turns.py: the echo of a loud word, 200 ms
+late at the caller, arrived after the 400 ms tail and interrupted the bot). So the gate also
+finds the echo's delay, as the lag at which the line's frame levels best follow the bot's
+(correlation of log peaks over the last 6 s), and widens its tail to cover it. It only ever
+widens: a wrong estimate can make the gate stricter, never let an echo through. Pure logic,
+per frame.
 """
 
 from __future__ import annotations
@@ -28,16 +36,38 @@ import collections
 import numpy as np
 
 SILENT_PEAK = 300  # int16: below this the bot is not talking and nothing is gated
+DELAY_SLACK = 4  # frames around the estimated echo delay still compared (jitter buffers move)
+MIN_CORRELATION = 0.5  # below this the line does not follow the bot: no echo delay to trust
+
+
+def echo_delay(near: np.ndarray, far: np.ndarray, max_lag: int) -> tuple[int, float]:
+    """The lag in frames at which ``near``'s frame peaks best follow ``far``'s, and their
+    correlation there (Pearson, of log peaks: an echo is the bot's level minus a constant)."""
+    x = np.log1p(np.asarray(far, np.float64))
+    y = np.log1p(np.asarray(near, np.float64))
+    best, best_c = 0, -1.0
+    for lag in range(min(max_lag, len(x) // 2) + 1):
+        a, b = x[: len(x) - lag], y[lag:]
+        if a.std() < 1e-9 or b.std() < 1e-9:
+            continue
+        c = float(np.corrcoef(a, b)[0, 1])
+        if c > best_c:
+            best, best_c = lag, c
+    return best, best_c
 
 
 class EchoGate:
     def __init__(self, tail_frames: int, ratio_db: float = -6.0, near_frames: int = 2,
                  hangover_frames: int = 12, adaptive: bool = True, margin_db: float = 6.0,
                  floor_db: float = -30.0, learn_frames: int = 150,
-                 history_frames: int = 500) -> None:
+                 history_frames: int = 500, max_delay_frames: int = 50,
+                 delay_every: int = 25, delay_window: int = 300) -> None:
         self.max_ratio = 10 ** (ratio_db / 20)
         self.ratio = self.max_ratio  # the threshold in force (learned when adaptive)
-        self._far: collections.deque[int] = collections.deque(maxlen=max(1, tail_frames))
+        self.base_tail = max(1, tail_frames)
+        self.tail = self.base_tail  # frames of bot peaks compared (widened to the echo delay)
+        self._far: collections.deque[int] = collections.deque(
+            maxlen=max(self.base_tail, max_delay_frames + DELAY_SLACK + 1))
         self._near: collections.deque[int] = collections.deque(maxlen=max(1, near_frames))
         # Geigel's hangover: speech peaks only in its vowels; once the caller is heard, the
         # soft frames right after count too (else a barge-in starts only at a loud syllable)
@@ -48,12 +78,27 @@ class EchoGate:
         self._floor = 10 ** (floor_db / 20)
         self._learn = learn_frames  # bot-talking frames seen before the estimate is trusted
         self._ratios: collections.deque[float] = collections.deque(maxlen=history_frames)
+        # per-frame peaks of both sides for the echo delay estimate
+        self._max_delay = max_delay_frames
+        self._delay_every = delay_every
+        self._near_hist: collections.deque[int] = collections.deque(maxlen=delay_window)
+        self._far_hist: collections.deque[int] = collections.deque(maxlen=delay_window)
+        self._since_estimate = 0
+        self.delay_frames: int | None = None  # the echo's delay, once found
+        self.delay_correlation = 0.0
 
     def push(self, near: np.ndarray, far: np.ndarray) -> None:
         """The caller's raw frame (before echo cancellation) and the bot frame sent with it."""
-        self._near.append(int(np.abs(near.astype(np.int32)).max(initial=0)))
-        self._far.append(int(np.abs(far.astype(np.int32)).max(initial=0)))
-        far = max(self._far, default=0)
+        near_now = int(np.abs(near.astype(np.int32)).max(initial=0))
+        far_now = int(np.abs(far.astype(np.int32)).max(initial=0))
+        self._near.append(near_now)
+        self._far.append(far_now)
+        self._near_hist.append(near_now)
+        self._far_hist.append(far_now)
+        self._since_estimate += 1
+        if self._since_estimate >= self._delay_every:
+            self._estimate_delay()
+        far = self._far_peak()
         near_peak = max(self._near, default=0)
         if far >= SILENT_PEAK and near_peak >= self.ratio * far:
             self._hangover = self.hangover_frames  # the caller, over the bot
@@ -65,12 +110,26 @@ class EchoGate:
                 echo = float(np.percentile(self._ratios, 98))
                 self.ratio = min(self.max_ratio, max(self._floor, echo * self._margin))
 
+    def _far_peak(self) -> int:
+        n = len(self._far)
+        return max(self._far[i] for i in range(max(0, n - self.tail), n)) if n else 0
+
+    def _estimate_delay(self) -> None:
+        self._since_estimate = 0
+        far = np.fromiter(self._far_hist, np.int64)
+        if np.count_nonzero(far >= SILENT_PEAK) < len(far) // 3 or len(far) < 100:
+            return  # too little bot speech in the window to follow
+        lag, c = echo_delay(np.fromiter(self._near_hist, np.int64), far, self._max_delay)
+        if c >= MIN_CORRELATION:
+            self.delay_frames, self.delay_correlation = lag, c
+            self.tail = max(self.tail, lag + DELAY_SLACK + 1)
+
     @property
     def threshold_db(self) -> float:
         return 20 * float(np.log10(self.ratio))
 
     def _geigel_echo_only(self) -> bool:
-        far = max(self._far, default=0)
+        far = self._far_peak()
         return far >= SILENT_PEAK and max(self._near, default=0) < self.ratio * far
 
     def echo_only(self) -> bool:

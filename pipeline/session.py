@@ -308,6 +308,11 @@ class CallSession:
         if self._stop.is_set():
             return
         self._stop.set()
+        g = self._gate
+        if g.delay_frames is not None:
+            self.log.info("echo path: %d ms late (correlation %.2f), double-talk threshold "
+                          "%.1f dB, tail %d ms", g.delay_frames * 20, g.delay_correlation,
+                          g.threshold_db, g.tail * 20)
         for u in list(self._utterances.values()):
             u.interrupt()
         self.core.end()

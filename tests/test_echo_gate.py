@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.echo_gate import EchoGate
+from pipeline.echo_gate import EchoGate, echo_delay
 
 rng = np.random.default_rng(7)
 
@@ -100,3 +100,55 @@ def test_the_learned_threshold_sits_above_the_echo_and_no_lower_than_the_floor()
     for _ in range(200):
         silent.push(np.zeros(320, np.int16), tone(20000))
     assert silent.threshold_db == -30.0
+
+
+def speech_levels(n: int, seed: int) -> np.ndarray:
+    """Frame peaks of talk: syllables of 3-8 frames at varied levels, with short pauses."""
+    r = np.random.default_rng(seed)
+    out: list[float] = []
+    while len(out) < n:
+        out += [r.uniform(2000, 20000)] * int(r.integers(3, 9))
+        if r.random() < 0.3:
+            out += [0.0] * int(r.integers(2, 12))
+    return np.array(out[:n])
+
+
+def run_echo_line(gate: EchoGate, delay: int, gain: float, n: int = 1000) -> list[int]:
+    """Drive ``gate`` with bot speech whose echo returns ``delay`` frames late; returns the
+    frames at which the echo alone was taken for the caller."""
+    far = speech_levels(n, seed=3)
+    missed = []
+    for i in range(n):
+        echo = far[i - delay] * gain if i >= delay else 0.0
+        gate.push(tone(echo), tone(far[i]) if far[i] else np.zeros(320, np.int16))
+        if far[max(0, i - gate.base_tail):i + 1].max() >= 300 and not gate.echo_only():
+            missed.append(i)
+    return missed
+
+
+def test_the_echo_delay_is_found_from_the_levels_alone():
+    far = speech_levels(300, seed=5)
+    near = np.concatenate([np.full(27, 40.0), far[:-27] * 0.2 + 40])
+    lag, c = echo_delay(near, far, max_lag=50)
+    assert lag == 27 and c > 0.9
+    unrelated = speech_levels(300, seed=6) * 0.2
+    assert echo_delay(unrelated, far, max_lag=50)[1] < 0.5
+
+
+def test_an_echo_later_than_the_tail_widens_it_instead_of_interrupting_the_bot():
+    # -8 dB echo 600 ms late through a 400 ms tail: a loud word's echo lands over a soft word
+    fixed = EchoGate(tail_frames=20, hangover_frames=0, adaptive=False,
+                     max_delay_frames=0)
+    assert run_echo_line(fixed, delay=30, gain=0.4)  # the old gate lets some through
+    g = EchoGate(tail_frames=20, hangover_frames=0, adaptive=False)
+    missed = run_echo_line(g, delay=30, gain=0.4)
+    assert g.delay_frames == 30 and g.tail >= 31
+    assert all(i < 300 for i in missed)  # only before the first estimate (6 s window)
+
+
+def test_a_line_without_echo_keeps_the_configured_tail():
+    g = EchoGate(tail_frames=20, hangover_frames=0)
+    far = speech_levels(600, seed=8)
+    for i in range(600):
+        g.push(tone(120), tone(far[i]) if far[i] else np.zeros(320, np.int16))
+    assert g.delay_frames is None and g.tail == 20
