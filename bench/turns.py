@@ -2,9 +2,11 @@
 
     .venv/bin/python -m bench.turns [--turns N] [--json FILE]
 
-Starts two gateways with the same bundled models, one ``streaming`` (the default) and one
-``sequential`` (whole transcript, whole reply, whole speech), and calls them alternately
-from a caller in this process. The caller is a pjsua2 user agent whose media port plays
+Starts gateways with the same bundled models in each ``[turn] mode``: ``streaming`` (the
+default), ``sequential`` (whole transcript, whole reply, whole speech; every per-stage speed-up
+kept, the system prompt's KV state included) and ``cascade`` (sequential, and the LLM re-reads
+the whole prompt every turn, as a 2022-style cascade does), and calls them in turn from a
+caller in this process. The caller is a pjsua2 user agent whose media port plays
 scripted speech (espeak-ng, a different synthesizer than the bot's) and records what comes
 back; both directions are counted in the caller's 20 ms media ticks, so every figure is
 measured on the audio at the caller's end of the call (sent: as it goes to the wire;
@@ -352,6 +354,10 @@ def count_interruptions(log: str, call_name: str) -> int:
 _ALIVE: list = []
 
 
+MODES = ("streaming", "sequential", "cascade")
+BASELINES = MODES[1:]
+
+
 def progress(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
@@ -362,7 +368,7 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
     for text in QUESTIONS + TWO_PART + LONG_ASKS + INTERRUPTIONS:
         clips[text] = espeak(text, workdir / f"q{len(clips)}.wav")
     gateways = {}
-    for mode in ("streaming", "sequential"):
+    for mode in MODES:
         (workdir / mode).mkdir(exist_ok=True)
         gateways[mode] = GatewayProcess(workdir / mode,
                                         extra_toml=f'[turn]\nmode = "{mode}"').start()
@@ -371,7 +377,7 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
     _ALIVE.append(caller)  # pjsua2 objects live until os._exit (see Caller.close)
     run = Run()
     try:
-        # 1) plain questions, then two-part ones, the two modes alternating call by call
+        # 1) plain questions, then two-part ones, the modes taking turns call by call
         per_call = 4
         calls = [(QUESTIONS[i % len(QUESTIONS): i % len(QUESTIONS) + per_call], "question")
                  for i in range(0, turns, per_call)] + [(TWO_PART, "two_part")]
@@ -434,15 +440,17 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
 def summarize(run: Run) -> dict:
     out: dict = {"turns": [asdict(t) for t in run.turns]}
     for kind, suffix in (("question", ""), ("two_part", "_two_part")):
-        for mode in ("streaming", "sequential"):
+        for mode in MODES:
             v = [t.ttfa_ms - t.caller_jb_ms for t in run.turns
                  if t.mode == mode and t.kind == kind and t.ttfa_ms is not None]
             if v:
                 out[f"ttfa_{mode}{suffix}"] = {"n": len(v), "p50_ms": pct(v, 0.5),
                                                "p95_ms": pct(v, 0.95), "max_ms": max(v)}
-        if f"ttfa_streaming{suffix}" in out and f"ttfa_sequential{suffix}" in out:
-            out[f"ttfa_ratio_p50{suffix}"] = (out[f"ttfa_streaming{suffix}"]["p50_ms"]
-                                              / out[f"ttfa_sequential{suffix}"]["p50_ms"])
+        for base in BASELINES:
+            if f"ttfa_streaming{suffix}" in out and f"ttfa_{base}{suffix}" in out:
+                key = "ttfa_ratio_p50" if base == "sequential" else f"ttfa_ratio_{base}_p50"
+                out[f"{key}{suffix}"] = (out[f"ttfa_streaming{suffix}"]["p50_ms"]
+                                         / out[f"ttfa_{base}{suffix}"]["p50_ms"])
     b = [t.barge_in_ms - t.caller_jb_ms for t in run.turns if t.barge_in_ms is not None]
     if b:
         out["barge_in"] = {"n": len(b), "p50_ms": pct(b, 0.5), "p95_ms": pct(b, 0.95),
@@ -482,16 +490,17 @@ def main() -> int:
               f"jb {t.caller_jb_ms:>3.0f}  {t.text[:50]}")
     print()
     print("figures at the caller, its own jitter-buffer delay subtracted (ms):")
-    for key in ("ttfa_streaming", "ttfa_sequential", "ttfa_streaming_two_part",
-                "ttfa_sequential_two_part", "barge_in"):
+    for key in [f"ttfa_{m}" for m in MODES] + [f"ttfa_{m}_two_part" for m in MODES] + [
+            "barge_in"]:
         if key in res:
             r = res[key]
             print(f"  {key:<25} n={r['n']:<3} p50 {r['p50_ms']:6.0f}  p95 {r['p95_ms']:6.0f}"
                   f"  max {r['max_ms']:6.0f}")
-    for suffix, what in (("", "one-line answers"), ("_two_part", "two-part answers")):
-        if f"ttfa_ratio_p50{suffix}" in res:
-            print(f"  TTFA streaming/sequential (p50), {what}: "
-                  f"{res[f'ttfa_ratio_p50{suffix}']:.2f}")
+    for base in BASELINES:
+        key = "ttfa_ratio_p50" if base == "sequential" else f"ttfa_ratio_{base}_p50"
+        for suffix, what in (("", "one-line answers"), ("_two_part", "two-part answers")):
+            if f"{key}{suffix}" in res:
+                print(f"  TTFA streaming/{base} (p50), {what}: {res[f'{key}{suffix}']:.2f}")
     print(f"  false barge-ins with echo: {res['false_barge_ins']} over {res['echo_turns']} "
           "calls with echo (echo only, and barge-in with echo); barge-ins that did not cut: "
           f"{res['barge_in_attempts_without_cut']}; turns without an answer: {res['missed']}")

@@ -78,7 +78,7 @@ class TurnConfig:
     max_turn_seconds: float = _spec(30.0, lo=2.0, hi=120.0, doc="force the end of a long turn")
     speculation_pause_ms: int = _spec(150, lo=64, hi=3000)
     speculate_reply: bool = _spec(True)
-    mode: str = _spec("streaming", choices=("streaming", "sequential"))
+    mode: str = _spec("streaming", choices=("streaming", "sequential", "cascade"))
     echo_cancel: bool = _spec(False)
     echo_tail_ms: int = _spec(400, lo=50, hi=1000)
     double_talk_db: float = _spec(-3.0, lo=-30.0, hi=0.0)

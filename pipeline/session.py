@@ -196,6 +196,8 @@ class CallSession:
     """If set, each caller turn's audio is written there as WAV (debugging)."""
     streaming: bool = True
     """False: the sequential baseline (whole transcript, whole reply, whole speech)."""
+    prompt_cache: bool = True
+    """False: the LLM re-reads the whole prompt every turn (the "cascade" baseline)."""
     echo_tail_ms: int = 300
     """Echo canceller tail; 0 = no echo cancellation."""
     double_talk_db: float = -3.0
@@ -617,6 +619,8 @@ class CallSession:
             return
         if self._llm is None:
             self._llm = self.engines.llm.acquire(timeout=30.0)
+        if not self.prompt_cache:
+            self._llm.reset()  # forget the evaluated prefix: the whole prompt is read again
         t0 = time.monotonic()
         chunker = ClauseChunker(first_max_words=FIRST_CLAUSE_WORDS)
         parts: list[str] = []

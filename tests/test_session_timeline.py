@@ -62,6 +62,7 @@ class ScriptedLlm:
         self.requests = []
         self.tokens_after_cancel = 0
         self.free = threading.Semaphore(1)
+        self.resets = 0  # times the evaluated prompt was forgotten (llama's reset)
 
     def acquire(self, timeout=5.0):
         assert self.free.acquire(timeout=timeout)
@@ -69,6 +70,9 @@ class ScriptedLlm:
 
     def release(self, _llm):
         self.free.release()
+
+    def reset(self):
+        self.resets += 1
 
     def route(self, caller_text, cancelled=lambda: False):
         """The tool router: a reply that is a tool call (JSON) is taken by it."""
@@ -295,3 +299,20 @@ def test_a_clause_reciting_the_interruption_note_is_not_spoken():
         assert not failures
     finally:
         session.stop()
+
+
+def test_the_cascade_baseline_has_the_whole_prompt_read_again_every_turn():
+    for options, expect_reset in (({}, False), ({"streaming": False, "prompt_cache": False}, True)):
+        session, llm, failures = make_session(["When are you open?", "Thanks"], "At nine.",
+                                              session_options=options)
+        clock = Clock(session)
+        session.start()
+        try:
+            greet(clock, session)
+            for n in (1, 2):
+                caller_asks(clock)
+                clock.until(lambda n=n, llm=llm: len(llm.requests) == n)
+            assert llm.resets == (2 if expect_reset else 0)
+            assert not failures
+        finally:
+            session.stop()
