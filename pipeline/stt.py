@@ -8,6 +8,7 @@ the decoder is idle (``WhisperStream.pause``; see ``pipeline/stt_base.py``). Oth
 
 from __future__ import annotations
 
+import re
 import threading
 import zlib
 from pathlib import Path
@@ -27,6 +28,23 @@ SHORT_MAX_SAMPLES = 28 * 16000  # longer turns use the standard 30 s windows
 PAD_SAMPLES = 16000  # silence after the speech inside the shortened window
 MIN_WINDOW_SAMPLES = 10 * 16000  # shorter windows made tiny.en drop words (bench/stt_window.py)
 WINDOW_STEP = 16000  # windows in whole seconds: each distinct shape costs oneDNN cache memory
+
+
+def looks_looped(text: str) -> bool:
+    """Whether a decode repeats itself the way a looping decoder does: a phrase of 3+ words
+    twice in a row, or any shorter one 3+ times. The short window loops on impaired audio
+    ("five five" -> "5, 5, 5, 5, 5, 5, 5"; "go forward ten meters" written twice: call
+    recordings of bench/media_faults.py) where the standard decode does not; a caller who
+    really repeats himself only costs the standard decode's time."""
+    words = re.findall(r"[\w']+", text.lower())
+    for n in range(1, len(words) // 2 + 1):
+        for i in range(len(words) - 2 * n + 1):
+            reps = 1
+            while words[i + reps * n: i + (reps + 1) * n] == words[i: i + n]:
+                reps += 1
+            if reps >= 3 or (reps >= 2 and n >= 3):
+                return True
+    return False
 
 
 class WhisperStt:
@@ -81,6 +99,15 @@ class WhisperStt:
             self._lock.release()
 
     def _transcribe_short(self, audio: np.ndarray) -> str | None:
+        """The short-window decode, or None when it looks wrong (the standard decode then)."""
+        text = self._decode_short(audio)
+        # the short window occasionally loops: detect it as Whisper does (gzip compression
+        # ratio) or by its repeated phrases, and let the caller decode the standard way
+        if text and (len(text) / len(zlib.compress(text.encode())) > 2.0 or looks_looped(text)):
+            return None
+        return text
+
+    def _decode_short(self, audio: np.ndarray) -> str:
         """Decode with the encoder window cut to the utterance (+ 1 s of silence) instead of
         Whisper's fixed 30 s: CTranslate2 accepts the shorter input, and the encoder cost
         falls ~5x for a 3 s question (0.3 s -> 0.05 s here) with the same transcripts on our
@@ -102,12 +129,7 @@ class WhisperStt:
         res = self._model.model.generate(
             enc, [[*tok.sot_sequence, tok.no_timestamps]], beam_size=self.beam_size,
             max_length=int(8 * seconds) + 16, suppress_blank=True, suppress_tokens=[-1])
-        text = tok.decode(res[0].sequences_ids[0]).strip()
-        # the short window occasionally loops on a syllable: detect it as Whisper does
-        # (gzip compression ratio) and let the caller decode the standard way instead
-        if text and len(text) / len(zlib.compress(text.encode())) > 2.0:
-            return None
-        return text
+        return tok.decode(res[0].sequences_ids[0]).strip()
 
     def warm_up(self) -> None:
         t = np.arange(3 * 16000, dtype=np.float32) / 16000

@@ -171,6 +171,31 @@ def test_whisper_stream_final_and_pause_partial(whisper):
     assert s.turn_start == len(pcm) and s.end_turn().text == ""  # next turn starts empty
 
 
+def test_looped_decodes_are_told_from_real_repetition():
+    from pipeline.stt import looks_looped
+
+    for looped in ("5, 5, 5, 5, 5, 5, 5", "Go forward 10 meters. Go forward 10 meters.",
+                   "4 queen of clothes 7 of clothes 7 of clothes 7 of clothes"):
+        assert looks_looped(looped), looped
+    for fine in ("5 5", "Hello hello", "The the cat", "two nine three four zero",
+                 "What time do you open in the morning?", ""):
+        assert not looks_looped(fine), fine
+
+
+def test_a_loop_of_the_short_window_falls_back_to_the_standard_decode(whisper):
+    # a caller's "five five" as the gateway received it through 2 % malformed RTP
+    # (bench/media_faults.py): the short window loops on it, the standard decode does not
+    import wave
+
+    from pipeline.stt import looks_looped
+
+    with wave.open(str(Path(__file__).parent / "audio" / "five-five-impaired.wav")) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    audio = pcm.astype(np.float32) / 32768
+    assert looks_looped(whisper._decode_short(audio))
+    assert sc.normalise(whisper.transcribe(audio)) == ["five", "five"]
+
+
 def test_whisper_pause_partial_is_skipped_while_the_decoder_is_busy(whisper):
     pcm, _ = real_pcm()
     s = whisper.stream()
