@@ -115,6 +115,10 @@ class LlmConfig:
         "not know something, say so and offer to take a message.",
         secret=True, doc="a secret: never logged or recorded (it may hold private facts)")
     greeting: str = _spec("Hello, thanks for calling Riverside Dental. How can I help you?")
+    never_say: tuple[str, ...] = _spec(
+        (), may_be_empty=True, secret=True,
+        doc="secrets the bot must never speak (a clause telling one becomes a refusal); the "
+            "system prompt's identifier-like words are kept back too")
 
 
 @dataclass(frozen=True)
@@ -368,6 +372,8 @@ def secret_values(cfg: Config) -> list[str]:
             value = getattr(sec, f.name)
             if f.metadata.get("secret") and isinstance(value, str) and value:
                 out.append(value)
+            elif f.metadata.get("secret") and isinstance(value, tuple):
+                out.extend(v for v in value if v)
     return out
 
 

@@ -409,6 +409,7 @@ class Gateway:
                 lambda: self.fail(name, stage)),
             thread_init=self.register_thread, turn_audio_dir=self.cfg.log.turn_audio_dir,
             streaming=self.cfg.turn.mode == "streaming",
+            never_say=self.cfg.llm.never_say,
             prompt_cache=self.cfg.turn.mode != "cascade",
             echo_tail_ms=self.cfg.turn.echo_tail_ms if self.cfg.turn.echo_cancel else 0,
             double_talk_db=self.cfg.turn.double_talk_db,

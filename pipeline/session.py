@@ -40,6 +40,7 @@ from pipeline.conversation import (
 )
 from pipeline.dtmf import DtmfCollector, KeyEvent, KeyEventKind, entry_text
 from pipeline.echo_gate import EchoGate
+from pipeline.guard import REFUSAL, SpeechGuard
 from pipeline.llm import ChatHistory, LlmPool, repeats_note, stream_chat
 from pipeline.stt_base import SpeechToText, StreamWorker, Transcript, Word
 from pipeline.tools import (
@@ -218,6 +219,8 @@ class CallSession:
     """A tool still running after this many seconds: the holding phrase plays."""
     holding_phrase: str = "One moment, please."
     tool_timeout: float = 8.0
+    never_say: tuple[str, ...] = ()
+    """Secrets the bot must not speak (with the prompt's identifiers; pipeline/guard.py)."""
 
     def __post_init__(self) -> None:
         from pipeline.audio import PlayoutBuffer
@@ -237,6 +240,7 @@ class CallSession:
         self._last_out = SILENCE
         self._aec = None
         self._aec_delay = 0  # frames the canceller's output lags its input
+        self._secrets = SpeechGuard(self.never_say, self.system_prompt)
         self._gate = EchoGate(tail_frames=max(1, (self.echo_tail_ms or 300) // 20),
                               ratio_db=self.double_talk_db,
                               adaptive=self.double_talk_adaptive)
@@ -626,7 +630,7 @@ class CallSession:
         parts: list[str] = []
 
         def speak(clauses: list[str]) -> None:
-            for clause in self._speakable(clauses):
+            for clause in self._speakable(u, clauses):
                 for speech in self.engines.tts.synthesize(clause):
                     if rec is not None and rec.tts_first_audio_seconds is None:
                         rec.tts_first_audio_seconds = time.monotonic() - t0
@@ -638,32 +642,44 @@ class CallSession:
                 rec.llm_first_token_seconds = time.monotonic() - t0
             parts.append(piece)
             # kept current: a barge-in records the words generated up to that moment
-            u.generated_text = "".join(parts).strip()
+            u.generated_text = self._secrets.redact("".join(parts).strip())
             if self.streaming:
                 speak(chunker.feed(piece))
-            if u.cancelled:
+            if u.cancelled or u.withheld:
                 break
         if not u.cancelled:
             if not self.streaming:  # the sequential baseline: whole reply, then whole speech
                 chunker.feed("".join(parts))
                 audio = [(c, speech)
-                         for c in self._speakable(chunker.feed("") + chunker.flush())
+                         for c in self._speakable(u, chunker.feed("") + chunker.flush())
                          for speech in self.engines.tts.synthesize(c)]
                 if rec is not None:
                     rec.tts_first_audio_seconds = time.monotonic() - t0
                 for clause, speech in audio:
                     u.add_clause(clause, speech.pcm, speech.word_ends)
-            else:
+            elif not u.withheld:
                 speak(chunker.flush())
-        u.generated_text = "".join(parts).strip()
+        u.generated_text = self._secrets.redact("".join(parts).strip())
         self._done_generating(u)
 
-    def _speakable(self, clauses: list[str]) -> list[str]:
-        """The clauses minus any that recite our internal interruption note."""
-        keep = [c for c in clauses if not repeats_note(c)]
-        if len(keep) < len(clauses):
-            self.log.warning("not spoken (recites the interruption note): %r",
-                             [c for c in clauses if repeats_note(c)])
+    def _speakable(self, u: Utterance, clauses: list[str]) -> list[str]:
+        """The clauses minus any that recite our internal interruption note; a clause that
+        would tell a secret (pipeline/guard.py) becomes a refusal and ends the reply."""
+        keep: list[str] = []
+        for c in clauses:
+            if u.withheld:
+                break
+            if repeats_note(c):
+                self.log.warning("not spoken (recites the interruption note): %r", c)
+                continue
+            said = f"{u.spoken_text()} {' '.join(keep)}"
+            if self._secrets and not self._secrets.allows(said, c):
+                self.log.warning("not spoken: the reply was about to tell a secret "
+                                 "([llm] never_say, or an identifier in the system prompt)")
+                keep.append(REFUSAL)
+                u.withheld = True
+                break
+            keep.append(c)
         return keep
 
     def _routed_to_tool(self, u: Utterance, rec: TurnRecord | None, caller_text: str) -> bool:

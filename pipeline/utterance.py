@@ -30,6 +30,8 @@ class Utterance:
     generated_text: str = ""
     finished_generating: bool = False
     interrupted: bool = False
+    withheld: bool = False
+    """The reply was ended by a refusal instead of a secret (pipeline/guard.py)."""
     after_played: Callable[[], None] | None = None
     """Run (listener thread) once the whole utterance has been played: never if cut off."""
     _cancel: threading.Event = field(default_factory=threading.Event)

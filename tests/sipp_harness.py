@@ -436,3 +436,28 @@ def assert_full_capacity(gateway, sipp, rtp_peers, name: str = "capacity",
         assert len(p.received) > 100, f"port {p.port}: {len(p.received)} RTP packets in 6 s"
         assert p.voiced_seconds() > 0.5, f"port {p.port}: no greeting\n{log.text()[-3000:]}"
     log.wait_all_ended(expect=capacity)
+
+
+def spoken_call(gateway: GatewayProcess, tmp_path: Path, *lines: tuple[str, float]) -> dict:
+    """baresip says each line after the given silence (s), then waits; returns the record."""
+    from gateway import records
+    from tests.harness import baresip_call, espeak, need
+
+    need("baresip", "espeak-ng", "sox")
+    gateway_idle(gateway)
+    rate = 16000
+    parts = []
+    for i, (text, pause) in enumerate(lines):
+        parts += [np.zeros(int(pause * rate), np.int16),
+                  espeak(text, tmp_path / f"line{i}.wav", rate=rate)]
+    parts.append(np.zeros(10 * rate, np.int16))
+    t0 = time.time()
+    baresip_call(tmp_path / "caller", gateway.uri, np.concatenate(parts).astype(np.int16), rate)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        found = [r for r in records.read(gateway.workdir / "calls.jsonl").records()
+                 if r.get("start_ts", 0) >= t0 - 1 and r.get("outcome")]
+        if found:
+            return found[-1]
+        time.sleep(0.2)
+    raise AssertionError("no closed record for the spoken call")

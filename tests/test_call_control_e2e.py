@@ -34,6 +34,7 @@ from tests.sipp_harness import (
     _ulaw_to_linear,
     final_response,
     gateway_idle,
+    spoken_call,
     timed_trace,
 )
 
@@ -274,32 +275,6 @@ def test_caller_says_goodbye_and_the_bot_hangs_up(gateway, tmp_path):
 
 
 # --------------------------------------------------------------------------- spoken requests
-
-
-def spoken_call(gateway, tmp_path, *lines: tuple[str, float]) -> dict:
-    """baresip says each line after the given silence (s), then waits; returns the record."""
-    import numpy as np
-
-    from tests.harness import baresip_call, espeak, need
-
-    need("baresip", "espeak-ng", "sox")
-    gateway_idle(gateway)
-    rate = 16000
-    parts = []
-    for i, (text, pause) in enumerate(lines):
-        parts += [np.zeros(int(pause * rate), np.int16),
-                  espeak(text, tmp_path / f"line{i}.wav", rate=rate)]
-    parts.append(np.zeros(10 * rate, np.int16))
-    t0 = time.time()
-    baresip_call(tmp_path / "caller", gateway.uri, np.concatenate(parts).astype(np.int16), rate)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        found = [r for r in records.read(gateway.workdir / "calls.jsonl").records()
-                 if r.get("start_ts", 0) >= t0 - 1 and r.get("outcome")]
-        if found:
-            return found[-1]
-        time.sleep(0.2)
-    raise AssertionError("no closed record for the spoken call")
 
 
 def test_spoken_request_for_a_person_is_confirmed_then_referred(gateway, tmp_path):
