@@ -33,7 +33,6 @@ from gateway.call_control import (
     transfer_verdict,
 )
 from gateway.config import Config
-from gateway.heap import release_free_heap
 from gateway.media_port import CallPort, init_fast_path, pcm_format
 from gateway.records import CallObserver, detached_observer
 from pipeline.audio import BRIDGE_RATE
@@ -52,11 +51,6 @@ class CallStats:
     failed: int = 0
     refused_capacity: int = 0
     refused_user: int = 0
-
-
-def _stop_session(session: CallSession) -> None:
-    session.stop()
-    release_free_heap()  # what the call freed, back to the system (gateway/heap.py)
 
 
 class GatewayCall(pj.Call):
@@ -593,8 +587,7 @@ class Gateway:
         session, call.session = call.session, None
         if session is not None:
             # joining the session's threads takes up to a few seconds: not on pjsua's thread
-            threading.Thread(target=_stop_session, args=(session,), name=f"{call.name}-stop",
-                             daemon=True).start()
+            threading.Thread(target=session.stop, name=f"{call.name}-stop", daemon=True).start()
         self._observe_end(call)
         self.call_done(call)
 
