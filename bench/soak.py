@@ -21,9 +21,13 @@ subtracted, as in ``bench.turns``) and as the gateway recorded it (call journal,
 Baselines: fds and threads once the gateway is ready, and again idle after one warm-up call
 (the first call creates thread pools that stay). At the end the callers stop, every call is
 hung up, and once /metrics shows no call up, fds and threads must be back to the warm-up
-baseline (leak verdict); the RSS slope (least squares over all samples, and over the second
-half alone, MB per minute) says whether memory keeps growing; the verdict uses the anonymous
-RSS of the second half (over 1 MB/min: growing).
+baseline (leak verdict). Whether memory keeps growing: the RSS slope (least squares over all
+samples, and over the second half alone, MB per minute), and the trend of quarter medians
+(the anonymous RSS's median over each quarter of the run; the growth per minute from the
+second quarter's median to the last one's). Heap use is a sawtooth of +-100 MB as calls
+start and end, which makes a least-squares slope over 10-20 minutes swing by several MB/min
+on a flat series; medians a quarter-run apart do not. The verdict: over 1 MB/min from the
+second quarter to the last is growing.
 """
 
 from __future__ import annotations
@@ -227,6 +231,21 @@ def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
     return float(np.polyfit(t, y, 1)[0])
 
 
+def quarter_medians(samples: list[tuple[float, float]]) -> list[float]:
+    """The median value over each quarter of the run (by time)."""
+    if len(samples) < 8:
+        return []
+    end = samples[-1][0]
+    return [float(np.median([v for t, v in samples if q * end / 4 <= t <= (q + 1) * end / 4]))
+            for q in range(4)]
+
+
+def quarter_trend(samples: list[tuple[float, float]]) -> float:
+    """MB per minute from the 2nd quarter's median to the 4th's (half a run apart)."""
+    med = quarter_medians(samples)
+    return (med[3] - med[1]) / (samples[-1][0] / 2 / 60) if med else float("nan")
+
+
 def wait_idle(metrics_port: int, timeout: float = 60.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -406,6 +425,10 @@ def run(args: argparse.Namespace, workdir: Path, out) -> int:  # noqa: C901, PLR
         f"half ({len(rss_samples)} samples every {SAMPLE_S:.0f} s)")
     say(f"anonymous RSS slope: {a_all:+.2f} MB/min over the run, {a_half:+.2f} MB/min over "
         f"its second half (RSS also counts the LLM's file mapping once per llama context)")
+    a_trend = quarter_trend(anon_samples)
+    say("anonymous RSS medians by quarter of the run: "
+        + " ".join(f"{m:.0f}" for m in quarter_medians(anon_samples))
+        + f" MB; 2nd -> 4th quarter: {a_trend:+.2f} MB/min")
     if rss_samples:
         say(f"RSS min {min(s[1] for s in rss_samples):.1f} MB, max "
             f"{max(s[1] for s in rss_samples):.1f} MB")
@@ -421,7 +444,7 @@ def run(args: argparse.Namespace, workdir: Path, out) -> int:  # noqa: C901, PLR
             f"anon {final['anon_mb'] - baseline['anon_mb']:+7.1f} MB  "
             f"fds {dfd:+4d}  threads {dth:+3d}")
         leak_fd, leak_th = dfd > 0, dth > 0
-        grow = a_half == a_half and a_half > 1.0  # heap > 1 MB/min in the second half
+        grow = a_trend == a_trend and a_trend > 1.0  # heap > 1 MB/min, 2nd -> 4th quarter
         verdict_ok = idle_ok and not leak_fd and not leak_th and not grow
         say("verdict: " + ("no leak seen (fds and threads back to baseline, RSS flat)"
                            if verdict_ok else
@@ -440,6 +463,8 @@ def run(args: argparse.Namespace, workdir: Path, out) -> int:  # noqa: C901, PLR
             "rows": rows, "baseline": baseline, "at_ready": at_ready, "final": final,
             "rss_slope_mb_per_min": s_all, "rss_slope_second_half": s_half,
             "anon_slope_mb_per_min": a_all, "anon_slope_second_half": a_half,
+            "anon_quarter_medians": quarter_medians(anon_samples),
+            "anon_quarter_trend_mb_per_min": a_trend,
             "anon_samples": anon_samples,
             "rss_samples": rss_samples, "failed_calls": failed, "errors": errors}, indent=2))
     caller.close()
