@@ -147,6 +147,7 @@ class ChatHistory:
         self.system_prompt = system_prompt
         self.max_turns = max_turns
         self.turns: list[dict[str, str]] = []
+        self._start = 0  # first turn the model still sees
         self._lock = threading.Lock()
 
     def add_user(self, text: str) -> None:
@@ -180,8 +181,21 @@ class ChatHistory:
             return list(self.turns)
 
     def messages(self) -> list[dict[str, str]]:
+        """The system prompt and the last turns, at most ``max_turns`` (user, bot, maybe a
+        note: 3 lines each). The window's start moves only when the history outgrows it, and
+        then by half of it at once, to a caller's line: a start that slid every turn changed
+        the prompt right after the system prompt, so llama.cpp read the whole history again
+        each turn (first token 2.7 s late in a long bench/media_faults call), where a fixed
+        start leaves it only the new lines to read."""
         with self._lock:
-            recent = self.turns[-(3 * self.max_turns + 1):]  # user, bot, maybe a note
+            limit = 3 * self.max_turns + 1
+            self._start = min(self._start, len(self.turns))
+            if len(self.turns) - self._start > limit:
+                start = len(self.turns) - (limit // 2 + 1)
+                while start < len(self.turns) - 1 and self.turns[start]["role"] != "user":
+                    start += 1
+                self._start = start
+            recent = self.turns[self._start:]
             while recent and recent[0]["role"] == "system":
                 recent = recent[1:]
             return [{"role": "system", "content": self.system_prompt}, *recent]

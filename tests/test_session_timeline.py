@@ -279,6 +279,22 @@ def test_history_keeps_no_wordless_bot_turn():
     assert h.turns[1]["content"] == "We open at ..."
 
 
+def test_the_history_window_moves_in_steps_so_the_cached_prompt_stays_valid():
+    h = ChatHistory("sys", 6)
+    firsts, sizes = [], []
+    for i in range(30):
+        h.add_user(f"question {i}")
+        m = h.messages()  # what the model is sent this turn
+        firsts.append(m[1]["content"])
+        sizes.append(len(m) - 1)
+        h.add_bot(f"answer {i}", interrupted=i % 3 == 0)  # a note line every third turn
+    assert max(sizes) <= 3 * 6 + 1 and min(sizes[10:]) >= 8  # bounded; about half kept
+    assert all(f.startswith("question") for f in firsts)  # the window opens on the caller
+    moves = sum(1 for a, b in zip(firsts, firsts[1:], strict=False) if a != b)
+    # a window sliding every turn would move ~22 times; in steps of half, every 4th turn
+    assert 4 <= moves <= 8, moves
+
+
 def test_a_clause_reciting_the_interruption_note_is_not_spoken():
     assert repeats_note("The caller interrupted you there: they heard only the words above.")
     assert repeats_note("answer their new question")
