@@ -129,10 +129,31 @@ def run_echo_line(gate: EchoGate, delay: int, gain: float, n: int = 1000) -> lis
 def test_the_echo_delay_is_found_from_the_levels_alone():
     far = speech_levels(300, seed=5)
     near = np.concatenate([np.full(27, 40.0), far[:-27] * 0.2 + 40])
-    lag, c = echo_delay(near, far, max_lag=50)
-    assert lag == 27 and c > 0.9
+    lag, c, prominence = echo_delay(near, far, max_lag=50)
+    assert lag == 27 and c > 0.9 and prominence > 0.5
     unrelated = speech_levels(300, seed=6) * 0.2
     assert echo_delay(unrelated, far, max_lag=50)[1] < 0.5
+
+
+def test_turn_taking_without_echo_is_not_taken_for_an_echo():
+    # the bot talks, the caller answers (at times over the bot's last words), and so on: on
+    # a line without echo the caller's level follows the bot's turns, not its syllables
+    r = np.random.default_rng(11)
+    for _ in range(20):
+        far, near = np.zeros(300), np.full(300, 30.0)
+        t = 0
+        while t < 300:
+            n = int(r.integers(30, 120))
+            far[t:t + n] = speech_levels(n, seed=int(r.integers(1000)))[: len(far[t:t + n])]
+            start = t + n - int(r.integers(0, 15))
+            m = int(r.integers(30, 100))
+            seg = near[start:start + m]
+            near[start:start + m] = speech_levels(m, seed=int(r.integers(1000)))[: len(seg)] / 2
+            t = start + m + int(r.integers(5, 30))
+        g = EchoGate(tail_frames=15, hangover_frames=0)
+        for i in range(300):
+            g.push(tone(near[i]), tone(far[i]) if far[i] else np.zeros(320, np.int16))
+        assert g.delay_frames is None and g.tail == 15
 
 
 def test_an_echo_later_than_the_tail_widens_it_instead_of_interrupting_the_bot():
