@@ -670,7 +670,8 @@ class CallSession:
             if u.withheld:
                 break
             if repeats_note(c):
-                self.log.warning("not spoken (recites the interruption note): %r", c)
+                self.log.warning("not spoken (recites the interruption note): %r",
+                                 self._secrets.redact(c))
                 continue
             said = f"{u.spoken_text()} {' '.join(keep)}"
             if self._secrets and not self._secrets.allows(said, c):
