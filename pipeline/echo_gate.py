@@ -25,14 +25,14 @@ network, which can exceed the configured tail (bench/turns.py: the echo of a lou
 late at the caller, arrived after the 400 ms tail and interrupted the bot). So the gate also
 finds the echo's delay, as the lag at which the line's frame levels best follow the bot's
 while it talks (correlation of log peaks over the last 6 s, at one lag clearly above the
-others), and widens its tail to cover it. It only ever
-widens: a wrong estimate can make the gate stricter, never let an echo through. Pure logic,
-per frame.
+others), and widens its tail to cover it. It only ever widens: a wrong estimate can make the
+gate stricter, never let an echo through. Pure logic, per frame.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 
 import numpy as np
 
@@ -78,9 +78,7 @@ class EchoGate:
         self.ratio = self.max_ratio  # the threshold in force (learned when adaptive)
         self.base_tail = max(1, tail_frames)
         self.tail = self.base_tail  # frames of bot peaks compared (widened to the echo delay)
-        self._far: collections.deque[int] = collections.deque(
-            maxlen=max(self.base_tail, max_delay_frames + DELAY_SLACK + 1))
-        self._near: collections.deque[int] = collections.deque(maxlen=max(1, near_frames))
+        self._near_frames = max(1, near_frames)
         # Geigel's hangover: speech peaks only in its vowels; once the caller is heard, the
         # soft frames right after count too (else a barge-in starts only at a loud syllable)
         self.hangover_frames = hangover_frames
@@ -90,28 +88,25 @@ class EchoGate:
         self._floor = 10 ** (floor_db / 20)
         self._learn = learn_frames  # bot-talking frames seen before the estimate is trusted
         self._ratios: collections.deque[float] = collections.deque(maxlen=history_frames)
-        # per-frame peaks of both sides for the echo delay estimate
+        # per-frame peaks of both sides: the gate's windows and the echo delay estimate
         self._max_delay = max_delay_frames
         self._delay_every = delay_every
-        self._near_hist: collections.deque[int] = collections.deque(maxlen=delay_window)
-        self._far_hist: collections.deque[int] = collections.deque(maxlen=delay_window)
+        keep = max(delay_window, self.base_tail, max_delay_frames + DELAY_SLACK + 1)
+        self._near: collections.deque[int] = collections.deque(maxlen=keep)
+        self._far: collections.deque[int] = collections.deque(maxlen=keep)
         self._since_estimate = 0
         self.delay_frames: int | None = None  # the echo's delay, once found
         self.delay_correlation = 0.0
 
     def push(self, near: np.ndarray, far: np.ndarray) -> None:
         """The caller's raw frame (before echo cancellation) and the bot frame sent with it."""
-        near_now = int(np.abs(near.astype(np.int32)).max(initial=0))
-        far_now = int(np.abs(far.astype(np.int32)).max(initial=0))
-        self._near.append(near_now)
-        self._far.append(far_now)
-        self._near_hist.append(near_now)
-        self._far_hist.append(far_now)
+        self._near.append(int(np.abs(near.astype(np.int32)).max(initial=0)))
+        self._far.append(int(np.abs(far.astype(np.int32)).max(initial=0)))
         self._since_estimate += 1
         if self._since_estimate >= self._delay_every:
             self._estimate_delay()
         far = self._far_peak()
-        near_peak = max(self._near, default=0)
+        near_peak = self._near_peak()
         if far >= SILENT_PEAK and near_peak >= self.ratio * far:
             self._hangover = self.hangover_frames  # the caller, over the bot
         else:
@@ -122,16 +117,23 @@ class EchoGate:
                 echo = float(np.percentile(self._ratios, 98))
                 self.ratio = min(self.max_ratio, max(self._floor, echo * self._margin))
 
+    @staticmethod
+    def _peak(frames: collections.deque[int], n: int) -> int:
+        """The highest of the last ``n`` frame peaks."""
+        return max(itertools.islice(reversed(frames), n), default=0)
+
     def _far_peak(self) -> int:
-        n = len(self._far)
-        return max(self._far[i] for i in range(max(0, n - self.tail), n)) if n else 0
+        return self._peak(self._far, self.tail)
+
+    def _near_peak(self) -> int:
+        return self._peak(self._near, self._near_frames)
 
     def _estimate_delay(self) -> None:
         self._since_estimate = 0
-        far = np.fromiter(self._far_hist, np.int64)
-        if np.count_nonzero(far >= SILENT_PEAK) < len(far) // 3 or len(far) < 100:
-            return  # too little bot speech in the window to follow
-        lag, c, prominence = echo_delay(np.fromiter(self._near_hist, np.int64), far,
+        far = np.fromiter(self._far, np.int64)
+        if np.count_nonzero(far >= SILENT_PEAK) < MIN_PAIRS:
+            return  # too little bot speech in the window to follow (echo_delay needs as much)
+        lag, c, prominence = echo_delay(np.fromiter(self._near, np.int64), far,
                                         self._max_delay)
         if c >= MIN_CORRELATION and prominence >= MIN_PROMINENCE:
             self.delay_frames, self.delay_correlation = lag, c
@@ -143,7 +145,7 @@ class EchoGate:
 
     def _geigel_echo_only(self) -> bool:
         far = self._far_peak()
-        return far >= SILENT_PEAK and max(self._near, default=0) < self.ratio * far
+        return far >= SILENT_PEAK and self._near_peak() < self.ratio * far
 
     def echo_only(self) -> bool:
         """True when the bot is talking and the caller's line has not been louder than its
