@@ -673,8 +673,8 @@ class CallSession:
                 self.log.warning("not spoken (recites the interruption note): %r",
                                  self._secrets.redact(c))
                 continue
-            said = f"{u.spoken_text()} {' '.join(keep)}"
-            if self._secrets and not self._secrets.allows(said, c):
+            if self._secrets and not self._secrets.allows(
+                    f"{u.spoken_text()} {' '.join(keep)}", c):
                 self.log.warning("not spoken: the reply was about to tell a secret "
                                  "([llm] never_say, or an identifier in the system prompt)")
                 keep.append(REFUSAL)
