@@ -240,10 +240,9 @@ def quarter_medians(samples: list[tuple[float, float]]) -> list[float]:
             for q in range(4)]
 
 
-def quarter_trend(samples: list[tuple[float, float]]) -> float:
+def quarter_trend(medians: list[float], seconds: float) -> float:
     """MB per minute from the 2nd quarter's median to the 4th's (half a run apart)."""
-    med = quarter_medians(samples)
-    return (med[3] - med[1]) / (samples[-1][0] / 2 / 60) if med else float("nan")
+    return (medians[3] - medians[1]) / (seconds / 2 / 60) if medians else float("nan")
 
 
 def wait_idle(metrics_port: int, timeout: float = 60.0) -> bool:
@@ -425,9 +424,10 @@ def run(args: argparse.Namespace, workdir: Path, out) -> int:  # noqa: C901, PLR
         f"half ({len(rss_samples)} samples every {SAMPLE_S:.0f} s)")
     say(f"anonymous RSS slope: {a_all:+.2f} MB/min over the run, {a_half:+.2f} MB/min over "
         f"its second half (RSS also counts the LLM's file mapping once per llama context)")
-    a_trend = quarter_trend(anon_samples)
+    a_quarters = quarter_medians(anon_samples)
+    a_trend = quarter_trend(a_quarters, anon_samples[-1][0] if anon_samples else 0.0)
     say("anonymous RSS medians by quarter of the run: "
-        + " ".join(f"{m:.0f}" for m in quarter_medians(anon_samples))
+        + " ".join(f"{m:.0f}" for m in a_quarters)
         + f" MB; 2nd -> 4th quarter: {a_trend:+.2f} MB/min")
     if rss_samples:
         say(f"RSS min {min(s[1] for s in rss_samples):.1f} MB, max "
@@ -463,7 +463,7 @@ def run(args: argparse.Namespace, workdir: Path, out) -> int:  # noqa: C901, PLR
             "rows": rows, "baseline": baseline, "at_ready": at_ready, "final": final,
             "rss_slope_mb_per_min": s_all, "rss_slope_second_half": s_half,
             "anon_slope_mb_per_min": a_all, "anon_slope_second_half": a_half,
-            "anon_quarter_medians": quarter_medians(anon_samples),
+            "anon_quarter_medians": a_quarters,
             "anon_quarter_trend_mb_per_min": a_trend,
             "anon_samples": anon_samples,
             "rss_samples": rss_samples, "failed_calls": failed, "errors": errors}, indent=2))

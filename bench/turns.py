@@ -301,8 +301,8 @@ class Run:
 
 
 def wait_quiet(audio: CallerAudio, quiet_ms: int = 900, timeout: float = 60.0) -> None:
-    # 60 s: the "tell me everything" asks can get a full 96-token answer (~30 s of speech)
-    """Wait until the bot has said something and then been quiet for ``quiet_ms``."""
+    """Wait until the bot has said something and then been quiet for ``quiet_ms`` (60 s at
+    most: the "tell me everything" asks can get a full 96-token answer, ~30 s of speech)."""
     t_end = time.monotonic() + timeout
     heard = False
     while time.monotonic() < t_end:
@@ -356,6 +356,11 @@ _ALIVE: list = []
 
 MODES = ("streaming", "sequential", "cascade")
 BASELINES = MODES[1:]
+
+
+def ratio_key(base: str) -> str:
+    """The JSON key of streaming's TTFA over ``base``'s (the sequential one keeps its old name)."""
+    return "ttfa_ratio_p50" if base == "sequential" else f"ttfa_ratio_{base}_p50"
 
 
 def progress(msg: str) -> None:
@@ -448,8 +453,7 @@ def summarize(run: Run) -> dict:
                                                "p95_ms": pct(v, 0.95), "max_ms": max(v)}
         for base in BASELINES:
             if f"ttfa_streaming{suffix}" in out and f"ttfa_{base}{suffix}" in out:
-                key = "ttfa_ratio_p50" if base == "sequential" else f"ttfa_ratio_{base}_p50"
-                out[f"{key}{suffix}"] = (out[f"ttfa_streaming{suffix}"]["p50_ms"]
+                out[f"{ratio_key(base)}{suffix}"] = (out[f"ttfa_streaming{suffix}"]["p50_ms"]
                                          / out[f"ttfa_{base}{suffix}"]["p50_ms"])
     b = [t.barge_in_ms - t.caller_jb_ms for t in run.turns if t.barge_in_ms is not None]
     if b:
@@ -497,7 +501,7 @@ def main() -> int:
             print(f"  {key:<25} n={r['n']:<3} p50 {r['p50_ms']:6.0f}  p95 {r['p95_ms']:6.0f}"
                   f"  max {r['max_ms']:6.0f}")
     for base in BASELINES:
-        key = "ttfa_ratio_p50" if base == "sequential" else f"ttfa_ratio_{base}_p50"
+        key = ratio_key(base)
         for suffix, what in (("", "one-line answers"), ("_two_part", "two-part answers")):
             if f"{key}{suffix}" in res:
                 print(f"  TTFA streaming/{base} (p50), {what}: {res[f'{key}{suffix}']:.2f}")
