@@ -102,6 +102,12 @@ def test_the_learned_threshold_sits_above_the_echo_and_no_lower_than_the_floor()
     assert silent.threshold_db == -30.0
 
 
+def push_levels(gate: EchoGate, near: np.ndarray, far: np.ndarray) -> None:
+    """Feed ``gate`` frames at these peak levels (a level of 0 is a silent frame)."""
+    for a, b in zip(near, far, strict=True):
+        gate.push(tone(a), tone(b))
+
+
 def speech_levels(n: int, seed: int) -> np.ndarray:
     """Frame peaks of talk: syllables of 3-8 frames at varied levels, with short pauses."""
     r = np.random.default_rng(seed)
@@ -120,7 +126,7 @@ def run_echo_line(gate: EchoGate, delay: int, gain: float, n: int = 1000) -> lis
     missed = []
     for i in range(n):
         echo = far[i - delay] * gain if i >= delay else 0.0
-        gate.push(tone(echo), tone(far[i]) if far[i] else np.zeros(320, np.int16))
+        gate.push(tone(echo), tone(far[i]))
         if far[max(0, i - gate.base_tail):i + 1].max() >= 300 and not gate.echo_only():
             missed.append(i)
     return missed
@@ -151,8 +157,7 @@ def test_turn_taking_without_echo_is_not_taken_for_an_echo():
             near[start:start + m] = speech_levels(m, seed=int(r.integers(1000)))[: len(seg)] / 2
             t = start + m + int(r.integers(5, 30))
         g = EchoGate(tail_frames=15, hangover_frames=0)
-        for i in range(300):
-            g.push(tone(near[i]), tone(far[i]) if far[i] else np.zeros(320, np.int16))
+        push_levels(g, near, far)
         assert g.delay_frames is None and g.tail == 15
 
 
@@ -170,6 +175,5 @@ def test_an_echo_later_than_the_tail_widens_it_instead_of_interrupting_the_bot()
 def test_a_line_without_echo_keeps_the_configured_tail():
     g = EchoGate(tail_frames=20, hangover_frames=0)
     far = speech_levels(600, seed=8)
-    for i in range(600):
-        g.push(tone(120), tone(far[i]) if far[i] else np.zeros(320, np.int16))
+    push_levels(g, np.full(600, 120.0), far)
     assert g.delay_frames is None and g.tail == 20
