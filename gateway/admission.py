@@ -25,6 +25,7 @@ import logging
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,6 +61,20 @@ def request_method(info: bytes) -> str | None:
 def is_unknown_method(info: bytes) -> bool:
     method = request_method(info)
     return method is not None and method not in KNOWN_METHODS
+
+
+_RURI_USER = re.compile(r"[A-Za-z]+ sips?:([^@;?>\s]+)@\S* SIP/2\.0\s*$")
+
+
+def request_uri_user(msg: str) -> str | None:
+    """The user part of a request's Request-URI (percent-escapes decoded), None without one.
+
+    The Request-URI names whom the request is for (RFC 3261 8.2.2.1); To may say anything,
+    so a user check reading To let an INVITE for another user through.
+    """
+    first = msg.split("\n", 1)[0]
+    m = _RURI_USER.match(first)
+    return urllib.parse.unquote(m.group(1)) if m else None
 
 
 _SHORT = {"i": "call-id", "f": "from", "v": "via"}

@@ -36,7 +36,7 @@ class SipConfig:
     listen_address: str = _spec("0.0.0.0", doc="IPv4 address the UDP transport binds")
     port: int = _spec(5060, lo=1, hi=65535)
     public_address: str = _spec("", doc="address put in Contact/SDP; empty = the bound one")
-    user: str = _spec("", doc="answer INVITEs to this user only; empty = any user")
+    user: str = _spec("", doc="Request-URI user to answer; empty = any user")
     max_calls: int = _spec(4, lo=1, hi=4, doc="concurrent calls; the pjsua2 wheel caps it at 4")
     retry_after_seconds: int = _spec(10, lo=1, hi=3600)
     codecs: tuple[str, ...] = _spec(("G722", "PCMU", "PCMA"), choices=("G722", "PCMU", "PCMA"))

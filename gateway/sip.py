@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pjsua2 as pj
 
 from gateway import registration, testfault
-from gateway.admission import InviteGate
+from gateway.admission import InviteGate, request_uri_user
 from gateway.call_control import (
     BUSY_STATUS,
     LOCAL_FAILURE_STATUS,
@@ -370,17 +370,19 @@ class Gateway:
         self.calls[name] = call  # referenced until DISCONNECTED, also when refused
         ci = call.getInfo()
         op = pj.CallOpParam()
-        copy = self.gate.invites.check(str(prm.rdata.wholeMsg))
+        msg = str(prm.rdata.wholeMsg)
+        copy = self.gate.invites.check(msg)
         if copy is not None:  # pjsua would make it a second call (gateway/admission.py)
             call.log.warning("refused: %s", copy)
             op.statusCode = pj.PJSIP_SC_LOOP_DETECTED
             call.hangup(op)
             return
         want_user = self.cfg.sip.user
-        if want_user and f"sip:{want_user}@" not in ci.localUri:
+        if want_user and request_uri_user(msg) != want_user:
             self.stats.refused_user += 1
             self.observer.refused("rejected_user")
-            call.log.info("refused: %s is not %r", ci.localUri, want_user)
+            call.log.info("refused: the Request-URI user of %r is not %r",
+                          msg.split("\n", 1)[0][:120], want_user)
             op.statusCode = pj.PJSIP_SC_NOT_FOUND
             call.hangup(op)
             return

@@ -132,6 +132,22 @@ def test_unknown_methods_are_told_from_known_ones():
     assert not admission.is_unknown_method(b"Response msg 200/INVITE/cseq=1 (rdata0x1)")
 
 
+def test_the_user_check_reads_the_request_uri_not_to():
+    def req(ruri: str) -> str:
+        return f"INVITE {ruri} SIP/2.0\r\nTo: <sip:bot@h>\r\nCall-ID: c\r\n\r\n"
+
+    user = admission.request_uri_user
+    assert user(req("sip:bot@10.0.0.1:5060;transport=udp")) == "bot"
+    assert user(req("sips:bot@h")) == "bot"
+    assert user(req("sip:b%6Ft@h")) == "bot"  # escaped in the URI, the same user
+    assert user(req("sip:robot@h")) == "robot"
+    assert user(req("sip:" + "x" * 2000 + "@h")) == "x" * 2000  # corpus 10: To says bot
+    assert user(req("sip:10.0.0.1:5060")) is None  # no user part at all
+    assert user(req("tel:+15550100")) is None
+    assert user("INVITE sip:bot@h SIP/3.0\r\n\r\n") is None
+    assert user("garbage") is None and user("") is None
+
+
 def test_invite_memory_spots_copies_within_timer_l_only():
     msg = ("INVITE sip:bot@h SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-a;rport\r\n"
            "Via: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK-proxy\r\nf: <sip:a@h>;tag=t1\r\n"

@@ -3,7 +3,9 @@
 - the config loader: any TOML document, any values, any environment overrides end in a valid
   ``Config`` or a ``ConfigError`` (never another exception), and a secret-marked value is never
   echoed in the error;
-- the admission decision (``admission.decide``) and the request-info test it is fed with;
+- the admission decision (``admission.decide``) and the SIP text it reads: the method of
+  pjsip's rx info, the INVITE key of a late copy, the Request-URI user (any text: never an
+  exception; an escaped user round-trips);
 - the call journal reader (``records.fold``): any bytes on any line are skipped and reported
   as torn, never raised (the gateway reads the journal at start-up: one bad line must not
   stop it).
@@ -150,10 +152,31 @@ def test_admission_decision(is_invite, active, capacity, draining, retry_after):
 
 @FUZZ
 @given(st.binary(max_size=60))
-def test_admission_request_info_test_is_a_plain_prefix(info):
-    # the module's whole parsing of pjsip's rx info string: only a new INVITE matches
-    is_invite = info.startswith(b"Request msg INVITE/")
-    assert is_invite == (info[:19] == b"Request msg INVITE/")
+def test_request_method_of_any_rx_info(info):
+    method = admission.request_method(info)
+    assert (method is None) == (not info.startswith(b"Request msg "))
+    assert admission.is_unknown_method(info) == (
+        method is not None and method not in admission.KNOWN_METHODS)
+
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_sip_text_parsers_take_any_text(msg):
+    # what reaches Gateway.incoming is whatever pjsua let through: never an exception here
+    key = admission.invite_key(msg)
+    assert key is None or all(key[0]) and isinstance(key[1], str)
+    user = admission.request_uri_user(msg)
+    assert user is None or user
+
+
+@FUZZ
+@given(st.text(min_size=1, max_size=40), st.sampled_from(["sip", "sips"]),
+       st.sampled_from(["", ":5060", ";transport=udp", ":5062;lr"]))
+def test_request_uri_user_round_trips_an_escaped_user(user, scheme, tail):
+    import urllib.parse
+
+    line = f"INVITE {scheme}:{urllib.parse.quote(user, safe='')}@h{tail} SIP/2.0\r\n"
+    assert admission.request_uri_user(line + "To: <sip:bot@h>\r\n\r\n") == user
 
 
 json_values = st.recursive(
