@@ -63,17 +63,26 @@ def is_unknown_method(info: bytes) -> bool:
     return method is not None and method not in KNOWN_METHODS
 
 
-_RURI_USER = re.compile(r"[A-Za-z]+ sips?:([^@;?>\s]+)@\S* SIP/2\.0\s*$")
+def request_uri(msg: str) -> str | None:
+    """The Request-URI of a request's text: the middle of its three-part request line.
+
+    As lenient as pjsua, which takes ``invite`` or a line with a leading space for an INVITE
+    (``Gateway.incoming`` cannot refuse those: a non-2xx answer aborts the process in pjsip).
+    """
+    parts = msg.lstrip().split("\n", 1)[0].split()
+    return parts[1] if len(parts) == 3 else None
 
 
-def request_uri_user(msg: str) -> str | None:
-    """The user part of a request's Request-URI (percent-escapes decoded), None without one.
+_URI_USER = re.compile(r"sips?:([^@;?>\s]+)@")
+
+
+def uri_user(uri: str) -> str | None:
+    """The user part of a SIP URI (percent-escapes decoded), None without one.
 
     The Request-URI names whom the request is for (RFC 3261 8.2.2.1); To may say anything,
     so a user check reading To let an INVITE for another user through.
     """
-    first = msg.split("\n", 1)[0]
-    m = _RURI_USER.match(first)
+    m = _URI_USER.match(uri)
     return urllib.parse.unquote(m.group(1)) if m else None
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pjsua2 as pj
 
 from gateway import registration, testfault
-from gateway.admission import InviteGate, request_uri_user
+from gateway.admission import InviteGate, request_uri, uri_user
 from gateway.call_control import (
     BUSY_STATUS,
     LOCAL_FAILURE_STATUS,
@@ -371,6 +371,14 @@ class Gateway:
         ci = call.getInfo()
         op = pj.CallOpParam()
         msg = str(prm.rdata.wholeMsg)
+        if not msg.lstrip("\r\n").startswith("INVITE "):
+            # pjsua takes 'invite' or ' INVITE' for an INVITE, but any non-2xx answer to one
+            # from here trips an assertion in pjsip (pjsip_rx_data_free_cloned) and aborts
+            # the process (corpus 70, 71): such a request is answered as pjsua would.
+            call.log.warning("lenient request line %r: no refusal possible, answering",
+                             msg.lstrip().split("\n", 1)[0][:120])
+            self._answer(call, ci, op)
+            return
         copy = self.gate.invites.check(msg)
         if copy is not None:  # pjsua would make it a second call (gateway/admission.py)
             call.log.warning("refused: %s", copy)
@@ -378,14 +386,17 @@ class Gateway:
             call.hangup(op)
             return
         want_user = self.cfg.sip.user
-        if want_user and request_uri_user(msg) != want_user:
+        ruri = request_uri(msg) or ""
+        if want_user and uri_user(ruri) != want_user:
             self.stats.refused_user += 1
             self.observer.refused("rejected_user")
-            call.log.info("refused: the Request-URI user of %r is not %r",
-                          msg.split("\n", 1)[0][:120], want_user)
+            call.log.info("refused: the Request-URI %r is not for %r", ruri[:120], want_user)
             op.statusCode = pj.PJSIP_SC_NOT_FOUND
             call.hangup(op)
             return
+        self._answer(call, ci, op)
+
+    def _answer(self, call: GatewayCall, ci: pj.CallInfo, op: pj.CallOpParam) -> None:
         call.log.info("incoming from %s to %s", ci.remoteUri, ci.localUri)
         op.statusCode = pj.PJSIP_SC_OK
         # the call's record is on disk before the 200 OK leaves: no answered call is missing

@@ -4,8 +4,8 @@
   ``Config`` or a ``ConfigError`` (never another exception), and a secret-marked value is never
   echoed in the error;
 - the admission decision (``admission.decide``) and the SIP text it reads: the method of
-  pjsip's rx info, the INVITE key of a late copy, the Request-URI user (any text: never an
-  exception; an escaped user round-trips);
+  pjsip's rx info, the INVITE key of a late copy, the Request-URI and its user (any text:
+  never an exception; an escaped user round-trips);
 - the call journal reader (``records.fold``): any bytes on any line are skipped and reported
   as torn, never raised (the gateway reads the journal at start-up: one bad line must not
   stop it).
@@ -165,7 +165,9 @@ def test_sip_text_parsers_take_any_text(msg):
     # what reaches Gateway.incoming is whatever pjsua let through: never an exception here
     key = admission.invite_key(msg)
     assert key is None or all(key[0]) and isinstance(key[1], str)
-    user = admission.request_uri_user(msg)
+    uri = admission.request_uri(msg)
+    assert uri is None or uri in msg and not any(c.isspace() for c in uri)
+    user = admission.uri_user(uri or msg)
     assert user is None or user
 
 
@@ -176,7 +178,8 @@ def test_request_uri_user_round_trips_an_escaped_user(user, scheme, tail):
     import urllib.parse
 
     line = f"INVITE {scheme}:{urllib.parse.quote(user, safe='')}@h{tail} SIP/2.0\r\n"
-    assert admission.request_uri_user(line + "To: <sip:bot@h>\r\n\r\n") == user
+    uri = admission.request_uri(line + "To: <sip:bot@h>\r\n\r\n")
+    assert uri is not None and admission.uri_user(uri) == user
 
 
 json_values = st.recursive(
