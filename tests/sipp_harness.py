@@ -48,12 +48,18 @@ class SipMessage:
         return None if self.status is not None else self.first_line.split(" ", 1)[0]
 
     def header(self, name: str) -> str | None:
+        values = self.headers(name)
+        return values[0] if values else None
+
+    def headers(self, name: str) -> list[str]:
+        """Every value of the header ``name``, in order."""
         head = re.split(r"\r?\n\r?\n", self.text, maxsplit=1)[0]
+        out = []
         for line in head.splitlines()[1:]:
             key, sep, value = line.partition(":")
             if sep and key.strip().lower() == name.lower():
-                return value.strip()
-        return None
+                out.append(value.strip())
+        return out
 
     @property
     def cseq_method(self) -> str | None:

@@ -1772,3 +1772,53 @@ def test_real_workers_spread_full_and_one_killed(
         + f"\nworker {victim} ready again {t_back - t_kill:.0f} s after the kill, active in "
         f"the dispatcher after {t_active - t_kill:.0f} s; its calls: {outcomes}"
     )
+
+
+@needs_binaries
+def test_hostile_corpus_through_the_edge(edge_factory, procs, ports, tmp_path):
+    """tests/sip_corpus/ sent to the edge with the real gateway behind it. Neither process
+    dies, the edge answers OPTIONS after every message, and Kamailio's sanity checks answer
+    what pjsua's parser takes as a call: wrong or twice-given Content-Length and a CSeq
+    method mismatch get 400 (or a drop) at the edge. Prints the whole tally: the edge has
+    answers of its own (rtpengine rewrites SDP the gateway would refuse, 405/404 for
+    requests it will not route), so the direct expectations do not all apply."""
+    from tests.test_reliability import corpus, late_answers, probe
+
+    if not VoicebotWorker.BIN.exists():
+        pytest.skip(f"{VoicebotWorker.BIN} not installed")
+    worker = VoicebotWorker(procs, ports, tmp_path / "worker")
+    # a worker busy with a 64 KB message must not be marked down for a late 100 Trying
+    edge = edge_factory([(worker.ip, worker.port)], pike_density=1000, fr_timer=5000)
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    rows = []
+    try:
+        for case in corpus():
+            result, sock = probe(edge.udp, case, sink.getsockname()[1])
+            try:
+                assert edge.proc.alive(), f"the edge died on {case.name}:\n{edge.log()[-3000:]}"
+                assert worker.proc.alive(), (
+                    f"the gateway died on {case.name}:\n{worker.proc.text()[-3000:]}")
+                alive = (sip_options(edge.ip, edge.udp) or "").startswith("SIP/2.0 200")
+                late = [m for m in late_answers(sock) if m.status is not None]
+            finally:
+                sock.close()
+            finals = [m for m in late if m.status >= 200]
+            if result.outcome == "drop" and finals:
+                result.outcome = str(finals[0].status)
+            assert alive, f"the edge did not answer OPTIONS after {case.name}"
+            if result.answered:
+                assert result.bye_status == 200, f"{case.name}: the call did not end cleanly"
+            rows.append((case, result.outcome, case.allows(result.outcome, case.expect)))
+    finally:
+        sink.close()
+    fixed = [(c.name, out) for c, out, ok in rows if c.seen and ok]
+    still = [(c.name, out) for c, out, ok in rows if not ok]
+    print(f"\n{len(rows)} messages through the edge: {sum(ok for _, _, ok in rows)} proper; "
+          f"of the {sum(bool(c.seen) for c, _, _ in rows)} the gateway alone answers "
+          f"improperly, the edge made {len(fixed)} proper: {fixed}\nnot proper: {still}")
+    outcome = {c.name: out for c, out, _ in rows}
+    for name in ("24-cseq-method-mismatch", "26-content-length-too-big",
+                 "27-content-length-too-small", "30-content-length-twice"):
+        assert outcome[name] in ("400", "drop"), (name, outcome[name])
+    assert (sip_options(worker.ip, worker.port) or "").startswith("SIP/2.0 200")

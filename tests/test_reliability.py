@@ -138,12 +138,22 @@ def _msg(data: bytes) -> SipMessage:
 def _send_request(sock: socket.socket, port: int, method: str, resp: SipMessage, cseq: int,
                   uri: str) -> None:
     lport = sock.getsockname()[1]
+    # through a proxy (the edge), in-dialog requests follow the 2xx's Record-Route, reversed
+    rr = [v.strip() for v in ",".join(resp.headers("Record-Route")).split(",") if v.strip()]
     lines = [f"{method} {uri} SIP/2.0",
              f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-{uuid.uuid4().hex[:16]}",
+             *([f"Route: {', '.join(reversed(rr))}"] if rr else []),
              f"From: {resp.header('From')}", f"To: {resp.header('To')}",
              f"Call-ID: {resp.header('Call-ID')}", f"CSeq: {cseq} {method}",
              "Max-Forwards: 70", "Content-Length: 0", "", ""]
     sock.sendto("\r\n".join(lines).encode(), ("127.0.0.1", port))
+
+
+def _remote_target(resp: SipMessage, port: int) -> str:
+    """The Request-URI of in-dialog requests: the 2xx's Contact (RFC 3261 12.1.2); through
+    the edge, the gateway's own address, which the edge's Record-Route leads to."""
+    m = re.search(r"<([^>]+)>", resp.header("Contact") or "")
+    return m.group(1) if m else f"sip:bot@127.0.0.1:{port}"
 
 
 def _answer_request(sock: socket.socket, addr: tuple[str, int], req: SipMessage) -> None:
@@ -219,15 +229,17 @@ def probe(port: int, case: Case, rtp_port: int, wait_drop: float = 0.3,
             # accepted: ACK it and hang up at once (the call must not linger)
             result.answered = True
             cseq = int((msg.header("CSeq") or "1").split()[0])
-            _send_request(sock, port, "ACK", msg, cseq, f"sip:bot@127.0.0.1:{port}")
-            _send_request(sock, port, "BYE", msg, cseq + 1, f"sip:bot@127.0.0.1:{port}")
+            target = _remote_target(msg, port)
+            _send_request(sock, port, "ACK", msg, cseq, target)
+            _send_request(sock, port, "BYE", msg, cseq + 1, target)
             bye_sent = time.monotonic()
             deadline = bye_sent + 8.0
         elif result.answered and msg.cseq_method == "INVITE" and msg.status < 300 \
                 and time.monotonic() - bye_sent > 1.0:  # 200 retransmitted: BYE again
             cseq = int((msg.header("CSeq") or "1").split()[0])
-            _send_request(sock, port, "ACK", msg, cseq, f"sip:bot@127.0.0.1:{port}")
-            _send_request(sock, port, "BYE", msg, cseq + 1, f"sip:bot@127.0.0.1:{port}")
+            target = _remote_target(msg, port)
+            _send_request(sock, port, "ACK", msg, cseq, target)
+            _send_request(sock, port, "BYE", msg, cseq + 1, target)
             bye_sent = time.monotonic()
     return result, sock
 
