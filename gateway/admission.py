@@ -63,13 +63,18 @@ def is_unknown_method(info: bytes) -> bool:
     return method is not None and method not in KNOWN_METHODS
 
 
+def request_line(msg: str) -> str:
+    """The first line of a request's text, leading CRLFs skipped (RFC 3261 7.5)."""
+    return msg.lstrip("\r\n").split("\n", 1)[0].rstrip("\r")
+
+
 def request_uri(msg: str) -> str | None:
     """The Request-URI of a request's text: the middle of its three-part request line.
 
     As lenient as pjsua, which takes ``invite`` or a line with a leading space for an INVITE
     (``Gateway.incoming`` cannot refuse those: a non-2xx answer aborts the process in pjsip).
     """
-    parts = msg.lstrip().split("\n", 1)[0].split()
+    parts = request_line(msg).split()
     return parts[1] if len(parts) == 3 else None
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pjsua2 as pj
 
 from gateway import registration, testfault
-from gateway.admission import InviteGate, request_uri, uri_user
+from gateway.admission import InviteGate, request_line, request_uri, uri_user
 from gateway.call_control import (
     BUSY_STATUS,
     LOCAL_FAILURE_STATUS,
@@ -371,12 +371,13 @@ class Gateway:
         ci = call.getInfo()
         op = pj.CallOpParam()
         msg = str(prm.rdata.wholeMsg)
-        if not msg.lstrip("\r\n").startswith("INVITE "):
+        line = request_line(msg)
+        if not line.startswith("INVITE "):
             # pjsua takes 'invite' or ' INVITE' for an INVITE, but any non-2xx answer to one
             # from here trips an assertion in pjsip (pjsip_rx_data_free_cloned) and aborts
             # the process (corpus 70, 71): such a request is answered as pjsua would.
             call.log.warning("lenient request line %r: no refusal possible, answering",
-                             msg.lstrip().split("\n", 1)[0][:120])
+                             line[:120])
             self._answer(call, ci, op)
             return
         copy = self.gate.invites.check(msg)

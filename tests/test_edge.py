@@ -1782,7 +1782,7 @@ def test_hostile_corpus_through_the_edge(edge_factory, procs, ports, tmp_path):
     method mismatch get 400 (or a drop) at the edge. Prints the whole tally: the edge has
     answers of its own (rtpengine rewrites SDP the gateway would refuse, 405/404 for
     requests it will not route), so the direct expectations do not all apply."""
-    from tests.test_reliability import corpus, late_answers, probe
+    from tests.test_reliability import add_late_answers, corpus, probe
 
     if not VoicebotWorker.BIN.exists():
         pytest.skip(f"{VoicebotWorker.BIN} not installed")
@@ -1800,12 +1800,9 @@ def test_hostile_corpus_through_the_edge(edge_factory, procs, ports, tmp_path):
                 assert worker.proc.alive(), (
                     f"the gateway died on {case.name}:\n{worker.proc.text()[-3000:]}")
                 alive = (sip_options(edge.ip, edge.udp) or "").startswith("SIP/2.0 200")
-                late = [m for m in late_answers(sock) if m.status is not None]
+                add_late_answers(result, sock)
             finally:
                 sock.close()
-            finals = [m for m in late if m.status >= 200]
-            if result.outcome == "drop" and finals:
-                result.outcome = str(finals[0].status)
             assert alive, f"the edge did not answer OPTIONS after {case.name}"
             if result.answered:
                 assert result.bye_status == 200, f"{case.name}: the call did not end cleanly"

@@ -156,6 +156,15 @@ def _remote_target(resp: SipMessage, port: int) -> str:
     return m.group(1) if m else f"sip:bot@127.0.0.1:{port}"
 
 
+def _ack_and_bye(sock: socket.socket, port: int, ok: SipMessage) -> float:
+    """ACK a 2xx to an INVITE and hang up at once; returns when the BYE left."""
+    cseq = int((ok.header("CSeq") or "1").split()[0])
+    target = _remote_target(ok, port)
+    _send_request(sock, port, "ACK", ok, cseq, target)
+    _send_request(sock, port, "BYE", ok, cseq + 1, target)
+    return time.monotonic()
+
+
 def _answer_request(sock: socket.socket, addr: tuple[str, int], req: SipMessage) -> None:
     resp = ["SIP/2.0 200 OK"] + [f"{h}: {req.header(h)}" for h in
                                  ("Via", "From", "To", "Call-ID", "CSeq")]
@@ -228,20 +237,24 @@ def probe(port: int, case: Case, rtp_port: int, wait_drop: float = 0.3,
                 break
             # accepted: ACK it and hang up at once (the call must not linger)
             result.answered = True
-            cseq = int((msg.header("CSeq") or "1").split()[0])
-            target = _remote_target(msg, port)
-            _send_request(sock, port, "ACK", msg, cseq, target)
-            _send_request(sock, port, "BYE", msg, cseq + 1, target)
-            bye_sent = time.monotonic()
+            bye_sent = _ack_and_bye(sock, port, msg)
             deadline = bye_sent + 8.0
         elif result.answered and msg.cseq_method == "INVITE" and msg.status < 300 \
                 and time.monotonic() - bye_sent > 1.0:  # 200 retransmitted: BYE again
-            cseq = int((msg.header("CSeq") or "1").split()[0])
-            target = _remote_target(msg, port)
-            _send_request(sock, port, "ACK", msg, cseq, target)
-            _send_request(sock, port, "BYE", msg, cseq + 1, target)
-            bye_sent = time.monotonic()
+            bye_sent = _ack_and_bye(sock, port, msg)
     return result, sock
+
+
+def add_late_answers(result: Probe, sock: socket.socket) -> None:
+    """Fold the answers that came after ``probe`` stopped waiting into ``result``: a slow
+    answer, not a drop. Call it once the peer has answered a later OPTIONS (then any answer
+    to the probe has been sent)."""
+    late = [m for m in late_answers(sock) if m.status is not None]
+    if result.outcome == "drop" and late:
+        result.seen += [m.first_line for m in late]
+        finals = [m for m in late if m.status >= 200]
+        if finals:
+            result.outcome = str(finals[0].status)
 
 
 def late_answers(sock: socket.socket) -> list[SipMessage]:
@@ -454,14 +467,9 @@ def test_corpus_message(gateway, rtp_sink, case):
     try:
         assert gateway.proc.poll() is None, f"the gateway died on {case.name}:\n{gateway.log()}"
         status = options_status(gateway.sip_port)
-        late = [m for m in late_answers(sock) if m.status is not None]
+        add_late_answers(result, sock)
     finally:
         sock.close()
-    if result.outcome == "drop" and late:  # a slow answer, not a drop
-        finals = [m for m in late if m.status >= 200]
-        result.seen += [m.first_line for m in late]
-        if finals:
-            result.outcome = str(finals[0].status)
     if result.outcome == "drop" and gateway.log().count("gateway.sip: incoming from") \
             > calls_before:
         result.outcome = "call"  # pjsua took it as a call, and answered somewhere else
