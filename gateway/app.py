@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import signal
 import sys
 import time
+from typing import TextIO
 
 from gateway.config import Config
+from gateway.records import escape_text
 from pipeline.audio import ms_to_samples
 from pipeline.conversation import TurnSettings
 
@@ -21,14 +25,36 @@ class _CallField(logging.Filter):
         return True
 
 
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class _SafeText(logging.Formatter):
+    """Log lines that any stream can take: a caller's display name or Call-ID can hold bytes
+    that are not UTF-8 (pjsua2 hands them over as lone surrogates), control characters and
+    terminal escapes. Those are written as backslash escapes (``records.escape_text``: a bad
+    byte as ``\\xNN``; line ends and tabs are kept, for tracebacks), and whatever the stream's
+    encoding cannot take is backslash-replaced, so a line is written, never a "Logging error"."""
+
+    def __init__(self, fmt: str, encoding: str | None) -> None:
+        super().__init__(fmt)
+        self.encoding = encoding or "utf-8"
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record).replace("\r\n", "\n")
+        text = "\n".join("\t".join(escape_text(part) for part in line.split("\t"))
+                         for line in text.split("\n"))
+        return text.encode(self.encoding, "backslashreplace").decode(self.encoding, "replace")
+
+
+def setup_logging(level: str, stream: TextIO | None = None) -> logging.Handler:
+    stream = sys.stderr if stream is None else stream
+    with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+        stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    handler = logging.StreamHandler(stream)
     handler.addFilter(_CallField())
-    handler.setFormatter(logging.Formatter(
-        "%(asctime)s %(levelname)-7s [%(call)s] %(name)s: %(message)s"))
+    handler.setFormatter(_SafeText("%(asctime)s %(levelname)-7s [%(call)s] %(name)s: "
+                                   "%(message)s", getattr(stream, "encoding", None)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    return handler
 
 
 def turn_settings(cfg: Config) -> TurnSettings:

@@ -44,6 +44,7 @@ REG_STATES = ("disabled", "registering", "registered", "failed", "unregistered")
 REG_FAILURE_KINDS = ("4xx", "5xx", "6xx", "timeout", "transport")
 DTMF_METHODS = ("rfc4733", "sip_info")
 TRANSFER_OUTCOMES = ("accepted", "failed", "timeout")
+RECORD_STAGES = ("open", "media", "turn", "close", "observer")
 
 # call.rtp key -> (metric, label value); cumulative per call, turned into process counters
 _RTP_COUNTERS = {
@@ -119,6 +120,11 @@ class Metrics:
             buckets=JB_DELAY_BUCKETS, registry=r)
         self.journal_errors = Counter("voicebot_journal_write_errors",
                                       "Call journal lines that could not be written", registry=r)
+        self.record_errors = Counter(
+            "voicebot_record_errors", "Failures in the call-records path, by stage: open, "
+            "media, turn, close (that journal line, or a step before it, failed; the call and "
+            "its close line go on), observer (another observer step failed, e.g. noting a "
+            "keypad digit)", ["stage"], registry=r)
         self.registration_state = Gauge(
             "voicebot_registration_state", "Registration to [registration] registrar: 1 for "
             "the current state (disabled, registering, registered, failed, unregistered)",
@@ -156,6 +162,8 @@ class Metrics:
             self.dtmf_digits.labels(d)
         for o in TRANSFER_OUTCOMES:
             self.transfers.labels(o)
+        for s in RECORD_STAGES:
+            self.record_errors.labels(s)
         self.set_registration_state("disabled")
         self.capacity.set(capacity)
         self._rtp_seen: dict[str, dict[str, float]] = {}

@@ -17,6 +17,14 @@ outcome ``aborted`` (the owner is the pid plus its start time, so several gatewa
 journal and a reused pid is not mistaken for the owner).
 
 Records hold no secrets: no SIP credentials or headers beyond the URIs and the Call-ID.
+
+Records are total over any text a caller sends. Every line goes through ``encode_line`` /
+``jsonable``: each string is escaped (``clean_text``: control characters, bidi overrides and
+lone surrogates become backslash escapes, a byte that was not UTF-8 as ``\\xNN``) and cut to
+``TEXT_LIMIT`` characters with a visible ``...[truncated, N chars]``, so a line is always valid
+UTF-8 JSON of bounded size. A failure in the records path is counted
+(``voicebot_record_errors_total{stage}``) and logged without a flood, and never costs an
+answered call its open or close line (``CallObserver``).
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ import datetime as dt
 import functools
 import json
 import logging
+import math
 import os
 import queue
+import re
 import secrets
 import threading
 import time
@@ -48,6 +58,173 @@ OUTBOUND_WIRE_SECONDS = 0.0
 bridge reads every port and then writes every port within one clock tick, and the stream
 encodes and sends a 20 ms frame at once: the reply's first frame leaves in the tick that took
 it (measured: adding 20 ms here put the gateway's TTFA ~45 ms above the caller's)."""
+
+
+# --- text that is safe to write ----------------------------------------------------------------
+
+TEXT_LIMIT = 1024
+"""The longest string a journal line holds (display names, URIs, reasons, targets...)."""
+LONG_TEXT_LIMIT = 8192
+"""The longest transcript or reply text (``LONG_TEXT_KEYS``) a journal line holds."""
+LONG_TEXT_KEYS = frozenset({"caller_text", "bot_text", "heard_text"})
+KEY_LIMIT = 64
+ITEM_LIMIT = 1000
+"""The most entries a list or mapping of a journal line keeps (the rest is counted)."""
+DEPTH_LIMIT = 16
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                     "\ud800-\udfff]")
+"""What is escaped: C0 and C1 controls, DEL, line and paragraph separators, bidirectional
+overrides (they reorder a terminal's text), and lone surrogates (not encodable as UTF-8)."""
+
+
+def _escape(ch: str) -> str:
+    o = ord(ch)
+    if 0xDC80 <= o <= 0xDCFF:  # a byte that was not UTF-8, decoded with surrogateescape
+        return f"\\x{o - 0xDC00:02x}"
+    if o < 0x20 or o == 0x7F:
+        return f"\\x{o:02x}"
+    return f"\\u{o:04x}"
+
+
+def escape_text(s: str) -> str:
+    """``s`` with every control character, lone surrogate and bidi override written as a
+    backslash escape: invalid bytes (surrogateescape) as ``\\xNN``, so the original bytes can
+    be read back; other surrogates and separators as ``\\uXXXX``. The result is printable and
+    encodes as UTF-8. Backslashes already in ``s`` are left alone (readability first)."""
+    return _UNSAFE.sub(lambda m: _escape(m.group()), s) if _UNSAFE.search(s) else s
+
+
+def _text_of(x: Any) -> str:
+    if isinstance(x, str):
+        return x
+    if isinstance(x, bytes | bytearray | memoryview):
+        return bytes(x).decode("utf-8", "surrogateescape")
+    for show in (str, repr):
+        try:
+            return show(x)
+        except Exception:  # noqa: BLE001, S112 - a broken __str__: try the next
+            continue
+    return f"<unprintable {type(x).__name__}>"
+
+
+def _escaped_prefix(s: str, budget: int) -> tuple[str, bool]:
+    """The escaped text of the longest prefix of ``s`` that fits in ``budget`` characters
+    (never half an escape), and whether anything was left out."""
+    parts: list[str] = []
+    used = pos = 0
+    for m in _UNSAFE.finditer(s):
+        chunk = s[pos:m.start()]
+        if used + len(chunk) > budget:
+            parts.append(chunk[:budget - used])
+            return "".join(parts), True
+        parts.append(chunk)
+        used += len(chunk)
+        esc = _escape(m.group())
+        if used + len(esc) > budget:
+            return "".join(parts), True
+        parts.append(esc)
+        used += len(esc)
+        pos = m.end()
+    rest = s[pos:]
+    if used + len(rest) > budget:
+        parts.append(rest[:budget - used])
+        return "".join(parts), True
+    parts.append(rest)
+    return "".join(parts), False
+
+
+def clean_text(x: Any, limit: int = TEXT_LIMIT) -> str:
+    """``x`` as text that is safe to write anywhere: escaped (``escape_text``) and at most
+    ``limit`` characters; a longer text is cut and ends with ``...[truncated, N chars]``, N
+    its original length (just ``...`` when ``limit`` leaves no room for that)."""
+    s = _text_of(x)
+    if len(s) <= limit and not _UNSAFE.search(s):
+        return s
+    text, cut = _escaped_prefix(s, limit)
+    if not cut:
+        return text
+    marker = f"...[truncated, {len(s)} chars]"
+    if limit < len(marker) + 8:  # no room to say how long it was
+        marker = "..."
+    return _escaped_prefix(s, max(0, limit - len(marker)))[0] + marker
+
+
+def jsonable(x: Any, limit: int = TEXT_LIMIT, _depth: int = 0) -> Any:
+    """``x`` as plain JSON data that always encodes as valid UTF-8 JSON: every string through
+    ``clean_text`` (keys too), bytes decoded with surrogateescape first, non-finite floats as
+    null, enums, paths and other objects as their ``str``, lists and mappings cut at
+    ``ITEM_LIMIT`` entries and ``DEPTH_LIMIT`` levels. Applied to every journal line."""
+    if x is None or isinstance(x, bool | str):
+        return x if not isinstance(x, str) else clean_text(x, limit)
+    if isinstance(x, int):
+        return int(x) if x.bit_length() <= 64 else clean_text(_int_text(x))
+    if isinstance(x, float):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, bytes | bytearray | memoryview):
+        return clean_text(x, limit)
+    if _depth >= DEPTH_LIMIT:
+        return "...[nested too deep]"
+    if isinstance(x, Mapping):
+        out: dict[str, Any] = {}
+        for i, (k, v) in enumerate(list(x.items())):
+            if i >= ITEM_LIMIT:
+                out["..."] = f"[{len(x) - ITEM_LIMIT} more entries]"
+                break
+            key = clean_text(k, KEY_LIMIT)
+            out[key] = jsonable(v, LONG_TEXT_LIMIT if key in LONG_TEXT_KEYS else TEXT_LIMIT,
+                                _depth + 1)
+        return out
+    if isinstance(x, list | tuple | set | frozenset):
+        items = list(x)
+        out_list = [jsonable(v, TEXT_LIMIT, _depth + 1) for v in items[:ITEM_LIMIT]]
+        if len(items) > ITEM_LIMIT:
+            out_list.append(f"...[{len(items) - ITEM_LIMIT} more entries]")
+        return out_list
+    return clean_text(x, limit)
+
+
+def _int_text(x: int) -> str:
+    try:
+        return str(x)
+    except ValueError:  # more digits than int-to-str allows
+        return f"<integer of {x.bit_length()} bits>"
+
+
+def encode_line(obj: Mapping[str, Any]) -> bytes:
+    """One journal line: ``obj`` through ``jsonable``, as compact JSON in UTF-8 with its line
+    end. Total: whatever ``obj`` holds, a line comes out (at worst its type and id and what
+    went wrong)."""
+    try:
+        text = json.dumps(jsonable(obj), separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+    except Exception as e:  # noqa: BLE001 - e.g. a mapping that changes while it is read
+        def get(k: str) -> Any:
+            try:
+                return clean_text(obj.get(k), TEXT_LIMIT)
+            except Exception:  # noqa: BLE001
+                return None
+        text = json.dumps({"v": SCHEMA, "type": get("type"), "id": get("id"),
+                           "record_error": clean_text(f"{type(e).__name__}: {e}")},
+                          separators=(",", ":"), ensure_ascii=False)
+    return (text + "\n").encode("utf-8")
+
+
+class FailureLog:
+    """Logs a recurring failure without a flood: the 1st, 10th, 100th... time per kind, one
+    line each, no traceback."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self._log, self._what = logger, what
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def note(self, kind: str, e: BaseException) -> None:
+        with self._lock:
+            n = self._counts[kind] = self._counts.get(kind, 0) + 1
+        if str(n).rstrip("0") == "1":  # 1, 10, 100...
+            self._log.error("%s: %s failed (%d time%s so far): %s: %s", self._what, kind, n,
+                            "" if n == 1 else "s", type(e).__name__, clean_text(e, 300))
 
 
 def journal_path(configured: str = "", env: Mapping[str, str] | None = None) -> Path:
@@ -87,7 +264,8 @@ def owner_alive(pid: Any, start: Any) -> bool:
 
 class Journal:
     """Appends JSON lines durably. ``write`` returns once the line is on disk; ``submit``
-    queues it for a writer thread (for threads that must not wait on the disk)."""
+    queues it for a writer thread (for threads that must not wait on the disk). Every line
+    goes through ``encode_line``: whatever text a call brings, the line is valid UTF-8 JSON."""
 
     def __init__(self, path: str | Path,
                  on_error: Callable[[BaseException], None] = lambda e: None) -> None:
@@ -96,7 +274,9 @@ class Journal:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._lock = threading.Lock()
         self._on_error = on_error
-        self._queue: queue.SimpleQueue[dict | None] = queue.SimpleQueue()
+        self._failures = FailureLog(log, f"journal {self.path}")
+        self._queue: queue.SimpleQueue[tuple[dict, Callable[[BaseException], None] | None]
+                                       | None] = queue.SimpleQueue()
         self._start_fresh_line()
         self._thread = threading.Thread(target=self._drain, name="journal", daemon=True)
         self._thread.start()
@@ -113,25 +293,31 @@ class Journal:
                 os.fsync(self._fd)
 
     def write(self, obj: Mapping[str, Any]) -> None:
-        line = json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
-        data = line.encode("utf-8")
+        data = encode_line(obj)
         with self._lock:
             os.write(self._fd, data)  # O_APPEND: one write, one line, never interleaved
             os.fsync(self._fd)
 
-    def submit(self, obj: Mapping[str, Any]) -> None:
-        self._queue.put(dict(obj))
+    def submit(self, obj: Mapping[str, Any],
+               on_error: Callable[[BaseException], None] | None = None) -> None:
+        """Queue ``obj``; if writing it fails, the writer logs it (without a flood), calls the
+        journal's ``on_error`` and this line's ``on_error``."""
+        self._queue.put((dict(obj), on_error))
 
     def _drain(self) -> None:
         while True:
-            obj = self._queue.get()
-            if obj is None:
+            item = self._queue.get()
+            if item is None:
                 return
+            obj, on_error = item
             try:
                 self.write(obj)
             except Exception as e:  # noqa: BLE001 - counted and logged; calls go on
-                log.error("journal: cannot write to %s: %s", self.path, e)
-                self._on_error(e)
+                self._failures.note(f"writing a {obj.get('type', '?')} line", e)
+                for cb in (self._on_error, on_error):
+                    if cb is not None:
+                        with contextlib.suppress(Exception):
+                            cb(e)
 
     def close(self) -> None:
         """Write what is queued, then close."""
@@ -242,12 +428,6 @@ def _num(x: Any, nd: int = 4) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
-def _jsonable(x: Any) -> Any:
-    """``x`` as plain JSON data (enums, paths and other objects become their ``str``): one odd
-    value in a tool call's arguments must not cost the whole turn line."""
-    return json.loads(json.dumps(x, default=str))
-
-
 def audible_edges(rec: Any, edges: AudioEdges | None) -> tuple[float | None, float | None]:
     """(arrival of the caller's last loud frame, hand-out of the reply's first loud frame)
     around the times the pipeline noted, or None where the port saw nothing loud."""
@@ -309,7 +489,7 @@ def turn_entry(rec: Any, t0: float, jb_delay_ms: float,
         "barge_in_bridge_seconds": _num(barge_bridge),
         "barge_in_seconds": None if barge_bridge is None else _num(barge_bridge + wire),
         "jb_delay_ms": round(jb_delay_ms, 1),
-        "tools": _jsonable(list(g(rec, "tools", None) or [])),
+        "tools": jsonable(list(g(rec, "tools", None) or [])),
     }
 
 
@@ -319,14 +499,19 @@ def turn_result(entry: Mapping[str, Any]) -> str:
     return "answered" if entry["first_audio_at"] is not None else "unanswered"
 
 
+_STAGE_OF = {"answering": "open", "rtp": "media", "turn_done": "turn", "ended": "close",
+             "close_all": "close"}
+"""The ``voicebot_record_errors_total`` stage of an observer method (the others: observer)."""
+
+
 def _safe(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Log instead of raising: observing must never end a call."""
+    """Count and log (without a flood) instead of raising: observing must never end a call."""
     @functools.wraps(fn)
-    def wrapper(*a: Any, **kw: Any) -> Any:
+    def wrapper(self: CallObserver, *a: Any, **kw: Any) -> Any:
         try:
-            return fn(*a, **kw)
-        except Exception:  # noqa: BLE001
-            log.exception("observer: %s failed", fn.__name__)
+            return fn(self, *a, **kw)
+        except Exception as e:  # noqa: BLE001
+            self._failed(_STAGE_OF.get(fn.__name__, "observer"), e, fn.__name__)
             return None
     return wrapper
 
@@ -345,13 +530,19 @@ class _Live:
     barge_ins: int = 0
     dtmf: list[dict[str, Any]] = field(default_factory=list)
     transfers: list[dict[str, Any]] = field(default_factory=list)
+    open_line: dict[str, Any] | None = None
+    open_written: bool = False  # else the close tries the open line again
 
 
 class CallObserver:
     """What the SIP layer tells about calls, turned into metrics and journal lines.
 
     Every method is safe to call from any thread and never raises: observing must not end
-    a call (an exception in a session's listener thread would).
+    a call (an exception in a session's listener thread would). A failure is counted in
+    ``voicebot_record_errors_total{stage}`` and logged (the 1st, 10th, 100th... time), and
+    an answered call's record is still opened and closed: the call is known as soon as
+    ``answering`` starts, the close writes the open line again if it was not written, and
+    the close line is written whatever failed before it.
     """
 
     def __init__(self, metrics: Metrics, journal: Journal | None = None,
@@ -367,19 +558,33 @@ class CallObserver:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._pid_start = process_start(self._pid)
+        self._failures = FailureLog(log, "call records")
 
-    def _emit(self, obj: dict[str, Any], durable_now: bool = False) -> None:
+    def _failed(self, stage: str, e: BaseException, what: str = "", logged: bool = False) -> None:
+        """A step of the records path failed: count it by stage, log it without a flood."""
+        with contextlib.suppress(Exception):
+            self.metrics.record_errors.labels(stage).inc()
+        if not logged:
+            with contextlib.suppress(Exception):
+                self._failures.note(what or stage, e)
+
+    def _emit(self, obj: dict[str, Any], stage: str, durable_now: bool = False) -> bool:
+        """Write one journal line (``encode_line`` makes any text in it safe); never raises.
+        False when it could not be written now (counted and logged)."""
         if self.journal is None:
-            return
+            return True
         obj = {"v": SCHEMA, **obj}
-        if durable_now:
-            try:
+        try:
+            if durable_now:
                 self.journal.write(obj)
-            except OSError as e:
-                log.error("journal: cannot write to %s: %s", self.journal.path, e)
+            else:  # the writer thread logs a failure; the line's stage is counted here
+                self.journal.submit(obj, on_error=lambda e: self._failed(stage, e, logged=True))
+            return True
+        except Exception as e:  # noqa: BLE001 - the disk refused: the call goes on
+            with contextlib.suppress(Exception):
                 self.metrics.journal_errors.inc()
-        else:
-            self.journal.submit(obj)
+            self._failed(stage, e, f"writing the {stage} line")
+            return False
 
     def record_id(self, key: str) -> str | None:
         live = self._calls.get(key)
@@ -392,13 +597,19 @@ class CallObserver:
         """About to send 200 OK: the open line is on disk when this returns."""
         ts = self._wall()
         live = _Live(f"{key}-{secrets.token_hex(3)}", self._mono(), ts)
-        with self._lock:
+        with self._lock:  # first: whatever fails below, ended() still closes this record
             self._calls[key] = live
             self.metrics.active_calls.set(len(self._calls))
         self.metrics.calls.labels("answered").inc()
-        self._emit({"type": "open", "id": live.id, "call": key, "start": _iso(ts),
-                    "start_ts": round(ts, 3), "pid": self._pid, "pid_start": self._pid_start,
-                    **dict(info)}, durable_now=True)
+        line = {"type": "open", "id": live.id, "call": key, "start": _iso(ts),
+                "start_ts": round(ts, 3), "pid": self._pid, "pid_start": self._pid_start}
+        try:
+            for k, val in info.items():
+                line.setdefault(k, val)
+        except Exception as e:  # noqa: BLE001 - an odd info mapping: open without it
+            self._failed("open", e, "reading the call's info")
+        live.open_line = line
+        live.open_written = self._emit(line, "open", durable_now=True)
         return live.id
 
     @_safe
@@ -423,7 +634,7 @@ class CallObserver:
         if not live.media_written and rtp.get("codec"):
             live.media_written = True
             self._emit({"type": "media", "id": live.id, "codec": rtp.get("codec"),
-                        "remote_rtp": rtp.get("remote_rtp")})
+                        "remote_rtp": rtp.get("remote_rtp")}, "media")
 
     @_safe
     def mark_outcome(self, key: str, outcome: str) -> None:
@@ -480,21 +691,27 @@ class CallObserver:
             first = entry["turn"] not in live.reported
             live.reported.add(entry["turn"])
         if first:
-            m = self.metrics
-            result = turn_result(entry)
-            m.turns.labels(result).inc()
-            for stage in ("end_of_turn", "stt", "llm_first_token", "tts_first_audio"):
-                v = entry[f"{stage}_seconds"]
-                if v is not None:
-                    m.stage.labels(stage).observe(max(0.0, v))
-            ex = {"call_id": live.id}
-            if entry["ttfa_seconds"] is not None:
-                m.ttfa.observe(entry["ttfa_seconds"], exemplar=ex)
-            if result == "interrupted":
-                live.barge_ins += 1
-                m.barge_ins.inc()
-                m.barge_in.observe(entry["barge_in_seconds"], exemplar=ex)
-        self._emit({"type": "turn", "id": live.id, "turn": entry})
+            try:
+                self._count_turn(live, entry)
+            except Exception as e:  # noqa: BLE001 - the line still goes out
+                self._failed("turn", e, "counting a turn")
+        self._emit({"type": "turn", "id": live.id, "turn": entry}, "turn")
+
+    def _count_turn(self, live: _Live, entry: Mapping[str, Any]) -> None:
+        m = self.metrics
+        result = turn_result(entry)
+        m.turns.labels(result).inc()
+        for stage in ("end_of_turn", "stt", "llm_first_token", "tts_first_audio"):
+            v = entry[f"{stage}_seconds"]
+            if v is not None:
+                m.stage.labels(stage).observe(max(0.0, v))
+        ex = {"call_id": live.id}
+        if entry["ttfa_seconds"] is not None:
+            m.ttfa.observe(entry["ttfa_seconds"], exemplar=ex)
+        if result == "interrupted":
+            live.barge_ins += 1
+            m.barge_ins.inc()
+            m.barge_in.observe(entry["barge_in_seconds"], exemplar=ex)
 
     @_safe
     def ended(self, key: str, sip_status: int | None, reason: str, by_bot: bool,
@@ -513,15 +730,29 @@ class CallObserver:
 
     def _close(self, live: _Live, sip_status: int | None, reason: str, by_bot: bool,
                cause: str) -> None:
-        session = live.session
-        for rec in list(getattr(session, "turns", []) or []):
-            if getattr(rec, "turn_id", None) not in live.reported:
-                self._turn(live, rec, ended_with_call=True)  # never reported: call ended first
+        """Write the call's close line; never raises, and whatever fails before it, the close
+        line is still attempted (and the open line again if it was not written)."""
+        if not live.open_written and live.open_line is not None:
+            live.open_written = self._emit(live.open_line, "open", durable_now=True)
+        try:
+            turns = list(getattr(live.session, "turns", []) or [])
+        except Exception as e:  # noqa: BLE001
+            turns = []
+            self._failed("turn", e, "reading the session's turns")
+        for rec in turns:
+            try:
+                if getattr(rec, "turn_id", None) not in live.reported:
+                    self._turn(live, rec, ended_with_call=True)  # never reported: call ended
+            except Exception as e:  # noqa: BLE001
+                self._failed("turn", e, "writing a turn at the call's end")
         outcome = live.outcome or ("ended_by_bot" if by_bot else "ended_by_caller")
-        self.metrics.calls.labels(outcome).inc()
         duration = max(0.0, self._mono() - live.t0)
-        self.metrics.call_duration.observe(duration)
-        self.metrics.rtp_forget(live.id)
+        try:
+            self.metrics.calls.labels(outcome).inc()
+            self.metrics.call_duration.observe(duration)
+            self.metrics.rtp_forget(live.id)
+        except Exception as e:  # noqa: BLE001
+            self._failed("close", e, "counting the call's end")
         ts = self._wall()
         self._emit({"type": "close", "id": live.id, "end": _iso(ts), "end_ts": round(ts, 3),
                     "duration_seconds": round(duration, 3), "outcome": outcome,
@@ -533,7 +764,7 @@ class CallObserver:
                                            "failed": "a pipeline stage failed"}.get(outcome, ""),
                     "turn_count": len(live.reported), "barge_ins": live.barge_ins,
                     "dtmf": list(live.dtmf), "transfers": list(live.transfers),
-                    "rtp": live.rtp})
+                    "rtp": dict(live.rtp)}, "close")
 
     @_safe
     def close_all(self, cause: str) -> None:
@@ -580,81 +811,116 @@ def find(folded: Folded, key: str) -> dict[str, Any]:
                       + ", ".join(r["id"] for r in hits[:10]))
 
 
+def _number(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) \
+        and math.isfinite(x) else None
+
+
 def _ms(x: Any) -> str:
+    x = _number(x)
     return "-" if x is None else f"{x * 1000:.0f}"
+
+
+def _show(x: Any, limit: int = TEXT_LIMIT) -> str:
+    """A value of a record as text for a terminal: escaped and bounded (``clean_text``), so a
+    record with any text in it (an old journal, a hand-edited line) prints."""
+    return clean_text("-" if x is None else x, limit)
+
+
+def _dicts(x: Any) -> list[Mapping[str, Any]]:
+    return [i for i in x if isinstance(i, Mapping)] if isinstance(x, list) else []
+
+
+FROM_COLUMN = 80
+"""The widest FROM cell of ``format_list`` (the whole URI is in ``show``)."""
 
 
 def format_list(recs: list[Mapping[str, Any]]) -> str:
     rows = [("ID", "START (UTC)", "DURATION", "TURNS", "OUTCOME", "CODEC", "TTFA p50 ms",
              "FROM")]
     for r in recs:
-        ttfas = sorted(t["ttfa_seconds"] for t in r.get("turns", [])
-                       if t.get("ttfa_seconds") is not None)
-        dur = r.get("duration_seconds")
+        turns = _dicts(r.get("turns"))
+        ttfas = sorted(v for v in (_number(t.get("ttfa_seconds")) for t in turns)
+                       if v is not None)
+        dur = _number(r.get("duration_seconds"))
         rows.append((
-            r["id"], (r.get("start") or "?")[:19].replace("T", " "),
-            "-" if dur is None else f"{dur:.1f} s", str(len(r.get("turns", []))),
-            state_of(r), str(r.get("codec") or "-"),
-            _ms(ttfas[len(ttfas) // 2]) if ttfas else "-", str(r.get("remote_uri") or "-")))
+            _show(r.get("id")), _show(r.get("start") or "?", 19).replace("T", " "),
+            "-" if dur is None else f"{dur:.1f} s", str(len(turns)),
+            _show(state_of(r)), _show(r.get("codec") or "-", 40),
+            _ms(ttfas[len(ttfas) // 2]) if ttfas else "-",
+            _show(r.get("remote_uri") or "-", FROM_COLUMN)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                      for row in rows)
 
 
 def format_call(r: Mapping[str, Any]) -> str:
-    rtp = r.get("rtp") or {}
+    rtp = r.get("rtp") if isinstance(r.get("rtp"), Mapping) else {}
+    dur = _number(r.get("duration_seconds"))
+
+    def f1(x: Any) -> str:
+        x = _number(x)
+        return "?" if x is None else f"{x:.1f}"
+
     lines = [
-        f"call {r['id']}  ({r.get('call', '?')}, pid {r.get('pid', '?')})",
-        f"  state      {state_of(r)}" + (f": {r['end_cause']}" if r.get("end_cause") else ""),
-        f"  from       {r.get('remote_uri', '-')}  to {r.get('local_uri', '-')}",
-        f"  media      {r.get('codec') or '-'}  remote RTP {r.get('remote_rtp') or '-'}",
-        f"  start      {r.get('start', '-')}",
-        f"  end        {r.get('end', '-')}"
-        + (f"  ({r['duration_seconds']:.1f} s)" if r.get("duration_seconds") is not None
-           else "")
-        + (f"  SIP {r['sip_status']} {r.get('sip_reason', '')}".rstrip()
+        f"call {_show(r.get('id'))}  ({_show(r.get('call', '?'))}, pid {_show(r.get('pid', '?'))})",
+        f"  state      {_show(state_of(r))}"
+        + (f": {_show(r['end_cause'])}" if r.get("end_cause") else ""),
+        f"  from       {_show(r.get('remote_uri'))}  to {_show(r.get('local_uri'))}",
+        f"  media      {_show(r.get('codec') or '-')}  remote RTP {_show(r.get('remote_rtp'))}",
+        f"  start      {_show(r.get('start'))}",
+        f"  end        {_show(r.get('end'))}"
+        + (f"  ({dur:.1f} s)" if dur is not None else "")
+        + (f"  SIP {_show(r['sip_status'])} {_show(r.get('sip_reason', ''))}".rstrip()
            if r.get("sip_status") else ""),
     ]
+    if r.get("remote_contact") or r.get("sip_call_id"):
+        lines.insert(3, f"  contact    {_show(r.get('remote_contact'))}  Call-ID "
+                        f"{_show(r.get('sip_call_id'))}")
     if rtp:
+        g = lambda k: _show(rtp.get(k, "?"), 40)  # noqa: E731
         lines.append(
-            "  rtp        rx {} pkts (lost {}, discarded {}), tx {} pkts, jitter mean {:.1f} ms, "
-            "jitter buffer {} ms (lost {}, discarded {}, empty {})".format(
-                rtp.get("rx_packets", "?"), rtp.get("rx_lost", "?"),
-                rtp.get("rx_discard", "?"), rtp.get("tx_packets", "?"),
-                float(rtp.get("rx_jitter_ms_mean") or 0.0), rtp.get("jb_delay_ms_avg", "?"),
-                rtp.get("jb_lost", "?"), rtp.get("jb_discard", "?"), rtp.get("jb_empty", "?")))
-    keys = r.get("dtmf") or []
+            f"  rtp        rx {g('rx_packets')} pkts (lost {g('rx_lost')}, discarded "
+            f"{g('rx_discard')}), tx {g('tx_packets')} pkts, jitter mean "
+            f"{f1(rtp.get('rx_jitter_ms_mean') or 0.0)} ms, jitter buffer "
+            f"{g('jb_delay_ms_avg')} ms (lost {g('jb_lost')}, discarded {g('jb_discard')}, "
+            f"empty {g('jb_empty')})")
+    keys = _dicts(r.get("dtmf"))
     if keys:
-        lines.append("  keys       " + " ".join(str(k.get("digit", "?")) for k in keys) + "  ("
-                     + ", ".join(f"{k.get('method', '?')} at {k.get('t', '?')} s" for k in keys)
+        lines.append("  keys       " + " ".join(_show(k.get("digit", "?"), 40) for k in keys)
+                     + "  (" + ", ".join(f"{_show(k.get('method', '?'), 40)} at "
+                                         f"{_show(k.get('t', '?'), 40)} s" for k in keys)
                      + ")")
-    for x in r.get("transfers") or []:
-        lines.append(f"  transfer   to {x.get('target', '?')}: {x.get('outcome', '?')} "
-                     f"({x.get('status', '-')} {x.get('reason', '')}".rstrip()
-                     + f") at {x.get('t', '?')} s")
-    turns = r.get("turns", [])
+    for x in _dicts(r.get("transfers")):
+        lines.append(f"  transfer   to {_show(x.get('target', '?'))}: "
+                     f"{_show(x.get('outcome', '?'))} "
+                     f"({_show(x.get('status', '-'))} {_show(x.get('reason', ''))}".rstrip()
+                     + f") at {_show(x.get('t', '?'))} s")
+    turns = _dicts(r.get("turns"))
     lines.append(f"  turns      {len(turns)}")
     for t in turns:
         flags = " [barge-in]" if t.get("interrupted") else ""
         flags += " [call ended]" if t.get("ended_with_call") else ""
         lines += [
-            f"  turn {t.get('turn')} at {t.get('speech_end_at', '-')} s{flags}",
-            f"    caller   {t.get('caller_text', '')!r}",
-            f"    bot      {t.get('bot_text', '')!r}",
+            f"  turn {_show(t.get('turn'))} at {_show(t.get('speech_end_at'))} s{flags}",
+            f"    caller   '{_show(t.get('caller_text', ''), LONG_TEXT_LIMIT)}'",
+            f"    bot      '{_show(t.get('bot_text', ''), LONG_TEXT_LIMIT)}'",
         ]
         if t.get("interrupted"):
-            lines.append(f"    heard    {t.get('heard_text', '')!r}")
+            lines.append(f"    heard    '{_show(t.get('heard_text', ''), LONG_TEXT_LIMIT)}'")
+        jb = _number(t.get("jb_delay_ms")) or 0.0
         lines.append(
             "    ms       end-of-turn {}  stt {}  llm first token {}  tts first audio {}  "
             "TTFA {} (pipeline: {}; jitter buffer {:.0f})".format(
                 _ms(t.get("end_of_turn_seconds")), _ms(t.get("stt_seconds")),
                 _ms(t.get("llm_first_token_seconds")), _ms(t.get("tts_first_audio_seconds")),
-                _ms(t.get("ttfa_seconds")), _ms(t.get("ttfa_bridge_seconds")),
-                float(t.get("jb_delay_ms") or 0.0)))
-        if t.get("barge_in_seconds") is not None:
+                _ms(t.get("ttfa_seconds")), _ms(t.get("ttfa_bridge_seconds")), jb))
+        if _number(t.get("barge_in_seconds")) is not None:
             lines.append(f"    barge-in {_ms(t['barge_in_seconds'])} ms")
-        for tool in t.get("tools") or []:
-            lines.append(f"    tool     {tool.get('name', '?')} {tool.get('arguments', {})} "
-                         f"-> {tool.get('decision', '?')}, {tool.get('outcome', '?')} "
-                         f"({tool.get('ms', '-')} ms)")
+        for tool in _dicts(t.get("tools")):
+            lines.append(f"    tool     {_show(tool.get('name', '?'))} "
+                         f"{_show(tool.get('arguments', {}))} "
+                         f"-> {_show(tool.get('decision', '?'))}, "
+                         f"{_show(tool.get('outcome', '?'))} "
+                         f"({_show(tool.get('ms', '-'))} ms)")
     return "\n".join(lines)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
+import re
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -256,3 +259,288 @@ def test_turn_without_tools_has_an_empty_list():
         turn_id = 1
 
     assert records.turn_entry(Old(), 0.0, 0.0)["tools"] == []
+
+
+# --- records are total over any text (issue 14) ------------------------------------------------
+
+BAD_BYTES = b'"Bob \xff\xfe\xc3\x28" <sip:bob@example.com>'  # not UTF-8
+HOSTILE = [
+    BAD_BYTES.decode("utf-8", "surrogateescape"),  # what pjsua2 hands over: '\udcff'...
+    "lone \ud800 and \udfff surrogates",
+    "nul \x00 bell \x07 esc \x1b[2J\x1b[31m del \x7f c1 \x85 tab \t cr \r lf \n",
+    "x" * 65536 + "\udcff",
+    "emoji \U0001f600\u200d\U0001f4de and \U0001d11e, caf\u00e9",
+    "bidi \u202e reversed \u2028 line sep",
+]
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\ud800-\udfff]")
+
+
+def strings(x):
+    if isinstance(x, str):
+        yield x
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            yield k
+            yield from strings(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from strings(v)
+
+
+def test_clean_text_escapes_controls_and_bad_bytes_and_bounds_length():
+    c = records.clean_text
+    assert c("sip:alice@example.com") == "sip:alice@example.com"
+    assert c(HOSTILE[0]) == '"Bob \\xff\\xfe\\xc3(" <sip:bob@example.com>'
+    # invalid bytes come back from the escapes (the text holds no backslash of its own)
+    assert c(HOSTILE[0]).encode("ascii").decode("unicode_escape").encode("latin-1") == BAD_BYTES
+    assert c("a\ud800b") == "a\\ud800b"
+    assert c("a\x00b\x1b[2J\x7f\x85") == "a\\x00b\\x1b[2J\\x7f\\u0085"
+    assert c(HOSTILE[4]) == HOSTILE[4]  # emoji and accents are text, not escaped
+    assert c(b"\xff ok") == "\\xff ok"
+    long = c("x" * 65536)
+    assert len(long) == records.TEXT_LIMIT and long.endswith("...[truncated, 65536 chars]")
+    cut = c("\udcff" * 30000)
+    assert len(cut) <= records.TEXT_LIMIT
+    body = cut.removesuffix("...[truncated, 30000 chars]")
+    assert body != cut and re.fullmatch(r"(\\xff)+", body)  # never half an escape
+    assert c("y" * 5000, 100).startswith("y" * 70) and len(c("y" * 5000, 100)) == 100
+
+    class Broken:
+        def __str__(self):
+            raise RuntimeError("no")
+
+    assert c(Broken()).startswith("<")  # its repr
+
+
+def test_jsonable_makes_any_value_plain_bounded_json():
+    data = records.jsonable({
+        "\udcffkey\x00": ["\ud800", float("nan"), float("inf"), 2 ** 200, b"\xfe", {1, 2}],
+        "deep": functools.reduce(lambda a, _: [a], range(100), "bottom"),
+        "many": list(range(5000)),
+        "caller_text": "w" * 20000,
+    })
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    text.encode("utf-8")  # strict: no surrogates left
+    assert data["\\xffkey\\x00"][:5] == ["\\ud800", None, None, str(2 ** 200), "\\xfe"]
+    assert len(data["many"]) == records.ITEM_LIMIT + 1 and "4000 more" in data["many"][-1]
+    assert "too deep" in json.dumps(data["deep"])
+    assert len(data["caller_text"]) == records.LONG_TEXT_LIMIT  # transcripts get more room
+
+
+def _hostile_call(obs, clock, key="call-1"):
+    """One call whose every string field holds hostile text."""
+    h = HOSTILE
+    info = {"remote_uri": h[0], "local_uri": h[1], "remote_contact": h[2] + h[3],
+            "sip_call_id": h[0] + "@\udcfe" + h[2], h[5]: h[4]}
+    cid = obs.answering(key, info)
+    session = _Session()
+    obs.media_started(key, session)
+    obs.rtp(key, {"codec": h[2], "remote_rtp": h[0], "rx_packets": 5})
+    obs.dtmf(key, h[2], h[1])
+    obs.dtmf(key, "5", "rfc4733")
+    rec = TurnRecord(1, 0, 1, committed=1001.0, speech_end_time=1000.5, first_audio=1002.0,
+                     caller_text=h[3], bot_text=h[4] + h[2], heard_text=h[0])
+    rec.tools = [{"name": h[1], "arguments": {h[2]: h[3], "n": float("nan")},
+                  "decision": h[5], "outcome": "ran", "ms": 3}]
+    obs.turn_done(key, rec)
+    session.turns.append(rec)
+    session.turns.append(TurnRecord(2, 0, 1, committed=1003.0, caller_text=h[5] + h[1]))
+    obs.transfer(key, h[0] + h[3], 486, "failed", h[2])
+    clock["t"] += 4
+    obs.ended(key, 486, h[1] + h[2], by_bot=True, cause=h[3])
+    return cid
+
+
+def test_a_record_whose_every_string_is_hostile_is_valid_json_bounded_and_closes(
+        tmp_path, capsys, caplog):
+    from gateway.cli import main
+
+    obs, m, clock = _observer(tmp_path)
+    cid = _hostile_call(obs, clock)
+    obs.journal.close()
+    raw = (tmp_path / "calls.jsonl").read_bytes()
+    assert raw.endswith(b"\n")
+    parsed = []
+    for line in raw.split(b"\n")[:-1]:
+        assert len(line) < 60_000, len(line)  # bounded, whatever came in
+        parsed.append(json.loads(line.decode("utf-8")))  # strict UTF-8, valid JSON
+    assert [p["type"] for p in parsed] == ["open", "media", "turn", "turn", "close"]
+    for s in (s for p in parsed for s in strings(p)):
+        assert len(s) <= records.LONG_TEXT_LIMIT
+        assert not CONTROL.search(s), s[:80]
+    f = records.read(tmp_path / "calls.jsonl")
+    assert not f.torn and list(f.calls) == [cid]
+    r = f.calls[cid]
+    assert r["state"] == "closed" and r["outcome"] == "ended_by_bot"
+    assert r["remote_uri"] == '"Bob \\xff\\xfe\\xc3(" <sip:bob@example.com>'
+    assert r["local_uri"] == "lone \\ud800 and \\udfff surrogates"
+    assert r["remote_contact"].startswith("nul \\x00 bell \\x07 esc \\x1b[2J")
+    assert r["remote_contact"].endswith(f"...[truncated, {len(HOSTILE[2] + HOSTILE[3])} chars]")
+    assert len(r["remote_contact"]) == records.TEXT_LIMIT
+    assert r["sip_call_id"].startswith('"Bob \\xff\\xfe\\xc3(" <sip:bob@example.com>@\\xfe')
+    assert r["bidi \\u202e reversed \\u2028 line sep"] == HOSTILE[4]  # a key, escaped
+    assert r["end_cause"].endswith("...[truncated, 65537 chars]")
+    assert r["turns"][0]["caller_text"].endswith("...[truncated, 65537 chars]")
+    assert r["turns"][0]["bot_text"].startswith(HOSTILE[4])
+    assert r["turns"][0]["tools"][0]["arguments"]["n"] is None
+    assert r["turns"][1]["ended_with_call"]
+    assert r["dtmf"][0]["digit"].startswith("nul \\x00") and r["dtmf"][1]["digit"] == "5"
+    assert r["transfers"][0]["target"].startswith('"Bob \\xff')
+    assert r["codec"].startswith("nul \\x00")
+    for stage in ("open", "media", "turn", "close", "observer"):
+        assert v(m, "voicebot_record_errors_total", stage=stage) == 0
+    assert v(m, "voicebot_calls_total", outcome="ended_by_bot") == 1
+    assert not [x for x in caplog.records if x.levelno >= logging.WARNING]
+    # the CLI shows it, as text any terminal takes
+    j = str(tmp_path / "calls.jsonl")
+    assert main(["calls", "--journal", j]) == 0
+    listing = capsys.readouterr().out
+    assert main(["calls", "--journal", j, "show", cid]) == 0
+    shown = capsys.readouterr().out
+    for out in (listing, shown):
+        out.encode("utf-8")
+        assert not CONTROL.search(out.replace("\n", ""))
+    assert '"Bob \\xff\\xfe\\xc3(" <sip:bob@example.com>' in listing
+    assert max(len(x) for x in listing.splitlines()) < 250  # FROM is cut in the list
+    assert "from       \"Bob \\xff\\xfe\\xc3(\"" in shown and "[call ended]" in shown
+    assert "keys       nul \\x00" in shown and "transfer   to \"Bob \\xff" in shown
+
+
+def test_records_written_before_cleaning_still_format():
+    """An old or hand-edited journal: JSON escapes decode to lone surrogates and controls,
+    numbers where text was expected and the other way round."""
+    f = records.fold([
+        b'{"type":"open","id":"a\\u001b","call":"\\udcff","remote_uri":"\\ud800\\u0007",'
+        b'"pid":"x"}',
+        b'{"type":"turn","id":"a\\u001b","turn":{"turn":1,"caller_text":"\\udcfe",'
+        b'"ttfa_seconds":"fast","jb_delay_ms":"?","tools":["odd",{"name":"\\u0000"}]}}',
+        b'{"type":"close","id":"a\\u001b","duration_seconds":"long","dtmf":["x",{"digit":9}],'
+        b'"transfers":"none","rtp":{"rx_packets":"\\udcff","rx_jitter_ms_mean":"y"},'
+        b'"sip_status":200,"sip_reason":"\\u001b[2J"}',
+    ])
+    r = f.calls["a\x1b"]
+    for out in (records.format_list([r]), records.format_call(r)):
+        out.encode("utf-8")
+        assert not CONTROL.search(out.replace("\n", "")), out
+    assert "\\xfe" in records.format_call(r) and "a\\x1b" in records.format_list([r])
+
+
+class _FlakyJournal(Journal):
+    """Fails to write the lines whose type is in ``fail`` (each such line ``times`` times)."""
+
+    def __init__(self, path, fail, times=1, **kw):
+        super().__init__(path, **kw)
+        self.fail, self.left = set(fail), {k: times for k in fail}
+
+    def write(self, obj):
+        kind = obj.get("type")
+        if kind in self.fail and self.left[kind] > 0:
+            self.left[kind] -= 1
+            raise OSError(28, "No space left on device")
+        super().write(obj)
+
+
+def _flaky_observer(tmp_path, fail, times=1):
+    clock = {"t": 1000.0}
+    m = Metrics(CollectorRegistry(), capacity=4)
+    j = _FlakyJournal(tmp_path / "calls.jsonl", fail, times,
+                      on_error=lambda e: m.journal_errors.inc())
+    return CallObserver(m, j, mono=lambda: clock["t"], wall=lambda: 1.7e9 + clock["t"]), m, clock
+
+
+def test_a_failed_open_line_is_counted_logged_once_and_the_call_still_opens_and_closes(
+        tmp_path, caplog):
+    obs, m, clock = _flaky_observer(tmp_path, {"open"})
+    cid = obs.answering("call-1", {"remote_uri": "<sip:alice@example.com>"})
+    assert cid and records.read(tmp_path / "calls.jsonl").calls == {}  # the disk refused it
+    assert v(m, "voicebot_record_errors_total", stage="open") == 1
+    assert v(m, "voicebot_journal_write_errors_total") == 1
+    obs.ended("call-1", 200, "OK", by_bot=False)
+    obs.journal.close()
+    r = records.read(tmp_path / "calls.jsonl").calls[cid]
+    assert r["state"] == "closed" and r["remote_uri"] == "<sip:alice@example.com>"  # both lines
+    errors = [x for x in caplog.records if x.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "open line failed" in errors[0].getMessage()
+    assert errors[0].exc_info is None  # one line, no traceback
+
+
+def test_failing_writes_and_steps_are_counted_by_stage_and_every_call_still_closes(
+        tmp_path, caplog):
+    obs, m, clock = _flaky_observer(tmp_path, {"turn", "media"}, times=99)
+
+    def broken(*a, **kw):
+        raise ValueError("metrics broke")
+
+    obs.metrics.call_duration.observe = broken  # a step before the close line fails
+    obs.metrics.rtp_update = broken
+    ids = []
+    for n in range(12):
+        key = f"call-{n}"
+        ids.append(obs.answering(key, {"remote_uri": "\udcff"}))
+        obs.rtp(key, {"codec": "PCMU/8000"})
+        obs.turn_done(key, TurnRecord(1, 0, 1, committed=1001.0, caller_text="hi"))
+        obs.ended(key, 200, "OK", by_bot=False)
+    obs.journal.close()
+    f = records.read(tmp_path / "calls.jsonl")
+    assert sorted(f.calls) == sorted(ids)
+    assert all(r["state"] == "closed" and r["remote_uri"] == "\\xff" for r in f.calls.values())
+    assert v(m, "voicebot_record_errors_total", stage="turn") == 12  # the writer counted them
+    assert v(m, "voicebot_record_errors_total", stage="media") == 12  # rtp_update raised
+    assert v(m, "voicebot_record_errors_total", stage="close") == 12
+    assert v(m, "voicebot_record_errors_total", stage="open") == 0
+    assert v(m, "voicebot_journal_write_errors_total") == 12
+    assert v(m, "voicebot_calls_total", outcome="ended_by_caller") == 12
+    errors = [x.getMessage() for x in caplog.records if x.levelno >= logging.ERROR]
+    # the 1st and the 10th of each kind, never a traceback: no flood
+    assert len(errors) == 6, errors
+    assert sum("writing a turn line failed" in e for e in errors) == 2
+    assert any("(10 times so far)" in e for e in errors)
+    assert not [x for x in caplog.records if x.exc_info]
+
+
+def test_an_odd_info_mapping_or_a_broken_session_does_not_lose_the_record(tmp_path):
+    obs, m, _ = _observer(tmp_path)
+
+    class OddInfo(dict):
+        def items(self):
+            raise RuntimeError("odd")
+
+    class BrokenSession:
+        @property
+        def turns(self):
+            raise RuntimeError("gone")
+
+    cid = obs.answering("call-1", OddInfo(remote_uri="x"))
+    obs.media_started("call-1", BrokenSession())
+    obs.ended("call-1", 200, "OK", by_bot=False)
+    obs.journal.close()
+    r = records.read(tmp_path / "calls.jsonl").calls[cid]
+    assert r["state"] == "closed" and r["call"] == "call-1"
+    assert v(m, "voicebot_record_errors_total", stage="open") == 1
+    assert v(m, "voicebot_record_errors_total", stage="turn") == 1
+
+
+def test_the_log_handler_writes_hostile_text_instead_of_raising(capsys):
+    import io
+
+    from gateway.app import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    buf = io.BytesIO()
+    stream = io.TextIOWrapper(buf, encoding="ascii", errors="strict", write_through=True)
+    try:
+        setup_logging("info", stream)
+        logging.getLogger("gateway.sip").info("incoming from %s to %s", HOSTILE[0],
+                                               HOSTILE[1] + HOSTILE[2] + HOSTILE[4])
+        try:
+            raise ValueError(HOSTILE[0])
+        except ValueError:
+            logging.getLogger("gateway.records").exception("boom")
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    out = buf.getvalue().decode("ascii")
+    assert "Logging error" not in capsys.readouterr().err
+    assert 'incoming from "Bob \\xff\\xfe\\xc3(" <sip:bob@example.com> to lone \\ud800' in out
+    assert "esc \\x1b[2J" in out and "\x1b" not in out and "\\U0001f600" in out
+    assert "Traceback" in out and 'ValueError: "Bob \\xff' in out
