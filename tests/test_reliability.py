@@ -487,6 +487,71 @@ def test_corpus_message(gateway, rtp_sink, case):
               f"{' or '.join(case.expect)}")
 
 
+HOSTILE_IDENTITIES = {
+    # corpus case: (its Call-ID's marker, the record field, what that field must hold)
+    "72-from-display-not-utf8": ("-utf8-from", "remote_uri",
+                                 '"Bob \\xff\\xfe\\xc3( Caller" <sip:utf8-from@127.0.0.1'),
+    "73-contact-display-controls": (
+        "-ctl-contact", "remote_contact",
+        '"ctl \\x01\\x07\\x08\\x0b\\x0c\\x1b[2J\\x1b[31m\\x7f\\u0085\\u202e end" <sip:ctl-'),
+    "74-call-id-not-utf8": ("-bad-callid-", "sip_call_id", "-bad-callid-\\xff\\xfe\\x80"),
+    "75-from-display-30k": ("-long-from", "remote_uri", ""),
+    "76-from-display-3k": ("-3k-from", "remote_uri", ""),
+}
+
+
+def test_corpus_hostile_identities_have_whole_records_and_a_clean_log(gateway, capsys):
+    """Issue 14: bytes that are not UTF-8 and control characters in the From or Contact
+    display name or in the Call-ID. Each call the corpus got answered has one record, open
+    and closed, with the text escaped; the journal is strict UTF-8; nothing in the records
+    path failed; ``voicebot calls`` shows them; the log has no traceback or logging error."""
+    import urllib.request
+
+    from gateway.cli import main
+
+    sent = [name for name in HOSTILE_IDENTITIES if name in RESULTS]
+    if not sent:
+        pytest.skip("checks what test_corpus_message sent: run it first (-k corpus)")
+    path = gateway.workdir / "calls.jsonl"
+
+    def marked(marker: str) -> list[dict]:
+        return [r for r in records.read(path).records() if marker in (r.get("sip_call_id") or "")]
+
+    answered = [n for n in sent if RESULTS[n][0] == "200"]
+    wait_until("their records to close", lambda: all(
+        marked(HOSTILE_IDENTITIES[n][0]) and all(r["state"] == "closed"
+                                                 for r in marked(HOSTILE_IDENTITIES[n][0]))
+        for n in answered), 20, lambda: gateway.log()[-3000:])
+    for name in sent:
+        marker, fld, want = HOSTILE_IDENTITIES[name]
+        recs = marked(marker)
+        with capsys.disabled():
+            print(f"\n{name}: {RESULTS[name][0]}; {fld} = {[r.get(fld) for r in recs]}")
+        if name not in answered:
+            assert not recs, (name, recs)
+            continue
+        assert len(recs) == 1, (name, recs)
+        r = recs[0]
+        assert r["state"] == "closed" and r["outcome"] == "ended_by_caller", r
+        assert "start" in r and r["call"].startswith("call-"), r  # the open line is there
+        assert want in r[fld], (name, fld, r[fld])
+        assert main(["calls", "--journal", str(path), "show", r["id"]]) == 0
+        shown = capsys.readouterr().out
+        shown.encode("utf-8")
+        assert "\x1b" not in shown and f"call {r['id']}" in shown
+    path.read_bytes().decode("utf-8")  # strict: every line of the journal is UTF-8
+    assert main(["calls", "--journal", str(path)]) == 0
+    assert "\x1b" not in capsys.readouterr().out
+    with urllib.request.urlopen(f"http://127.0.0.1:{gateway.metrics_port}/metrics",
+                                timeout=10) as resp:
+        metrics = resp.read().decode()
+    errors = re.findall(r"^voicebot_record_errors_total\{.*\} (\S+)$", metrics, re.M)
+    assert len(errors) == 5 and all(float(x) == 0 for x in errors), errors
+    log = gateway.log()
+    for bad in ("Traceback", "answering failed", "Logging error", "call records:"):
+        assert bad not in log, f"{bad!r} in the gateway log:\n{log[-5000:]}"
+
+
 def test_after_the_corpus_a_real_call_works_and_no_slot_leaked(gateway, sipp, rtp_peers,
                                                                 tmp_path):
     need("baresip")
