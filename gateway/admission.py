@@ -1,27 +1,29 @@
-"""Admission control in front of pjsua: refuse new INVITEs with 503 + Retry-After.
+"""The PJSIP modules in front of pjsua, registered through the pjsip C API that the pjsua2
+extension exports, with ctypes (only stable public structs are touched: ``pjsip_module``,
+``pj_str_t``, list links, and the raw-packet fields of ``pjsip_rx_data``).
 
-pjsua answers an INVITE for which it has no free call slot with 486 Busy Here, before any
-application callback runs, and this pjsua2 build has 4 slots. A 486 tells a trunk the *user*
-is busy; what we mean is "this server is full, retry later or elsewhere" (503, which proxies
-and Kamailio's dispatcher fail over on). So a small PJSIP module sits just above pjsua's
-(priority APPLICATION-1) and answers new INVITEs statelessly while we are full or draining.
-It is registered through the pjsip C API exported by the pjsua2 extension, with ctypes; only
-the stable public structs are touched (``pjsip_module``, ``pj_str_t``, list links).
+- **The request screen** (below the transaction layer): every request's raw bytes go through
+  ``gateway/sip_screen.py`` before PJSIP's dialog and media code use them; what pjsua would
+  choke on (an SDP address pjlib asserts on, a CSeq it answers 500, ...) is answered
+  statelessly with the refusal's 4xx/5xx and counted by reason.
+- **Admission** (priority APPLICATION-1): pjsua answers an INVITE for which it has no free
+  call slot with 486 Busy Here, and this pjsua2 build has 4 slots. A 486 tells a trunk the
+  *user* is busy; what we mean is "this server is full, retry later or elsewhere" (503, which
+  proxies and Kamailio's dispatcher fail over on). New INVITEs get 503 + Retry-After while
+  we are full or draining.
+- **Unknown methods** (just above the dialog layer): 501 (PJSIP's dialog layer answered them
+  500 "Unhandled by dialog usages" inside a dialog, and dropped them outside one).
 
-Two more refusals live here, both found by ``tests/test_call_flows.py``:
-
-- a second module, just above the dialog layer, answers requests whose method nobody here
-  implements with 501 (PJSIP's dialog layer answered them 500 "Unhandled by dialog usages"
-  inside a dialog, and dropped them outside one);
-- ``InviteMemory`` recognises a late copy of an INVITE already answered (same Call-ID, From
-  tag and CSeq, arriving after the ACK ended PJSIP's transaction): PJSIP would make it a
-  second call; ``Gateway.incoming`` answers it 482 instead (RFC 3261 8.2.2.2, RFC 6026 7.1).
+``InviteMemory`` recognises a late copy of an INVITE already answered (same Call-ID, From
+tag and CSeq, arriving after the ACK ended PJSIP's transaction): PJSIP would make it a second
+call; ``Gateway.incoming`` answers it 482 instead (RFC 3261 8.2.2.2, RFC 6026 7.1).
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import re
 import threading
 import time
@@ -29,10 +31,13 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway import sip_screen
+
 log = logging.getLogger(__name__)
 
 PJSIP_MOD_PRIORITY_APPLICATION = 64
 PJSIP_MOD_PRIORITY_UA_PROXY_LAYER = 32  # the dialog layer (pjsip/sip_module.h)
+PJSIP_MOD_PRIORITY_TSX_LAYER = 16  # the transaction layer
 
 KNOWN_METHODS = frozenset({
     "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK", "REFER",
@@ -150,6 +155,28 @@ class InviteMemory:
         return None
 
 
+class LogBudget:
+    """At most ``per_window`` log lines per ``window`` seconds (time passed in); says how many
+    were held back when the next window opens."""
+
+    def __init__(self, per_window: int = 20, window: float = 10.0) -> None:
+        self.per_window, self.window = per_window, window
+        self._start = -math.inf
+        self._used = 0
+        self.held = 0
+
+    def allow(self, now: float) -> bool:
+        if now - self._start >= self.window:
+            if self.held:
+                log.info("%d more such lines held back in %.0f s", self.held, self.window)
+            self._start, self._used, self.held = now, 0, 0
+        if self._used < self.per_window:
+            self._used += 1
+            return True
+        self.held += 1
+        return False
+
+
 def decide(is_new_invite: bool, active_calls: int, capacity: int, draining: bool,
            retry_after: int) -> Refusal | None:
     """Whether to refuse a request before pjsua sees it (pure)."""
@@ -204,20 +231,49 @@ def _pjsua_lib() -> ctypes.CDLL:
     return lib
 
 
-class InviteGate:
-    """Refuses new INVITEs when ``capacity`` calls are up or while draining.
+# Where pjsip_rx_data (pjsip/sip_transport.h, pjproject 2.15.1, x86-64) keeps the datagram
+# as it came off the wire: tp_info {pool, transport, tp_data, op_key (34 + 1 pointers)} is 304
+# bytes, then pkt_info {timestamp (16), packet[PJSIP_MAX_PKT_LEN], zero, len, ...} and
+# msg_info {msg_buf, len, ...}. ``_RxLayout.read`` checks each read against the others
+# (msg_buf must point into packet) and gives up on a build laid out differently.
+RX_POOL = 0
+RX_PACKET = 320
+RX_PKT_LEN = RX_PACKET + sip_screen.MAX_PACKET + 8
+RX_MSG_BUF = RX_PKT_LEN + 8 + 28 + 4 + 46 + 2 + 4 + 4  # src_addr, its len, src_name, port
+RX_MSG_LEN = RX_MSG_BUF + 8
 
+
+def rx_message(rdata: int) -> tuple[bytes, bool] | None:
+    """(the request's raw bytes, whether the datagram filled PJSIP's whole packet buffer),
+    or None when the struct does not look as expected (then nothing is screened)."""
+    packet = rdata + RX_PACKET
+    buf = ctypes.c_void_p.from_address(rdata + RX_MSG_BUF).value or 0
+    size = ctypes.c_int.from_address(rdata + RX_MSG_LEN).value
+    received = ctypes.c_ssize_t.from_address(rdata + RX_PKT_LEN).value
+    if not (packet <= buf and size > 0 and buf + size <= packet + received
+            and 0 < received <= sip_screen.MAX_PACKET):
+        return None
+    return ctypes.string_at(buf, size), received >= sip_screen.MAX_PACKET
+
+
+class InviteGate:
+    """The PJSIP modules in front of pjsua: the request screen (``gateway/sip_screen.py``),
+    the 503 admission gate, the 501 for unknown methods.
+
+    Refuses new INVITEs when ``capacity`` calls are up or while draining.
     Create after ``libStart()`` from a pjsua-registered thread; keep a reference for the
     life of the endpoint (the C side points at this object's ctypes memory).
     """
 
     def __init__(self, capacity: int, retry_after: int,
-                 on_refused: Callable[[Refusal], None] = lambda r: None) -> None:
+                 on_refused: Callable[[Refusal], None] = lambda r: None,
+                 on_screened: Callable[[sip_screen.Refusal], None] = lambda r: None) -> None:
         self.capacity = capacity
         self.retry_after = retry_after
         self.draining = False
         self.refused = 0
         self._on_refused = on_refused
+        self._on_screened = on_screened
         self._lock = threading.Lock()
         self._lib = _pjsua_lib()
         self._endpt = self._lib.pjsua_get_pjsip_endpt()
@@ -233,52 +289,102 @@ class InviteGate:
             self._pool, ctypes.byref(self._hname), ctypes.byref(self._hvalue))
         self._lib.pj_list_insert_before(ctypes.addressof(self._head), hdr)
         self._reason = _PjStr(b"Service Unavailable", len(b"Service Unavailable"))
-        self._name = b"mod-voicebot-admission"
-        self._cb = _ON_RX(self._on_rx_request)
-        self._mod = _PjsipModule()
-        self._mod.name = _PjStr(self._name, len(self._name))
-        self._mod.id = -1
-        self._mod.priority = PJSIP_MOD_PRIORITY_APPLICATION - 1
-        self._mod.on_rx_request = self._cb
-        status = self._lib.pjsip_endpt_register_module(self._endpt, ctypes.byref(self._mod))
-        if status != 0:
-            raise RuntimeError(f"cannot register the admission module (pj_status {status})")
+        self._reason_501 = _PjStr(b"Not Implemented", len(b"Not Implemented"))
         self.invites = InviteMemory()
         self.unknown_methods = 0
+        self.screened = 0
+        self.unscreened = 0  # requests whose raw bytes could not be read (see rx_message)
+        self._modules: list[tuple[_PjsipModule, object, bytes]] = []
+        # The screen: below the transaction layer, so every request is checked, in-dialog
+        # ones (a re-INVITE's SDP) and retransmissions too, before anything parses it further.
+        self._register(b"mod-voicebot-screen", PJSIP_MOD_PRIORITY_TSX_LAYER - 1, self._on_rx_screen)
+        # New INVITEs when full: just above pjsua (in-dialog requests never reach this
+        # priority: the dialog layer takes them, so an INVITE here is a new call).
+        self._register(b"mod-voicebot-admission", PJSIP_MOD_PRIORITY_APPLICATION - 1,
+                       self._on_rx_request)
         # Unknown methods: just above the dialog layer, which would answer them 500 in a
         # dialog (and nobody would answer them outside one); retransmissions were already
         # absorbed by the transaction layer below it (or get the same stateless answer).
-        self._reason_501 = _PjStr(b"Not Implemented", len(b"Not Implemented"))
-        self._name_501 = b"mod-voicebot-methods"
-        self._cb_501 = _ON_RX(self._on_rx_unknown)
-        self._mod_501 = _PjsipModule()
-        self._mod_501.name = _PjStr(self._name_501, len(self._name_501))
-        self._mod_501.id = -1
-        self._mod_501.priority = PJSIP_MOD_PRIORITY_UA_PROXY_LAYER - 1
-        self._mod_501.on_rx_request = self._cb_501
-        status = self._lib.pjsip_endpt_register_module(self._endpt, ctypes.byref(self._mod_501))
+        self._register(b"mod-voicebot-methods", PJSIP_MOD_PRIORITY_UA_PROXY_LAYER - 1,
+                       self._on_rx_unknown)
+
+    def _register(self, name: bytes, priority: int, on_rx: Callable[[int], int]) -> None:
+        cb = _ON_RX(on_rx)
+        mod = _PjsipModule()
+        mod.name = _PjStr(name, len(name))
+        mod.id = -1
+        mod.priority = priority
+        mod.on_rx_request = cb
+        self._modules.append((mod, cb, name))  # the C side points at all three
+        status = self._lib.pjsip_endpt_register_module(self._endpt, ctypes.byref(mod))
         if status != 0:
-            raise RuntimeError(f"cannot register the method module (pj_status {status})")
+            raise RuntimeError(f"cannot register {name.decode()} (pj_status {status})")
 
     def active_calls(self) -> int:
         return int(self._lib.pjsua_call_get_count())
 
+    def _on_rx_screen(self, rdata: int) -> int:
+        try:
+            message = rx_message(rdata)
+            if message is None:
+                with self._lock:
+                    self.unscreened += 1
+                    first = self.unscreened == 1
+                if first:
+                    log.error("cannot read the raw request from pjsip_rx_data (another pjsip "
+                              "build?): requests reach pjsua unscreened")
+                return 0
+            refusal = sip_screen.screen(*message)
+            if refusal is None:
+                return 0
+            with self._lock:
+                self.screened += 1
+            self._on_screened(refusal)
+            info = self._lib.pjsip_rx_data_get_info(rdata) or b""
+            if not info.startswith(b"Request msg ACK/"):  # an ACK is never answered
+                self._respond(rdata, refusal)
+            return 1
+        except Exception:  # noqa: BLE001 - never let an error cross into C
+            log.exception("request screen failed; passing the request on")
+            return 0
+
+    def _respond(self, rdata: int, refusal: sip_screen.Refusal) -> None:
+        """Answer statelessly with the refusal's status, reason and extra headers (made in
+        the request's own pool, which PJSIP frees with it)."""
+        pool = ctypes.c_void_p.from_address(rdata + RX_POOL).value
+        head = (ctypes.c_void_p * 8)()
+        head[0] = head[1] = ctypes.addressof(head)
+        keep = []
+        for name, value in refusal.headers:
+            hname = name.encode("ascii")
+            hvalue = value.encode("ascii", "replace")
+            pair = (_PjStr(hname, len(hname)), _PjStr(hvalue, len(hvalue)))
+            keep.append(pair)
+            hdr = self._lib.pjsip_generic_string_hdr_create(
+                pool, ctypes.byref(pair[0]), ctypes.byref(pair[1]))
+            if hdr:
+                self._lib.pj_list_insert_before(ctypes.addressof(head), hdr)
+        reason = refusal.reason.encode("ascii")
+        self._lib.pjsip_endpt_respond_stateless(
+            self._endpt, rdata, refusal.status, ctypes.byref(_PjStr(reason, len(reason))),
+            ctypes.addressof(head) if keep else None, None)
+
     def _on_rx_request(self, rdata: int) -> int:
         try:
             info = self._lib.pjsip_rx_data_get_info(rdata) or b""
-            # "Request msg INVITE/cseq=1 (rdata0x...)"; in-dialog requests never reach
-            # this priority (the dialog layer takes them), so an INVITE here is a new call.
             is_invite = info.startswith(b"Request msg INVITE/")
             refusal = decide(is_invite, self.active_calls(), self.capacity, self.draining,
                              self.retry_after)
             if refusal is None:
                 return 0
-            self._lib.pjsip_endpt_respond_stateless(
-                self._endpt, rdata, refusal.status, ctypes.byref(self._reason),
-                ctypes.addressof(self._head), None)
+            # counted before the answer leaves: whoever reads the metric after seeing the
+            # 503 (the edge test, a dashboard) must find it counted
             with self._lock:
                 self.refused += 1
             self._on_refused(refusal)
+            self._lib.pjsip_endpt_respond_stateless(
+                self._endpt, rdata, refusal.status, ctypes.byref(self._reason),
+                ctypes.addressof(self._head), None)
             return 1
         except Exception:  # noqa: BLE001 - never let an error cross into C; pjsua decides
             log.exception("admission check failed; passing the request to pjsua")

@@ -22,6 +22,8 @@ from wsgiref.simple_server import WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler, make_wsgi_app
 
+from gateway.sip_screen import REASONS as SCREEN_REASONS
+
 log = logging.getLogger(__name__)
 
 # 50 ms steps up to 3 s, then coarser up to 10 s (TTFA, barge-in, and every pipeline stage).
@@ -125,6 +127,10 @@ class Metrics:
             "media, turn, close (that journal line, or a step before it, failed; the call and "
             "its close line go on), observer (another observer step failed, e.g. noting a "
             "keypad digit)", ["stage"], registry=r)
+        self.sip_refused = Counter(
+            "voicebot_sip_requests_refused", "SIP requests the request screen answered (4xx/5xx) "
+            "or dropped (an ACK) before pjsua, by reason (gateway/sip_screen.py)", ["reason"],
+            registry=r)
         self.registration_state = Gauge(
             "voicebot_registration_state", "Registration to [registration] registrar: 1 for "
             "the current state (disabled, registering, registered, failed, unregistered)",
@@ -164,6 +170,8 @@ class Metrics:
             self.transfers.labels(o)
         for s in RECORD_STAGES:
             self.record_errors.labels(s)
+        for s in SCREEN_REASONS:
+            self.sip_refused.labels(s)
         self.set_registration_state("disabled")
         self.capacity.set(capacity)
         self._rtp_seen: dict[str, dict[str, float]] = {}

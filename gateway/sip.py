@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pjsua2 as pj
 
 from gateway import registration, testfault
-from gateway.admission import InviteGate, request_line, request_uri, uri_user
+from gateway.admission import InviteGate, LogBudget, request_line, request_uri, uri_user
 from gateway.call_control import (
     BUSY_STATUS,
     LOCAL_FAILURE_STATUS,
@@ -35,6 +35,7 @@ from gateway.call_control import (
 from gateway.config import Config
 from gateway.media_port import CallPort, init_fast_path, pcm_format
 from gateway.records import CallObserver, detached_observer
+from gateway.sip_screen import Refusal
 from pipeline.audio import BRIDGE_RATE
 from pipeline.session import CallSession, Engines
 
@@ -218,6 +219,7 @@ class Gateway:
         self._ports: list[CallPort] = []  # every port made; reused, never destroyed
         self._free_ports: list[CallPort] = []
         self.stats = CallStats()
+        self._screen_log = LogBudget()  # a flood of bad requests must not flood the log
         self._seq = 0
         self._stopping = threading.Event()
         self.ep = pj.Endpoint()
@@ -268,7 +270,8 @@ class Gateway:
         self._set_codecs()
         init_fast_path()
         self.gate = InviteGate(sip.max_calls, sip.retry_after_seconds,
-                               on_refused=lambda r: self._count_refusal())
+                               on_refused=lambda r: self._count_refusal(),
+                               on_screened=self._count_screened)
         acfg = pj.AccountConfig()
         host = sip.public_address or (sip.listen_address if sip.listen_address != "0.0.0.0"
                                       else "127.0.0.1")
@@ -360,6 +363,12 @@ class Gateway:
         self.observer.refused("rejected_capacity")
         log.warning("refused a call: %d/%d calls active (503, Retry-After %d)",
                     self.gate.active_calls(), self.gate.capacity, self.gate.retry_after)
+
+    def _count_screened(self, refusal: Refusal) -> None:
+        self.observer.metrics.sip_refused.labels(refusal.label).inc()
+        if self._screen_log.allow(time.monotonic()):
+            log.info("refused a request before pjsua: %d %s (%s: %s)", refusal.status,
+                     refusal.reason, refusal.label, refusal.detail)
 
     # --- calls ---------------------------------------------------------------------------
 

@@ -447,6 +447,9 @@ def check_sdp(body: bytes) -> None:
     media = 0
     formats: list[str] = []
     bandwidth = 0
+    seen: set[str] = set()  # session-level line kinds
+    session_c, media_without_c = False, 0
+    media_has_c = True
     for line in lines:
         if len(line) > MAX_SDP_LINE:
             raise _bad(400, "Bad Request", "sdp_size", f"SDP line {line[:2]} of {len(line)} bytes")
@@ -454,15 +457,22 @@ def check_sdp(body: bytes) -> None:
         if m is None:
             raise _bad(400, "Bad Request", "sdp", f"SDP line {line[:60]!r}")
         kind, value = m.groups()
+        if not media:
+            seen.add(kind)
         if kind == "o":
             _sdp_origin(value)
         elif kind == "c":
             _sdp_connection(value)
+            session_c = session_c or not media
+            media_has_c = True
         elif kind == "m":
+            media_without_c += not media_has_c
             media += 1
+            media_has_c = False
             bandwidth = 0
             if media > MAX_MEDIA:
-                raise _bad(488, "Not Acceptable Here", "sdp_media", f"more than {MAX_MEDIA} m= lines")
+                raise _bad(488, "Not Acceptable Here", "sdp_media",
+                           f"more than {MAX_MEDIA} m= lines")
             formats = _sdp_media(value)
         elif kind == "b":
             bandwidth += 1
@@ -475,6 +485,14 @@ def check_sdp(body: bytes) -> None:
             _sdp_attribute(value, formats)
     if media == 0:
         raise _bad(488, "Not Acceptable Here", "sdp_media", "no m= line")
+    media_without_c += not media_has_c
+    missing = [k for k in "ost" if k not in seen]
+    if missing:  # RFC 4566 5: o=, s= and t= are mandatory
+        raise _bad(400, "Bad Request", "sdp", f"SDP without {', '.join(missing)}=")
+    if media_without_c and not session_c:
+        # RFC 4566 5.7; PJMEDIA copies the offer into its answer and asserts on the
+        # result (sdp_neg.c create_answer: status==PJ_SUCCESS), aborting the process
+        raise _bad(400, "Bad Request", "sdp", "an m= line without c= and no session c=")
 
 
 def _sdp_address(nettype: str, addrtype: str, address: str, what: str) -> None:
@@ -543,6 +561,5 @@ def _sdp_attribute(value: str, formats: list[str]) -> None:
             _sdp_address(fields[1], fields[2], fields[3], "SDP a=rtcp")
         elif len(fields) != 1:
             raise _bad(400, "Bad Request", "sdp", f"SDP a=rtcp:{arg[:60]!r}")
-    elif name == "ptime" or name == "maxptime":
-        if not arg.strip().isdigit() or len(arg.strip()) > 5:
-            raise _bad(400, "Bad Request", "sdp", f"SDP {name} {arg[:40]!r}")
+    elif name in ("ptime", "maxptime") and (not arg.strip().isdigit() or len(arg.strip()) > 5):
+        raise _bad(400, "Bad Request", "sdp", f"SDP {name} {arg[:40]!r}")

@@ -76,6 +76,10 @@ def test_every_sdp_address_is_held_to_the_same_limit(old, new):
     (b"a=sendrecv\r\n", b"a=sendrecv\r\n" + b"m=audio 0 RTP/AVP 0\r\n" * 16, (488, "sdp_media")),
     (b"a=sendrecv\r\n", b"a=" + b"x" * 2000 + b"\r\n", (400, "sdp_size")),
     (b"c=IN IP4 127.0.0.1", b"c=IN IP4 127.0.0.1\x00", (400, "sdp")),
+    # no c= anywhere: PJMEDIA asserted in create_answer (found by the grammar fuzzer)
+    (b"c=IN IP4 127.0.0.1\r\n", b"", (400, "sdp")),
+    (b"s=-\r\n", b"", (400, "sdp")),
+    (b"t=0 0\r\n", b"", (400, "sdp")),
     (b"CSeq: 1 INVITE", b"CSeq: 1 BYE", (400, "cseq")),
     (b"CSeq: 1 INVITE", b"CSeq: x INVITE", (400, "cseq")),
     (b"CSeq: 1 INVITE", b"CSeq: 4294967296 INVITE", (400, "cseq")),
@@ -95,6 +99,11 @@ def test_every_sdp_address_is_held_to_the_same_limit(old, new):
 ])
 def test_each_refusal(old, new, expected):
     assert verdict(replace(old, new)) == expected
+
+
+def test_a_connection_line_per_media_instead_of_one_for_the_session_passes():
+    msg = replace(b"c=IN IP4 127.0.0.1\r\n", b"")
+    assert verdict(replace(b"a=rtpmap:9 ", b"c=IN IP4 127.0.0.1\r\na=rtpmap:9 ", msg)) is None
 
 
 def test_require_names_what_is_unsupported_and_register_gets_allow():
