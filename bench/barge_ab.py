@@ -34,7 +34,7 @@ from bench.turns import (  # noqa: E402
     progress,
     wait_quiet,
 )
-from tests.harness import GatewayProcess, espeak  # noqa: E402
+from tests.harness import GatewayProcess, espeak, require_tools  # noqa: E402
 
 
 def run(trials: int, key: str, values: dict[str, str], workdir: Path, seed: int) -> dict:
@@ -97,6 +97,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args()
+    require_tools("espeak-ng", "sox")
     with tempfile.TemporaryDirectory(prefix="bench-barge-") as tmp:
         res = run(args.trials, args.key, {"a": args.a, "b": args.b}, Path(tmp), args.seed)
     for arm in ("a", "b"):

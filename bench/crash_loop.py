@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gateway import records  # noqa: E402
-from tests.harness import GatewayProcess, free_udp_port  # noqa: E402
+from tests.harness import GatewayProcess, free_udp_port, require_tools  # noqa: E402
 from tests.sipp_harness import SIPP_DIR, RtpPeer, outcomes, parse_sipp_trace  # noqa: E402
 
 
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="write the results here as JSON")
     ap.add_argument("--workdir", metavar="DIR", help="keep logs here (default: a temp dir)")
     args = ap.parse_args(argv)
+    require_tools("sipp")
     rnd = random.Random(args.seed)
     base = Path(args.workdir or tempfile.mkdtemp(prefix="crash_loop-"))
     base.mkdir(parents=True, exist_ok=True)

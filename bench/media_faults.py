@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.speech_corpus import Recording, normalise, real_recordings, resample, wer  # noqa: E402
 from gateway import records  # noqa: E402
-from tests.harness import GatewayProcess, active_spans, baresip_call  # noqa: E402
+from tests.harness import GatewayProcess, active_spans, baresip_call, require_tools  # noqa: E402
 from tests.impair import Profile, SipMediaRelay, loud_times, sip_options  # noqa: E402
 
 RATE = 8000  # G.711 end to end
@@ -337,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="also print every call as JSON")
     ap.add_argument("--keep", default="", metavar="DIR", help="keep the work files here")
     args = ap.parse_args(argv)
+    require_tools("baresip", "sox")
     recs = corpus(args.recordings or None)
     script = build_script(recs)
     profs = profiles(script)

@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.harness import GatewayProcess, free_udp_port  # noqa: E402
+from tests.harness import GatewayProcess, free_udp_port, require_tools  # noqa: E402
 from tests.sipp_harness import SIPP_DIR, RtpPeer, SipMessage, call_events  # noqa: E402
 
 SCENARIO = "overload_uac.xml"
@@ -333,6 +333,7 @@ def main() -> int:
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
     args = ap.parse_args()
+    require_tools("sipp")
     rates = [float(r) for r in args.rates.split(",")]
     workdir = Path(args.keep or tempfile.mkdtemp(prefix="overload-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ from bench.turns import (  # noqa: E402
     pct,
     wait_quiet,
 )
-from tests.harness import GatewayProcess, espeak  # noqa: E402
+from tests.harness import GatewayProcess, espeak, require_tools  # noqa: E402
 
 SAMPLE_S = 5.0
 _GATEWAYS: list[GatewayProcess] = []
@@ -146,6 +146,14 @@ class Slot:
         self.port.createPort(f"soak{index}", caller.fmt)
 
 
+def describe(e: BaseException) -> str:
+    """An error's type and text; pjsua2's ``Error`` has an empty ``str()``, its text is in
+    ``info()`` (a soak once reported 11 failed calls with no message at all)."""
+    info = getattr(e, "info", None)
+    text = str(e) or (info() if callable(info) else "")
+    return f"{type(e).__name__}: {text}".strip()
+
+
 def place_call(caller: Caller, slot: Slot, uri: str):
     pj = caller.pj
     port = slot.port
@@ -156,7 +164,9 @@ def place_call(caller: Caller, slot: Slot, uri: str):
     if not c.connected.wait(10):
         with contextlib.suppress(pj.Error):
             c.hangup(pj.CallOpParam())
-        raise RuntimeError(f"call to {uri} did not connect")
+        # its slot in this caller (4 at most) must be free before the next makeCall
+        c.gone.wait(10)
+        raise RuntimeError(f"call to {uri} did not connect ({c.last_status or 'no answer'})")
     return c
 
 
@@ -202,7 +212,7 @@ def call_loop(caller: Caller, slot: Slot, uri: str, clips: dict, stop: threading
         except Exception as e:  # noqa: BLE001 - counted, reported; the soak goes on
             with shared.lock:
                 shared.failed += 1
-                shared.errors.append(f"{time.strftime('%H:%M:%S')} {name}: {e}")
+                shared.errors.append(f"{time.strftime('%H:%M:%S')} {name}: {describe(e)}")
             time.sleep(2)
         finally:
             if call is not None:
@@ -487,6 +497,7 @@ def main() -> int:
     ap.add_argument("--gateway-env", metavar="KEY=VALUE", action="append", default=[],
                     help="extra environment for the gateway (e.g. MALLOC_ARENA_MAX=2)")
     args = ap.parse_args()
+    require_tools("espeak-ng", "sox")
     if not 1 <= args.calls <= 4:
         ap.error("--calls must be 1-4 (the gateway takes 4 calls)")
     out = open(args.out, "w") if args.out else None  # noqa: SIM115

@@ -41,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.harness import GatewayProcess, espeak, free_udp_port  # noqa: E402
+from tests.harness import GatewayProcess, espeak, free_udp_port, require_tools  # noqa: E402
 
 FRAME = 320  # samples per 20 ms tick at 16 kHz
 RATE = 16000
@@ -149,6 +149,7 @@ def new_call(pj, acc, port):
             super().__init__(acc)
             self.connected = threading.Event()
             self.gone = threading.Event()
+            self.last_status = ""  # the final answer or the reason it ended
 
         def onCallMediaState(self, prm):  # noqa: N802
             ci = self.getInfo()
@@ -162,7 +163,9 @@ def new_call(pj, acc, port):
                     self.connected.set()
 
         def onCallState(self, prm):  # noqa: N802
-            if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            ci = self.getInfo()
+            if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                self.last_status = f"{ci.lastStatusCode} {ci.lastReason}"
                 self.gone.set()
 
     return C(acc)
@@ -480,6 +483,7 @@ def main() -> int:
     ap.add_argument("--keep", metavar="DIR",
                     help="work in DIR and keep it (gateway logs, journals, turn audio)")
     args = ap.parse_args()
+    require_tools("espeak-ng", "sox")
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         run = run_bench(args.turns, args.echo_turns, args.barge_turns, Path(args.keep), args.seed)

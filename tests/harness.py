@@ -171,9 +171,23 @@ def write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
         w.writeframes(pcm.astype("<i2").tobytes())
 
 
+INSTALL_TEST_TOOLS = "scripts/setup.sh install --test"
+
+
+def require_tools(*names: str) -> None:
+    """Stop with the command that installs the test tools when one of ``names`` is missing:
+    ``scripts/setup.sh run`` installs only what the gateway needs, and a bench run after it
+    must say so instead of ending in a FileNotFoundError traceback."""
+    gone = [n for n in names if shutil.which(n) is None]
+    if gone:
+        raise SystemExit(f"{', '.join(gone)} not found: the benches drive the gateway with the "
+                         f"test tools; install them with: {INSTALL_TEST_TOOLS}")
+
+
 def espeak(text: str, path: Path, rate: int = 16000, voice: str = "en-gb-x-rp",
            wpm: int = 130) -> np.ndarray:
     """Speech from espeak-ng (a different synthesizer than the bot's Piper voice)."""
+    require_tools("espeak-ng", "sox")
     raw = path.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(raw), text], check=True)
     subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path)],
