@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # allow `python bench/aec_erle.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.echo_path import LIBRIVOX_DIR, EchoMix, EchoPath, frames, load_wav, rms_dbfs
-from pipeline.aec import EchoCanceller
+from pipeline.audio.aec import EchoCanceller
 
 SR = 16000
 FRAME = 320

@@ -197,7 +197,7 @@ CALL_LEN = 8  # iterations per simulated call (trim / thread boundaries)
 
 def force_ort_options(forced: dict) -> None:
     """Make every onnxruntime session created from now on use ``forced`` options (applied
-    after pipeline/onnx.py's own, so the variant wins whatever the pipeline sets)."""
+    after pipeline/models.py's own, so the variant wins whatever the pipeline sets)."""
     import onnxruntime as ort
 
     real = ort.InferenceSession
@@ -221,7 +221,7 @@ def load_config():
 
 def make_piper(flags: dict, threads: int):
     from pipeline import models
-    from pipeline.tts import PiperTts
+    from pipeline.reply.tts import PiperTts
 
     cfg = load_config()
     tts = PiperTts(models.resolve().piper_voice, cfg.tts.length_scale, cfg.tts.volume)
@@ -249,15 +249,16 @@ def make_piper(flags: dict, threads: int):
 
 
 def make_whisper(flags: dict, threads: int):
-    from pipeline import models, stt
+    from pipeline import models
+    from pipeline.stt import make_stt, whisper
 
     if flags.get("fixed_window"):
-        stt.MIN_WINDOW_SAMPLES = 13 * 16000  # every encoder input the same shape
+        whisper.MIN_WINDOW_SAMPLES = 13 * 16000  # every encoder input the same shape
     if "window_step" in flags:  # 1: a window per distinct length (before the fix)
-        stt.WINDOW_STEP = flags["window_step"]
+        whisper.WINDOW_STEP = flags["window_step"]
     cfg = load_config()
-    w = stt.make_stt("whisper", "", language=cfg.stt.language, beam_size=cfg.stt.beam_size,
-                     threads=threads, bundled_whisper=models.resolve().whisper_dir)
+    w = make_stt("whisper", "", language=cfg.stt.language, beam_size=cfg.stt.beam_size,
+                 threads=threads, bundled_whisper=models.resolve().whisper_dir)
     w.warm_up()
     pool = speech_pool()
 
@@ -270,9 +271,9 @@ def make_whisper(flags: dict, threads: int):
 
 def make_llm(flags: dict, threads: int):
     from gateway.app import tool_policy
-    from pipeline import llm as llm_module
     from pipeline import models
-    from pipeline.llm import ChatHistory, LlmPool, stream_chat
+    from pipeline.reply import llm as llm_module
+    from pipeline.reply.llm import ChatHistory, LlmPool, stream_chat
 
     if flags.get("keep_sampler"):  # before the fix: the sampler waits for a full gc pass
         llm_module._free_sampler = lambda llm: None
@@ -304,7 +305,7 @@ def make_llm(flags: dict, threads: int):
 
 def make_vad(flags: dict, threads: int):
     from pipeline import models
-    from pipeline.vad import SileroModel
+    from pipeline.audio.vad import SileroModel
 
     model = SileroModel(models.resolve().vad)
     pool = speech_pool()
@@ -326,7 +327,7 @@ def piper_speed_ab(names: list[str], clauses: int, seed: int) -> None:
     import onnxruntime as ort
 
     from pipeline import models
-    from pipeline.tts import PiperTts
+    from pipeline.reply.tts import PiperTts
 
     cfg = load_config()
     real = ort.InferenceSession
@@ -371,11 +372,12 @@ def whisper_window_check(seed: int, iterations: int) -> None:
     WER on the pocketsphinx-testdata recordings, and decode time on random 1-12 s cuts,
     interleaved in one process."""
     from bench.speech_corpus import corpus, load, normalise, wer
-    from pipeline import models, stt
+    from pipeline import models
+    from pipeline.stt import make_stt, whisper
 
     cfg = load_config()
-    w = stt.make_stt("whisper", "", language=cfg.stt.language, beam_size=cfg.stt.beam_size,
-                     threads=1, bundled_whisper=models.resolve().whisper_dir)
+    w = make_stt("whisper", "", language=cfg.stt.language, beam_size=cfg.stt.beam_size,
+                 threads=1, bundled_whisper=models.resolve().whisper_dir)
     w.warm_up()
     steps = {"per_sample": 1, "whole_seconds": 16000}
     errs = dict.fromkeys(steps, 0)
@@ -386,7 +388,7 @@ def whisper_window_check(seed: int, iterations: int) -> None:
         audio = load(path, False)
         hyps = {}
         for name, step in steps.items():
-            stt.WINDOW_STEP = step
+            whisper.WINDOW_STEP = step
             hyps[name] = w.transcribe(audio)
             errs[name] += wer(normalise(ref), normalise(hyps[name]))
         words += len(normalise(ref))
@@ -400,7 +402,7 @@ def whisper_window_check(seed: int, iterations: int) -> None:
         start = rng.randrange(0, len(pool) - n)
         long_turn.append(n > 9 * 16000)
         for name in rng.sample(list(steps), len(steps)):
-            stt.WINDOW_STEP = steps[name]
+            whisper.WINDOW_STEP = steps[name]
             t0 = time.perf_counter()
             w.transcribe(pool[start:start + n])
             times[name].append(time.perf_counter() - t0)

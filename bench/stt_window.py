@@ -1,7 +1,7 @@
 """Whisper with its fixed 30 s encoder window vs a window cut to the utterance.
 
 Prints WER and decode time per mode on real recordings (Debian pocketsphinx-testdata),
-clean and after G.711 mu-law at 8 kHz, so the shortcut in pipeline/stt.py stays justified.
+clean and after G.711 mu-law at 8 kHz, so the shortcut in pipeline/stt/whisper.py stays justified.
 
     .venv/bin/python -m bench.stt_window [--json]
 """
@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = ap.parse_args()
     from pipeline import models
-    from pipeline.stt import WhisperStt
+    from pipeline.stt.whisper import WhisperStt
 
     stt = WhisperStt(models.resolve().whisper_dir)
     stt.warm_up()

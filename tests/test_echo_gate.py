@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.echo_gate import EchoGate, echo_delay
+from pipeline.audio.echo_gate import EchoGate, echo_delay
 
 rng = np.random.default_rng(7)
 

@@ -832,7 +832,7 @@ def real_workers(_real_workers_started) -> RealWorkers:
 def whisper():
     """The gateway's own Whisper model, to transcribe what a caller heard."""
     from pipeline import models
-    from pipeline.stt import WhisperStt
+    from pipeline.stt.whisper import WhisperStt
 
     return WhisperStt(models.resolve().whisper_dir)
 

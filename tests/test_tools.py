@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import ConfigError, build
-from pipeline.dtmf import DtmfCollector, KeyEventKind, entry_text
-from pipeline.tools import (
+from pipeline.core.dtmf import DtmfCollector, KeyEventKind, entry_text
+from pipeline.reply.tools import (
     ToolCall,
     ToolPolicy,
     Verdict,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.onnx import cpu_session
+from pipeline.models import cpu_session
 
 WINDOW = 512
 """Samples the model scores at once at 16 kHz (32 ms)."""

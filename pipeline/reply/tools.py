@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-BUNDLED_ORDERS = Path(__file__).with_name("data") / "orders.csv"
+BUNDLED_ORDERS = Path(__file__).parents[1] / "data" / "orders.csv"
 
 
 class CallActions(Protocol):
@@ -316,6 +316,6 @@ def load_tools(enabled: Iterable[str], targets: Mapping[str, str], orders_file: 
     for mod in modules:
         found = getattr(importlib.import_module(mod), "TOOLS", None)
         if not isinstance(found, list) or not all(isinstance(t, Tool) for t in found):
-            raise ValueError(f"module {mod!r} has no TOOLS list of pipeline.tools.Tool")
+            raise ValueError(f"module {mod!r} has no TOOLS list of pipeline.reply.tools.Tool")
         tools.extend(found)
     return tools

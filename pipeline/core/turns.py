@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from pipeline.vad import WINDOW
+from pipeline.audio.vad import WINDOW
 
 
 class TurnEventKind(enum.Enum):

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.stt_base import RATE, StreamClock, SttModelError, Transcript, Word, as_int16
+from pipeline.stt.base import RATE, StreamClock, SttModelError, Transcript, Word, as_int16
 
 KEY = "[stt] model"
 FST_MAGIC = 2125659606  # OpenFst binary header

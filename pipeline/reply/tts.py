@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from pipeline.audio import BRIDGE_RATE, float_to_int16
-from pipeline.onnx import cpu_session
+from pipeline.audio.frames import BRIDGE_RATE, float_to_int16
+from pipeline.models import cpu_session
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 Not a configured backend: its word error rate is several times Whisper's (see
 ``bench/wer.py``), so it only serves the benchmark, as the cheap streaming alternative a user
-may weigh. It implements the same interface (``pipeline/stt_base.py``), so wiring it into
-``[stt] backend`` would take one branch in ``pipeline.stt.make_stt``.
+may weigh. It implements the same interface (``pipeline/stt/base.py``), so wiring it into
+``[stt] backend`` would take one branch in ``pipeline.stt.whisper.make_stt``.
 
 A PocketSphinx decoder holds both the model and the utterance state (it cannot share a model
 between decoders), so each stream loads its own copy (~0.3 s, ~30 MB).
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.stt_base import RATE, StreamClock, SttModelError, Transcript, Word, as_int16
+from pipeline.stt.base import RATE, StreamClock, SttModelError, Transcript, Word, as_int16
 
 FRAME_RATE = 100  # PocketSphinx frames per second (its segment times)
 _FILLER = re.compile(r"^(<.*>|\[.*\]|\+\+.*\+\+)$")  # <s>, <sil>, [NOISE], ++garbage++

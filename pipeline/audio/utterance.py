@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipeline.audio import PlayoutBuffer
+from pipeline.audio.frames import PlayoutBuffer
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Utterance:
     finished_generating: bool = False
     interrupted: bool = False
     withheld: bool = False
-    """The reply was ended by a refusal instead of a secret (pipeline/guard.py)."""
+    """The reply was ended by a refusal instead of a secret (pipeline/reply/guard.py)."""
     after_played: Callable[[], None] | None = None
     """Run (listener thread) once the whole utterance has been played: never if cut off."""
     _cancel: threading.Event = field(default_factory=threading.Event)

@@ -64,7 +64,7 @@ class LlmPool:
         when the reply would be words (decided by its first token)."""
         if self._router is None:
             return None
-        from pipeline.tools import looks_like_tool_call
+        from pipeline.reply.tools import looks_like_tool_call
 
         messages = [{"role": "system", "content": self.system_prompt},
                     {"role": "user", "content": caller_text}]
@@ -89,7 +89,7 @@ def stream_chat(llm, messages: list[dict[str, str]], max_tokens: int, temperatur
                 tools: list[dict] | None = None) -> Iterator[str]:
     """Yield text pieces as they are generated; stops between tokens once ``cancelled()``.
     With ``tools``, the model's chat template describes them and a reply may be a tool call
-    (a JSON object, see pipeline/tools.py); the caller decides what to do with it."""
+    (a JSON object, see pipeline/reply/tools.py); the caller decides what to do with it."""
     extra = {"tools": tools} if tools else {}
     stream = llm.create_chat_completion(messages, stream=True, max_tokens=max_tokens,
                                         temperature=temperature, top_p=0.9, repeat_penalty=1.1,

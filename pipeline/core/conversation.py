@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from pipeline.turns import TurnDetector, TurnEvent, TurnEventKind
+from pipeline.core.turns import TurnDetector, TurnEvent, TurnEventKind
 
 
 class State(enum.Enum):

@@ -2,8 +2,8 @@
 
 The default backend. Whisper has no streaming decoder: finals are decoded at the end of the
 turn, and partials only by re-decoding the turn so far when the caller pauses, and only when
-the decoder is idle (``WhisperStream.pause``; see ``pipeline/stt_base.py``). Other backends:
-``pipeline/stt_vosk.py``; ``make_stt`` picks one from the ``[stt]`` settings.
+the decoder is idle (``WhisperStream.pause``; see ``pipeline/stt/base.py``). Other backends:
+``pipeline/stt/vosk.py``; ``make_stt`` (``pipeline/stt/__init__.py``) picks one from ``[stt]``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.stt_base import (
+from pipeline.stt.base import (
     RATE,
-    SpeechToText,
     StreamClock,
-    SttModelError,
     Transcript,
     as_int16,
 )
@@ -191,24 +189,3 @@ class WhisperStream(StreamClock):
 
     def close(self) -> None:
         self.reset()
-
-
-def make_stt(backend: str, model: str = "", *, language: str = "en", beam_size: int = 1,
-             threads: int = 2, bundled_whisper: Path | None = None) -> SpeechToText:
-    """The configured backend, loaded (the ``[stt]`` settings).
-
-    ``model`` empty means the bundled model: ``bundled_whisper`` (resolved and verified by
-    ``pipeline.models``) for Whisper; Vosk has none and needs a path. Raises
-    ``SttModelError`` naming the setting when the model is missing or of the wrong kind,
-    before any native code reads it."""
-    if backend == "whisper":
-        folder = Path(model) if model else bundled_whisper
-        if folder is None or not (folder / "model.bin").is_file():
-            raise SttModelError(f"[stt] model = {model!r}: no model.bin in {folder} "
-                                "(expected a CTranslate2 Whisper model directory)")
-        return WhisperStt(folder, language, beam_size, threads)
-    if backend == "vosk":
-        from pipeline.stt_vosk import VoskStt
-
-        return VoskStt(model)
-    raise SttModelError(f"[stt] backend = {backend!r}: expected 'whisper' or 'vosk'")
