@@ -586,10 +586,6 @@ class CallObserver:
             self._failed(stage, e, f"writing the {stage} line")
             return False
 
-    def record_id(self, key: str) -> str | None:
-        live = self._calls.get(key)
-        return None if live is None else live.id
-
     # --- call life -------------------------------------------------------------------------
 
     @_safe

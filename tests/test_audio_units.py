@@ -15,7 +15,7 @@ from pipeline.audio.frames import (
     split_frames,
 )
 from pipeline.audio.utterance import Clause, heard_words
-from pipeline.reply.chunker import ClauseChunker, chunk_stream, clean_for_speech
+from pipeline.reply.chunker import ClauseChunker, clean_for_speech
 from pipeline.reply.tts import PiperTts, word_ends
 from pipeline.session import InboundAudio
 
@@ -103,6 +103,12 @@ def test_inbound_audio_ring_keeps_the_latest_samples_and_arrival_times():
     assert ring.span(1280, 1600).tolist() == [4] * 320
     assert len(ring.span(0, 1600)) == 1000  # older samples are gone
     assert ring.arrived(1300) == 14.0 and ring.arrived(700) == 12.0
+
+
+def chunk_stream(pieces, chunker=None) -> list[str]:
+    """The clauses of a streamed reply, as the reply worker takes them: feed, then flush."""
+    chunker = chunker or ClauseChunker()
+    return [c for piece in pieces for c in chunker.feed(piece)] + chunker.flush()
 
 
 def test_chunker_cuts_at_sentences_and_clauses_not_numbers():

@@ -61,10 +61,6 @@ def ms_to_samples(ms: float, rate: int = BRIDGE_RATE) -> int:
     return int(round(ms * rate / 1000.0))
 
 
-def samples_to_ms(n: int, rate: int = BRIDGE_RATE) -> float:
-    return n * 1000.0 / rate
-
-
 def split_frames(pcm: bytes, frame_bytes: int = FRAME_BYTES) -> list[bytes]:
     """Cut PCM into whole frames, zero-padding the last one."""
     if not pcm:
@@ -87,7 +83,6 @@ class PlayoutBuffer:
         self._frames: collections.deque[tuple[int, bytes]] = collections.deque()
         self._lock = threading.Lock()  # held only for O(1) operations
         self._played: dict[int, int] = collections.defaultdict(int)
-        self.total_played_frames = 0
         self.held = False  # a tentative barge-in holds the audio without dropping it
 
     def push(self, utterance_id: int, pcm: bytes) -> None:
@@ -102,7 +97,6 @@ class PlayoutBuffer:
                 return None
             uid, frame = self._frames.popleft()
             self._played[uid] += len(frame) // 2
-            self.total_played_frames += 1
         return uid, frame
 
     def flush(self, utterance_id: int | None = None) -> int:

@@ -43,8 +43,6 @@ class Transcribe:
     turn_id: int
     start: int
     end: int
-    decided_at: int
-    """Sample at which this was decided (end of turn, or the pause for a speculation)."""
     speculative: bool = False
 
 
@@ -64,7 +62,6 @@ class Commit:
     (``utterance_id``) exists, release it to the caller."""
     turn_id: int
     utterance_id: int | None
-    committed_at: int
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,6 @@ class Discard:
 class PausePlayout:
     """The caller may be barging in: hold the bot's audio where it is."""
     utterance_id: int
-    at: int
 
 
 @dataclass(frozen=True)
@@ -92,7 +88,6 @@ class Interrupt:
     """Barge-in confirmed (or the reply became stale): stop utterance ``utterance_id`` for good."""
     utterance_id: int
     speech_start: int
-    at: int
 
 
 @dataclass(frozen=True)
@@ -172,7 +167,7 @@ class Conversation:
                 and prob >= self.s.barge_in_threshold):
             # hold the audio at the first speech window: the wire goes quiet within one frame
             self._held = True
-            actions.append(PausePlayout(self.utterance_id, end))
+            actions.append(PausePlayout(self.utterance_id))
         for ev in self.detector.feed(end, prob):
             actions += self._on_turn_event(ev)
         if self._held and not self.detector.in_turn and not self.detector.timing_speech:
@@ -274,7 +269,7 @@ class Conversation:
             start = self._turn_start if self._turn_start is not None else ev.speech_start
             actions = self._discard()
             self._spec = _Speculation(self._new_id(), start, ev.speech_end)
-            return [*actions, Transcribe(self._spec.turn_id, start, ev.speech_end, ev.at,
+            return [*actions, Transcribe(self._spec.turn_id, start, ev.speech_end,
                                          speculative=True)]
         if ev.kind is TurnEventKind.RESUME:
             return self._discard()
@@ -292,10 +287,10 @@ class Conversation:
             actions: list[Action] = [] if spec is None else [
                 Discard(spec.turn_id, spec.utterance_id)]
             self.turn_id = self._new_id()
-            return [*actions, Transcribe(self.turn_id, start, ev.speech_end, ev.at)]
+            return [*actions, Transcribe(self.turn_id, start, ev.speech_end)]
         # the speculation heard exactly this turn: it stands
         self.turn_id = spec.turn_id
-        actions = [Commit(spec.turn_id, spec.utterance_id, ev.at)]
+        actions = [Commit(spec.turn_id, spec.utterance_id)]
         if spec.utterance_id is not None:
             self.utterance_id = spec.utterance_id
             self._utterance_active = True
@@ -314,7 +309,7 @@ class Conversation:
             actions: list[Action] = []
             if self._utterance_active:
                 self._utterance_active = False
-                actions.append(Interrupt(self.utterance_id, ev.speech_start, ev.at))
+                actions.append(Interrupt(self.utterance_id, ev.speech_start))
             self._turn_start = (self._committed_start if self._committed_start is not None
                                 else ev.speech_start)
             self._committed_start = None
@@ -328,5 +323,5 @@ class Conversation:
             self._utterance_active = False
             uid = self.utterance_id
             self._enter(State.CALLER_SPEAKING)
-            return [Interrupt(uid, ev.speech_start, ev.at)]
+            return [Interrupt(uid, ev.speech_start)]
         return []

@@ -9,7 +9,6 @@ never split.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 
 _SENTENCE_END = re.compile(r"[.!?;](?=\s)")
 _CLAUSE_END = re.compile(r"[,:\u2014\u2013](?=\s)")
@@ -94,9 +93,3 @@ def _index_after_words(s: str, n: int) -> int:
             in_word = True
     return len(s)
 
-
-def chunk_stream(pieces: Iterable[str], chunker: ClauseChunker | None = None) -> Iterator[str]:
-    chunker = chunker or ClauseChunker()
-    for piece in pieces:
-        yield from chunker.feed(piece)
-    yield from chunker.flush()
