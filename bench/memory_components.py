@@ -273,7 +273,8 @@ def make_llm(flags: dict, threads: int):
     from gateway.app import tool_policy
     from pipeline import models
     from pipeline.reply import llm as llm_module
-    from pipeline.reply.llm import ChatHistory, LlmPool, stream_chat
+    from pipeline.reply.history import ChatHistory
+    from pipeline.reply.llm import LlmPool, stream_chat
 
     if flags.get("keep_sampler"):  # before the fix: the sampler waits for a full gc pass
         llm_module._free_sampler = lambda llm: None

@@ -82,20 +82,31 @@ def tool_policy(cfg: Config):
     return ToolPolicy(tools, cfg.tools.confirm) if tools else None
 
 
-def session_options(cfg: Config, engines) -> dict:
-    """Per-call CallSession settings from [tools] and [dtmf] (the gateway adds the rest)."""
-    from pipeline.core.dtmf import DtmfCollector
+def session_options(cfg: Config, engines):
+    """What every call's session is set up with, from the config."""
+    from pipeline.core.dtmf import KeypadSettings
+    from pipeline.options import SessionOptions
     from pipeline.reply.tools import parse_targets
 
-    d = cfg.dtmf
-    return {
-        "tools": engines.tools,
-        "transfer_targets": parse_targets(cfg.tools.transfer_targets),
-        "keys": DtmfCollector(d.operator_digit, d.terminator, d.inter_digit_timeout_ms / 1000),
-        "hold_after": cfg.tools.hold_after_ms / 1000,
-        "holding_phrase": cfg.tools.holding_phrase,
-        "tool_timeout": cfg.tools.timeout_ms / 1000,
-    }
+    d, turn = cfg.dtmf, cfg.turn
+    return SessionOptions(
+        settings=turn_settings(cfg),
+        greeting=cfg.llm.greeting,
+        system_prompt=cfg.llm.system_prompt,
+        never_say=cfg.llm.never_say,
+        streaming=turn.mode == "streaming",
+        prompt_cache=turn.mode != "cascade",
+        echo_tail_ms=turn.echo_tail_ms if turn.echo_cancel else 0,
+        double_talk_db=turn.double_talk_db,
+        double_talk_adaptive=turn.double_talk_adaptive,
+        tools=engines.tools,
+        transfer_targets=parse_targets(cfg.tools.transfer_targets),
+        keypad=KeypadSettings(d.operator_digit, d.terminator, d.inter_digit_timeout_ms / 1000),
+        hold_after=cfg.tools.hold_after_ms / 1000,
+        holding_phrase=cfg.tools.holding_phrase,
+        tool_timeout=cfg.tools.timeout_ms / 1000,
+        turn_audio_dir=cfg.log.turn_audio_dir,
+    )
 
 
 def load_engines(cfg: Config):
@@ -104,7 +115,6 @@ def load_engines(cfg: Config):
     from pipeline.audio.vad import SileroModel
     from pipeline.reply.llm import LlmPool
     from pipeline.reply.tts import PiperTts
-    from pipeline.session import Engines
     from pipeline.stt import make_stt
 
     t0 = time.monotonic()
@@ -120,7 +130,7 @@ def load_engines(cfg: Config):
     if tools is not None:
         log.info("tools: %s (confirm first: %s)", ", ".join(tools.tools),
                  ", ".join(sorted(tools.confirm & set(tools.tools))) or "none")
-    engines = Engines(
+    engines = models.Engines(
         vad=SileroModel(paths.vad),
         stt=stt,
         llm=LlmPool(paths.llm, cfg.sip.max_calls, cfg.llm.threads, cfg.llm.context_tokens,

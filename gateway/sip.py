@@ -37,7 +37,8 @@ from gateway.media_port import CallPort, init_fast_path, pcm_format
 from gateway.records import CallObserver, detached_observer
 from gateway.sip_screen import Refusal
 from pipeline.audio.frames import BRIDGE_RATE
-from pipeline.session import CallSession, Engines
+from pipeline.models import Engines
+from pipeline.session import CallSession
 
 log = logging.getLogger(__name__)
 
@@ -419,24 +420,16 @@ class Gateway:
     def start_media(self, call: GatewayCall) -> None:
         """Create the call's port and conversation (on the pjsua thread, at media-up)."""
         session = CallSession(
-            call_id=call.name, engines=testfault.engines_for(self.engines, self.fault, call.name),
-            settings=self.turn_settings(),
-            greeting=self.cfg.llm.greeting, system_prompt=self.cfg.llm.system_prompt,
+            call.name, testfault.engines_for(self.engines, self.fault, call.name),
+            self.session_options(),
             on_failure=lambda stage, exc, name=call.name: self.control.put(
                 lambda: self.fail(name, stage)),
-            thread_init=self.register_thread, turn_audio_dir=self.cfg.log.turn_audio_dir,
-            streaming=self.cfg.turn.mode == "streaming",
-            never_say=self.cfg.llm.never_say,
-            prompt_cache=self.cfg.turn.mode != "cascade",
-            echo_tail_ms=self.cfg.turn.echo_tail_ms if self.cfg.turn.echo_cancel else 0,
-            double_talk_db=self.cfg.turn.double_talk_db,
-            double_talk_adaptive=self.cfg.turn.double_talk_adaptive,
+            thread_init=self.register_thread,
             on_turn_done=lambda rec, name=call.name: self.observer.turn_done(name, rec),
             transfer=lambda uri, name=call.name: self.control.put(
                 lambda: self.start_transfer(name, uri)),
             hang_up=lambda cause, name=call.name: self.control.put(
-                lambda: self.bot_hang_up(name, cause)),
-            **self.session_options())
+                lambda: self.bot_hang_up(name, cause)))
         edges = self.observer.media_started(call.name, session)  # audible edges for TTFA
         if self._free_ports:
             port = self._free_ports.pop()
@@ -449,15 +442,10 @@ class Gateway:
         call.port, call.session = port, session
         session.start()
 
-    def session_options(self) -> dict:
+    def session_options(self):
         from gateway.app import session_options
 
         return session_options(self.cfg, self.engines)
-
-    def turn_settings(self):
-        from gateway.app import turn_settings
-
-        return turn_settings(self.cfg)
 
     def register_thread(self, name: str) -> None:
         if not self.ep.libIsThreadRegistered():

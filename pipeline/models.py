@@ -22,6 +22,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import onnxruntime as ort
 
+    from pipeline.audio.vad import SileroModel
+    from pipeline.reply.llm import LlmPool
+    from pipeline.reply.tools import ToolPolicy
+    from pipeline.reply.tts import PiperTts
+    from pipeline.stt.base import SpeechToText
+
 log = logging.getLogger(__name__)
 
 CACHE_DIR = Path(os.environ.get("VOICEBOT_CACHE", Path.home() / ".cache" / "voicebot"))
@@ -247,3 +253,25 @@ def cpu_session(model: Path | str | bytes, threads: int = 1,
     opts.log_severity_level = 3
     src = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+@dataclass
+class Engines:
+    """Models shared by every call of the process (read-only after warm-up)."""
+    vad: SileroModel
+    stt: SpeechToText
+    llm: LlmPool
+    tts: PiperTts
+    max_tokens: int = 96
+    temperature: float = 0.2
+    history_turns: int = 6
+    tools: ToolPolicy | None = None
+    """The tools every call may use (see [tools]); None: the model only talks."""
+
+    def warm_up(self) -> None:
+        import numpy as np
+
+        self.vad.stream().feed(np.zeros(1024, dtype=np.float32))
+        self.stt.warm_up()
+        self.tts.warm_up()
+        self.llm.warm_up()

@@ -14,10 +14,10 @@ from pipeline.audio.frames import (
     int16_to_float,
     split_frames,
 )
+from pipeline.audio.inbound import InboundAudio
 from pipeline.audio.utterance import Clause, heard_words
 from pipeline.reply.chunker import ClauseChunker, clean_for_speech
 from pipeline.reply.tts import PiperTts, word_ends
-from pipeline.session import InboundAudio
 
 
 def test_frame_conversions_round_trip():

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from gateway import records
 from gateway.metrics import Metrics
 from gateway.records import CallObserver, Journal
-from pipeline.session import TurnRecord
+from pipeline.turn_record import TurnRecord
 
 
 def dead(pid, start):

@@ -12,9 +12,12 @@ import numpy as np
 from pipeline.audio.frames import FRAME_BYTES, FRAME_SAMPLES
 from pipeline.audio.vad import WINDOW
 from pipeline.core.conversation import State, TurnSettings
-from pipeline.reply.llm import INTERRUPTED_NOTE, ChatHistory, repeats_note
+from pipeline.models import Engines
+from pipeline.options import SessionOptions
+from pipeline.reply.guard import repeats_note
+from pipeline.reply.history import INTERRUPTED_NOTE, ChatHistory
 from pipeline.reply.tts import Speech
-from pipeline.session import CallSession, Engines
+from pipeline.session import CallSession
 
 SAMPLES_PER_WORD = 4000  # the fake TTS speaks 4 words a second at 16 kHz
 LOUD, QUIET = 8000, 0
@@ -112,9 +115,12 @@ def make_session(stt_texts, reply, session_options=None, **settings):
     engines = Engines(vad=ScriptedVad(), stt=ScriptedStt(stt_texts), llm=llm,
                       tts=ScriptedTts())
     failures = []
-    s = CallSession("t1", engines, ts, greeting="Hi there.", system_prompt="Be brief.",
-                    on_failure=lambda stage, e: failures.append((stage, e)), echo_tail_ms=0,
-                    **(session_options or {}))
+    opts = dict(session_options or {})
+    call_control = {k: opts.pop(k) for k in ("transfer", "hang_up") if k in opts}
+    options = SessionOptions(settings=ts, greeting="Hi there.", system_prompt="Be brief.",
+                             echo_tail_ms=0, **opts)
+    s = CallSession("t1", engines, options,
+                    on_failure=lambda stage, e: failures.append((stage, e)), **call_control)
     return s, llm, failures
 
 

@@ -10,7 +10,7 @@ import threading
 import time
 
 from pipeline.core.conversation import State
-from pipeline.core.dtmf import DtmfCollector
+from pipeline.core.dtmf import KeypadSettings
 from pipeline.reply.tools import Tool, ToolPolicy, ToolResult, end_call_tool, transfer_tool
 from tests.test_session_timeline import Clock, greet, make_session
 
@@ -184,7 +184,7 @@ def test_operator_key_transfers_after_the_phrase_is_heard():
 
 def test_keyed_digits_become_the_callers_turn():
     session, llm, failures, _, _ = tool_session(
-        [], ["Thanks."], [], keys=DtmfCollector("0", "#", 3.0))
+        [], ["Thanks."], [], keypad=KeypadSettings("0", "#", 3.0))
     with in_call(session, failures) as clock:
         for d in "4512#":
             session.on_dtmf(d)

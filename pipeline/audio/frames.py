@@ -121,3 +121,14 @@ class PlayoutBuffer:
         with self._lock:
             return sum(len(f) for u, f in self._frames
                        if utterance_id is None or u == utterance_id) // 2
+
+
+def write_wav(path: str, pcm: np.ndarray, rate: int = BRIDGE_RATE) -> None:
+    """Mono 16-bit WAV (a caller turn's audio, for debugging: ``[log] turn_audio_dir``)."""
+    import wave
+
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype("<i2").tobytes())

@@ -24,6 +24,19 @@ class KeyEvent:
     digits: str = ""
 
 
+@dataclass(frozen=True)
+class KeypadSettings:
+    """``[dtmf]``: the key that asks for a person, the key that ends an entry, and the pause
+    (seconds) that ends one too."""
+    operator_digit: str = "0"
+    terminator: str = "#"
+    inter_digit_timeout: float = 3.0
+
+    def collector(self) -> DtmfCollector:
+        """A call's own collector (it holds the digits typed so far)."""
+        return DtmfCollector(self.operator_digit, self.terminator, self.inter_digit_timeout)
+
+
 class DtmfCollector:
     def __init__(self, operator_digit: str = "0", terminator: str = "#",
                  inter_digit_timeout: float = 3.0) -> None:

@@ -201,11 +201,17 @@ class ToolPolicy:
                 # the caller named a destination of their own: only the allow-list is reachable
                 return Decision(Verdict.REFUSE, tool, args,
                                 reason="the caller asked for a destination not on the list")
-            if not committed:
-                return Decision(Verdict.WAIT_FOR_COMMIT, tool, args)
-            if tool.name in self.confirm and not confirmed:
-                return Decision(Verdict.ASK_CONFIRMATION, tool, args)
+            waiting = Decision(Verdict.WAIT_FOR_COMMIT, tool, args)
+            return waiting if not committed else self.once_committed(waiting, confirmed)
         return Decision(Verdict.RUN, tool, args)
+
+    def once_committed(self, waiting: Decision, confirmed: bool = False) -> Decision:
+        """A ``WAIT_FOR_COMMIT`` decision once the caller's turn has committed: the checks
+        it passed do not depend on the commit, so only the confirmation is left to decide."""
+        assert waiting.verdict is Verdict.WAIT_FOR_COMMIT and waiting.tool is not None
+        if waiting.tool.name in self.confirm and not confirmed:
+            return Decision(Verdict.ASK_CONFIRMATION, waiting.tool, waiting.arguments)
+        return Decision(Verdict.RUN, waiting.tool, waiting.arguments)
 
 
 YES = re.compile(r"\b(yes|yeah|yep|sure|please do|please|ok|okay|go ahead|correct|right|do it)\b")

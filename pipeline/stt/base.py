@@ -75,6 +75,30 @@ class Transcript:
     """Word timings, when the backend gives them (Vosk does; Whisper here does not)."""
 
 
+class TurnWords:
+    """The text of one turn from a stream's transcripts, by word times: only the words inside
+    the turn's span (a click before it is left out), and a turn the conversation merged may
+    reach back into the previous final. Used on the stream's thread only."""
+
+    def __init__(self) -> None:
+        self._last_final: tuple[Word, ...] = ()
+
+    def closed(self, t: Transcript | None) -> None:
+        """A turn ended on the stream without being transcribed again (its pause partial
+        already answered it)."""
+        self._last_final = t.words if t is not None else ()
+
+    def text(self, t: Transcript | None, start: int, end: int) -> str:
+        """The words of ``t`` (and of the previous final) within samples [start, end)."""
+        words = t.words if t is not None else ()
+        known = self._last_final + words
+        if t is not None and t.final:
+            self._last_final = words
+        if known:
+            return " ".join(w.text for w in known if w.end > start and w.start < end)
+        return t.text if t is not None else ""
+
+
 class StreamClock:
     """The sample clock every stream keeps (``position``, ``turn_start``): shared by the
     backends' stream classes."""

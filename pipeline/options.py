@@ -1,0 +1,42 @@
+"""How every call of a process is set up: one frozen object, built from the config by the
+composition root (``gateway/app.py``) and handed to each call's session."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pipeline.core.conversation import TurnSettings
+from pipeline.core.dtmf import KeypadSettings
+from pipeline.reply.tools import ToolPolicy
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    settings: TurnSettings = field(default_factory=TurnSettings)
+    """Turn-taking: VAD thresholds, silences, barge-in, speculation (in samples)."""
+    greeting: str = ""
+    system_prompt: str = ""
+    never_say: tuple[str, ...] = ()
+    """Secrets the bot must not speak (with the prompt's identifiers; pipeline/reply/guard.py)."""
+    streaming: bool = True
+    """False: the sequential baseline (whole transcript, whole reply, whole speech)."""
+    prompt_cache: bool = True
+    """False: the LLM re-reads the whole prompt every turn (the "cascade" baseline)."""
+    echo_tail_ms: int = 300
+    """Echo canceller tail; 0 = no echo cancellation."""
+    double_talk_db: float = -3.0
+    """Caller speech over the bot counts only within this many dB of the bot's peak level."""
+    double_talk_adaptive: bool = True
+    """Lower that threshold to the line's measured echo level + 6 dB (never above it)."""
+    tools: ToolPolicy | None = None
+    """What the model may call, and when (None: no tools offered)."""
+    transfer_targets: Mapping[str, str] = field(default_factory=dict)
+    """Allow-listed transfer destinations (name -> SIP URI); the first one takes key 0."""
+    keypad: KeypadSettings = field(default_factory=KeypadSettings)
+    hold_after: float = 0.7
+    """A tool still running after this many seconds: the holding phrase plays."""
+    holding_phrase: str = "One moment, please."
+    tool_timeout: float = 8.0
+    turn_audio_dir: str = ""
+    """If set, each caller turn's audio is written there as WAV (debugging)."""

@@ -1,0 +1,330 @@
+"""One call's reply worker: the thread that runs its model jobs, one at a time.
+
+The listener hands it jobs (a turn to transcribe, a phrase to say, a turn to answer) and it
+reports back through callbacks that only queue work for the listener, so the conversation
+core runs on one thread. The worker owns what only it touches: the call's LLM context, the
+tool dialogue, the tool runner and the speech filters.
+
+The reply path, from a committed (or speculative) turn to clauses queued for playout, reads
+top to bottom in ``_respond``: a pending question? (``ToolDialogue.answer``) -> the tool
+router (``_route``, ``_tool_turn``) -> the LLM stream -> the clause chunker -> the speech
+filters (``_speakable``) -> TTS -> the utterance (playout).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from pipeline.audio.utterance import Utterance
+from pipeline.models import Engines
+from pipeline.options import SessionOptions
+from pipeline.reply.chunker import ClauseChunker
+from pipeline.reply.dialogue import Step, StepKind, ToolDialogue
+from pipeline.reply.guard import REFUSAL, ClauseVerdict, SpeechGuard
+from pipeline.reply.llm import stream_chat
+from pipeline.reply.tools import CallActions, ToolResult, parse_tool_call
+from pipeline.turn_record import TurnRecord
+
+FIRST_CLAUSE_WORDS = 5  # the caller waits for the first clause: cut it early (by words)
+
+Job = Callable[[], None]
+
+
+class ReplyWorker:
+    def __init__(self, name: str, engines: Engines, options: SessionOptions,
+                 actions: CallActions, on_idle: Callable[[], None],
+                 log: logging.LoggerAdapter, clock: Callable[[], float] = time.monotonic,
+                 thread_init: Callable[[str], None] = lambda name: None) -> None:
+        self.name = name
+        self.engines = engines
+        self.options = options
+        self._actions = actions
+        self._on_idle = on_idle
+        """Called when an utterance ended with nothing to say (queues work for the listener)."""
+        self.log = log
+        self.clock = clock
+        self._thread_init = thread_init
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._llm = None  # this call's LLM context, taken at the first reply
+        self._secrets = SpeechGuard(options.never_say, options.system_prompt)
+        self._dialogue = (ToolDialogue(options.tools, options.transfer_targets)
+                          if options.tools is not None else None)
+        self._tool_runner: ToolRunner | None = None
+
+    # --- the listener's side (any thread; never blocks) ------------------------------------
+
+    def submit(self, job: Job) -> None:
+        self._jobs.put(job)
+
+    def say(self, u: Utterance, text: str) -> None:
+        self._jobs.put(lambda: self._say(u, text))
+
+    def respond(self, u: Utterance, rec: TurnRecord | None,
+                messages: list[dict[str, str]]) -> None:
+        self._jobs.put(lambda: self._respond(u, rec, messages))
+
+    def close(self) -> None:
+        """The thread ends after the job in hand."""
+        self._jobs.put(None)
+
+    # --- the worker thread ---------------------------------------------------------------
+
+    def run(self, stopped: Callable[[], bool]) -> None:
+        try:
+            while not stopped():
+                job = self._jobs.get()
+                if job is None:
+                    return
+                job()
+        finally:
+            # the worker owns this call's LLM context: taken at the first reply (never on a
+            # SIP thread, where waiting for a context released late would stall signalling)
+            if self._llm is not None:
+                self.engines.llm.release(self._llm)
+                self._llm = None
+            if self._tool_runner is not None:  # the worker made it, the worker ends it
+                self._tool_runner.close()
+
+    def _say(self, u: Utterance, text: str) -> None:
+        self._speak_all(u, text)
+        u.generated_text = text
+        self._done_generating(u)
+
+    def _respond(self, u: Utterance, rec: TurnRecord | None,
+                 messages: list[dict[str, str]]) -> None:
+        if u.cancelled:
+            return
+        caller_text = messages[-1]["content"] if messages else ""
+        if self._dialogue is not None and (self._answer_question(u, rec, caller_text)
+                                           or self._route(u, rec, caller_text)):
+            self._done_generating(u)
+            return
+        if self._llm is None:
+            self._llm = self.engines.llm.acquire(timeout=30.0)
+        if not self.options.prompt_cache:
+            self._llm.reset()  # forget the evaluated prefix: the whole prompt is read again
+        t0 = self.clock()
+        chunker = ClauseChunker(first_max_words=FIRST_CLAUSE_WORDS)
+        parts: list[str] = []
+
+        def speak(clauses: list[str]) -> None:
+            for clause in self._speakable(u, clauses):
+                for speech in self.engines.tts.synthesize(clause):
+                    if rec is not None and rec.tts_first_audio_seconds is None:
+                        rec.tts_first_audio_seconds = self.clock() - t0
+                    u.add_clause(clause, speech.pcm, speech.word_ends)
+
+        for piece in stream_chat(self._llm, messages, self.engines.max_tokens,
+                                 self.engines.temperature, lambda: u.cancelled):
+            if rec is not None and rec.llm_first_token_seconds is None:
+                rec.llm_first_token_seconds = self.clock() - t0
+            parts.append(piece)
+            # kept current: a barge-in records the words generated up to that moment
+            u.generated_text = self._secrets.redact("".join(parts).strip())
+            if self.options.streaming:
+                speak(chunker.feed(piece))
+            if u.cancelled or u.withheld:
+                break
+        if not u.cancelled:
+            if not self.options.streaming:  # the sequential baseline: whole reply, then speech
+                chunker.feed("".join(parts))
+                audio = [(c, speech)
+                         for c in self._speakable(u, chunker.feed("") + chunker.flush())
+                         for speech in self.engines.tts.synthesize(c)]
+                if rec is not None:
+                    rec.tts_first_audio_seconds = self.clock() - t0
+                for clause, speech in audio:
+                    u.add_clause(clause, speech.pcm, speech.word_ends)
+            elif not u.withheld:
+                speak(chunker.flush())
+        u.generated_text = self._secrets.redact("".join(parts).strip())
+        self._done_generating(u)
+
+    def _speakable(self, u: Utterance, clauses: list[str]) -> list[str]:
+        """The clauses the speech filters let through (pipeline/reply/guard.py): one that
+        recites the interruption note is dropped; one that would tell a secret becomes a
+        refusal and ends the reply."""
+        keep: list[str] = []
+        for c in clauses:
+            if u.withheld:
+                break
+            verdict = self._secrets.judge(f"{u.spoken_text()} {' '.join(keep)}", c)
+            if verdict is ClauseVerdict.SKIP:
+                self.log.warning("not spoken (recites the interruption note): %r",
+                                 self._secrets.redact(c))
+                continue
+            if verdict is ClauseVerdict.REFUSE:
+                self.log.warning("not spoken: the reply was about to tell a secret "
+                                 "([llm] never_say, or an identifier in the system prompt)")
+                keep.append(REFUSAL)
+                u.withheld = True
+                break
+            keep.append(c)
+        return keep
+
+    def _done_generating(self, u: Utterance) -> None:
+        u.finished_generating = True
+        if not u.clauses and not u.cancelled:  # nothing to say: let the core move on
+            self._on_idle()
+
+    def _speak_all(self, u: Utterance, text: str) -> None:
+        """Synthesize ``text`` into the utterance (not streamed: tool phrases are short)."""
+        for speech in self.engines.tts.synthesize(text):
+            if not u.add_clause(text, speech.pcm, speech.word_ends):
+                return
+        u.generated_text = u.spoken_text()
+
+    # --- tools ---------------------------------------------------------------------------
+
+    def _answer_question(self, u: Utterance, rec: TurnRecord | None, caller_text: str) -> bool:
+        """The bot asked "shall I ...?": a yes runs the tool, a no drops it (True: answered);
+        anything else drops it and the turn is answered as usual (False)."""
+        d = self._dialogue
+        if d is None or d.asked is None:
+            return False
+        yes = d.answer(caller_text)
+        if yes is None:
+            return False
+        if not u.wait_released():
+            return True  # a speculative turn that was dropped: ask again on the real one
+        step = d.answered(yes)
+        if rec is not None:
+            rec.tools.append(step.entry)
+        self._carry_out(u, step)
+        return True
+
+    def _route(self, u: Utterance, rec: TurnRecord | None, caller_text: str) -> bool:
+        """Ask the router whether this turn is a tool call; True if it was handled as one."""
+        assert self._dialogue is not None
+        if not self._dialogue.policy.might_apply(caller_text):
+            return False
+        t0 = self.clock()
+        routed = self.engines.llm.route(caller_text, lambda: u.cancelled)
+        if rec is not None:
+            rec.route_seconds = self.clock() - t0
+        if routed is None or u.cancelled:
+            return False
+        call = parse_tool_call(routed)
+        if call is None:
+            self.log.info("the router wrote no usable call: %r", routed[:200])
+            return False
+        step = self._dialogue.propose(call, caller_text, committed=not u.held)
+        if step.kind is StepKind.WORDS:  # e.g. an invented order number: answer in words
+            self.log.info("tool call %s(%s) not used: %s", call.name, call.arguments,
+                          step.entry["reason"])
+            if rec is not None:
+                rec.tools.append(step.entry)
+            return False
+        if rec is not None and rec.llm_first_token_seconds is None:
+            rec.llm_first_token_seconds = self.clock() - t0
+        self._tool_turn(u, rec, step)
+        return True
+
+    def _tool_turn(self, u: Utterance, rec: TurnRecord | None, step: Step) -> None:
+        name = step.entry["name"]
+        if rec is not None:
+            rec.tools.append(step.entry)
+        if step.kind is StepKind.WAIT:
+            self.log.info("tool %s waits for the turn to commit", name)
+            if not u.wait_released():
+                ToolDialogue.dropped(step)
+                self.log.info("tool %s dropped: the caller went on", name)
+                return
+            assert self._dialogue is not None
+            step = self._dialogue.committed(step)
+        assert step.decision is not None
+        self.log.info("tool %s(%s): %s %s", name, step.entry["arguments"],
+                      step.decision.verdict.value, step.decision.reason)
+        self._carry_out(u, step)
+
+    def _carry_out(self, u: Utterance, step: Step) -> None:
+        """Say or run what the dialogue decided."""
+        if step.kind is StepKind.SAY:
+            self._speak_all(u, step.text)
+        elif step.kind is StepKind.RUN:
+            self._run_tool(u, step)
+
+    def _run_tool(self, u: Utterance, step: Step) -> None:
+        """Run the tool off the worker so a slow one can be covered by the holding phrase."""
+        decision, entry = step.decision, step.entry
+        assert decision is not None and decision.tool is not None
+        tool = decision.tool
+        if self._tool_runner is None:
+            self._tool_runner = ToolRunner(self._thread_init, f"{self.name}-tool")
+        t0 = self.clock()
+        job = self._tool_runner.submit(lambda: tool.run(decision.arguments, self._actions))
+        if not job.wait(self.options.hold_after):
+            if not u.cancelled and self.options.holding_phrase:
+                entry["holding_phrase"] = True
+                self._speak_all(u, self.options.holding_phrase)
+            job.wait(max(0.0, self.options.tool_timeout - (self.clock() - t0)))
+        entry["ms"] = round((self.clock() - t0) * 1000, 1)
+        if not job.done:
+            entry["outcome"] = "timeout"
+            self._speak_all(u, "Sorry, that is taking too long. Please try again later.")
+            return
+        if job.error is not None:
+            entry["outcome"] = "error"
+            entry["error"] = type(job.error).__name__
+            self.log.error("tool %s failed: %r", tool.name, job.error)
+            self._speak_all(u, "Sorry, something went wrong there.")
+            return
+        result = job.result
+        assert result is not None
+        entry["outcome"] = "ok"
+        if result.data:
+            entry["result"] = result.data
+        self._speak_all(u, result.say)
+        u.after_played = result.after_played
+
+
+class ToolJob:
+    def __init__(self, fn: Callable[[], ToolResult]) -> None:
+        self.fn = fn
+        self.result: ToolResult | None = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+    def run(self) -> None:
+        try:
+            self.result = self.fn()
+        except Exception as e:  # noqa: BLE001 - a tool's failure is reported, not raised
+            self.error = e
+        finally:
+            self._done.set()
+
+
+class ToolRunner:
+    """One daemon thread per call that runs tool jobs; a hung tool stalls only its call's
+    later tools (and is reported as a timeout), never the conversation."""
+
+    def __init__(self, thread_init: Callable[[str], None], name: str) -> None:
+        self._q: queue.SimpleQueue[ToolJob | None] = queue.SimpleQueue()
+        self._thread_init = thread_init
+        self._name = name
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def submit(self, fn: Callable[[], ToolResult]) -> ToolJob:
+        job = ToolJob(fn)
+        self._q.put(job)
+        return job
+
+    def close(self) -> None:
+        """The thread ends after the job in hand (a hung tool keeps it until it returns)."""
+        self._q.put(None)
+
+    def _loop(self) -> None:
+        self._thread_init(self._name)
+        while (job := self._q.get()) is not None:
+            job.run()

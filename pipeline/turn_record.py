@@ -1,0 +1,47 @@
+"""What one caller turn leaves behind: its transcript, reply and stage timings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TurnRecord:
+    """Timings of one caller turn, in seconds on the session's clock (monotonic; None: did not
+    happen)."""
+    turn_id: int
+    speech_start_sample: int
+    speech_end_sample: int
+    committed: float
+    """When the end of turn was decided."""
+    speech_end_time: float = 0.0
+    """When the frame holding the caller's last speech sample arrived from the jitter buffer."""
+    caller_text: str = ""
+    stt_seconds: float | None = None
+    llm_first_token_seconds: float | None = None
+    tts_first_audio_seconds: float | None = None
+    first_audio: float | None = None
+    """When the reply's first frame was handed to the bridge."""
+    bot_text: str = ""
+    heard_text: str = ""
+    interrupted: bool = False
+    speculative: bool = False
+    """Transcribed (and maybe answered) during a pause, before the end of the turn."""
+    barge_in_seconds: float | None = None
+    """Caller speech onset (arrival) to the bot's last frame handed out, if interrupted."""
+    tools: list[dict] = field(default_factory=list)
+    """Each tool call the model proposed this turn: name, arguments, decision, outcome, ms."""
+    keypad: bool = False
+    """The turn was typed on the keypad (DTMF), not spoken."""
+    route_seconds: float | None = None
+    """Time the tool router took to decide (tools enabled only)."""
+
+    @property
+    def end_of_turn_seconds(self) -> float:
+        return self.committed - self.speech_end_time
+
+    @property
+    def ttfa_seconds(self) -> float | None:
+        """End of the caller's speech to the reply's first audio, at the gateway's bridge
+        (the wire adds the jitter-buffer delay inbound and one frame outbound)."""
+        return None if self.first_audio is None else self.first_audio - self.speech_end_time
