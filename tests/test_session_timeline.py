@@ -116,7 +116,7 @@ def make_session(stt_texts, reply, session_options=None, **settings):
                       tts=ScriptedTts())
     failures = []
     opts = dict(session_options or {})
-    call_control = {k: opts.pop(k) for k in ("transfer", "hang_up") if k in opts}
+    call_control = {k: opts.pop(k) for k in ("transfer", "hang_up", "clock") if k in opts}
     options = SessionOptions(settings=ts, greeting="Hi there.", system_prompt="Be brief.",
                              echo_tail_ms=0, **opts)
     s = CallSession("t1", engines, options,
@@ -358,6 +358,35 @@ def test_a_reply_about_to_tell_a_secret_is_cut_and_refused():
         rec = session.turns[0]
         assert "3f9a0c1d" not in rec.bot_text and "3f9a0c1d" not in rec.heard_text
         assert "anything else" not in rec.bot_text  # generation stopped at the refusal
+        assert not failures
+    finally:
+        session.stop()
+
+
+def test_the_session_runs_on_the_clock_it_is_given():
+    """Time is an argument: on a test clock that moves 20 ms a media tick, the turn's record
+    is in that clock's seconds (frame arrivals and the first reply frame on its ticks)."""
+    now = {"t": 100.0}
+    session, llm, failures = make_session(["When are you open?"], "At nine.",
+                                          session_options={"clock": lambda: now["t"]})
+
+    class TestClock(Clock):
+        def tick(self, loud: bool = False) -> bytes:
+            now["t"] += 0.020
+            return super().tick(loud)
+
+    clock = TestClock(session)
+    session.start()
+    try:
+        greet(clock, session)
+        caller_asks(clock)
+        clock.until(lambda: session.turns and session.turns[0].first_audio is not None)
+        rec = session.turns[0]
+        ticks = [(x - 100.0) / 0.020 for x in (rec.speech_end_time, rec.first_audio)]
+        assert all(abs(k - round(k)) < 1e-6 for k in ticks), ticks
+        assert 100.0 < rec.speech_end_time < rec.committed <= rec.first_audio <= now["t"]
+        assert rec.end_of_turn_seconds >= 0.45  # the 500 ms end-of-turn silence, in test time
+        assert rec.ttfa_seconds is not None and rec.ttfa_seconds > 0
         assert not failures
     finally:
         session.stop()

@@ -6,6 +6,7 @@ import pytest
 
 from gateway.config import ConfigError, build
 from pipeline.core.dtmf import DtmfCollector, KeyEventKind, entry_text
+from pipeline.reply.dialogue import DECLINED, StepKind, ToolDialogue
 from pipeline.reply.tools import (
     ToolCall,
     ToolPolicy,
@@ -161,3 +162,51 @@ def test_keypad_entry():
     assert k.press("x", 14.0) is None and not k.collecting
     assert entry_text("42") == "I typed 4 2 on the keypad."
 
+
+
+class CountingPolicy(ToolPolicy):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.decisions = 0
+
+    def decide(self, *a, **kw):
+        self.decisions += 1
+        return super().decide(*a, **kw)
+
+
+def test_tool_dialogue_propose_wait_ask_answer():
+    p = CountingPolicy([transfer_tool(DESK), end_call_tool(), order_status_tool()],
+                       ("transfer_call",))
+    d = ToolDialogue(p, DESK)
+    xfer, said = ToolCall("transfer_call", {"target": "billing"}), "billing please"
+    step = d.propose(xfer, said, committed=False)  # a pause: the side effect waits
+    assert step.kind is StepKind.WAIT and step.entry["waited_for_commit"] is True
+    step = d.committed(step)  # the turn committed: ask first
+    assert step.kind is StepKind.SAY and step.text == "Shall I transfer you to the billing?"
+    assert step.entry == {"name": "transfer_call", "arguments": {"target": "billing"},
+                          "waited_for_commit": True, "decision": "ask_confirmation"}
+    assert p.decisions == 1 and d.asked is not None
+    assert d.answer("yes please") is True and d.asked is not None  # stands once committed
+    step = d.answered(True)
+    assert step.kind is StepKind.RUN and step.decision.tool.name == "transfer_call"
+    assert step.entry["confirmed"] is True and d.asked is None
+
+
+def test_tool_dialogue_refuses_declines_and_lets_other_words_through():
+    d = ToolDialogue(policy(), DESK)
+    step = d.propose(ToolCall("transfer_call", {"target": "front desk"}), "transfer me to 555 "
+                     "0199", committed=True)
+    assert step.kind is StepKind.SAY and step.entry["decision"] == "refuse"
+    assert step.text == "I'm sorry, I can only transfer you to the front desk or the billing."
+    step = d.propose(ToolCall("order_status", {"order_id": "999"}), "where is my order",
+                     committed=True)  # a number the caller never said: answer in words
+    assert step.kind is StepKind.WORDS and step.entry["decision"] == "invalid"
+    ask = d.propose(ToolCall("transfer_call", {"target": "billing"}), "billing please",
+                    committed=True)
+    assert ask.kind is StepKind.SAY and d.asked is not None
+    assert d.answered(False).text == DECLINED and d.asked is None
+    d.propose(ToolCall("transfer_call", {"target": "billing"}), "billing please", committed=True)
+    assert d.answer("what are your hours?") is None and d.asked is None  # the question lapses
+    wait = d.propose(ToolCall("end_call", {}), "goodbye", committed=False)
+    ToolDialogue.dropped(wait)
+    assert wait.entry["decision"] == "dropped"
