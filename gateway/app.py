@@ -1,4 +1,5 @@
-"""Assemble the gateway from a validated config: load and warm the models, start SIP."""
+"""The composition root: from a validated config, build the tool policy, the models, every
+call's session options, the metrics and the journal, and hand them to the SIP gateway."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import logging
 import signal
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from gateway.config import Config
 from gateway.records import escape_text
 from pipeline.audio.frames import ms_to_samples
 from pipeline.core.conversation import TurnSettings
+
+if TYPE_CHECKING:
+    from pipeline.models import Engines
+    from pipeline.options import SessionOptions
+    from pipeline.reply.tools import ToolPolicy
 
 log = logging.getLogger("voicebot")
 
@@ -73,7 +79,7 @@ def turn_settings(cfg: Config) -> TurnSettings:
     )
 
 
-def tool_policy(cfg: Config):
+def tool_policy(cfg: Config) -> ToolPolicy | None:
     """The tools of [tools], behind their policy gate; None when none is enabled."""
     from pipeline.reply.tools import ToolPolicy, load_tools, parse_targets
 
@@ -82,8 +88,9 @@ def tool_policy(cfg: Config):
     return ToolPolicy(tools, cfg.tools.confirm) if tools else None
 
 
-def session_options(cfg: Config, engines):
-    """What every call's session is set up with, from the config."""
+def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
+    """What every call's session is set up with, from the config (``tools``: the policy
+    ``tool_policy`` made of [tools])."""
     from pipeline.core.dtmf import KeypadSettings
     from pipeline.options import SessionOptions
     from pipeline.reply.tools import parse_targets
@@ -99,7 +106,7 @@ def session_options(cfg: Config, engines):
         echo_tail_ms=turn.echo_tail_ms if turn.echo_cancel else 0,
         double_talk_db=turn.double_talk_db,
         double_talk_adaptive=turn.double_talk_adaptive,
-        tools=engines.tools,
+        tools=tools,
         transfer_targets=parse_targets(cfg.tools.transfer_targets),
         keypad=KeypadSettings(d.operator_digit, d.terminator, d.inter_digit_timeout_ms / 1000),
         hold_after=cfg.tools.hold_after_ms / 1000,
@@ -109,8 +116,9 @@ def session_options(cfg: Config, engines):
     )
 
 
-def load_engines(cfg: Config):
-    """Load every model once for the process and warm it up (the first caller must not wait)."""
+def load_engines(cfg: Config, tools: ToolPolicy | None) -> Engines:
+    """Load every model once for the process and warm it up (the first caller must not wait);
+    the LLM's tool router learns ``tools``."""
     from pipeline import models
     from pipeline.audio.vad import SileroModel
     from pipeline.reply.llm import LlmPool
@@ -126,7 +134,6 @@ def load_engines(cfg: Config):
                    bundled_whisper=paths.whisper_dir)
     log.info("speech-to-text: %s (%s)", stt.name,
              "streaming partials" if stt.streaming else "partials only at pauses")
-    tools = tool_policy(cfg)
     if tools is not None:
         log.info("tools: %s (confirm first: %s)", ", ".join(tools.tools),
                  ", ".join(sorted(tools.confirm & set(tools.tools))) or "none")
@@ -138,7 +145,7 @@ def load_engines(cfg: Config):
                     tools.specs() if tools else None),
         tts=PiperTts(paths.piper_voice, cfg.tts.length_scale, cfg.tts.volume),
         max_tokens=cfg.llm.max_tokens, temperature=cfg.llm.temperature,
-        history_turns=cfg.llm.history_turns, tools=tools)
+        history_turns=cfg.llm.history_turns)
     log.info("models loaded in %.1f s; warming up", time.monotonic() - t0)
     engines.warm_up()
     log.info("models ready in %.1f s", time.monotonic() - t0)
@@ -157,8 +164,9 @@ def serve(cfg: Config) -> int:
         print(f"voicebot: call journal: {e}", file=sys.stderr)
         return 4
     try:
-        engines = load_engines(cfg)
-        gw = Gateway(cfg, engines, observer=observer)
+        tools = tool_policy(cfg)
+        engines = load_engines(cfg, tools)
+        gw = Gateway(cfg, engines, session_options(cfg, tools), observer=observer)
         gw.start()
     except BaseException:
         close_observability()

@@ -38,6 +38,7 @@ from gateway.records import CallObserver, detached_observer
 from gateway.sip_screen import Refusal
 from pipeline.audio.frames import BRIDGE_RATE
 from pipeline.models import Engines
+from pipeline.options import SessionOptions
 from pipeline.session import CallSession
 
 log = logging.getLogger(__name__)
@@ -208,11 +209,12 @@ class _LogWriter(pj.LogWriter):
 class Gateway:
     """One pjsua2 endpoint and its calls. Construct, ``start()``, ``run()`` (blocks)."""
 
-    def __init__(self, cfg: Config, engines: Engines,
+    def __init__(self, cfg: Config, engines: Engines, options: SessionOptions,
                  call_done: Callable[[GatewayCall], None] = lambda c: None,
                  observer: CallObserver | None = None) -> None:
         self.cfg = cfg
         self.engines = engines
+        self.options = options  # every call's session settings (built by gateway/app.py)
         self.call_done = call_done
         self.observer = observer or detached_observer()  # metrics and call records
         self.control: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -421,7 +423,7 @@ class Gateway:
         """Create the call's port and conversation (on the pjsua thread, at media-up)."""
         session = CallSession(
             call.name, testfault.engines_for(self.engines, self.fault, call.name),
-            self.session_options(),
+            self.options,
             on_failure=lambda stage, exc, name=call.name: self.control.put(
                 lambda: self.fail(name, stage)),
             thread_init=self.register_thread,
@@ -441,11 +443,6 @@ class Gateway:
                     edges.tap_outbound(session.pull_outbound))
         call.port, call.session = port, session
         session.start()
-
-    def session_options(self):
-        from gateway.app import session_options
-
-        return session_options(self.cfg, self.engines)
 
     def register_thread(self, name: str) -> None:
         if not self.ep.libIsThreadRegistered():

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     from pipeline.audio.vad import SileroModel
     from pipeline.reply.llm import LlmPool
-    from pipeline.reply.tools import ToolPolicy
     from pipeline.reply.tts import PiperTts
     from pipeline.stt.base import SpeechToText
 
@@ -265,8 +264,6 @@ class Engines:
     max_tokens: int = 96
     temperature: float = 0.2
     history_turns: int = 6
-    tools: ToolPolicy | None = None
-    """The tools every call may use (see [tools]); None: the model only talks."""
 
     def warm_up(self) -> None:
         import numpy as np
