@@ -202,6 +202,7 @@ def start_observability(cfg: Config):
 
     from gateway import records
     from gateway.metrics import Metrics, start_server
+    from gateway.observer import CallObserver
 
     registry = CollectorRegistry()
     metrics = Metrics(registry, capacity=cfg.sip.max_calls)
@@ -216,7 +217,7 @@ def start_observability(cfg: Config):
                     path, len(aborted), ", ".join(aborted))
     journal = records.Journal(path, on_error=lambda e: metrics.journal_errors.inc())
     log.info("call journal: %s", path.resolve())
-    observer = records.CallObserver(metrics, journal)
+    observer = CallObserver(metrics, journal)
     server = start_server(registry, cfg.metrics.listen_address, cfg.metrics.port)
 
     def close() -> None:

@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 def _calls(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     import json
 
-    from gateway import records
+    from gateway import records, records_view
 
     path = records.journal_path(args.journal or cfg.records.path)
     if not path.exists():
@@ -60,19 +60,19 @@ def _calls(args: argparse.Namespace, cfg: config_mod.Config) -> int:
               file=sys.stderr)
     if args.calls_command == "show":
         try:
-            rec = records.find(folded, args.id)
+            rec = records_view.find(folded, args.id)
         except LookupError as e:
             print(f"voicebot: {e.args[0]}", file=sys.stderr)
             return 1
         print(json.dumps(rec, indent=2, ensure_ascii=False) if args.json
-              else records.format_call(rec))
+              else records_view.format_call(rec))
         return 0
     recs = folded.records()
     recs = recs[-args.limit:] if args.limit > 0 else recs
     if args.json:
         print(json.dumps(recs, indent=2, ensure_ascii=False))
     else:
-        print(records.format_list(recs))
+        print(records_view.format_list(recs))
     return 0
 
 

@@ -23,6 +23,7 @@ import pjsua2 as pj
 
 from gateway import registration, testfault
 from gateway.admission import InviteGate, LogBudget, request_line, request_uri, uri_user
+from gateway.audio_edges import AudioEdges
 from gateway.call_control import (
     BUSY_STATUS,
     LOCAL_FAILURE_STATUS,
@@ -34,7 +35,7 @@ from gateway.call_control import (
 )
 from gateway.config import Config
 from gateway.media_port import CallPort, init_fast_path, pcm_format
-from gateway.records import CallObserver, detached_observer
+from gateway.observer import CallObserver, detached_observer
 from gateway.sip_screen import Refusal
 from pipeline.audio.frames import BRIDGE_RATE
 from pipeline.models import Engines
@@ -432,7 +433,8 @@ class Gateway:
                 lambda: self.start_transfer(name, uri)),
             hang_up=lambda cause, name=call.name: self.control.put(
                 lambda: self.bot_hang_up(name, cause)))
-        edges = self.observer.media_started(call.name, session)  # audible edges for TTFA
+        # audible edges for TTFA, on the session's clock
+        edges = self.observer.media_started(call.name, session, AudioEdges(clock=session.clock))
         if self._free_ports:
             port = self._free_ports.pop()
         else:

@@ -19,7 +19,8 @@ from gateway.call_control import (
     transfer_verdict,
 )
 from gateway.metrics import Metrics
-from gateway.records import CallObserver, Journal
+from gateway.observer import CallObserver
+from gateway.records import Journal
 from gateway.sip import Gateway
 
 

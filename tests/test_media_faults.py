@@ -267,16 +267,17 @@ def test_a_transcript_that_comes_after_the_hang_up_is_in_the_record(tmp_path):
 
     from gateway import records
     from gateway.metrics import Metrics
+    from gateway.observer import CallObserver
+    from pipeline.turn_record import TurnRecord
 
-    obs = records.CallObserver(Metrics(CollectorRegistry()),
-                               records.Journal(tmp_path / "calls.jsonl"))
+    obs = CallObserver(Metrics(CollectorRegistry()), records.Journal(tmp_path / "calls.jsonl"))
     obs.answering("call-1", {})
-    pending = SimpleNamespace(turn_id=3, caller_text="")
+    pending = TurnRecord(3, 0, 16000, 0.0)
     obs._calls["call-1"].session = SimpleNamespace(turns=[pending])
     obs.ended("call-1", 200, "Normal call clearing", by_bot=False)
-    obs.turn_done("call-1", SimpleNamespace(turn_id=3, caller_text="he was not an ill "
-                                            "disposed young man"))
-    obs.turn_done("call-9", SimpleNamespace(turn_id=1, caller_text="never answered"))
+    obs.turn_done("call-1", TurnRecord(3, 0, 16000, 0.0, caller_text="he was not an ill "
+                                       "disposed young man"))
+    obs.turn_done("call-9", TurnRecord(1, 0, 16000, 0.0, caller_text="never answered"))
     obs.journal.close()
     [rec] = records.read(tmp_path / "calls.jsonl").records()
     assert rec["state"] == "closed" and rec["turn_count"] == 1

@@ -17,6 +17,7 @@ from prometheus_client.openmetrics.exposition import generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from gateway import metrics as M
+from gateway.audio_edges import AudioEdges
 from gateway.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +95,7 @@ def test_rtp_cumulative_stats_become_counter_deltas():
 
 
 def test_audible_edges_find_the_last_caller_sound_and_the_first_bot_sound():
-    e = M.AudioEdges(seconds=2.0)
+    e = AudioEdges(seconds=2.0)
     loud = (np.sin(np.arange(320) / 3) * 8000).astype("<i2").tobytes()
     quiet = (np.random.default_rng(1).standard_normal(320) * 50).astype("<i2").tobytes()
     pushed = []

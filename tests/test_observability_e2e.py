@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway import records
+from gateway import records, records_view
 from tests.harness import (
     VOICEBOT,
     GatewayProcess,
@@ -132,7 +132,7 @@ def test_ttfa_metrics_exemplar_and_record_agree_with_the_caller(gateway, tmp_pat
     for w, g, b, jb in rows:
         print(f"TTFA caller {w * 1000:.0f} ms, gateway {g * 1000:.0f} ms (bridge {b * 1000:.0f}"
               f" jb {jb:.0f}), difference {(g - w) * 1000:+.0f} ms")
-    print(records.format_call(rec))
+    print(records_view.format_call(rec))
 
     # one TTFA observation per bot reply (the greeting is not a reply), none for anything else
     assert len(turns) == 2, rec["turns"]

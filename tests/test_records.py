@@ -13,7 +13,9 @@ from prometheus_client import CollectorRegistry
 
 from gateway import records
 from gateway.metrics import Metrics
-from gateway.records import CallObserver, Journal
+from gateway.observer import OUTBOUND_WIRE_SECONDS, CallObserver, turn_entry
+from gateway.records import Journal
+from gateway.records_view import format_call, format_list
 from pipeline.turn_record import TurnRecord
 
 
@@ -141,7 +143,7 @@ def test_observer_writes_a_complete_record_and_counts(tmp_path):
     t2, t5 = r["turns"]
     # no loud frames seen at a port: the pipeline's marks plus the jitter-buffer delay
     assert t2["ttfa_bridge_seconds"] == pytest.approx(1.2)
-    assert t2["ttfa_seconds"] == pytest.approx(1.2 + 0.040 + records.OUTBOUND_WIRE_SECONDS)
+    assert t2["ttfa_seconds"] == pytest.approx(1.2 + 0.040 + OUTBOUND_WIRE_SECONDS)
     assert t2["end_of_turn_seconds"] == pytest.approx(0.5)
     assert t2["speech_end_at"] == 10.0 and t2["first_audio_at"] == 11.2
     assert t5.get("ended_with_call") and t5["ttfa_seconds"] is not None
@@ -255,10 +257,7 @@ def test_keys_transfers_and_tool_calls_are_in_the_record_and_shown(tmp_path, cap
 
 
 def test_turn_without_tools_has_an_empty_list():
-    class Old:  # a record from before tool calls existed
-        turn_id = 1
-
-    assert records.turn_entry(Old(), 0.0, 0.0)["tools"] == []
+    assert turn_entry(TurnRecord(1, 0, 0, 0.0), 0.0, 0.0)["tools"] == []
 
 
 # --- records are total over any text (issue 14) ------------------------------------------------
@@ -419,10 +418,10 @@ def test_records_written_before_cleaning_still_format():
         b'"sip_status":200,"sip_reason":"\\u001b[2J"}',
     ])
     r = f.calls["a\x1b"]
-    for out in (records.format_list([r]), records.format_call(r)):
+    for out in (format_list([r]), format_call(r)):
         out.encode("utf-8")
         assert not CONTROL.search(out.replace("\n", "")), out
-    assert "\\xfe" in records.format_call(r) and "a\\x1b" in records.format_list([r])
+    assert "\\xfe" in format_call(r) and "a\\x1b" in format_list([r])
 
 
 class _FlakyJournal(Journal):
