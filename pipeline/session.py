@@ -8,7 +8,9 @@ Threads per call:
   models run, so barge-in is immediate;
 - the *worker* (``pipeline/reply/worker.py``) runs model jobs (speech-to-text, LLM -> clauses
   -> TTS, tools) one at a time, and reports back through the listener's queue, so the core
-  only ever runs on one thread.
+  only ever runs on one thread;
+- a streaming speech-to-text backend hears every frame on a thread of its own
+  (``pipeline/stt/transcriber.py``).
 
 Time comes from ``clock`` (monotonic seconds), audio time from the inbound sample count.
 """
@@ -30,7 +32,6 @@ from pipeline.audio.frames import (
     FRAME_BYTES,
     PlayoutBuffer,
     int16_to_float,
-    write_wav,
 )
 from pipeline.audio.inbound import InboundAudio
 from pipeline.audio.utterance import Utterance
@@ -52,15 +53,13 @@ from pipeline.models import Engines
 from pipeline.options import SessionOptions
 from pipeline.reply.history import ChatHistory
 from pipeline.reply.worker import ReplyWorker
-from pipeline.stt.base import StreamWorker, Transcript, TurnWords
+from pipeline.stt.transcriber import POST_ROLL, PRE_ROLL, TurnTranscriber
 from pipeline.turn_record import TurnRecord
 
 log = logging.getLogger(__name__)
 
 SILENCE = bytes(FRAME_BYTES)
 KEEP_INBOUND_SECONDS = 130  # longest turn (max 120 s) plus margin
-PRE_ROLL = 5120  # samples (320 ms) of audio before the detected speech onset
-POST_ROLL = 1600  # samples (100 ms) after the detected speech end
 
 
 @dataclass
@@ -134,8 +133,12 @@ class CallSession:
         self._worker = ReplyWorker(call_id, engines, options, _CallActions(self),
                                    on_idle=lambda: self._inbox.put(_Call(self._check_done)),
                                    log=self.log, clock=clock, thread_init=thread_init)
-        self._stt_stream: StreamWorker | None = None  # streaming backends (Vosk) only
-        self._turn_words = TurnWords()  # the stream's words by turn (STT thread only)
+        self._stt = TurnTranscriber(
+            call_id, engines, self._worker.submit,
+            on_text=lambda turn_id, rec, text: self._inbox.put(
+                _Call(lambda: self._on_transcript(turn_id, rec, text))),
+            log=self.log, clock=clock, turn_audio_dir=options.turn_audio_dir,
+            thread_init=thread_init)
         self._threads: list[threading.Thread] = []
 
     # --- media clock side (never blocks) -------------------------------------------------
@@ -171,11 +174,7 @@ class CallSession:
     # --- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        if getattr(self.engines.stt, "streaming", False):
-            # every inbound frame goes through the recognizer as it arrives: partials are
-            # ready at a pause and the final at the end of the turn, with no re-decode
-            self._stt_stream = StreamWorker(self.engines.stt.stream(), self._on_stream_result,
-                                            f"{self.call_id}-stt", self.thread_init)
+        self._stt.start()
         work = lambda: self._worker.run(self._stop.is_set)  # noqa: E731
         for name, target in (("listen", self._listen_loop), ("work", work)):
             t = threading.Thread(target=self._guard, args=(name, target),
@@ -202,8 +201,7 @@ class CallSession:
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join(timeout)
-        if self._stt_stream is not None:
-            self._stt_stream.close(timeout)
+        self._stt.close(timeout)
         if not any(t.is_alive() for t in self._threads) and self._aec is not None:
             self._aec.close()
 
@@ -235,8 +233,7 @@ class CallSession:
                 if self._aec_delay:  # the cleaned frame holds the previous frame's audio
                     t, self._prev_t = self._prev_t or item.t, item.t
             self._audio.append(pcm, t)
-            if self._stt_stream is not None:
-                self._stt_stream.push(pcm)
+            self._stt.push(pcm)
             echo_only = self._gate.echo_only()
             for end, prob in self._vad.feed(int16_to_float(pcm)):
                 # over the bot's own audio, what is no louder than its echo is not the caller
@@ -360,8 +357,7 @@ class CallSession:
         if rec is None:
             return
         self._mark_committed(rec)
-        if self._stt_stream is not None:
-            self._stt_stream.end_turn("commit")
+        self._stt.committed()
         u = self._utterances.get(a.utterance_id) if a.utterance_id else None
         if u is not None:
             self.history.add_user(rec.caller_text)
@@ -369,7 +365,7 @@ class CallSession:
         elif not answered and rec.stt_seconds is not None:
             self.on_turn_done(rec)  # the speculation heard nothing worth answering
 
-    # --- speech-to-text ------------------------------------------------------------------
+    # --- speech-to-text (pipeline/stt/transcriber.py) ---------------------------------------
 
     def _start_transcription(self, a: Transcribe) -> None:
         rec = TurnRecord(a.turn_id, a.start, a.end, 0.0,
@@ -378,49 +374,7 @@ class CallSession:
         if not a.speculative:
             self._mark_committed(rec)
         # Silero scores a word's onset late and its tail early: keep some margin
-        audio = self._audio.span(a.start - PRE_ROLL, a.end + POST_ROLL)
-        if self._stt_stream is None:
-            self._worker.submit(lambda: self._transcribe(a, rec, audio))
-            return
-        if self.options.turn_audio_dir:
-            self._worker.submit(lambda: write_wav(self._wav_path(a.turn_id), audio))
-        tag = (a, rec, self.clock(), len(audio))
-        if a.speculative:
-            self._stt_stream.pause(tag)  # the partial so far: no decode of its own
-        else:
-            self._stt_stream.end_turn(tag)
-
-    def _wav_path(self, turn_id: int) -> str:
-        return f"{self.options.turn_audio_dir}/{self.call_id}-turn{turn_id}.wav"
-
-    def _transcribe(self, a: Transcribe, rec: TurnRecord, audio: np.ndarray) -> None:
-        """Worker thread: a whole-utterance backend transcribes the turn's audio."""
-        t0 = self.clock()
-        if self.options.turn_audio_dir:
-            write_wav(self._wav_path(a.turn_id), audio)
-        text = self.engines.stt.transcribe(int16_to_float(audio))
-        rec.stt_seconds = self.clock() - t0
-        rec.caller_text = text
-        self.log.info("turn %d: caller said %r (%.2f s of audio, stt %.0f ms)", a.turn_id,
-                      text, len(audio) / BRIDGE_RATE, rec.stt_seconds * 1000)
-        self._inbox.put(_Call(lambda: self._on_transcript(a.turn_id, rec, text)))
-
-    def _on_stream_result(self, t: Transcript | None, tag: object) -> None:
-        """Streaming STT thread: a partial (tag None), a pause partial or a final."""
-        if tag is None:  # a streaming partial: the pause and the end of turn use their own
-            return
-        if tag == "commit":  # a turn the pause partial answered: just close it on the stream
-            self._turn_words.closed(t)
-            return
-        a, rec, t0, n = tag  # type: ignore[misc]
-        # word times: only the words of this turn's span (not noise before it)
-        text = self._turn_words.text(t, a.start - PRE_ROLL, a.end + POST_ROLL)
-        rec.stt_seconds = self.clock() - t0
-        rec.caller_text = text
-        self.log.info("turn %d: caller said %r (%.2f s of audio, %s %.0f ms after the %s)",
-                      a.turn_id, text, n / BRIDGE_RATE, "partial" if a.speculative else "final",
-                      rec.stt_seconds * 1000, "pause" if a.speculative else "end of turn")
-        self._inbox.put(_Call(lambda: self._on_transcript(a.turn_id, rec, text)))
+        self._stt.transcribe(a, rec, self._audio.span(a.start - PRE_ROLL, a.end + POST_ROLL))
 
     def _on_transcript(self, turn_id: int, rec: TurnRecord, text: str) -> None:
         actions = self.core.on_transcript(turn_id, text)

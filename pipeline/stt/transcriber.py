@@ -1,0 +1,110 @@
+"""A call's turns to text, off the listener thread.
+
+A whole-utterance backend (Whisper) transcribes a turn's audio as a job on the call's reply
+worker; a streaming backend (Vosk) hears every inbound frame on a thread of its own and hands
+over its partial at a pause and its final at the end of the turn, with no re-decode. Either
+way the text comes back through ``on_text(turn_id, rec, text)``, which only queues work for
+the listener.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from pipeline.audio.frames import BRIDGE_RATE, int16_to_float, write_wav
+from pipeline.core.conversation import Transcribe
+from pipeline.models import Engines
+from pipeline.stt.base import StreamWorker, Transcript, TurnWords
+from pipeline.turn_record import TurnRecord
+
+PRE_ROLL = 5120  # samples (320 ms) of audio before the detected speech onset
+POST_ROLL = 1600  # samples (100 ms) after the detected speech end
+
+
+class TurnTranscriber:
+    def __init__(self, call_id: str, engines: Engines, submit: Callable[[Callable[[], None]], None],
+                 on_text: Callable[[int, TurnRecord, str], None], log: logging.LoggerAdapter,
+                 clock: Callable[[], float] = time.monotonic, turn_audio_dir: str = "",
+                 thread_init: Callable[[str], None] = lambda name: None) -> None:
+        self.call_id = call_id
+        self.engines = engines
+        self._submit = submit  # runs a job on the call's reply worker
+        self._on_text = on_text
+        self.log = log
+        self.clock = clock
+        self.turn_audio_dir = turn_audio_dir
+        """If set, each caller turn's audio is written there as WAV (debugging)."""
+        self._thread_init = thread_init
+        self._stream: StreamWorker | None = None  # streaming backends (Vosk) only
+        self._words = TurnWords()  # the stream's words by turn (stream thread only)
+
+    def start(self) -> None:
+        if getattr(self.engines.stt, "streaming", False):
+            # every inbound frame goes through the recognizer as it arrives: partials are
+            # ready at a pause and the final at the end of the turn, with no re-decode
+            self._stream = StreamWorker(self.engines.stt.stream(), self._on_stream_result,
+                                        f"{self.call_id}-stt", self._thread_init)
+
+    def push(self, pcm: np.ndarray) -> None:
+        """An inbound frame (after echo cancelling), for a streaming backend."""
+        if self._stream is not None:
+            self._stream.push(pcm)
+
+    def transcribe(self, a: Transcribe, rec: TurnRecord, audio: np.ndarray) -> None:
+        """Turn ``a``'s text (``audio``: its samples with the pre- and post-roll), into
+        ``rec``: a speculative one from the pause partial, the final at the end of turn."""
+        if self._stream is None:
+            self._submit(lambda: self._decode(a, rec, audio))
+            return
+        if self.turn_audio_dir:
+            self._submit(lambda: write_wav(self._wav_path(a.turn_id), audio))
+        tag = (a, rec, self.clock(), len(audio))
+        if a.speculative:
+            self._stream.pause(tag)  # the partial so far: no decode of its own
+        else:
+            self._stream.end_turn(tag)
+
+    def committed(self) -> None:
+        """A turn the pause partial answered has committed: close it on the stream."""
+        if self._stream is not None:
+            self._stream.end_turn("commit")
+
+    def close(self, timeout: float) -> None:
+        if self._stream is not None:
+            self._stream.close(timeout)
+
+    def _wav_path(self, turn_id: int) -> str:
+        return f"{self.turn_audio_dir}/{self.call_id}-turn{turn_id}.wav"
+
+    def _decode(self, a: Transcribe, rec: TurnRecord, audio: np.ndarray) -> None:
+        """Reply worker: a whole-utterance backend transcribes the turn's audio."""
+        t0 = self.clock()
+        if self.turn_audio_dir:
+            write_wav(self._wav_path(a.turn_id), audio)
+        text = self.engines.stt.transcribe(int16_to_float(audio))
+        rec.stt_seconds = self.clock() - t0
+        rec.caller_text = text
+        self.log.info("turn %d: caller said %r (%.2f s of audio, stt %.0f ms)", a.turn_id,
+                      text, len(audio) / BRIDGE_RATE, rec.stt_seconds * 1000)
+        self._on_text(a.turn_id, rec, text)
+
+    def _on_stream_result(self, t: Transcript | None, tag: object) -> None:
+        """Stream thread: a partial (tag None), a pause partial or a final."""
+        if tag is None:  # a streaming partial: the pause and the end of turn use their own
+            return
+        if tag == "commit":  # a turn the pause partial answered: just close it on the stream
+            self._words.closed(t)
+            return
+        a, rec, t0, n = tag  # type: ignore[misc]
+        # word times: only the words of this turn's span (not noise before it)
+        text = self._words.text(t, a.start - PRE_ROLL, a.end + POST_ROLL)
+        rec.stt_seconds = self.clock() - t0
+        rec.caller_text = text
+        self.log.info("turn %d: caller said %r (%.2f s of audio, %s %.0f ms after the %s)",
+                      a.turn_id, text, n / BRIDGE_RATE, "partial" if a.speculative else "final",
+                      rec.stt_seconds * 1000, "pause" if a.speculative else "end of turn")
+        self._on_text(a.turn_id, rec, text)
