@@ -1,4 +1,7 @@
-"""Call control on the SIP side, without pjsua: keypad digits, blind transfer, bot hang-up.
+"""Call control on the SIP side: keypad digits, blind transfer, bot hang-up.
+
+The decisions are pure functions (``transfer_verdict``, ``PendingTransfer``...); the
+``CallControl`` methods of ``Gateway`` carry them out with pjsua2, on the control thread.
 
 - DTMF: pjsua2 2.15 calls ``Call.onDtmfDigit`` exactly once per key press for both RFC 4733
   telephone-events (method RFC2833, at the event's start) and SIP INFO
@@ -21,8 +24,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pjsua2 as pj
+
+if TYPE_CHECKING:
+    from gateway.call import GatewayCall
+    from gateway.observer import CallObserver
 
 TRANSFER_TIMEOUT = 30.0
 """Seconds from the REFER to a final NOTIFY before the transfer counts as failed."""
@@ -75,3 +85,104 @@ def dtmf_method_name(method: int, rfc2833: int, sip_info: int) -> str:
 def normalize_digit(digit: Any) -> str:
     return str(digit).strip().upper()[:1]
 
+
+class CallControl:
+    """``Gateway``'s keypad, transfer and bot hang-up methods (a mixin: the gateway holds
+    ``calls``, ``observer`` and ``_hang_up``)."""
+
+    calls: dict[str, GatewayCall]
+    observer: CallObserver
+    _hang_up: Callable[..., None]  # Gateway._hang_up(call, cause, status=None)
+
+    def dtmf(self, call: GatewayCall, digit: str, method: int) -> None:
+        """A key the caller pressed (pjsua thread): into the record, then the conversation."""
+        how = dtmf_method_name(method, pj.PJSUA_DTMF_METHOD_RFC2833,
+                               pj.PJSUA_DTMF_METHOD_SIP_INFO)
+        call.log.debug("key %r (%s)", digit, how)  # digits may be PINs: not at info
+        self.observer.dtmf(call.name, digit, how)
+        if call.session is not None and not call.ended:
+            call.session.on_dtmf(digit)
+
+    def bot_hang_up(self, name: str, cause: str) -> None:
+        """The conversation ended the call (its goodbye has played): BYE."""
+        call = self.calls.get(name)
+        if call is None or call.ended:
+            return
+        call.log.info("hanging up: %s", cause)
+        self.observer.mark_outcome(name, "bot_hangup")
+        self._hang_up(call, cause)
+
+    def start_transfer(self, name: str, target: str) -> None:
+        """Blind transfer (control thread): REFER the caller to ``target`` (already checked
+        against [tools] transfer_targets by the conversation)."""
+        call = self.calls.get(name)
+        if call is None or call.ended or call.bot_cause is not None:
+            return
+        if call.transfer is not None:
+            call.log.warning("transfer to %s refused: the transfer to %s is still pending",
+                             target, call.transfer.target)
+            self._tell_transfer(call, False, BUSY_STATUS, "a transfer is already pending")
+            return
+        call.transfer = PendingTransfer(target)
+        call.timed_out_target = None
+        call.log.info("transferring to %s (REFER)", target)
+        try:
+            call.xfer(target, pj.CallOpParam(True))
+        except pj.Error as e:
+            call.log.warning("REFER to %s failed: %s", target, e.info())
+            self._end_transfer(call, "failed", LOCAL_FAILURE_STATUS,
+                               f"REFER not sent: {e.reason or e.title}")
+
+    def transfer_status(self, name: str, status: int, reason: str, final: bool) -> None:
+        """onCallTransferStatus, on the control thread: progress, or the final outcome."""
+        call = self.calls.get(name)
+        if call is None or call.ended:
+            return
+        pending = call.transfer
+        if pending is None:
+            if call.timed_out_target and final and 200 <= status < 300:
+                # the transferee reached the target after all: it is on the new call now
+                call.log.warning("transfer to %s succeeded after its timeout (%d %s): hanging "
+                                 "up", call.timed_out_target, status, reason)
+                self.observer.mark_outcome(name, "transferred")
+                self._hang_up(call, f"transferred to {call.timed_out_target} (late "
+                                    f"{status} {reason})")
+            return
+        verdict = transfer_verdict(status, final)
+        if verdict is None:
+            pending.progress.append((status, reason))
+            call.log.info("transfer to %s: %d %s", pending.target, status, reason)
+            return
+        self._end_transfer(call, verdict, status, reason)
+
+    def _end_transfer(self, call: GatewayCall, outcome: str, status: int, reason: str) -> None:
+        pending, call.transfer = call.transfer, None
+        target = pending.target if pending is not None else "?"
+        call.log.info("transfer to %s %s: %d %s", target, outcome, status, reason)
+        self.observer.transfer(call.name, target, status, outcome, reason)
+        if outcome == "timeout":
+            call.timed_out_target = target
+        self._tell_transfer(call, outcome == "accepted", status, reason)
+        if outcome == "accepted":  # RFC 5589: the transferor leaves once the target answered
+            self.observer.mark_outcome(call.name, "transferred")
+            self._hang_up(call, f"transferred to {target} ({status} {reason})")
+
+    def _tell_transfer(self, call: GatewayCall, accepted: bool, status: int,
+                       reason: str) -> None:
+        if call.session is not None:
+            call.session.on_transfer_result(accepted, status, reason)
+
+    def _abandon_transfer(self, call: GatewayCall) -> None:
+        """The call ended before its REFER's outcome came: record the transfer as failed."""
+        pending, call.transfer = call.transfer, None
+        if pending is not None:
+            self.observer.transfer(call.name, pending.target, None, "failed",
+                                   "the call ended before the transfer's final NOTIFY")
+
+    def _check_transfer(self, call: GatewayCall, now: float) -> None:
+        pending = call.transfer
+        if pending is None or call.ended or not pending.expired(now):
+            return
+        seen = ", ".join(f"{s} {r}" for s, r in pending.progress) or "nothing"
+        self._end_transfer(call, "timeout", TIMEOUT_STATUS,
+                           f"no final NOTIFY within {pending.timeout:.0f} s (saw: {seen})")

@@ -1,5 +1,9 @@
 """The PJSIP user agent: endpoint, UDP transport, account, calls, and their media ports.
 
+SIP glue only: the settings of each call's conversation come ready-made from the composition
+root (``gateway/app.py``); pjsua2's call and account objects are in ``gateway/call.py``, the
+keypad and transfer methods in ``gateway/call_control.py``.
+
 pjsua2 owns its threads: SIP callbacks arrive on ``pjsua_0``, media callbacks on ``clock``.
 Every pjsua2 operation of ours (answer aside, which pjsua expects inside onIncomingCall) runs
 on the main thread through ``Gateway.control``, so the Python objects behind a call are
@@ -24,15 +28,8 @@ import pjsua2 as pj
 from gateway import registration, testfault
 from gateway.admission import InviteGate, LogBudget, request_line, request_uri, uri_user
 from gateway.audio_edges import AudioEdges
-from gateway.call_control import (
-    BUSY_STATUS,
-    LOCAL_FAILURE_STATUS,
-    TIMEOUT_STATUS,
-    PendingTransfer,
-    dtmf_method_name,
-    normalize_digit,
-    transfer_verdict,
-)
+from gateway.call import BotAccount, GatewayCall
+from gateway.call_control import CallControl
 from gateway.config import Config
 from gateway.media_port import CallPort, init_fast_path, pcm_format
 from gateway.observer import CallObserver, detached_observer
@@ -57,157 +54,12 @@ class CallStats:
     refused_user: int = 0
 
 
-class GatewayCall(pj.Call):
-    def __init__(self, gw: Gateway, acc: pj.Account, call_id: int, name: str) -> None:
-        super().__init__(acc, call_id)
-        self.gw = gw
-        self.name = name
-        self.port: CallPort | None = None
-        self.session: CallSession | None = None
-        self._slot: int | None = None
-        self.ended = False
-        self.rtp: dict[str, float | int | str] = {}  # last stream statistics seen
-        self.rx_expected = True  # RTP is due from the caller (sendrecv: not on hold)
-        self.rx_last: int | None = None  # rx packet count at the last change seen
-        self.rx_changed_at = 0.0  # monotonic time of that change (dead-peer detection)
-        self.bot_cause: str | None = None  # why the gateway hung up (None: it did not)
-        self.confirmed = False  # the caller's ACK came (the call reached CONFIRMED)
-        self.transfer: PendingTransfer | None = None  # a REFER awaiting its final outcome
-        self.timed_out_target: str | None = None  # a transfer given up on (late NOTIFYs)
-        self.log = logging.LoggerAdapter(log, {"call": name})
-
-    # pjsua2 callbacks: an exception escaping one would keep this call object alive in the
-    # traceback, and a Call destroyed late hangs up whichever call reused its slot.
-
-    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 - pjsua2 API
-        try:
-            self._on_state()
-        except Exception:  # noqa: BLE001
-            self.log.exception("call state handling failed")
-
-    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
-        try:
-            self._on_media_state()
-        except Exception:  # noqa: BLE001
-            self.log.exception("media set-up failed; ending the call")
-            self.gw.control.put(lambda name=self.name: self.gw.fail(name, "media"))
-
-    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
-        # once per key press, RFC 4733 and SIP INFO dtmf-relay alike (gateway/call_control.py)
-        try:
-            self.gw.dtmf(self, normalize_digit(prm.digit), int(prm.method))
-        except Exception:  # noqa: BLE001
-            self.log.exception("DTMF handling failed")
-
-    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
-        try:
-            status, reason, final = int(prm.statusCode), str(prm.reason), bool(prm.finalNotify)
-            prm.cont = not final  # no reports after the final one
-            self.gw.control.put(lambda name=self.name: self.gw.transfer_status(
-                name, status, reason, final))
-        except Exception:  # noqa: BLE001
-            self.log.exception("transfer status handling failed")
-
-    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
-        # A REFER from the caller: left at its default (202), pjsua would place a new call to
-        # whatever the Refer-To names, through our trunk (toll fraud). The bot transfers
-        # callers; it is never transferred: 603, the call goes on.
-        prm.statusCode = pj.PJSIP_SC_DECLINE
-        with contextlib.suppress(Exception):
-            self.log.warning("refused the caller's REFER to %s (603 Decline)", prm.dstUri)
-
-    def _on_state(self) -> None:
-        ci = self.getInfo()
-        self.log.debug("state %s (%s)", ci.stateText, ci.lastStatusCode)
-        if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
-            self.confirmed = True
-        if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.ended:
-            if not self.confirmed and self.bot_cause is None and ci.lastStatusCode == 408:
-                # PJSIP itself sent the BYE: its 200 OK went unacknowledged for 64*T1
-                self.bot_cause = "no ACK from the caller for the 200 OK (32 s)"
-            self.poll_stream_stats()
-            self.ended = True
-            self.log.info("ended: %s %s; rtp %s", ci.lastStatusCode, ci.lastReason, self.rtp)
-            if self.port is not None:
-                self.log.info("frames in %d (odd %d, empty %d), out %d", self.port.frames_in,
-                              self.port.odd_frames, self.port.empty_frames, self.port.frames_out)
-            # Drop every reference now, inside the callback: pjsua may reuse this call slot
-            # for the next INVITE, and a Call object destroyed later would clear that call's
-            # user data (pjsua2's destructor works on the slot number).
-            self.gw.forget(self)
-
-    def poll_stream_stats(self) -> None:
-        """Copy PJSIP's RTP / jitter-buffer statistics (while the stream exists)."""
-        if self._slot is None or self.ended:
-            return
-        try:
-            st = self.getStreamStat(0)
-            si = self.getStreamInfo(0)
-        except pj.Error:
-            return
-        rx, jb = st.rtcp.rxStat, st.jbuf
-        # RTP is due from the caller only on a sendrecv stream: a caller who holds us with
-        # a=sendonly (our side recvonly) may send music on hold, or nothing at all
-        self.rx_expected = si.dir == pj.PJMEDIA_DIR_ENCODING_DECODING
-        self.rtp = {
-            "codec": f"{si.codecName}/{si.codecClockRate}",
-            "remote_rtp": si.remoteRtpAddress,
-            "rx_packets": rx.pkt, "rx_lost": rx.loss, "rx_dup": rx.dup,
-            "rx_reorder": rx.reorder, "rx_discard": rx.discard,
-            "rx_jitter_ms_mean": rx.jitterUsec.mean / 1000.0,
-            "rx_jitter_ms_last": rx.jitterUsec.last / 1000.0,
-            "jb_delay_ms_avg": jb.avgDelayMsec, "jb_prefetch": jb.prefetch,
-            "jb_lost": jb.lost, "jb_discard": jb.discard, "jb_empty": jb.empty,
-            "tx_packets": st.rtcp.txStat.pkt,
-        }
-        self.gw.observer.rtp(self.name, self.rtp)
-
-    def _on_media_state(self) -> None:
-        ci = self.getInfo()  # keep the info alive while iterating (field notes)
-        media = ci.media
-        for i in range(len(media)):
-            mi = media[i]
-            if mi.type != pj.PJMEDIA_TYPE_AUDIO or mi.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
-                continue
-            am = self.getAudioMedia(i)
-            if self.port is None:
-                self.gw.start_media(self)
-            assert self.port is not None
-            # at every update: a re-INVITE (unhold...) rebuilds the stream, often on the same
-            # slot, without its bridge connections (connecting twice is a no-op)
-            am.startTransmit(self.port)
-            self.port.startTransmit(am)
-            if self._slot != am.getPortId():
-                self._slot = am.getPortId()
-                self.log.info("media up: slot %d", self._slot)
-            return
-
-
-class BotAccount(pj.Account):
-    def __init__(self, gw: Gateway) -> None:
-        super().__init__()
-        self.gw = gw
-
-    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802
-        try:
-            self.gw.incoming(self, prm)
-        except Exception:  # noqa: BLE001 - refuse this call, keep serving the others
-            log.exception("incoming call handling failed")
-
-    def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802
-        # pjsua's thread: copy three fields, log, set a gauge, maybe arm a timer; nothing slow
-        try:
-            self.gw.registration_state(int(prm.code), str(prm.reason), int(prm.expiration))
-        except Exception:  # noqa: BLE001
-            log.exception("registration state handling failed")
-
-
 class _LogWriter(pj.LogWriter):
     def write(self, entry: pj.LogEntry) -> None:
         log.debug("pjsip: %s", entry.msg.rstrip())
 
 
-class Gateway:
+class Gateway(CallControl):
     """One pjsua2 endpoint and its calls. Construct, ``start()``, ``run()`` (blocks)."""
 
     def __init__(self, cfg: Config, engines: Engines, options: SessionOptions,
@@ -471,101 +323,6 @@ class Gateway:
             call.hangup(op)
         except pj.Error as e:
             call.log.warning("hangup failed: %s", e.info())
-
-    # --- call control: keypad digits, blind transfer, bot hang-up (gateway/call_control.py) --
-
-    def dtmf(self, call: GatewayCall, digit: str, method: int) -> None:
-        """A key the caller pressed (pjsua thread): into the record, then the conversation."""
-        how = dtmf_method_name(method, pj.PJSUA_DTMF_METHOD_RFC2833,
-                               pj.PJSUA_DTMF_METHOD_SIP_INFO)
-        call.log.debug("key %r (%s)", digit, how)  # digits may be PINs: not at info
-        self.observer.dtmf(call.name, digit, how)
-        if call.session is not None and not call.ended:
-            call.session.on_dtmf(digit)
-
-    def bot_hang_up(self, name: str, cause: str) -> None:
-        """The conversation ended the call (its goodbye has played): BYE."""
-        call = self.calls.get(name)
-        if call is None or call.ended:
-            return
-        call.log.info("hanging up: %s", cause)
-        self.observer.mark_outcome(name, "bot_hangup")
-        self._hang_up(call, cause)
-
-    def start_transfer(self, name: str, target: str) -> None:
-        """Blind transfer (control thread): REFER the caller to ``target`` (already checked
-        against [tools] transfer_targets by the conversation)."""
-        call = self.calls.get(name)
-        if call is None or call.ended or call.bot_cause is not None:
-            return
-        if call.transfer is not None:
-            call.log.warning("transfer to %s refused: the transfer to %s is still pending",
-                             target, call.transfer.target)
-            self._tell_transfer(call, False, BUSY_STATUS, "a transfer is already pending")
-            return
-        call.transfer = PendingTransfer(target)
-        call.timed_out_target = None
-        call.log.info("transferring to %s (REFER)", target)
-        try:
-            call.xfer(target, pj.CallOpParam(True))
-        except pj.Error as e:
-            call.log.warning("REFER to %s failed: %s", target, e.info())
-            self._end_transfer(call, "failed", LOCAL_FAILURE_STATUS,
-                               f"REFER not sent: {e.reason or e.title}")
-
-    def transfer_status(self, name: str, status: int, reason: str, final: bool) -> None:
-        """onCallTransferStatus, on the control thread: progress, or the final outcome."""
-        call = self.calls.get(name)
-        if call is None or call.ended:
-            return
-        pending = call.transfer
-        if pending is None:
-            if call.timed_out_target and final and 200 <= status < 300:
-                # the transferee reached the target after all: it is on the new call now
-                call.log.warning("transfer to %s succeeded after its timeout (%d %s): hanging "
-                                 "up", call.timed_out_target, status, reason)
-                self.observer.mark_outcome(name, "transferred")
-                self._hang_up(call, f"transferred to {call.timed_out_target} (late "
-                                    f"{status} {reason})")
-            return
-        verdict = transfer_verdict(status, final)
-        if verdict is None:
-            pending.progress.append((status, reason))
-            call.log.info("transfer to %s: %d %s", pending.target, status, reason)
-            return
-        self._end_transfer(call, verdict, status, reason)
-
-    def _end_transfer(self, call: GatewayCall, outcome: str, status: int, reason: str) -> None:
-        pending, call.transfer = call.transfer, None
-        target = pending.target if pending is not None else "?"
-        call.log.info("transfer to %s %s: %d %s", target, outcome, status, reason)
-        self.observer.transfer(call.name, target, status, outcome, reason)
-        if outcome == "timeout":
-            call.timed_out_target = target
-        self._tell_transfer(call, outcome == "accepted", status, reason)
-        if outcome == "accepted":  # RFC 5589: the transferor leaves once the target answered
-            self.observer.mark_outcome(call.name, "transferred")
-            self._hang_up(call, f"transferred to {target} ({status} {reason})")
-
-    def _tell_transfer(self, call: GatewayCall, accepted: bool, status: int,
-                       reason: str) -> None:
-        if call.session is not None:
-            call.session.on_transfer_result(accepted, status, reason)
-
-    def _abandon_transfer(self, call: GatewayCall) -> None:
-        """The call ended before its REFER's outcome came: record the transfer as failed."""
-        pending, call.transfer = call.transfer, None
-        if pending is not None:
-            self.observer.transfer(call.name, pending.target, None, "failed",
-                                   "the call ended before the transfer's final NOTIFY")
-
-    def _check_transfer(self, call: GatewayCall, now: float) -> None:
-        pending = call.transfer
-        if pending is None or call.ended or not pending.expired(now):
-            return
-        seen = ", ".join(f"{s} {r}" for s, r in pending.progress) or "nothing"
-        self._end_transfer(call, "timeout", TIMEOUT_STATUS,
-                           f"no final NOTIFY within {pending.timeout:.0f} s (saw: {seen})")
 
     def _check_media(self, call: GatewayCall, now: float) -> None:
         """Dead peer: no new RTP packet for [sip] media_timeout_seconds -> BYE, media_timeout.
