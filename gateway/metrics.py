@@ -3,7 +3,7 @@
 Naming follows the Prometheus conventions: a ``voicebot_`` prefix, base units (``_seconds``),
 ``_total`` on counters. No call ID or phone number ever goes into a label: the call ID rides
 as an OpenMetrics exemplar on the TTFA and barge-in observations, and the call journal
-(``gateway/records.py``) holds the rest.
+(``gateway/records.py``, written by ``gateway/observer.py``) holds the rest.
 
 Threads: observations come from the pjsua thread (calls), the main thread (RTP polls), each
 call's listener thread (turns) and PJSIP's media clock thread (``observe_lateness``, which only

@@ -1,7 +1,7 @@
 """Registration to a registrar or SIP trunk: the pure logic (no pjsua2 here).
 
-The pjsua2 side lives in ``gateway/sip.py`` (``Gateway._registration_config`` and
-``BotAccount.onRegState``). What happens, in order:
+The pjsua2 side lives in ``gateway/sip.py`` (``Gateway._configure_registration`` and
+``BotAccount.onRegState`` in ``gateway/call.py``). What happens, in order:
 
 - at start the account sends REGISTER (``registerOnAdd``) for ``[registration] aor`` with the
   gateway's own Contact (``[sip] public_address`` or the bound address, ``[sip] port``) and
