@@ -3,7 +3,7 @@ extension exports, with ctypes (only stable public structs are touched: ``pjsip_
 ``pj_str_t``, list links, and the raw-packet fields of ``pjsip_rx_data``).
 
 - **The request screen** (below the transaction layer): every request's raw bytes go through
-  ``gateway/sip_screen.py`` before PJSIP's dialog and media code use them; what pjsua would
+  ``gateway/sip_screen/`` before PJSIP's dialog and media code use them; what pjsua would
   choke on (an SDP address pjlib asserts on, a CSeq it answers 500, ...) is answered
   statelessly with the refusal's 4xx/5xx and counted by reason.
 - **Admission** (priority APPLICATION-1): pjsua answers an INVITE for which it has no free
@@ -257,7 +257,7 @@ def rx_message(rdata: int) -> tuple[bytes, bool] | None:
 
 
 class InviteGate:
-    """The PJSIP modules in front of pjsua: the request screen (``gateway/sip_screen.py``),
+    """The PJSIP modules in front of pjsua: the request screen (``gateway/sip_screen/``),
     the 503 admission gate, the 501 for unknown methods.
 
     Refuses new INVITEs when ``capacity`` calls are up or while draining.

@@ -1,4 +1,4 @@
-"""The request screen (``gateway/sip_screen.py``), pure: what it refuses, with which answer,
+"""The request screen (``gateway/sip_screen/``), pure: what it refuses, with which answer,
 and that it takes any bytes. The same checks against a real gateway: ``test_protos.py``
 (PROTOS and the grammar fuzzer), ``test_reliability.py`` (the hand-written corpus)."""
 
