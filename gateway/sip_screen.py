@@ -169,6 +169,12 @@ def parse(raw: bytes) -> Request:
     return Request(method, uri, version, tuple(headers), body, declared)
 
 
+def has_tag(value: str) -> bool:
+    """Whether a From/To value carries a tag parameter (outside its <...> URI)."""
+    outside = re.sub(r'"(?:[^"\\]|\\.)*"|<[^>]*>', "", value)
+    return re.search(r";\s*tag\s*=", outside, re.I) is not None
+
+
 # --------------------------------------------------------------------------- the checks
 
 
@@ -197,7 +203,7 @@ def _check_request(req: Request, truncated: bool) -> None:
             raise _bad(400, "Bad Request", "duplicate_header", f"{name} given twice")
     _check_cseq(req)
     _check_request_uri(req.uri)
-    for name in ("via", "from", "to", "contact", "route", "record-route"):
+    for name in ("via", "contact", "route", "record-route"):
         for value in req.all(name):
             _check_header_size(name, value)
     for value in req.all("via"):
@@ -367,7 +373,15 @@ def _check_contact(req: Request) -> None:
         raise _bad(400, "Bad Request", "contact",
                    f"{len(contacts)} Contact URIs in a dialog-creating request")
     for contact in contacts:
-        _check_uri(_addr_uri(contact), "Contact", frozenset({"sip", "sips"}))
+        uri = _addr_uri(contact)
+        _check_uri(uri, "Contact", frozenset({"sip", "sips"}))
+        transport = re.search(r";\s*transport\s*=\s*([^;?>\s]*)", uri, re.I)
+        if transport and transport.group(1).lower() != "udp" and not req.all("record-route"):
+            # the gateway has a UDP transport only: pjsua cannot reach such a Contact and
+            # answered 500; through a proxy (Record-Route) the route set decides instead
+            raise _bad(400, "Bad Request", "contact",
+                       f"Contact transport {transport.group(1)[:20]!r}: this gateway speaks "
+                       f"UDP (TCP and TLS end at the edge)")
 
 
 def _check_require(req: Request) -> None:

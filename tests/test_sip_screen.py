@@ -96,6 +96,11 @@ def test_every_sdp_address_is_held_to_the_same_limit(old, new):
     (b"INVITE sip:", b" INVITE sip:", (400, "request_line")),
     (b"SIP/2.0\r\nVia", b"SIP/3.0\r\nVia", (505, "version")),
     (b"User-Agent", b"User Agent", (400, "header")),
+    # pjsua cannot reach a TCP/TLS Contact over its UDP transport: it answered 500 (fuzzer)
+    (b";transport=udp>", b";transport=tcp>", (400, "contact")),
+    (b";transport=udp>", b";transport=4294967296>", (400, "contact")),
+    (b";transport=udp>", b";transport=UDP>", None),
+    (b";transport=udp>", b";transport=tls>\r\nRecord-Route: <sip:127.0.0.1:5999;lr>", None),
 ])
 def test_each_refusal(old, new, expected):
     assert verdict(replace(old, new)) == expected
@@ -172,3 +177,10 @@ def test_every_fuzz_case_gets_a_verdict_and_no_host_over_pjlibs_limit_passes():
     print(f"\n{len(ALL)} fuzz cases: {dict(sorted(verdicts.items()))}")
     assert not missed, missed
     assert verdicts["pass"] > 100  # harmless mutations (a long User-Agent...) still pass
+
+
+@pytest.mark.parametrize("value, tagged", [
+    ("<sip:bot@h>;tag=a1", True), ("sip:bot@h;tag=a1", True), ("<sip:bot@h;tag=x>", False),
+    ('"x;tag=1" <sip:bot@h>', False), ("<sip:bot@h> ; TAG = 9", True), ("", False)])
+def test_has_tag_reads_the_header_parameter_not_the_uri(value, tagged):
+    assert sip_screen.has_tag(value) is tagged
