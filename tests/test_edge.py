@@ -1824,4 +1824,14 @@ def test_hostile_corpus_through_the_edge(edge_factory, procs, ports, tmp_path):
     for name in ("24-cseq-method-mismatch", "26-content-length-too-big",
                  "27-content-length-too-small", "30-content-length-twice"):
         assert outcome[name] in ("400", "drop"), (name, outcome[name])
+    # the edge's own answers (issue 14): what the worker cannot take is refused at the edge
+    # (a datagram the worker would cut: 513, not a 503 after fr_timer), an in-dialog request
+    # for no dialog gets 481, a body that is no SDP 415, a lower-case method 501
+    for name, want in {"04-64k-datagram": "513", "33-huge-header-60k": "513",
+                       "62-sdp-200-media-lines": "513", "75-from-display-30k": "513",
+                       "41-bye-unknown-dialog": "481", "42-cancel-unknown": "481",
+                       "43-reinvite-unknown-dialog": "481", "64-sdp-json-content-type": "415",
+                       "12-lowercase-method": "501", "70-lowercase-invite-other-user": "501",
+                       "76-from-display-3k": "200", "09-http-uri-scheme": "416"}.items():
+        assert outcome[name] == want, (name, outcome[name], want)
     assert (sip_options(worker.ip, worker.port) or "").startswith("SIP/2.0 200")

@@ -184,3 +184,24 @@ def test_every_fuzz_case_gets_a_verdict_and_no_host_over_pjlibs_limit_passes():
     ('"x;tag=1" <sip:bot@h>', False), ("<sip:bot@h> ; TAG = 9", True), ("", False)])
 def test_has_tag_reads_the_header_parameter_not_the_uri(value, tagged):
     assert sip_screen.has_tag(value) is tagged
+
+
+def test_every_label_the_screen_can_give_is_a_metric_label():
+    import inspect
+    import re as _re
+
+    used = set(_re.findall(r'_bad\(\s*\d+,\s*"[^"]*",\s*"([a-z_0-9]+)"',
+                           inspect.getsource(sip_screen)))
+    assert used and used <= set(sip_screen.REASONS), used - set(sip_screen.REASONS)
+
+
+def test_the_log_budget_holds_back_a_flood_and_says_so(caplog):
+    from gateway.admission import LogBudget
+
+    budget = LogBudget(per_window=3, window=10.0)
+    allowed = [budget.allow(t * 0.1) for t in range(50)]  # 50 refusals in 5 s
+    assert allowed[:3] == [True] * 3 and not any(allowed[3:])
+    assert budget.held == 47
+    with caplog.at_level("INFO"):
+        assert budget.allow(11.0)  # a new window: the count of held lines is logged
+    assert "47 more such lines held back" in caplog.text and budget.held == 0
