@@ -1783,11 +1783,11 @@ def test_real_workers_spread_full_and_one_killed(
 @needs_binaries
 def test_hostile_corpus_through_the_edge(edge_factory, procs, ports, tmp_path):
     """tests/sip_corpus/ sent to the edge with the real gateway behind it. Neither process
-    dies, the edge answers OPTIONS after every message, and Kamailio's sanity checks answer
-    what pjsua's parser takes as a call: wrong or twice-given Content-Length and a CSeq
-    method mismatch get 400 (or a drop) at the edge. Prints the whole tally: the edge has
-    answers of its own (rtpengine rewrites SDP the gateway would refuse, 405/404 for
-    requests it will not route), so the direct expectations do not all apply."""
+    dies, the edge answers OPTIONS after every message; wrong or twice-given Content-Length
+    and a CSeq method mismatch get 400 (or a drop), and the edge's own answers (513, 481,
+    415, 501, 416: see tests/sip_corpus/README.md) are asserted. Prints the whole tally:
+    rtpengine rewrites SDP the gateway would refuse and the edge answers 405 to requests it
+    will not route, so the direct expectations do not all apply."""
     from tests.test_reliability import add_late_answers, corpus, probe
 
     if not VoicebotWorker.BIN.exists():
