@@ -210,6 +210,10 @@ def _check_request(req: Request, truncated: bool) -> None:
         _check_via(value)
     for name in ("from", "to"):
         _check_name_addr(name, req.first(name) or "")
+    for name in ("route", "record-route"):  # the dialog's route set: PJSIP sends along it
+        for value in req.all(name):
+            for hop in _split_commas(value):
+                _check_uri(_addr_uri(hop), name.title(), frozenset({"sip", "sips"}))
     _check_numbers(req)
     if req.method in NOT_ALLOWED:
         raise _bad(405, "Method Not Allowed", "method", f"{req.method} to a user agent",
@@ -306,6 +310,19 @@ def _check_uri(uri: str, what: str, schemes: frozenset[str] = URI_SCHEMES) -> No
     check_host(hm.group(1), what)
     if hm.group(2) is not None:
         check_port(hm.group(2), what)
+    _check_host_params(rest, what)
+
+
+_HOST_PARAM = re.compile(r";\s*(maddr|received)\s*=\s*([^;?>\s,]*)", re.I)
+
+
+def _check_host_params(text: str, what: str) -> None:
+    """``maddr`` and ``received`` parameters name hosts PJSIP may send to: same limit."""
+    for m in _HOST_PARAM.finditer(text):
+        host = m.group(2)
+        if ":" in host and not host.startswith("["):  # an IPv6 received= comes bare
+            host = f"[{host}]"
+        check_host(host, f"{what} {m.group(1).lower()}")
 
 
 def _check_request_uri(uri: str) -> None:
@@ -325,6 +342,7 @@ def _check_via(value: str) -> None:
         check_host(hm.group(1), "Via sent-by")
         if hm.group(2) is not None:
             check_port(hm.group(2), "Via sent-by")
+        _check_host_params(m.group(3) or "", "Via")
 
 
 def _split_commas(value: str) -> list[str]:

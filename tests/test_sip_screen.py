@@ -100,6 +100,14 @@ def test_every_sdp_address_is_held_to_the_same_limit(old, new):
     (b";transport=udp>", b";transport=tcp>", (400, "contact")),
     (b";transport=udp>", b";transport=4294967296>", (400, "contact")),
     (b";transport=udp>", b";transport=UDP>", None),
+    # every host PJSIP may send to, also in parameters and in the route set
+    (b"Allow:", b"Record-Route: <sip:" + b"a" * 254 + b";lr>\r\nAllow:", (400, "host")),
+    (b"Allow:", b"Record-Route: <sip:p1;lr>, <sip:" + b"a" * 254 + b";lr>\r\nAllow:",
+     (400, "host")),
+    (b"Allow:", b"Route: <sip:127.0.0.1;lr>\r\nAllow:", None),
+    (b";rport", b";rport;maddr=" + b"a" * 254, (400, "host")),
+    (b";rport", b";rport;received=2001:db8::1", None),
+    (b";transport=udp>", b";maddr=" + b"a" * 254 + b">", (400, "host")),
     (b";transport=udp>", b";transport=tls>\r\nRecord-Route: <sip:127.0.0.1:5999;lr>", None),
 ])
 def test_each_refusal(old, new, expected):
