@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     if not wanted:
         ap.error(f"no case in {args.cases!r} (there are 0-{len(cases) - 1})")
     started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    # the code under test is what the gateway loads now, not what is committed at the end
+    commit = _git("rev-parse", "--short", "HEAD")
+    modified = [x[3:] for x in _git("status", "--porcelain").splitlines()
+                if x[3:].startswith(("gateway/", "pipeline/"))]
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="bench-protos-"))
     suite = "grammar fuzzer" if args.fuzz else "PROTOS c07-sip"
@@ -136,10 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench.protos " + " ".join(argv if argv is not None
                                                         else sys.argv[1:]),
         "started": started, "seconds": round(seconds, 1),
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        # the gateway runs from the working tree: other people's uncommitted edits count
-        "modified": [x[3:] for x in _git("status", "--porcelain").splitlines()
-                     if x[3:].startswith(("gateway/", "pipeline/"))],
+        "commit": commit,
+        "modified": modified,  # the gateway runs from the working tree: edits count
         "load_before": load_before,
         "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "suite": suite, "cases_requested": args.cases, "wait_drop": args.wait_drop,

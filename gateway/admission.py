@@ -13,6 +13,7 @@ extension exports, with ctypes (only stable public structs are touched: ``pjsip_
   we are full or draining.
 - **Unknown methods** (just above the dialog layer): 501 (PJSIP's dialog layer answered them
   500 "Unhandled by dialog usages" inside a dialog, and dropped them outside one).
+- **No dialog** (after pjsua): an in-dialog request nobody took gets 481 (PJSIP dropped it).
 
 ``InviteMemory`` recognises a late copy of an INVITE already answered (same Call-ID, From
 tag and CSeq, arriving after the ACK ended PJSIP's transaction): PJSIP would make it a second
@@ -44,6 +45,9 @@ KNOWN_METHODS = frozenset({
     "NOTIFY", "SUBSCRIBE", "MESSAGE", "PUBLISH"})
 """Methods PJSIP or pjsua knows (handles, or refuses properly itself); any other method gets
 501 Not Implemented (RFC 3261 8.2.1)."""
+
+IN_DIALOG_ONLY = frozenset({"BYE", "UPDATE", "PRACK", "INFO"})
+"""Methods that only make sense inside a dialog: one nobody took gets 481 (RFC 3261 15.1.2)."""
 
 TIMER_L = 32.0
 """Seconds a copy of an answered INVITE is still taken for a copy (64*T1: RFC 6026 Timer L)."""
@@ -307,6 +311,13 @@ class InviteGate:
         # absorbed by the transaction layer below it (or get the same stateless answer).
         self._register(b"mod-voicebot-methods", PJSIP_MOD_PRIORITY_UA_PROXY_LAYER - 1,
                        self._on_rx_unknown)
+        # Last: an in-dialog request (a To tag, or a BYE...) that neither the dialog layer
+        # nor pjsua took matches no dialog: 481, where PJSIP's endpoint dropped it
+        self._reason_481 = _PjStr(b"Call/Transaction Does Not Exist",
+                                  len(b"Call/Transaction Does Not Exist"))
+        self.no_dialog = 0
+        self._register(b"mod-voicebot-no-dialog", PJSIP_MOD_PRIORITY_APPLICATION + 32,
+                       self._on_rx_unhandled)
 
     def _register(self, name: bytes, priority: int, on_rx: Callable[[int], int]) -> None:
         cb = _ON_RX(on_rx)
@@ -388,6 +399,29 @@ class InviteGate:
             return 1
         except Exception:  # noqa: BLE001 - never let an error cross into C; pjsua decides
             log.exception("admission check failed; passing the request to pjsua")
+            return 0
+
+    def _on_rx_unhandled(self, rdata: int) -> int:
+        try:
+            message = rx_message(rdata)
+            info = self._lib.pjsip_rx_data_get_info(rdata) or b""
+            if message is None or info.startswith(b"Request msg ACK/"):
+                return 0
+            try:
+                request = sip_screen.parse(message[0])
+            except sip_screen.Bad:
+                return 0
+            if not (sip_screen.has_tag(request.first("to") or "")
+                    or request.method in IN_DIALOG_ONLY):
+                return 0
+            self._lib.pjsip_endpt_respond_stateless(
+                self._endpt, rdata, 481, ctypes.byref(self._reason_481), None, None)
+            with self._lock:
+                self.no_dialog += 1
+            log.info("answered 481 to a %s for no dialog", request_method(info))
+            return 1
+        except Exception:  # noqa: BLE001 - never let an error cross into C
+            log.exception("no-dialog check failed; leaving the request unanswered")
             return 0
 
     def _on_rx_unknown(self, rdata: int) -> int:

@@ -115,8 +115,7 @@ class FuzzCase:
         """The text of the atom this case replaces, filled from ``ctx`` (None: no atom)."""
         if self.atom is None or self.mutation in STRUCTURAL:
             return None
-        values = {**{k: str(v) for k, v in ctx.items()}, "length": "0",
-                  "rtcp": str(int(ctx.get("rtp", 0) or 0) + 1)}
+        values = {**_values(ctx), "length": "0"}
         t = self.target
         raw = (REQUEST_LINE[t.index] if t.kind == "line" else
                HEADERS[t.index][1] if t.kind == "header" else SDP[t.index][1]).format(**values)
@@ -124,8 +123,7 @@ class FuzzCase:
         return atoms[self.atom % len(atoms)] if atoms else None
 
     def fill(self, ctx: dict, teardown: bool = False) -> bytes:
-        values = {k: str(v) for k, v in ctx.items()}
-        values["rtcp"] = str(int(ctx.get("rtp", 0) or 0) + 1)
+        values = _values(ctx)
         line = [p.format(**values).encode() for p in REQUEST_LINE]
         headers = [(n.encode(), v.format(length="{length}", **values).encode())
                    for n, v in HEADERS]
@@ -175,6 +173,18 @@ class FuzzCase:
             return payload
         m = atoms[self.atom % len(atoms)]
         return text[:m.start()].encode("latin-1") + payload + text[m.end():].encode("latin-1")
+
+
+RTP_PORT = 49170
+"""Where the offer's RTP goes when the probe gives no port (``rtp`` 0): a port of 0 would
+decline the stream, and every case would end in 488 before its mutation mattered."""
+
+
+def _values(ctx: dict) -> dict[str, str]:
+    values = {k: str(v) for k, v in ctx.items()}
+    rtp = int(ctx.get("rtp", 0) or 0) or RTP_PORT
+    values["rtp"], values["rtcp"] = str(rtp), str(rtp + 1)
+    return values
 
 
 def _render(line: list[bytes], headers: list[tuple[bytes, bytes]],

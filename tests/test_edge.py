@@ -1783,11 +1783,11 @@ def test_real_workers_spread_full_and_one_killed(
 @needs_binaries
 def test_hostile_corpus_through_the_edge(edge_factory, procs, ports, tmp_path):
     """tests/sip_corpus/ sent to the edge with the real gateway behind it. Neither process
-    dies, the edge answers OPTIONS after every message, and Kamailio's sanity checks answer
-    what pjsua's parser takes as a call: wrong or twice-given Content-Length and a CSeq
-    method mismatch get 400 (or a drop) at the edge. Prints the whole tally: the edge has
-    answers of its own (rtpengine rewrites SDP the gateway would refuse, 405/404 for
-    requests it will not route), so the direct expectations do not all apply."""
+    dies, the edge answers OPTIONS after every message; wrong or twice-given Content-Length
+    and a CSeq method mismatch get 400 (or a drop), and the edge's own answers (513, 481,
+    415, 501, 416: see tests/sip_corpus/README.md) are asserted. Prints the whole tally:
+    rtpengine rewrites SDP the gateway would refuse and the edge answers 405 to requests it
+    will not route, so the direct expectations do not all apply."""
     from tests.test_reliability import add_late_answers, corpus, probe
 
     if not VoicebotWorker.BIN.exists():
@@ -1824,4 +1824,14 @@ def test_hostile_corpus_through_the_edge(edge_factory, procs, ports, tmp_path):
     for name in ("24-cseq-method-mismatch", "26-content-length-too-big",
                  "27-content-length-too-small", "30-content-length-twice"):
         assert outcome[name] in ("400", "drop"), (name, outcome[name])
+    # the edge's own answers (issue 14): what the worker cannot take is refused at the edge
+    # (a datagram the worker would cut: 513, not a 503 after fr_timer), an in-dialog request
+    # for no dialog gets 481, a body that is no SDP 415, a lower-case method 501
+    for name, want in {"04-64k-datagram": "513", "33-huge-header-60k": "513",
+                       "62-sdp-200-media-lines": "513", "75-from-display-30k": "513",
+                       "41-bye-unknown-dialog": "481", "42-cancel-unknown": "481",
+                       "43-reinvite-unknown-dialog": "481", "64-sdp-json-content-type": "415",
+                       "12-lowercase-method": "501", "70-lowercase-invite-other-user": "501",
+                       "76-from-display-3k": "200", "09-http-uri-scheme": "416"}.items():
+        assert outcome[name] == want, (name, outcome[name], want)
     assert (sip_options(worker.ip, worker.port) or "").startswith("SIP/2.0 200")

@@ -396,6 +396,28 @@ def test_corpus_hostile_identities_have_whole_records_and_a_clean_log(gateway, c
         assert bad not in log, f"{bad!r} in the gateway log:\n{log[-5000:]}"
 
 
+def test_the_screens_refusals_are_counted_by_reason(gateway):
+    """Issue 14: what the request screen refused in the corpus is on /metrics by reason,
+    as many as the corpus got such answers (a retransmission may add one)."""
+    import urllib.request
+
+    if not RESULTS:
+        pytest.skip("checks what test_corpus_message sent: run it first (-k corpus)")
+    with urllib.request.urlopen(f"http://127.0.0.1:{gateway.metrics_port}/metrics",
+                                timeout=10) as resp:
+        metrics = resp.read().decode()
+    counted = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'^voicebot_sip_requests_refused_total\{reason="(\w+)"\} (\S+)$', metrics, re.M)}
+    assert counted and all(r in counted for r in ("cseq", "content_length", "sdp_address"))
+    # 24 (CSeq method), 26/27/30 (Content-Length), 53/54 (SDP c= address), 12/70 (invite)
+    for reason, cases in {"cseq": ["24"], "content_length": ["26", "27", "30"],
+                          "sdp_address": ["53", "54"], "method": ["12", "70"]}.items():
+        sent = [n for n in RESULTS if n[:2] in cases]
+        assert counted[reason] >= len(sent), (reason, counted, sent)
+    refused = sum(1 for out, _, _ in RESULTS.values() if out.isdigit() and out[0] in "45")
+    assert 0 < sum(counted.values()) <= refused * 2, (counted, refused)
+
+
 def test_after_the_corpus_a_real_call_works_and_no_slot_leaked(gateway, sipp, rtp_peers,
                                                                 tmp_path):
     need("baresip")

@@ -96,6 +96,19 @@ def test_every_sdp_address_is_held_to_the_same_limit(old, new):
     (b"INVITE sip:", b" INVITE sip:", (400, "request_line")),
     (b"SIP/2.0\r\nVia", b"SIP/3.0\r\nVia", (505, "version")),
     (b"User-Agent", b"User Agent", (400, "header")),
+    # pjsua cannot reach a TCP/TLS Contact over its UDP transport: it answered 500 (fuzzer)
+    (b";transport=udp>", b";transport=tcp>", (400, "contact")),
+    (b";transport=udp>", b";transport=4294967296>", (400, "contact")),
+    (b";transport=udp>", b";transport=UDP>", None),
+    # every host PJSIP may send to, also in parameters and in the route set
+    (b"Allow:", b"Record-Route: <sip:" + b"a" * 254 + b";lr>\r\nAllow:", (400, "host")),
+    (b"Allow:", b"Record-Route: <sip:p1;lr>, <sip:" + b"a" * 254 + b";lr>\r\nAllow:",
+     (400, "host")),
+    (b"Allow:", b"Route: <sip:127.0.0.1;lr>\r\nAllow:", None),
+    (b";rport", b";rport;maddr=" + b"a" * 254, (400, "host")),
+    (b";rport", b";rport;received=2001:db8::1", None),
+    (b";transport=udp>", b";maddr=" + b"a" * 254 + b">", (400, "host")),
+    (b";transport=udp>", b";transport=tls>\r\nRecord-Route: <sip:127.0.0.1:5999;lr>", None),
 ])
 def test_each_refusal(old, new, expected):
     assert verdict(replace(old, new)) == expected
@@ -172,3 +185,33 @@ def test_every_fuzz_case_gets_a_verdict_and_no_host_over_pjlibs_limit_passes():
     print(f"\n{len(ALL)} fuzz cases: {dict(sorted(verdicts.items()))}")
     assert not missed, missed
     assert verdicts["pass"] > 100  # harmless mutations (a long User-Agent...) still pass
+
+
+@pytest.mark.parametrize("value, tagged", [
+    ("<sip:bot@h>;tag=a1", True), ("sip:bot@h;tag=a1", True), ("<sip:bot@h;tag=x>", False),
+    ('"x;tag=1" <sip:bot@h>', False), ("<sip:bot@h> ; TAG = 9", True), ("", False)])
+def test_has_tag_reads_the_header_parameter_not_the_uri(value, tagged):
+    assert sip_screen.has_tag(value) is tagged
+
+
+def test_every_label_the_screen_can_give_is_a_metric_label():
+    import inspect
+    import re as _re
+
+    from gateway.sip_screen import headers, message, sdp
+
+    source = "".join(inspect.getsource(m) for m in (sip_screen, headers, message, sdp))
+    used = set(_re.findall(r'\bbad\(\s*\d+,\s*"[^"]*",\s*"([a-z_0-9]+)"', source))
+    assert used and used <= set(sip_screen.REASONS), used - set(sip_screen.REASONS)
+
+
+def test_the_log_budget_holds_back_a_flood_and_says_so(caplog):
+    from gateway.admission import LogBudget
+
+    budget = LogBudget(per_window=3, window=10.0)
+    allowed = [budget.allow(t * 0.1) for t in range(50)]  # 50 refusals in 5 s
+    assert allowed[:3] == [True] * 3 and not any(allowed[3:])
+    assert budget.held == 47
+    with caplog.at_level("INFO"):
+        assert budget.allow(11.0)  # a new window: the count of held lines is logged
+    assert "47 more such lines held back" in caplog.text and budget.held == 0

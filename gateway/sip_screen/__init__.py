@@ -23,6 +23,7 @@ RFC 4566 (SDP lines and their fields), with the limits PJSIP and PJMEDIA keep:
 from __future__ import annotations
 
 from gateway.sip_screen import headers as h
+from gateway.sip_screen.headers import has_tag
 from gateway.sip_screen.message import (
     ALLOW,
     DIALOG_CREATING,
@@ -40,7 +41,7 @@ from gateway.sip_screen.message import (
 )
 from gateway.sip_screen.sdp import check_body
 
-__all__ = ["MAX_PACKET", "REASONS", "Refusal", "screen"]
+__all__ = ["MAX_PACKET", "REASONS", "Bad", "Refusal", "has_tag", "parse", "screen"]
 
 
 def screen(raw: bytes, truncated: bool = False) -> Refusal | None:
@@ -68,13 +69,14 @@ def check_request(req: Request, truncated: bool) -> None:
             raise bad(400, "Bad Request", "duplicate_header", f"{name} given twice")
     h.check_cseq(req)
     h.check_request_uri(req.uri)
-    for name in ("via", "from", "to", "contact", "route", "record-route"):
+    for name in ("via", "contact", "route", "record-route"):
         for value in req.all(name):
             h.check_header_size(name, value)
     for value in req.all("via"):
         h.check_via(value)
     for name in ("from", "to"):
         h.check_name_addr(name, req.first(name) or "")
+    h.check_route_set(req)
     h.check_numbers(req)
     if req.method in NOT_ALLOWED:
         raise bad(405, "Method Not Allowed", "method", f"{req.method} to a user agent",

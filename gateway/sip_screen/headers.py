@@ -102,6 +102,19 @@ def _check_uri(uri: str, what: str, schemes: frozenset[str] = URI_SCHEMES) -> No
     check_host(hm.group(1), what)
     if hm.group(2) is not None:
         check_port(hm.group(2), what)
+    _check_host_params(rest, what)
+
+
+_HOST_PARAM = re.compile(r";\s*(maddr|received)\s*=\s*([^;?>\s,]*)", re.I)
+
+
+def _check_host_params(text: str, what: str) -> None:
+    """``maddr`` and ``received`` parameters name hosts PJSIP may send to: same limit."""
+    for m in _HOST_PARAM.finditer(text):
+        host = m.group(2)
+        if ":" in host and not host.startswith("["):  # an IPv6 received= comes bare
+            host = f"[{host}]"
+        check_host(host, f"{what} {m.group(1).lower()}")
 
 
 def check_request_uri(uri: str) -> None:
@@ -121,6 +134,7 @@ def check_via(value: str) -> None:
         check_host(hm.group(1), "Via sent-by")
         if hm.group(2) is not None:
             check_port(hm.group(2), "Via sent-by")
+        _check_host_params(m.group(3) or "", "Via")
 
 
 def _split_commas(value: str) -> list[str]:
@@ -169,7 +183,29 @@ def check_contact(req: Request) -> None:
         raise bad(400, "Bad Request", "contact",
                   f"{len(contacts)} Contact URIs in a dialog-creating request")
     for contact in contacts:
-        _check_uri(_addr_uri(contact), "Contact", frozenset({"sip", "sips"}))
+        uri = _addr_uri(contact)
+        _check_uri(uri, "Contact", frozenset({"sip", "sips"}))
+        transport = re.search(r";\s*transport\s*=\s*([^;?>\s]*)", uri, re.I)
+        if transport and transport.group(1).lower() != "udp" and not req.all("record-route"):
+            # the gateway has a UDP transport only: pjsua cannot reach such a Contact and
+            # answered 500; through a proxy (Record-Route) the route set decides instead
+            raise bad(400, "Bad Request", "contact",
+                      f"Contact transport {transport.group(1)[:20]!r}: this gateway speaks "
+                      f"UDP (TCP and TLS end at the edge)")
+
+
+def check_route_set(req: Request) -> None:
+    """The dialog's route set (Route, Record-Route): PJSIP sends along it."""
+    for name in ("route", "record-route"):
+        for value in req.all(name):
+            for hop in _split_commas(value):
+                _check_uri(_addr_uri(hop), name.title(), frozenset({"sip", "sips"}))
+
+
+def has_tag(value: str) -> bool:
+    """Whether a From/To value carries a tag parameter (outside its <...> URI)."""
+    outside = re.sub(r'"(?:[^"\\]|\\.)*"|<[^>]*>', "", value)
+    return re.search(r";\s*tag\s*=", outside, re.I) is not None
 
 
 def check_require(req: Request) -> None:
