@@ -128,7 +128,7 @@ class Metrics:
             "keypad digit)", ["stage"], registry=r)
         self.sip_refused = Counter(
             "voicebot_sip_requests_refused", "SIP requests the request screen answered (4xx/5xx) "
-            "or dropped (an ACK) before pjsua, by reason (gateway/sip_screen.py)", ["reason"],
+            "or dropped (an ACK) before pjsua, by reason (gateway/sip_screen/)", ["reason"],
             registry=r)
         self.registration_state = Gauge(
             "voicebot_registration_state", "Registration to [registration] registrar: 1 for "
