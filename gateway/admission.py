@@ -212,6 +212,9 @@ class _PjsipModule(ctypes.Structure):
     ]
 
 
+_ON_DROPPED = ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # pjsip_tp_on_rx_dropped_cb
+
+
 def _pjsua_lib() -> ctypes.CDLL:
     import pjsua2
 
@@ -232,6 +235,9 @@ def _pjsua_lib() -> ctypes.CDLL:
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(_PjStr),
         ctypes.c_void_p, ctypes.c_void_p]
     lib.pjsua_call_get_count.restype = ctypes.c_uint
+    lib.pjsip_endpt_get_tpmgr.restype = ctypes.c_void_p
+    lib.pjsip_endpt_get_tpmgr.argtypes = [ctypes.c_void_p]
+    lib.pjsip_tpmgr_set_drop_data_cb.argtypes = [ctypes.c_void_p, _ON_DROPPED]
     return lib
 
 
@@ -271,7 +277,8 @@ class InviteGate:
 
     def __init__(self, capacity: int, retry_after: int,
                  on_refused: Callable[[Refusal], None] = lambda r: None,
-                 on_screened: Callable[[sip_screen.Refusal], None] = lambda r: None) -> None:
+                 on_screened: Callable[[sip_screen.Refusal], None] = lambda r: None,
+                 on_dropped: Callable[[], None] = lambda: None) -> None:
         self.capacity = capacity
         self.retry_after = retry_after
         self.draining = False
@@ -318,6 +325,21 @@ class InviteGate:
         self.no_dialog = 0
         self._register(b"mod-voicebot-no-dialog", PJSIP_MOD_PRIORITY_APPLICATION + 32,
                        self._on_rx_unhandled)
+        # What PJSIP's parser cannot read never reaches a module: its transport manager
+        # drops it and tells this callback (which leaves the data as it is)
+        self.unparseable = 0
+        self._on_dropped = on_dropped
+        self._dropped_cb = _ON_DROPPED(self._on_drop)
+        self._lib.pjsip_tpmgr_set_drop_data_cb(self._lib.pjsip_endpt_get_tpmgr(self._endpt),
+                                               self._dropped_cb)
+
+    def _on_drop(self, _data: int) -> None:
+        try:
+            with self._lock:
+                self.unparseable += 1
+            self._on_dropped()
+        except Exception:  # noqa: BLE001 - never let an error cross into C
+            log.exception("counting a dropped message failed")
 
     def _register(self, name: bytes, priority: int, on_rx: Callable[[int], int]) -> None:
         cb = _ON_RX(on_rx)

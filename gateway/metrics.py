@@ -130,6 +130,9 @@ class Metrics:
             "voicebot_sip_requests_refused", "SIP requests the request screen answered (4xx/5xx) "
             "or dropped (an ACK) before pjsua, by reason (gateway/sip_screen/)", ["reason"],
             registry=r)
+        self.sip_unparseable = Counter(
+            "voicebot_sip_unparseable_messages", "SIP datagrams PJSIP's parser could not read, "
+            "dropped unanswered (a reply needs the headers it could not read)", registry=r)
         self.registration_state = Gauge(
             "voicebot_registration_state", "Registration to [registration] registrar: 1 for "
             "the current state (disabled, registering, registered, failed, unregistered)",

@@ -127,7 +127,8 @@ class Gateway(CallControl):
         init_fast_path()
         self.gate = InviteGate(sip.max_calls, sip.retry_after_seconds,
                                on_refused=lambda r: self._count_refusal(),
-                               on_screened=self._count_screened)
+                               on_screened=self._count_screened,
+                               on_dropped=self.observer.metrics.sip_unparseable.inc)
         acfg = pj.AccountConfig()
         host = sip.public_address or (sip.listen_address if sip.listen_address != "0.0.0.0"
                                       else "127.0.0.1")

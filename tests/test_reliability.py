@@ -416,6 +416,12 @@ def test_the_screens_refusals_are_counted_by_reason(gateway):
         assert counted[reason] >= len(sent), (reason, counted, sent)
     refused = sum(1 for out, _, _ in RESULTS.values() if out.isdigit() and out[0] in "45")
     assert 0 < sum(counted.values()) <= refused * 2, (counted, refused)
+    # what PJSIP's parser drops is counted too: binary garbage (02), no Request-URI (07),
+    # INV@ITE (13), a header without a colon (31) at least
+    unparseable = float(re.search(r"^voicebot_sip_unparseable_messages_total (\S+)$",
+                                  metrics, re.M).group(1))
+    drops = sum(1 for out, _, _ in RESULTS.values() if out == "drop")
+    assert 4 <= unparseable <= drops + 4, (unparseable, drops)
 
 
 def test_after_the_corpus_a_real_call_works_and_no_slot_leaked(gateway, sipp, rtp_peers,
