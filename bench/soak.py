@@ -146,6 +146,9 @@ class Slot:
         self.port.createPort(f"soak{index}", caller.fmt)
 
 
+PJ_ETOOMANY = 70010  # pjsua: no free call slot
+
+
 def describe(e: BaseException) -> str:
     """An error's type and text; pjsua2's ``Error`` has an empty ``str()``, its text is in
     ``info()`` (a soak once reported 11 failed calls with no message at all)."""
@@ -160,7 +163,18 @@ def place_call(caller: Caller, slot: Slot, uri: str):
 
     c = new_call(pj, caller.acc, port)
     caller.keep.append(c)  # never destroyed mid-run (see bench.turns.Caller.close)
-    c.makeCall(uri, pj.CallOpParam(True))
+    # This caller has 4 call slots too, and pjsua frees a slot only after the DISCONNECTED
+    # callback returns, which is what wakes the loop that redials: the first makeCall can
+    # find the slot still taken (PJ_ETOOMANY; a 30-min soak counted 113 such "failed calls"
+    # that never reached the gateway). Retry that one error briefly.
+    for attempt in range(20):
+        try:
+            c.makeCall(uri, pj.CallOpParam(True))
+            break
+        except pj.Error as e:
+            if e.status != PJ_ETOOMANY or attempt == 19:
+                raise
+            time.sleep(0.1)
     if not c.connected.wait(10):
         with contextlib.suppress(pj.Error):
             c.hangup(pj.CallOpParam())
