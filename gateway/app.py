@@ -152,11 +152,36 @@ def load_engines(cfg: Config, tools: ToolPolicy | None) -> Engines:
     return engines
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas(environ: dict[str, str] | None = None) -> bool:
+    """Cap glibc's malloc arenas at ``MALLOC_ARENAS`` unless MALLOC_ARENA_MAX is set.
+
+    Every call starts two threads, and glibc gives threads their own 64 MB arenas (up to 8
+    per core): a 30-minute soak with 4 concurrent calls grew anonymous memory from 0.9 to
+    2.2 GB in 21 such arenas, still creeping at the end; capped at 2, a 12-minute run of
+    the same soak stayed ~0.9 GB lower at the same TTFA. Call it before any thread starts.
+    """
+    import ctypes
+    import os
+
+    if "MALLOC_ARENA_MAX" in (os.environ if environ is None else environ):
+        return False  # the operator's choice (glibc has read it already)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+    except (OSError, AttributeError):  # not glibc: nothing to cap
+        return False
+
+
 def serve(cfg: Config) -> int:
     import sys as _sys
 
     from gateway.sip import Gateway
 
+    limit_malloc_arenas()
     _sys.setswitchinterval(0.001)  # let the media clock thread in between Python glue
     try:
         observer, close_observability = start_observability(cfg)
