@@ -244,7 +244,7 @@ def _pjsua_lib() -> ctypes.CDLL:
 # Where pjsip_rx_data (pjsip/sip_transport.h, pjproject 2.15.1, x86-64) keeps the datagram
 # as it came off the wire: tp_info {pool, transport, tp_data, op_key (34 + 1 pointers)} is 304
 # bytes, then pkt_info {timestamp (16), packet[PJSIP_MAX_PKT_LEN], zero, len, ...} and
-# msg_info {msg_buf, len, ...}. ``_RxLayout.read`` checks each read against the others
+# msg_info {msg_buf, len, ...}. ``rx_message`` checks each read against the others
 # (msg_buf must point into packet) and gives up on a build laid out differently.
 RX_POOL = 0
 RX_PACKET = 320
@@ -267,10 +267,11 @@ def rx_message(rdata: int) -> tuple[bytes, bool] | None:
 
 
 class InviteGate:
-    """The PJSIP modules in front of pjsua: the request screen (``gateway/sip_screen/``),
-    the 503 admission gate, the 501 for unknown methods.
+    """The PJSIP modules in front of pjsua (see the module docstring): the request screen
+    (``gateway/sip_screen/``), the 503 admission gate (new INVITEs while ``capacity`` calls
+    are up or while draining), the 501 for unknown methods, the 481 for no dialog, and the
+    count of what PJSIP's parser drops.
 
-    Refuses new INVITEs when ``capacity`` calls are up or while draining.
     Create after ``libStart()`` from a pjsua-registered thread; keep a reference for the
     life of the endpoint (the C side points at this object's ctypes memory).
     """
@@ -374,7 +375,7 @@ class InviteGate:
                 self.screened += 1
             self._on_screened(refusal)
             info = self._lib.pjsip_rx_data_get_info(rdata) or b""
-            if not info.startswith(b"Request msg ACK/"):  # an ACK is never answered
+            if request_method(info) != "ACK":  # an ACK is never answered
                 self._respond(rdata, refusal)
             return 1
         except Exception:  # noqa: BLE001 - never let an error cross into C
@@ -427,7 +428,7 @@ class InviteGate:
         try:
             message = rx_message(rdata)
             info = self._lib.pjsip_rx_data_get_info(rdata) or b""
-            if message is None or info.startswith(b"Request msg ACK/"):
+            if message is None or request_method(info) == "ACK":
                 return 0
             try:
                 request = sip_screen.parse(message[0])

@@ -242,6 +242,7 @@ class Gateway(CallControl):
             # pjsua takes 'invite' or ' INVITE' for an INVITE, but any non-2xx answer to one
             # from here trips an assertion in pjsip (pjsip_rx_data_free_cloned) and aborts
             # the process (corpus 70, 71): such a request is answered as pjsua would.
+            # The request screen refuses them first; this holds if it cannot read rdata.
             call.log.warning("lenient request line %r: no refusal possible, answering",
                              line[:120])
             self._answer(call, ci, op)

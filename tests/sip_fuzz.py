@@ -115,11 +115,7 @@ class FuzzCase:
         """The text of the atom this case replaces, filled from ``ctx`` (None: no atom)."""
         if self.atom is None or self.mutation in STRUCTURAL:
             return None
-        values = {**_values(ctx), "length": "0"}
-        t = self.target
-        raw = (REQUEST_LINE[t.index] if t.kind == "line" else
-               HEADERS[t.index][1] if t.kind == "header" else SDP[t.index][1]).format(**values)
-        atoms = _ATOM.findall(raw)
+        atoms = _ATOM.findall(_template(self.target).format(**_values(ctx), length="0"))
         return atoms[self.atom % len(atoms)] if atoms else None
 
     def fill(self, ctx: dict, teardown: bool = False) -> bytes:
@@ -196,16 +192,17 @@ def _render(line: list[bytes], headers: list[tuple[bytes, bytes]],
     return head + b"\r\n" + body
 
 
+def _template(target: Target) -> str:
+    """The unfilled text of a target's value."""
+    if target.kind == "line":
+        return REQUEST_LINE[target.index]
+    return (HEADERS if target.kind == "header" else SDP)[target.index][1]
+
+
 def _atom_count(target: Target) -> int:
     ctx = {"host": "127.0.0.1", "port": 5060, "lport": 40000, "branch": "z9hG4bK-1",
-           "tag": "t", "callid": "c@x", "rtp": 4000, "rtcp": 4001, "length": "0"}
-    if target.kind == "line":
-        raw = REQUEST_LINE[target.index].format(**ctx)
-    elif target.kind == "header":
-        raw = HEADERS[target.index][1].format(**ctx)
-    else:
-        raw = SDP[target.index][1].format(**ctx)
-    return len(_ATOM.findall(raw))
+           "tag": "t", "callid": "c@x", "rtp": 4000}
+    return len(_ATOM.findall(_template(target).format(**_values(ctx), length="0")))
 
 
 def cases() -> list[FuzzCase]:
