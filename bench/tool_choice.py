@@ -16,7 +16,7 @@ import json
 import statistics
 import time
 
-from gateway.app import tool_policy
+from gateway.app import system_prompt, tool_policy
 from gateway.config import build
 from pipeline import models
 from pipeline.reply.llm import LlmPool
@@ -65,9 +65,10 @@ def main() -> None:
                                                 "billing=sip:billing@127.0.0.1"]}})
     policy = tool_policy(cfg)
     assert policy is not None
-    paths = models.resolve("", cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice)
+    paths = models.resolve("", cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice,
+                           cfg.llm.bundled)
     pool = LlmPool(paths.llm, 1, cfg.llm.threads, cfg.llm.context_tokens, 0,
-                   cfg.llm.system_prompt, cfg.llm.greeting, policy.specs())
+                   system_prompt(cfg), cfg.llm.greeting, policy.specs())
     pool.warm_up()
     rows = []
     for _ in range(args.runs):

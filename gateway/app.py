@@ -88,9 +88,20 @@ def tool_policy(cfg: Config) -> ToolPolicy | None:
     return ToolPolicy(tools, cfg.tools.confirm) if tools else None
 
 
+def system_prompt(cfg: Config) -> str:
+    """What the model reads first: [llm] system_prompt, then the [business] facts."""
+    from gateway.config import business_of
+    from pipeline.facts.prompt import system_prompt as with_facts
+
+    business = business_of(cfg.business)
+    return cfg.llm.system_prompt if business is None else with_facts(business,
+                                                                      cfg.llm.system_prompt)
+
+
 def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
     """What every call's session is set up with, from the config (``tools``: the policy
     ``tool_policy`` made of [tools])."""
+    from gateway.config import business_of
     from pipeline.core.dtmf import KeypadSettings
     from pipeline.options import SessionOptions
     from pipeline.reply.tools import parse_targets
@@ -99,7 +110,9 @@ def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
     return SessionOptions(
         settings=turn_settings(cfg),
         greeting=cfg.llm.greeting,
-        system_prompt=cfg.llm.system_prompt,
+        system_prompt=system_prompt(cfg),
+        prompt_secrets=cfg.llm.system_prompt,
+        business=business_of(cfg.business) if cfg.business.note else None,
         never_say=cfg.llm.never_say,
         streaming=turn.mode == "streaming",
         prompt_cache=turn.mode != "cascade",
@@ -128,7 +141,8 @@ def load_engines(cfg: Config, tools: ToolPolicy | None) -> Engines:
     t0 = time.monotonic()
     # [stt] model names a Whisper folder only for the whisper backend (vosk: its own check)
     whisper_model = cfg.stt.model if cfg.stt.backend == "whisper" else ""
-    paths = models.resolve(whisper_model, cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice)
+    paths = models.resolve(whisper_model, cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice,
+                           cfg.llm.bundled)
     stt = make_stt(cfg.stt.backend, cfg.stt.model, language=cfg.stt.language,
                    beam_size=cfg.stt.beam_size, threads=cfg.stt.threads,
                    bundled_whisper=paths.whisper_dir)
@@ -141,8 +155,8 @@ def load_engines(cfg: Config, tools: ToolPolicy | None) -> Engines:
         vad=SileroModel(paths.vad),
         stt=stt,
         llm=LlmPool(paths.llm, cfg.sip.max_calls, cfg.llm.threads, cfg.llm.context_tokens,
-                    cfg.llm.gpu_layers, cfg.llm.system_prompt, cfg.llm.greeting,
-                    tools.specs() if tools else None),
+                    cfg.llm.gpu_layers, system_prompt(cfg), cfg.llm.greeting,
+                    tools.specs() if tools else None, cfg.llm.repack_weights),
         tts=PiperTts(paths.piper_voice, cfg.tts.length_scale, cfg.tts.volume),
         max_tokens=cfg.llm.max_tokens, temperature=cfg.llm.temperature,
         history_turns=cfg.llm.history_turns)

@@ -98,7 +98,13 @@ class SttConfig:
 
 @dataclass(frozen=True)
 class LlmConfig:
-    model: str = _spec("", doc="GGUF file; empty = bundled Qwen2.5-0.5B-Instruct Q4_K_M")
+    model: str = _spec("", doc="GGUF file; empty = the bundled model [llm] bundled names")
+    bundled: str = _spec("qwen2.5-coder-1.5b", choices=("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"),
+                         doc="bundled model used when [llm] model is empty: 1.5b answers "
+                             "better, 0.5b answers faster (first token 0.07 s vs 0.14 s)")
+    repack_weights: bool = _spec(True, doc="let llama.cpp keep one interleaved copy of the "
+                                           "weights in memory (faster kernels); false = run "
+                                           "from the shared file mapping")
     model_sha256: str = _spec("", doc="expected sha256 of a custom model; empty = not checked")
     threads: int = _spec(2, lo=1, hi=64)
     context_tokens: int = _spec(2048, lo=256, hi=32768)
@@ -108,17 +114,44 @@ class LlmConfig:
     history_turns: int = _spec(6, lo=0, hi=100)
     system_prompt: str = _spec(
         "You are the phone receptionist of Riverside Dental Clinic. Answer in one or two short "
-        "spoken sentences, plain words, no lists, no markdown, no emoji. Facts: the clinic opens "
-        "at nine in the morning and closes at five in the afternoon, Monday to Friday; it is "
-        "closed on weekends. The address is 12 River Street. A check-up costs 60 dollars. "
-        "To book an appointment, the caller can give their name and a preferred day. If you do "
-        "not know something, say so and offer to take a message.",
-        secret=True, doc="a secret: never logged or recorded (it may hold private facts)")
+        "spoken sentences, plain words, no lists, no markdown, no emoji. To book an "
+        "appointment, the caller can give their name and a preferred day.",
+        secret=True, doc="who the bot is and how it speaks; a secret: never logged or "
+                         "recorded (it may hold private facts). The [business] facts follow it")
     greeting: str = _spec("Hello, thanks for calling Riverside Dental. How can I help you?")
     never_say: tuple[str, ...] = _spec(
         (), may_be_empty=True, secret=True,
         doc="secrets the bot must never speak (a clause telling one becomes a refusal); the "
             "system prompt's identifier-like words are kept back too")
+
+
+@dataclass(frozen=True)
+class BusinessConfig:
+    name: str = _spec("Riverside Dental Clinic",
+                      doc="the business the bot answers for; empty = no [business] facts "
+                          "(the system prompt alone)")
+    timezone: str = _spec("America/New_York", doc="IANA time zone of the opening hours")
+    hours: tuple[str, ...] = _spec(
+        ("mon-fri 09:00-17:00",), may_be_empty=True,
+        doc='opening hours: "DAYS HH:MM-HH:MM [HH:MM-HH:MM ...]", DAYS like mon-fri, sat, '
+            "mon,wed; a day not listed is closed")
+    closed_dates: tuple[str, ...] = _spec(
+        ("2026-12-25 Christmas Day", "2027-01-01 New Year's Day"), may_be_empty=True,
+        doc='holidays and other closures: "YYYY-MM-DD [name]"')
+    address: str = _spec("12 River Street")
+    phone: str = _spec("")
+    prices: tuple[str, ...] = _spec(("check-up: 60",), may_be_empty=True,
+                                    doc='"item: amount" in [business] currency')
+    currency: str = _spec("dollars")
+    lead_times: tuple[str, ...] = _spec((), may_be_empty=True,
+                                        doc='"item: N": must be ordered or booked N days ahead')
+    facts: tuple[str, ...] = _spec((), may_be_empty=True,
+                                   doc="other facts, one plain sentence each")
+    fallback: str = _spec("I'm sorry, I don't know that, but I can take a message.",
+                          doc="what the bot says when the facts do not answer")
+    note: bool = _spec(True, doc="each turn, tell the model what the clock and the facts say "
+                                 "about the caller's question (open now? that day's hours? "
+                                 "a sum?); false = the facts in the prompt only")
 
 
 @dataclass(frozen=True)
@@ -183,6 +216,7 @@ class Config:
     turn: TurnConfig = field(default_factory=TurnConfig)
     stt: SttConfig = field(default_factory=SttConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
+    business: BusinessConfig = field(default_factory=BusinessConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     dtmf: DtmfConfig = field(default_factory=DtmfConfig)
@@ -193,8 +227,8 @@ class Config:
 
 SECTIONS: dict[str, type] = {
     "sip": SipConfig, "registration": RegistrationConfig, "turn": TurnConfig, "stt": SttConfig,
-    "llm": LlmConfig, "tts": TtsConfig, "tools": ToolsConfig, "dtmf": DtmfConfig,
-    "log": LogConfig,
+    "llm": LlmConfig, "business": BusinessConfig, "tts": TtsConfig, "tools": ToolsConfig,
+    "dtmf": DtmfConfig, "log": LogConfig,
     "metrics": MetricsConfig, "records": RecordsConfig,
 }
 ENV_PREFIX = "VOICEBOT_"
@@ -297,8 +331,36 @@ def _check_tools(tools: ToolsConfig, dtmf: DtmfConfig) -> None:
         raise ConfigError("[dtmf] operator_digit and [dtmf] terminator must differ")
 
 
+def business_of(b: BusinessConfig):  # -> pipeline.facts.business.Business | None
+    """The [business] table as data (None when no business is configured); ConfigError
+    names the key of a bad entry."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from pipeline.facts import business as facts
+
+    if not b.name:
+        return None
+    try:
+        ZoneInfo(b.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"[business] timezone = {b.timezone!r} is invalid: expected an IANA "
+                          "time zone name such as 'Europe/Berlin'") from None
+    parsers = {"hours": facts.parse_hours, "closed_dates": facts.parse_dates,
+               "prices": lambda v: facts.parse_items(v, "amount"),
+               "lead_times": lambda v: facts.parse_items(v, "days")}
+    parsed = {}
+    for key, parse in parsers.items():
+        try:
+            parsed[key] = parse(getattr(b, key))
+        except ValueError as e:
+            raise ConfigError(f"[business] {key}: {e}") from None
+    return facts.Business(name=b.name, timezone=b.timezone, address=b.address, phone=b.phone,
+                          currency=b.currency, facts=b.facts, fallback=b.fallback, **parsed)
+
+
 def _check_cross(cfg: Config) -> None:
     _check_stt(cfg.stt)
+    business_of(cfg.business)
     _check_tools(cfg.tools, cfg.dtmf)
     _check_registration(cfg.registration)
     for key, addr in (("listen_address", cfg.sip.listen_address),

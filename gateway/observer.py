@@ -94,6 +94,7 @@ def turn_entry(rec: TurnRecord, t0: float, jb_delay_ms: float,
         "barge_in_seconds": None if barge_bridge is None else _num(barge_bridge + wire),
         "jb_delay_ms": round(jb_delay_ms, 1),
         "tools": jsonable(list(rec.tools)),
+        "facts_note": rec.facts_note,
     }
 
 
@@ -341,6 +342,7 @@ class CallObserver:
         except Exception as e:  # noqa: BLE001
             turns = []
             self._failed("turn", e, "reading the session's turns")
+        live.session = None  # the call's audio goes with it (the last 16 closes are kept)
         for rec in turns:
             try:
                 if rec.turn_id not in live.reported:

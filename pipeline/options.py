@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from pipeline.core.conversation import TurnSettings
 from pipeline.core.dtmf import KeypadSettings
+from pipeline.facts.business import Business
 from pipeline.reply.tools import ToolPolicy
 
 
@@ -17,6 +18,12 @@ class SessionOptions:
     """Turn-taking: VAD thresholds, silences, barge-in, speculation (in samples)."""
     greeting: str = ""
     system_prompt: str = ""
+    """The whole system prompt (with the business's facts, if configured)."""
+    prompt_secrets: str | None = None
+    """The configured [llm] system_prompt: its identifier-like words are never spoken (the
+    business's facts are public, and must be sayable). None: all of ``system_prompt``."""
+    business: Business | None = None
+    """The business's facts as data: each turn gets a computed note (None: no notes)."""
     never_say: tuple[str, ...] = ()
     """Secrets the bot must not speak (with the prompt's identifiers; pipeline/reply/guard.py)."""
     streaming: bool = True

@@ -35,6 +35,9 @@ class TurnRecord:
     """The turn was typed on the keypad (DTMF), not spoken."""
     route_seconds: float | None = None
     """Time the tool router took to decide (tools enabled only)."""
+    facts_note: str = ""
+    """What the gateway computed for this turn from the clock and the business facts (the
+    model read it before the caller's words)."""
 
     @property
     def end_of_turn_seconds(self) -> float:

@@ -24,8 +24,11 @@ class ChatHistory:
         self._start = 0  # first turn the model still sees
         self._lock = threading.Lock()
 
-    def add_user(self, text: str) -> None:
+    def add_user(self, text: str, note: str = "") -> None:
+        """The caller's words, after the turn's computed facts note if there is one."""
         with self._lock:
+            if note:
+                self.turns.append({"role": "system", "content": note, "note": "facts"})
             self.turns.append({"role": "user", "content": text})
 
     def add_bot(self, heard: str, interrupted: bool = False) -> None:
@@ -48,19 +51,21 @@ class ChatHistory:
         with self._lock:
             if self.turns and self.turns[-1]["role"] == "user":
                 self.turns.pop()
+                if self.turns and self.turns[-1].get("note") == "facts":
+                    self.turns.pop()
 
     def recent(self) -> list[dict[str, str]]:
-        """The conversation so far (no system prompt)."""
+        """The conversation so far (no system prompt, no facts notes)."""
         with self._lock:
-            return list(self.turns)
+            return [t for t in self.turns if "note" not in t]
 
     def messages(self) -> list[dict[str, str]]:
-        """The system prompt and the last turns, at most ``max_turns`` (user, bot, maybe a
-        note: 3 lines each). The window's start moves only when the history outgrows it, and
-        then by half of it at once, to a caller's line: a start that slid every turn changed
-        the prompt right after the system prompt, so llama.cpp read the whole history again
-        each turn (first token 2.7 s late in a long bench/media_faults call), where a fixed
-        start leaves it only the new lines to read."""
+        """The system prompt and the last turns: at most 3 x ``max_turns`` lines (a caller's
+        line and the bot's, with a facts note before it or an interruption note after). The window's start moves only
+        when the history outgrows it, and then by half of it at once, to a caller's line: a
+        start that slid every turn changed the prompt right after the system prompt, so
+        llama.cpp read the whole history again each turn (first token 2.7 s late in a long
+        bench/media_faults call), where a fixed start leaves it only the new lines to read."""
         with self._lock:
             limit = 3 * self.max_turns + 1
             self._start = min(self._start, len(self.turns))
@@ -68,8 +73,11 @@ class ChatHistory:
                 start = len(self.turns) - (limit // 2 + 1)
                 while start < len(self.turns) - 1 and self.turns[start]["role"] != "user":
                     start += 1
+                if start > 0 and self.turns[start - 1].get("note") == "facts":
+                    start -= 1  # the caller's line keeps its note
                 self._start = start
             recent = self.turns[self._start:]
-            while recent and recent[0]["role"] == "system":
+            while recent and recent[0]["role"] == "system" and "note" not in recent[0]:
                 recent = recent[1:]
-            return [{"role": "system", "content": self.system_prompt}, *recent]
+            return [{"role": "system", "content": self.system_prompt},
+                    *({"role": t["role"], "content": t["content"]} for t in recent)]

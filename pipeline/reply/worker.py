@@ -50,7 +50,9 @@ class ReplyWorker:
         self._thread_init = thread_init
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._llm = None  # this call's LLM context, taken at the first reply
-        self._secrets = SpeechGuard(options.never_say, options.system_prompt)
+        self._secrets = SpeechGuard(
+            options.never_say,
+            options.system_prompt if options.prompt_secrets is None else options.prompt_secrets)
         self._dialogue = (ToolDialogue(options.tools, options.transfer_targets)
                           if options.tools is not None else None)
         self._tool_runner: ToolRunner | None = None
@@ -70,6 +72,10 @@ class ReplyWorker:
     def close(self) -> None:
         """The thread ends after the job in hand."""
         self._jobs.put(None)
+
+    def release(self) -> None:
+        """After the thread ended: drop jobs it never ran (they hold turns' audio)."""
+        self._jobs = queue.SimpleQueue()
 
     # --- the worker thread ---------------------------------------------------------------
 

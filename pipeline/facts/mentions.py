@@ -1,0 +1,317 @@
+"""What a caller's words refer to that the facts can answer: days, a time of day, "now",
+items with quantities. Pure text rules over a transcript (Whisper writes "4 p.m.",
+"December 24th", digits); ``Mentions.follow`` carries the last turn's day and items into an
+elliptical follow-up ("And on Sunday?", "And three of them?")."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+
+from pipeline.facts.business import DAY_NAMES, Item
+
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
+          "september", "october", "november", "december")
+_NUMBER_WORDS = {w: i for i, w in enumerate(
+    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+     "eleven", "twelve"))}
+_NUMBER_WORDS.update({"a": 1, "an": 1, "single": 1, "dozen": 12, "couple": 2,
+                      "thirteen": 13, "fourteen": 14, "fifteen": 15, "twenty": 20})
+
+
+@dataclass(frozen=True)
+class DayRef:
+    day: date
+    said: str
+    """The caller's words for it ("tomorrow", "Sunday", "December 24th")."""
+    every: bool = False
+    """Said in the plural ("on Mondays"): the weekday in general."""
+
+
+@dataclass(frozen=True)
+class Mentions:
+    days: tuple[DayRef, ...] = ()
+    time: int | None = None
+    """A time of day the caller named, minutes after midnight."""
+    now: bool = False
+    items: tuple[tuple[Item, int | None], ...] = ()
+    """Items named, each with the quantity said before it (None: no quantity)."""
+    quantity: int | None = None
+    """A bare quantity ("three of them"), for the items of the turn before."""
+    topics: frozenset[str] = field(default_factory=frozenset)
+    """Facts the question is about: "hours", "address", "phone", "name"."""
+
+    elliptical: bool = False
+    """Said as a follow-up ("And on Sunday?", "What about three?")."""
+
+    def follow(self, before: Mentions | None) -> Mentions:
+        """An elliptical follow-up borrows what it leaves out from the turn before."""
+        if before is None or not self.elliptical:
+            return self
+        out = self
+        if self.time is not None and not self.days and before.days:
+            out = replace(out, days=before.days)
+        if not self.items and before.items and self.quantity is not None:
+            out = replace(out, items=tuple((i, self.quantity) for i, _ in before.items))
+        if (self.days or self.time is not None) and not self.topics and not self.items:
+            out = replace(out, topics=out.topics | (before.topics & {"hours"}))
+        return out
+
+    @property
+    def empty(self) -> bool:
+        return not (self.days or self.time is not None or self.now or self.items
+                    or self.topics)
+
+
+def words_of(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.lower().replace("’", "'"))
+
+
+def number(word: str) -> int | None:
+    if word.isdigit():
+        return int(word)
+    return _NUMBER_WORDS.get(word)
+
+
+# --- days --------------------------------------------------------------------------------
+
+def find_days(text: str, today: date, closed_names: dict[date, str] | None = None,
+              ) -> list[DayRef]:
+    low = text.lower().replace("’", "'")
+    found: list[tuple[int, DayRef]] = []
+
+    def add(pos: int, ref: DayRef) -> None:
+        if all(r.day != ref.day or r.every != ref.every for _, r in found):
+            found.append((pos, ref))
+
+    for m in re.finditer(r"\b(day after tomorrow|tomorrow|today|tonight|this (?:morning|"
+                         r"afternoon|evening))\b", low):
+        w = m.group(1)
+        if w == "day after tomorrow":
+            add(m.start(), DayRef(today + timedelta(days=2), "the day after tomorrow"))
+        elif w == "tomorrow":
+            if not low[max(0, m.start() - 10):m.start()].endswith("after "):
+                add(m.start(), DayRef(today + timedelta(days=1), "tomorrow"))
+        else:
+            add(m.start(), DayRef(today, "today"))
+    for m in re.finditer(r"\b(next |this |on )?(monday|tuesday|wednesday|thursday|friday|"
+                         r"saturday|sunday)(s)?\b", low):
+        wd = DAY_NAMES.index(m.group(2))
+        ahead = (wd - today.weekday()) % 7
+        if m.group(1) == "next " and ahead == 0:
+            ahead = 7
+        name = m.group(2).capitalize()
+        add(m.start(), DayRef(today + timedelta(days=ahead), name + ("s" if m.group(3) else ""),
+                              every=bool(m.group(3))))
+    for m in re.finditer(r"\bweekends?\b", low):
+        for wd in (5, 6):
+            ahead = (wd - today.weekday()) % 7
+            add(m.start(), DayRef(today + timedelta(days=ahead), DAY_NAMES[wd].capitalize(),
+                                  every=m.group(0).endswith("s")))
+    month = "|".join(MONTHS) + r"|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+    day_no = r"(\d{1,2})(?:st|nd|rd|th)?"
+    for m in re.finditer(rf"\b(?:({month})\.? (?:the )?{day_no}|(?:the )?{day_no} of ({month}))\b",
+                         low):
+        mon_word = m.group(1) or m.group(4)
+        day_txt = m.group(2) or m.group(3)
+        mon = next(i for i, n in enumerate(MONTHS, 1) if n.startswith(mon_word[:3]))
+        d = _dated(today, mon, int(day_txt))
+        if d is not None:
+            add(m.start(), DayRef(d, d.strftime("%B ") + str(d.day)))
+    if not found:  # "the 24th" alone: this month, or the next if it has passed
+        for m in re.finditer(r"\bthe (\d{1,2})(st|nd|rd|th)\b", low):
+            mon, year = today.month, today.year
+            if int(m.group(1)) < today.day:
+                mon, year = (1, year + 1) if mon == 12 else (mon + 1, year)
+            d = _dated(date(year, mon, 1), mon, int(m.group(1)))
+            if d is not None:
+                add(m.start(), DayRef(d, d.strftime("%B ") + str(d.day)))
+    named = [(d, n) for d, n in (closed_names or {}).items() if n and len(n) > 3 and d >= today]
+    named += [(d, n) for n, d in _holidays(today)]
+    taken = ""
+    for d, name in sorted(named, key=lambda dn: -len(dn[1])):  # "christmas eve" first
+        i = low.find(name.lower())
+        if i >= 0 and re.search(rf"\b{re.escape(name.lower())}\b", low) and \
+                name.lower() not in taken:
+            taken += "|" + name.lower()
+            add(i, DayRef(d, name))
+    return [ref for _, ref in sorted(found, key=lambda pr: pr[0])]
+
+
+def _holidays(today: date) -> list[tuple[str, date]]:
+    out = []
+    for name, (mon, day) in HOLIDAYS.items():
+        d = _dated(today, mon, day)
+        if d is not None:
+            out.append((name, d))
+    return out
+
+
+def _dated(today: date, month: int, day: int) -> date | None:
+    """That month and day, this year or (once passed) the next."""
+    for year in (today.year, today.year + 1):
+        try:
+            d = date(year, month, day)
+        except ValueError:
+            return None
+        if d >= today:
+            return d
+    return None
+
+
+# --- time of day -------------------------------------------------------------------------
+
+_AM = r"(?:a\.? ?m\.?|in the morning)"
+_PM = r"(?:p\.? ?m\.?|in the afternoon|in the evening|at night|tonight)"
+
+
+def find_time(text: str) -> int | None:
+    """The first time of day named, minutes after midnight. Without am/pm, 1-6 o'clock is
+    read as afternoon and 7-11 as morning (what a caller of a day-time business means)."""
+    low = text.lower().replace("’", "'")
+    if re.search(r"\b(noon|midday)\b", low):
+        return 12 * 60
+    hour_word = r"(\d{1,2}|" + "|".join(list(_NUMBER_WORDS)[1:13]) + ")"
+    m = re.search(rf"\b(half past|quarter past|quarter to) {hour_word}\b", low)
+    if m:
+        h = number(m.group(2)) or 0
+        base = _hour(h, low[m.end():m.end() + 20])
+        if base is None:
+            return None
+        shift = {"half past": 30, "quarter past": 15, "quarter to": -15}[m.group(1)]
+        return base * 60 + shift
+    m = re.search(rf"\b{hour_word}(?:[:.](\d{{2}}))?(?: o'clock)? ?({_AM}|{_PM})?(?![\w:])", low)
+    while m:
+        has_clock = m.group(2) is not None or m.group(3) is not None or "o'clock" in m.group(0)
+        before = low[max(0, m.start() - 6):m.start()]
+        if has_clock or re.search(r"\b(at|by|till|until|after|before)\s$", before):
+            h = number(m.group(1))
+            if h is not None:
+                base = _hour(h, m.group(3) or "")
+                if base is not None:
+                    return base * 60 + int(m.group(2) or 0)
+        m = re.search(rf"\b{hour_word}(?:[:.](\d{{2}}))?(?: o'clock)? ?({_AM}|{_PM})?(?![\w:])",
+                      low[m.end():]) and _shifted(low, m.end(), hour_word)
+    return None
+
+
+def _shifted(low: str, start: int, hour_word: str) -> re.Match | None:
+    pattern = re.compile(
+        rf"\b{hour_word}(?:[:.](\d{{2}}))?(?: o'clock)? ?({_AM}|{_PM})?(?![\w:])")
+    return pattern.search(low, start)
+
+
+def _hour(h: int, suffix: str) -> int | None:
+    if h > 24:
+        return None
+    if h > 12:
+        return h if h < 24 else None
+    if re.match(_PM, suffix.strip()):
+        return h if h == 12 else h + 12
+    if re.match(_AM, suffix.strip()):
+        return 0 if h == 12 else h
+    return h + 12 if 1 <= h <= 6 else h
+
+
+# --- items -------------------------------------------------------------------------------
+
+def stem(word: str) -> str:
+    """Crude: plural and verb endings off, then the first 5 letters ("loaves" ~ "loaf",
+    "cancellation" ~ "cancelled")."""
+    w = word.lower()
+    for end, repl in (("ves", "f"), ("ies", "y"), ("es", ""), ("s", "")):
+        if len(w) > 3 and w.endswith(end) and not w.endswith("ss"):
+            w = w[: -len(end)] + repl
+            break
+    return w[:5]
+
+
+def find_items(text: str, items: tuple[Item, ...]) -> list[tuple[Item, int | None]]:
+    """Items whose name's last word (or whole name) the caller said, with the quantity said
+    just before it ("two sourdough loaves" -> 2)."""
+    ws = words_of(text)
+    stems = [stem(w) for w in ws]
+    out: list[tuple[Item, int | None]] = []
+    for item in items:
+        name = words_of(item.name)
+        head = stem(name[-1])
+        for i, s in enumerate(stems):
+            if s != head:
+                continue
+            # the words before the head must agree with the name's (any they share)
+            qty = None
+            j = i - 1
+            while j >= 0 and i - j <= len(name) + 1:
+                q = number(ws[j])
+                if q is not None:
+                    qty = q * (12 if j + 1 < len(ws) and ws[j + 1] == "dozen" and q != 12
+                               else 1)
+                    if ws[j] == "dozen" and j > 0 and ws[j - 1] == "half":
+                        qty = 6
+                    break
+                j -= 1
+            out.append((item, qty))
+            break
+    # a longer name that matched beats a shorter one with the same head ("birthday cake" vs
+    # "cake") only if its other words were said
+    return _best(out, stems)
+
+
+def _best(found: list[tuple[Item, int | None]], stems: list[str]) -> list[tuple[Item, int | None]]:
+    by_head: dict[str, list[tuple[Item, int | None]]] = {}
+    for pair in found:
+        by_head.setdefault(stem(words_of(pair[0].name)[-1]), []).append(pair)
+    out = []
+    for group in by_head.values():
+        if len(group) == 1:
+            out.extend(group)
+            continue
+        scored = sorted(group, key=lambda p: -sum(
+            stem(w) in stems for w in words_of(p[0].name)[:-1]))
+        best = sum(stem(w) in stems for w in words_of(scored[0][0].name)[:-1])
+        out.extend(p for p in scored
+                   if sum(stem(w) in stems for w in words_of(p[0].name)[:-1]) == best)
+    return out
+
+
+def find_quantity(text: str) -> int | None:
+    """A bare quantity ("and three of them?", "what about 4?")."""
+    m = re.search(r"\b(\d+|" + "|".join(list(_NUMBER_WORDS)[1:]) + r")\b(?! ?(?:am|pm|a\.m|p\.m|"
+                  r"o'clock|in the))", text.lower())
+    if not m or m.group(1) in ("a", "an"):
+        return None
+    return number(m.group(1))
+
+
+# --- topics ------------------------------------------------------------------------------
+
+TOPIC_WORDS = {
+    "hours": r"\b(open|opens|opening|close|closes|closing|closed|hours|when)\b",
+    "address": r"\b(address|where|located|location|find you|directions|street)\b",
+    "phone": r"\b(phone|number|call you|reach you)\b",
+    "name": r"\b(who is this|who am i|what is this place|name of|who are you|your name)\b",
+}
+NOW_WORDS = r"\b(now|right now|at the moment|currently|still open|yet)\b"
+
+
+ELLIPTICAL = re.compile(r"^\W*(and|or|what about|how about|also)\b")
+
+# fixed-date holidays a caller may name (a configured closed date's own name also counts)
+HOLIDAYS = {"christmas eve": (12, 24), "christmas day": (12, 25), "christmas": (12, 25),
+            "boxing day": (12, 26), "new year's eve": (12, 31), "new year's day": (1, 1),
+            "new year's": (1, 1), "valentine's day": (2, 14), "halloween": (10, 31)}
+
+
+def find(text: str, today: date, items: tuple[Item, ...],
+         closed_names: dict[date, str] | None = None) -> Mentions:
+    low = text.lower().replace("’", "'")
+    found_items = tuple(find_items(text, items))
+    return Mentions(
+        elliptical=bool(ELLIPTICAL.match(low)) or len(words_of(low)) <= 3,
+        days=tuple(find_days(text, today, closed_names)),
+        time=find_time(text),
+        now=bool(re.search(NOW_WORDS, low)),
+        items=found_items,
+        quantity=None if found_items else find_quantity(text),
+        topics=frozenset(t for t, pat in TOPIC_WORDS.items() if re.search(pat, low)))

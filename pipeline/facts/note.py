@@ -1,0 +1,178 @@
+"""The note the model reads before the caller's words each turn: what the clock and the facts
+say about what the caller just asked. A small model gets weekdays, "tomorrow", "open at 4 pm
+when it closes at 3" and sums wrong; here they are computed, and the model only says them.
+
+It goes after the cached prompt prefix (a system line before the caller's line, kept in the
+history like the caller's words), so the prefix cache stays valid turn after turn.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+from pipeline.facts import spoken
+from pipeline.facts.business import Business, Item
+from pipeline.facts.mentions import DayRef, Mentions, stem, words_of
+from pipeline.facts.prompt import facts_block
+
+_STOP_WORDS = """
+a about above after again against all am an and any are aren't as at be because been before
+being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
+don't down during each few for from further get got had has have having he her here hers him his
+how i i'd i'll i'm i've if in into is isn't it it's its just let's like me more most my no nor
+not of off on once only or other our out over own please same she should so some such than thank
+thanks that that's the their them then there there's these they this those through to too under
+until up very was we we're were what what's when where which while who whom why will with would
+you you're your yours yes hi hello hey okay ok well um uh also much many ask asking wanted want
+wonder wondering know tell need could maybe sure really still just kind sort thing things
+something anything way today tomorrow now have offer offers sell sells buy make makes take takes
+bring come go get there's any
+"""
+_STOP = frozenset(_STOP_WORDS.split())
+_QUESTION = re.compile(r"\?|^\s*(do|does|did|can|could|is|are|was|will|would|what|when|where|"
+                       r"who|why|how|which|may)\b", re.I)
+
+
+def days_ahead(d: date, today: date) -> str:
+    n = (d - today).days
+    return {0: "today", 1: "tomorrow"}.get(n, f"in {n} days")
+
+
+def open_now(b: Business, now: datetime) -> str:
+    t = now.hour * 60 + now.minute
+    for a, z in b.ranges_on(now.date()):
+        if a <= t < z:
+            return f"{b.name} is open now, until {spoken.clock(z)} today."
+    nxt = next_opening(b, now)
+    when = "" if nxt is None else (
+        f"; it opens next {'today' if nxt.date() == now.date() else spoken.day(nxt.date())}"
+        f" at {spoken.clock(nxt.hour * 60 + nxt.minute)}")
+    return f"{b.name} is closed now{when}."
+
+
+def next_opening(b: Business, now: datetime, horizon: int = 30) -> datetime | None:
+    t = now.hour * 60 + now.minute
+    for i in range(horizon):
+        d = now.date() + timedelta(days=i)
+        for a, _ in b.ranges_on(d):
+            if i > 0 or a > t:
+                return datetime(d.year, d.month, d.day, a // 60, a % 60)
+    return None
+
+
+def day_line(b: Business, ref: DayRef, today: date) -> str:
+    if ref.every:
+        spans = b.hours.get(ref.day.weekday(), ())
+        return f"Every {ref.said.rstrip('s')}: " + (
+            f"open {spoken.ranges(spans)}." if spans else "closed all day.")
+    spans = b.ranges_on(ref.day)
+    head = f"{spoken.day(ref.day)} ({days_ahead(ref.day, today)})"
+    if spans:
+        return f"{head}: open {spoken.ranges(spans)}."
+    why = b.closed_dates.get(ref.day)
+    reason = f" ({why})" if why else (" (a holiday closure)" if ref.day in b.closed_dates
+                                       else "")
+    return f"{head}: closed all day{reason}."
+
+
+def time_line(b: Business, d: date, t: int, today: date) -> str:
+    spans = b.ranges_on(d)
+    at = f"At {spoken.clock(t)} on {spoken.day(d)} ({days_ahead(d, today)})"
+    if not spans:
+        return f"{at}: closed (closed all day)."
+    for a, z in spans:
+        if a <= t < z:
+            return f"{at}: open (open until {spoken.clock(z)})."
+    later = [a for a, _ in spans if a > t]
+    if later and later[0] == spans[0][0]:
+        return f"{at}: closed, not open yet (it opens at {spoken.clock(later[0])})."
+    if later:
+        return f"{at}: closed for a break (it opens again at {spoken.clock(later[0])})."
+    return f"{at}: closed (it closes at {spoken.clock(spans[-1][1])} that day)."
+
+
+def price_lines(b: Business, items: tuple[tuple[Item, int | None], ...]) -> list[str]:
+    prices = {p.name: p for p in b.prices}
+    priced = [(prices[i.name], q) for i, q in items if i.name in prices]
+    if not priced:
+        return []
+    lines, total = [], 0.0
+    for item, qty in priced:
+        n = qty or 1
+        cost = n * item.amount
+        total += cost
+        each = spoken.money(item.amount, b.currency)
+        lines.append(f"{n} x {item.name} at {each} each = {spoken.money(cost, b.currency)}."
+                     if n > 1 else f"1 {item.name} costs {each}.")
+    if len(priced) > 1 or (priced[0][1] or 1) > 1:
+        lines.append(f"Total: {spoken.money(total, b.currency)}.")
+    return lines
+
+
+def lead_lines(b: Business, m: Mentions, today: date) -> list[str]:
+    lines = []
+    for item, _ in m.items:
+        lead = next((i for i in b.lead_times if i.name == item.name), None)
+        if lead is None:
+            continue
+        need = int(lead.amount)
+        earliest = today + timedelta(days=need)
+        for ref in m.days or ():
+            n = (ref.day - today).days
+            if n >= need:
+                lines.append(f"A {item.name} for {spoken.day(ref.day)} "
+                             f"({days_ahead(ref.day, today)}): yes, that is possible: it "
+                             f"needs {need} days' notice.")
+            else:
+                lines.append(f"A {item.name} for {spoken.day(ref.day)} "
+                             f"({days_ahead(ref.day, today)}): no, too late: it must be "
+                             f"ordered {need} days ahead; the earliest is "
+                             f"{spoken.day(earliest)}.")
+        if not m.days:
+            lines.append(f"A {item.name} ordered today can be ready on {spoken.day(earliest)} at "
+                         f"the earliest ({need} days' notice).")
+    return lines
+
+
+def uncovered(b: Business, text: str) -> list[str]:
+    """Content words of a question that appear nowhere in the facts: what the facts cannot
+    answer (a caller asking about parking when parking is not written down)."""
+    known = {stem(w) for w in words_of(facts_block(b))}
+    known |= {stem(w) for w in words_of(" ".join(b.facts))}
+    return [w for w in words_of(text)
+            if w not in _STOP and not w.isdigit() and len(w) > 2 and stem(w) not in known]
+
+
+def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
+    """The note for this turn (``now``: local wall time of the business)."""
+    today = now.date()
+    lines = [f"System note for this turn: it is now {spoken.day(today)}, {today.year}, "
+             f"{spoken.clock(now.hour * 60 + now.minute)}."]
+    t = m.time
+    if m.now or ("hours" in m.topics and not m.days and t is None):
+        lines.append(open_now(b, now))
+    for ref in m.days:
+        lines.append(day_line(b, ref, today))
+    now_t = now.hour * 60 + now.minute
+    if t is not None and not m.days and t < now_t and not m.now:
+        lines.append(f"{spoken.clock(t)} today has already passed.")
+        nxt = today + timedelta(days=1)
+        m = Mentions(days=(DayRef(today, "today"), DayRef(nxt, "tomorrow")), time=t)
+    if t is not None:
+        for ref in m.days or (DayRef(today, "today"),):
+            if not ref.every:
+                lines.append(time_line(b, ref.day, t, today))
+            else:
+                spans = b.hours.get(ref.day.weekday(), ())
+                inside = any(a <= t < z for a, z in spans)
+                lines.append(f"At {spoken.clock(t)} on {ref.said}: "
+                             f"{'open' if inside else 'closed'}.")
+    lines += price_lines(b, m.items)
+    lines += lead_lines(b, m, today)
+    if len(lines) == 1 and m.empty and _QUESTION.search(text):
+        missing = uncovered(b, text)
+        if missing:
+            lines.append(f"The facts say nothing about: {', '.join(missing)}. Do not guess: "
+                         f'answer exactly "{b.fallback}"')
+    return "\n".join(lines)

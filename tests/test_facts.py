@@ -1,0 +1,179 @@
+"""The business facts as data, and the note computed for each turn (pure logic)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from gateway.config import ConfigError, build, business_of
+from pipeline.facts import mentions, spoken
+from pipeline.facts.business import Business, parse_dates, parse_hours, parse_items
+from pipeline.facts.note import note
+from pipeline.facts.prompt import facts_block
+from pipeline.facts.turns import CallFacts
+from pipeline.reply.history import ChatHistory
+
+BAKERY = Business(
+    name="Mill Bakery", timezone="America/Chicago",
+    hours=parse_hours(("wed-sun 07:00-15:00",)),
+    closed_dates=parse_dates(("2026-12-25 Christmas Day", "2026-12-26")),
+    address="48 Mill Road", phone="555 0142",
+    prices=parse_items(("sourdough loaf: 6", "croissant: 2.50", "birthday cake: 35"), "amount"),
+    lead_times=parse_items(("birthday cake: 2",), "days"),
+    facts=("Cakes are ordered by phone or in the shop.",))
+CLINIC = Business(name="Clinic", hours=parse_hours(("mon-fri 08:00-12:00 13:00-17:30",)))
+FRI_1605 = datetime(2026, 12, 4, 16, 5)  # a Friday
+
+
+def note_for(text: str, now: datetime = FRI_1605, b: Business = BAKERY) -> str:
+    m = mentions.find(text, now.date(), b.catalog(), b.closed_dates)
+    return note(b, now, m, text)
+
+
+def test_hours_parse_ranges_lists_and_wrapping_day_ranges():
+    assert parse_hours(("mon-fri 08:00-12:00 13:00-17:30", "sat 09:00-13:00")) == {
+        **{d: ((480, 720), (780, 1050)) for d in range(5)}, 5: ((540, 780),)}
+    assert set(parse_hours(("fri-mon 10:00-11:00",))) == {4, 5, 6, 0}
+    assert set(parse_hours(("mon,wed 10:00-11:00",))) == {0, 2}
+
+
+@pytest.mark.parametrize("entry, words", [
+    ("mon-fri 9-17", "HH:MM-HH:MM"), ("funday 09:00-10:00", "not a day"),
+    ("mon 10:00-09:00", "start before it ends"), ("mon 09:00-12:00 11:00-13:00", "overlap"),
+    ("mon", "expected DAYS")])
+def test_bad_hours_say_what_is_wrong(entry, words):
+    with pytest.raises(ValueError, match=words):
+        parse_hours((entry,))
+
+
+def test_bad_business_config_names_the_key():
+    with pytest.raises(ConfigError, match=r"\[business\] hours"):
+        build({"business": {"hours": ["mon-fri 9 to 5"]}})
+    with pytest.raises(ConfigError, match=r"\[business\] timezone"):
+        build({"business": {"timezone": "Mars/Olympus"}})
+    with pytest.raises(ConfigError, match=r"\[business\] prices"):
+        build({"business": {"prices": ["a loaf costs six"]}})
+    with pytest.raises(ConfigError, match=r"\[business\] closed_dates"):
+        build({"business": {"closed_dates": ["25/12/2026"]}})
+    assert business_of(build({"business": {"name": ""}}).business) is None
+
+
+def test_spoken_forms():
+    assert [spoken.clock(m) for m in (540, 930, 720, 0, 1425)] == [
+        "9 am", "3:30 pm", "12 noon", "midnight", "11:45 pm"]
+    assert spoken.weekdays([2, 3, 4, 5, 6]) == "Wednesday to Sunday"
+    assert spoken.weekdays([0, 2]) == "Monday and Wednesday"
+    assert spoken.money(2.5, "dollars") == "2.50 dollars"
+
+
+def test_facts_block_groups_days_and_names_closures():
+    text = facts_block(BAKERY)
+    assert "Monday and Tuesday: closed; Wednesday to Sunday: 7 am to 3 pm" in text
+    assert "December 25, 2026 (Christmas Day)" in text
+    assert "birthday cake must be ordered at least 2 days ahead" in text
+
+
+def test_days_named_in_words_resolve_against_today():
+    today = date(2026, 12, 4)  # Friday
+    days = mentions.find_days("are you open tomorrow or on sunday?", today)
+    assert [d.day for d in days] == [date(2026, 12, 5), date(2026, 12, 6)]
+    assert mentions.find_days("next friday", today)[0].day == date(2026, 12, 11)
+    assert mentions.find_days("this friday", today)[0].day == today
+    assert mentions.find_days("December 24th?", today)[0].day == date(2026, 12, 24)
+    assert mentions.find_days("the 3rd of january", today)[0].day == date(2027, 1, 3)
+    assert mentions.find_days("on Christmas Eve", today)[0].day == date(2026, 12, 24)
+    assert mentions.find_days("the day after tomorrow", today)[0].day == date(2026, 12, 6)
+    assert mentions.find_days("Are you open on Mondays?", today)[0].every
+
+
+@pytest.mark.parametrize("text, minutes", [
+    ("at 4 pm", 960), ("at 4 p.m.", 960), ("at 2:45", 885), ("by 9:30 a.m.", 570),
+    ("half past 3", 930), ("quarter to 5", 1005), ("at noon", 720), ("at 8", 480),
+    ("at four o'clock", 960), ("at 10 in the morning", 600), ("I have 2 kids", None),
+    ("order 4512", None)])
+def test_times_of_day(text, minutes):
+    assert mentions.find_time(text) == minutes
+
+
+def test_open_now_and_closed_now_with_the_next_opening():
+    assert "is closed now; it opens next Saturday, December 5 at 7 am" in note_for(
+        "Are you open right now?")
+    assert "is open now, until 3 pm" in note_for(
+        "Are you still open?", datetime(2026, 12, 4, 14, 59))
+
+
+def test_a_time_just_outside_and_just_inside_the_hours():
+    assert "At 4 pm on Friday, December 4 (today): closed (it closes at 3 pm" in note_for(
+        "Can I come by Friday at 4 pm?", datetime(2026, 12, 4, 9, 0))
+    assert "At 2:45 pm on Sunday, December 6 (in 2 days): open (open until 3 pm)" in note_for(
+        "Can I come Sunday at 2:45?")
+    assert "not open yet (it opens at 7 am)" in note_for(
+        "Can I come Saturday at 6:30 am?")
+
+
+def test_a_lunch_break_is_a_break():
+    n = note_for("Can I come Monday at 12:30?", FRI_1605, CLINIC)
+    assert "closed for a break (it opens again at 1 pm)" in n
+
+
+def test_holidays_and_weekly_closures():
+    assert "December 25 (in 21 days): closed all day (Christmas Day)" in note_for(
+        "Are you open on December 25th?")
+    assert "Every Monday: closed all day" in note_for("Are you open on Mondays?")
+    assert "Tuesday, December 8 (in 4 days): closed all day" in note_for(
+        "What about Tuesday?")
+
+
+def test_prices_and_sums():
+    n = note_for("How much are two loaves and a croissant?")
+    assert "2 x sourdough loaf at 6 dollars each = 12 dollars" in n
+    assert "Total: 14.50 dollars" in n
+
+
+def test_lead_times():
+    assert "no, too late: it must be ordered 2 days ahead; the earliest is Sunday, " \
+        "December 6" in note_for("Can I order a birthday cake for tomorrow?")
+    assert "yes, that is possible" in note_for("Can I get a cake for Sunday?")
+
+
+def test_questions_the_facts_do_not_answer_get_the_fallback_instruction():
+    n = note_for("Do you have parking?")
+    assert "say nothing about: parking" in n and BAKERY.fallback in n
+    assert "say nothing" not in note_for("Where are you located?")
+    assert "say nothing" not in note_for("Do you take orders by phone?")  # "phone" is a fact
+    assert "say nothing" not in note_for("Thanks, that's all.")  # not a question
+
+
+def test_an_elliptical_follow_up_borrows_the_turn_before():
+    facts = CallFacts(BAKERY)
+    wall = datetime(2026, 12, 4, 16, 5, tzinfo=facts._zone).timestamp()
+    facts.note("How much is a sourdough loaf?", wall)
+    assert "3 x sourdough loaf" in facts.note("And three of them?", wall)
+    facts.note("Are you open on Sunday?", wall)
+    assert "At 2 pm on Sunday, December 6" in facts.note("And at 2 pm?", wall)
+    # a speculative turn does not become the context
+    facts.note("Is there parking?", wall, commit=False)
+    assert "At 1 pm on Sunday" in facts.note("And at 1 pm?", wall)
+
+
+def test_local_time_comes_from_the_business_time_zone():
+    facts = CallFacts(BAKERY)
+    # 22:05 UTC is 16:05 in Chicago in December
+    wall = datetime(2026, 12, 4, 22, 5).timestamp() - datetime(
+        1970, 1, 1).timestamp()
+    assert facts.local(wall) == FRI_1605
+
+
+def test_history_keeps_each_note_before_its_caller_line():
+    h = ChatHistory("sys", max_turns=6)
+    h.add_user("Are you open Sunday?", "note 1")
+    h.add_bot("Yes, 7 to 3.")
+    h.add_user("And Monday?", "note 2")
+    msgs = h.messages()
+    assert [(m["role"], m["content"]) for m in msgs] == [
+        ("system", "sys"), ("system", "note 1"), ("user", "Are you open Sunday?"),
+        ("assistant", "Yes, 7 to 3."), ("system", "note 2"), ("user", "And Monday?")]
+    assert all(set(m) == {"role", "content"} for m in msgs)
+    h.retract_user()
+    assert h.messages()[-1]["content"] == "Yes, 7 to 3."
