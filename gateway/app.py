@@ -94,8 +94,9 @@ def system_prompt(cfg: Config) -> str:
     from pipeline.facts.prompt import system_prompt as with_facts
 
     business = business_of(cfg.business)
-    return cfg.llm.system_prompt if business is None else with_facts(business,
-                                                                      cfg.llm.system_prompt)
+    if business is None:
+        return cfg.llm.system_prompt
+    return with_facts(business, cfg.llm.system_prompt, cfg.business.note)
 
 
 def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:

@@ -18,6 +18,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 VOICEBOT = [sys.executable, "-m", "gateway.cli"]
+SMALL_LLM = "qwen2.5-coder-0.5b"
+DEFAULT_LLM = "qwen2.5-coder-1.5b"
+LLM = ""  # [llm] bundled of every GatewayProcess that does not choose; "": the config's
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
@@ -54,6 +57,11 @@ class GatewayProcess:
     log_path: Path = field(init=False)
     metrics_port: int | None = None
     """Serve /metrics on this loopback port (None: no metrics port)."""
+    llm: str | None = None
+    """The bundled LLM ([llm] bundled); None: ``LLM`` (tests/conftest.py sets the small one:
+    the default 1.5B takes 10 s longer to warm up, and ~40 gateways start in the suite; a
+    test about what the bot answers asks for ``DEFAULT_LLM``; benchmarks get the product's
+    default)."""
 
     def __post_init__(self) -> None:
         self.sip_port = self.sip_port or free_udp_port()
@@ -81,9 +89,15 @@ class GatewayProcess:
             own += f'[records]\npath = "{self.workdir / "calls.jsonl"}"\n'
         # SIGTERM (stop()) hangs up at once unless a test asks for a graceful drain
         drain = "" if "drain_seconds" in self.extra_toml else "drain_seconds = 0\n"
+        extra = self.extra_toml
+        llm = LLM if self.llm is None else self.llm
+        if llm and "bundled" not in extra:
+            model = f'bundled = "{llm}"\n'
+            extra = extra.replace("[llm]\n", "[llm]\n" + model, 1) if "[llm]\n" in extra \
+                else extra + "\n[llm]\n" + model
         cfg.write_text(
             f'[sip]\nlisten_address = "127.0.0.1"\nport = {self.sip_port}\n'
-            f"rtp_port = {self.rtp_port}\n{drain}{self.extra_toml}\n"
+            f"rtp_port = {self.rtp_port}\n{drain}{extra}\n"
             f'[log]\nlevel = "info"\nturn_audio_dir = "{self.turn_dir}"\n{own}')
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         self._log = self.log_path.open("wb")

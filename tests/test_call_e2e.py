@@ -11,7 +11,14 @@ import re
 import numpy as np
 import pytest
 
-from tests.harness import GatewayProcess, active_spans, baresip_call, espeak, need
+from tests.harness import (
+    DEFAULT_LLM,
+    GatewayProcess,
+    active_spans,
+    baresip_call,
+    espeak,
+    need,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +26,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     need("baresip", "espeak-ng", "sox")
-    gw = GatewayProcess(tmp_path_factory.mktemp("gw")).start()
+    gw = GatewayProcess(tmp_path_factory.mktemp("gw"), llm=DEFAULT_LLM).start()
     yield gw
     code = gw.stop()
     assert code == 0, gw.log()[-3000:]

@@ -97,44 +97,57 @@ def test_times_of_day(text, minutes):
 
 
 def test_open_now_and_closed_now_with_the_next_opening():
-    assert "is closed now; it opens next Saturday, December 5 at 7 am" in note_for(
+    assert "is closed now; it opens again Saturday, December 5 at 7 am" in note_for(
         "Are you open right now?")
     assert "is open now, until 3 pm" in note_for(
         "Are you still open?", datetime(2026, 12, 4, 14, 59))
 
 
 def test_a_time_just_outside_and_just_inside_the_hours():
-    assert "At 4 pm on Friday, December 4 (today): closed (it closes at 3 pm" in note_for(
-        "Can I come by Friday at 4 pm?", datetime(2026, 12, 4, 9, 0))
-    assert "At 2:45 pm on Sunday, December 6 (in 2 days): open (open until 3 pm)" in note_for(
-        "Can I come Sunday at 2:45?")
-    assert "not open yet (it opens at 7 am)" in note_for(
+    assert ("No: at 4 pm today (Friday, December 4) Mill Bakery is already closed; it closes "
+            "at 3 pm") in note_for("Can I come by Friday at 4 pm?", datetime(2026, 12, 4, 9, 0))
+    assert ("Yes: at 2:45 pm on Sunday, December 6 (in 2 days) Mill Bakery is open (until "
+            "3 pm)") in note_for("Can I come Sunday at 2:45?")
+    assert "is not open yet; it opens at 7 am" in note_for(
         "Can I come Saturday at 6:30 am?")
 
 
 def test_a_lunch_break_is_a_break():
     n = note_for("Can I come Monday at 12:30?", FRI_1605, CLINIC)
-    assert "closed for a break (it opens again at 1 pm)" in n
+    assert "closed for a break; it opens again at 1 pm" in n
 
 
 def test_holidays_and_weekly_closures():
-    assert "December 25 (in 21 days): closed all day (Christmas Day)" in note_for(
-        "Are you open on December 25th?")
-    assert "Every Monday: closed all day" in note_for("Are you open on Mondays?")
-    assert "Tuesday, December 8 (in 4 days): closed all day" in note_for(
+    assert ("On Friday, December 25 (in 21 days), Mill Bakery is closed all day (Christmas "
+            "Day)") in note_for("Are you open on December 25th?")
+    assert "Mill Bakery is closed every Monday" in note_for("Are you open on Mondays?")
+    assert "On Tuesday, December 8 (in 4 days), Mill Bakery is closed all day" in note_for(
         "What about Tuesday?")
 
 
 def test_prices_and_sums():
     n = note_for("How much are two loaves and a croissant?")
-    assert "2 x sourdough loaf at 6 dollars each = 12 dollars" in n
-    assert "Total: 14.50 dollars" in n
+    assert "2 x sourdough loaf at 6 dollars each come to 12 dollars" in n
+    assert "The total is 14.50 dollars" in n
+
+
+def test_a_time_already_passed_today_is_read_as_tomorrow():
+    n = note_for("Can I come by at 8?")
+    assert "8 am today has already passed" in n
+    assert "Yes: at 8 am tomorrow (Saturday, December 5)" in n and "at 8 am today" not in n
+
+
+def test_a_lead_time_met_on_a_closed_day_is_still_no():
+    assert "No: Mill Bakery is closed on Tuesday, December 8 (in 4 days), so a birthday cake" \
+        in note_for("Can I get a birthday cake for Tuesday?")
 
 
 def test_lead_times():
-    assert "no, too late: it must be ordered 2 days ahead; the earliest is Sunday, " \
-        "December 6" in note_for("Can I order a birthday cake for tomorrow?")
-    assert "yes, that is possible" in note_for("Can I get a cake for Sunday?")
+    assert ("No: a birthday cake tomorrow (Saturday, December 5) is too soon; it needs 2 "
+            "days' notice, so the earliest day is Sunday, December 6") in note_for(
+        "Can I order a birthday cake for tomorrow?")
+    assert "Yes: a birthday cake on Sunday, December 6 (in 2 days) is possible" in note_for(
+        "Can I get a cake for Sunday?")
 
 
 def test_questions_the_facts_do_not_answer_get_the_fallback_instruction():
@@ -151,10 +164,10 @@ def test_an_elliptical_follow_up_borrows_the_turn_before():
     facts.note("How much is a sourdough loaf?", wall)
     assert "3 x sourdough loaf" in facts.note("And three of them?", wall)
     facts.note("Are you open on Sunday?", wall)
-    assert "At 2 pm on Sunday, December 6" in facts.note("And at 2 pm?", wall)
+    assert "at 2 pm on Sunday, December 6" in facts.note("And at 2 pm?", wall)
     # a speculative turn does not become the context
     facts.note("Is there parking?", wall, commit=False)
-    assert "At 1 pm on Sunday" in facts.note("And at 1 pm?", wall)
+    assert "at 1 pm on Sunday" in facts.note("And at 1 pm?", wall)
 
 
 def test_local_time_comes_from_the_business_time_zone():

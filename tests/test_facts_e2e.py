@@ -11,7 +11,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from tests.harness import GatewayProcess, active_spans, baresip_call, espeak, need
+from tests.harness import (
+    DEFAULT_LLM,
+    GatewayProcess,
+    active_spans,
+    baresip_call,
+    espeak,
+    need,
+)
 from tests.test_call_e2e import answer_after, transcribe
 from tests.test_observability_e2e import wait_closed
 
@@ -37,7 +44,7 @@ def test_a_closure_today_is_told_from_the_computed_note(tmp_path, whisper):
         '[llm]\nsystem_prompt = "You are the phone assistant of Harbour Books. Answer in one '
         'short spoken sentence."\n'
         'greeting = "Hello, Harbour Books, how can I help?"\n')
-    gw = GatewayProcess(tmp_path / "gw", extra_toml=toml).start()
+    gw = GatewayProcess(tmp_path / "gw", extra_toml=toml, llm=DEFAULT_LLM).start()
     try:
         rate = 16000
         q = espeak("Are you open today?", tmp_path / "q.wav", rate=rate)

@@ -12,7 +12,7 @@ import re
 from datetime import date, datetime, timedelta
 
 from pipeline.facts import spoken
-from pipeline.facts.business import Business, Item
+from pipeline.facts.business import DAY_NAMES, Business, Item
 from pipeline.facts.mentions import DayRef, Mentions, stem, words_of
 from pipeline.facts.prompt import facts_block
 
@@ -39,6 +39,14 @@ def days_ahead(d: date, today: date) -> str:
     return {0: "today", 1: "tomorrow"}.get(n, f"in {n} days")
 
 
+def on_day(d: date, today: date) -> str:
+    """ "today (Friday, December 4)", "on Sunday, December 6 (in 2 days)"."""
+    n = (d - today).days
+    if n in (0, 1):
+        return f"{days_ahead(d, today)} ({spoken.day(d)})"
+    return f"on {spoken.day(d)} ({days_ahead(d, today)})"
+
+
 def open_now(b: Business, now: datetime) -> str:
     t = now.hour * 60 + now.minute
     for a, z in b.ranges_on(now.date()):
@@ -46,7 +54,7 @@ def open_now(b: Business, now: datetime) -> str:
             return f"{b.name} is open now, until {spoken.clock(z)} today."
     nxt = next_opening(b, now)
     when = "" if nxt is None else (
-        f"; it opens next {'today' if nxt.date() == now.date() else spoken.day(nxt.date())}"
+        f"; it opens again {'today' if nxt.date() == now.date() else spoken.day(nxt.date())}"
         f" at {spoken.clock(nxt.hour * 60 + nxt.minute)}")
     return f"{b.name} is closed now{when}."
 
@@ -61,35 +69,45 @@ def next_opening(b: Business, now: datetime, horizon: int = 30) -> datetime | No
     return None
 
 
+def closed_reason(b: Business, d: date) -> str:
+    why = b.closed_dates.get(d)
+    if why:
+        return f" ({why})"
+    return " (a holiday closure)" if d in b.closed_dates else ""
+
+
 def day_line(b: Business, ref: DayRef, today: date) -> str:
     if ref.every:
         spans = b.hours.get(ref.day.weekday(), ())
-        return f"Every {ref.said.rstrip('s')}: " + (
-            f"open {spoken.ranges(spans)}." if spans else "closed all day.")
+        day = DAY_NAMES[ref.day.weekday()].capitalize()
+        return (f"On {day}s {b.name} is open from {spoken.ranges(spans)}." if spans
+                else f"{b.name} is closed every {day}.")
     spans = b.ranges_on(ref.day)
-    head = f"{spoken.day(ref.day)} ({days_ahead(ref.day, today)})"
+    when = on_day(ref.day, today)
     if spans:
-        return f"{head}: open {spoken.ranges(spans)}."
-    why = b.closed_dates.get(ref.day)
-    reason = f" ({why})" if why else (" (a holiday closure)" if ref.day in b.closed_dates
-                                       else "")
-    return f"{head}: closed all day{reason}."
+        return f"{when[0].upper()}{when[1:]}, {b.name} is open from {spoken.ranges(spans)}."
+    return (f"{when[0].upper()}{when[1:]}, {b.name} is closed all day"
+            f"{closed_reason(b, ref.day)}.")
 
 
 def time_line(b: Business, d: date, t: int, today: date) -> str:
+    """A yes/no verdict first: a small model otherwise answers "yes" to a time it was told is
+    after closing."""
     spans = b.ranges_on(d)
-    at = f"At {spoken.clock(t)} on {spoken.day(d)} ({days_ahead(d, today)})"
+    at = f"at {spoken.clock(t)} {on_day(d, today)}"
     if not spans:
-        return f"{at}: closed (closed all day)."
+        return f"No: {at} {b.name} is closed (closed all day{closed_reason(b, d)})."
     for a, z in spans:
         if a <= t < z:
-            return f"{at}: open (open until {spoken.clock(z)})."
+            return f"Yes: {at} {b.name} is open (until {spoken.clock(z)})."
     later = [a for a, _ in spans if a > t]
     if later and later[0] == spans[0][0]:
-        return f"{at}: closed, not open yet (it opens at {spoken.clock(later[0])})."
+        return f"No: {at} {b.name} is not open yet; it opens at {spoken.clock(later[0])}."
     if later:
-        return f"{at}: closed for a break (it opens again at {spoken.clock(later[0])})."
-    return f"{at}: closed (it closes at {spoken.clock(spans[-1][1])} that day)."
+        return (f"No: {at} {b.name} is closed for a break; it opens again at "
+                f"{spoken.clock(later[0])}.")
+    return (f"No: {at} {b.name} is already closed; it closes at "
+            f"{spoken.clock(spans[-1][1])} that day.")
 
 
 def price_lines(b: Business, items: tuple[tuple[Item, int | None], ...]) -> list[str]:
@@ -103,10 +121,11 @@ def price_lines(b: Business, items: tuple[tuple[Item, int | None], ...]) -> list
         cost = n * item.amount
         total += cost
         each = spoken.money(item.amount, b.currency)
-        lines.append(f"{n} x {item.name} at {each} each = {spoken.money(cost, b.currency)}."
-                     if n > 1 else f"1 {item.name} costs {each}.")
+        lines.append(f"{n} x {item.name} at {each} each come to "
+                     f"{spoken.money(cost, b.currency)}." if n > 1
+                     else f"One {item.name} costs {each}.")
     if len(priced) > 1 or (priced[0][1] or 1) > 1:
-        lines.append(f"Total: {spoken.money(total, b.currency)}.")
+        lines.append(f"The total is {spoken.money(total, b.currency)}.")
     return lines
 
 
@@ -118,20 +137,22 @@ def lead_lines(b: Business, m: Mentions, today: date) -> list[str]:
             continue
         need = int(lead.amount)
         earliest = today + timedelta(days=need)
+        while not b.ranges_on(earliest) and earliest < today + timedelta(days=need + 30):
+            earliest += timedelta(days=1)
+        notice = f"{need} day{'s' if need != 1 else ''}' notice"
         for ref in m.days or ():
-            n = (ref.day - today).days
-            if n >= need:
-                lines.append(f"A {item.name} for {spoken.day(ref.day)} "
-                             f"({days_ahead(ref.day, today)}): yes, that is possible: it "
-                             f"needs {need} days' notice.")
+            when = on_day(ref.day, today)
+            if (ref.day - today).days < need:
+                lines.append(f"No: a {item.name} {when} is too soon; it needs {notice}, so "
+                             f"the earliest day is {spoken.day(earliest)}.")
+            elif not b.ranges_on(ref.day):
+                lines.append(f"No: {b.name} is closed {when}, so a {item.name} cannot be "
+                             "ready that day.")
             else:
-                lines.append(f"A {item.name} for {spoken.day(ref.day)} "
-                             f"({days_ahead(ref.day, today)}): no, too late: it must be "
-                             f"ordered {need} days ahead; the earliest is "
-                             f"{spoken.day(earliest)}.")
+                lines.append(f"Yes: a {item.name} {when} is possible ({notice} needed).")
         if not m.days:
-            lines.append(f"A {item.name} ordered today can be ready on {spoken.day(earliest)} at "
-                         f"the earliest ({need} days' notice).")
+            lines.append(f"A {item.name} needs {notice}: ordered today, the earliest day is "
+                         f"{spoken.day(earliest)}.")
     return lines
 
 
@@ -145,34 +166,37 @@ def uncovered(b: Business, text: str) -> list[str]:
 
 
 def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
-    """The note for this turn (``now``: local wall time of the business)."""
+    """The note for this turn (``now``: local wall time of the business): verdicts first
+    (times, lead times), then the days named, then "now", then prices."""
     today = now.date()
-    lines = [f"System note for this turn: it is now {spoken.day(today)}, {today.year}, "
-             f"{spoken.clock(now.hour * 60 + now.minute)}."]
+    head = (f"Note for this turn: it is now {spoken.day(today)}, {today.year}, "
+            f"{spoken.clock(now.hour * 60 + now.minute)}.")
+    lines: list[str] = []
     t = m.time
-    if m.now or ("hours" in m.topics and not m.days and t is None):
-        lines.append(open_now(b, now))
-    for ref in m.days:
-        lines.append(day_line(b, ref, today))
     now_t = now.hour * 60 + now.minute
-    if t is not None and not m.days and t < now_t and not m.now:
+    days = list(m.days)
+    if t is not None and not days and t < now_t and not m.now:
         lines.append(f"{spoken.clock(t)} today has already passed.")
-        nxt = today + timedelta(days=1)
-        m = Mentions(days=(DayRef(today, "today"), DayRef(nxt, "tomorrow")), time=t)
+        days = [DayRef(today + timedelta(days=1), "tomorrow")]
+    timed: set[date] = set()
     if t is not None:
-        for ref in m.days or (DayRef(today, "today"),):
-            if not ref.every:
-                lines.append(time_line(b, ref.day, t, today))
-            else:
+        for ref in days or [DayRef(today, "today")]:
+            if ref.every:
                 spans = b.hours.get(ref.day.weekday(), ())
                 inside = any(a <= t < z for a, z in spans)
-                lines.append(f"At {spoken.clock(t)} on {ref.said}: "
-                             f"{'open' if inside else 'closed'}.")
-    lines += price_lines(b, m.items)
+                lines.append(f"{'Yes' if inside else 'No'}: at {spoken.clock(t)} on {ref.said} "
+                             f"{b.name} is {'open' if inside else 'closed'}.")
+            else:
+                lines.append(time_line(b, ref.day, t, today))
+                timed.add(ref.day)
     lines += lead_lines(b, m, today)
-    if len(lines) == 1 and m.empty and _QUESTION.search(text):
+    lines += [day_line(b, ref, today) for ref in days if ref.every or ref.day not in timed]
+    if m.now or ("hours" in m.topics and not days and t is None):
+        lines.append(open_now(b, now))
+    lines += price_lines(b, m.items)
+    if not lines and m.empty and _QUESTION.search(text):
         missing = uncovered(b, text)
         if missing:
             lines.append(f"The facts say nothing about: {', '.join(missing)}. Do not guess: "
                          f'answer exactly "{b.fallback}"')
-    return "\n".join(lines)
+    return "\n".join([head, *lines])

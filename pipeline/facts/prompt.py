@@ -44,16 +44,16 @@ def facts_block(b: Business) -> str:
     return "\n".join(lines)
 
 
-def system_prompt(b: Business, style: str) -> str:
-    """``style`` (the configured persona and manner of speaking) and the facts, with the
-    rules that keep a small model from inventing what is not there."""
-    return (f"{style.strip()}\n\nFacts about {b.name} (the only facts you know):\n"
-            f"{facts_block(b)}\n\n"
-            "Rules: answer only from these facts and from the system note before each "
-            "question (it is computed from the clock and the facts, and is always right: "
-            "trust it over your own reasoning about days and times). If neither answers the "
-            f'question, say exactly: "{b.fallback}" Never guess a yes or no, a price, a '
-            "time or a name that is not written here.")
+def system_prompt(b: Business, style: str, notes: bool = True) -> str:
+    """``style`` (the configured persona and manner of speaking), then the facts. With
+    ``notes`` the fallback is asked for only by a turn's note: told once in the system prompt
+    to say it when the facts do not answer, the 1.5B model said it to nearly every question
+    (even "are you open on Mondays?", with the hours above it)."""
+    head = f"{style.strip()}\n\nFacts about {b.name}:\n{facts_block(b)}\n\n"
+    if notes:
+        return head + ("Before each caller question you get a note worked out from the clock "
+                       "and these facts: it is always right, so answer with what it says.")
+    return head + f'If the facts do not answer a question, say: "{b.fallback}"'
 
 
 __all__ = ["DAY_NAMES", "facts_block", "hours_lines", "system_prompt"]

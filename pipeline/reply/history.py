@@ -61,11 +61,12 @@ class ChatHistory:
 
     def messages(self) -> list[dict[str, str]]:
         """The system prompt and the last turns: at most 3 x ``max_turns`` lines (a caller's
-        line and the bot's, with a facts note before it or an interruption note after). The window's start moves only
-        when the history outgrows it, and then by half of it at once, to a caller's line: a
-        start that slid every turn changed the prompt right after the system prompt, so
-        llama.cpp read the whole history again each turn (first token 2.7 s late in a long
-        bench/media_faults call), where a fixed start leaves it only the new lines to read."""
+        line and the bot's, with a facts note before it or an interruption note after). The
+        window's start moves only when the history outgrows it, and then by half of it at
+        once, to a caller's line: a start that slid every turn changed the prompt right after
+        the system prompt, so llama.cpp read the whole history again each turn (first token
+        2.7 s late in a long bench/media_faults call), where a fixed start leaves it only the
+        new lines to read."""
         with self._lock:
             limit = 3 * self.max_turns + 1
             self._start = min(self._start, len(self.turns))

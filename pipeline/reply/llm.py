@@ -110,10 +110,16 @@ class LlmPool:
             prefix.append({"role": "assistant", "content": self.greeting})
         held = [self._free.get() for _ in range(self.size)]
         try:
-            for llm in held:
-                for _ in stream_chat(llm, [*prefix, {"role": "user", "content": "Hello"}],
-                                     max_tokens=4, temperature=0.0):
-                    pass
+            first = held[0]
+            for _ in stream_chat(first, [*prefix, {"role": "user", "content": "Hello"}],
+                                 max_tokens=4, temperature=0.0):
+                pass
+            # the other contexts get a copy of that KV cache (same model, same size): the
+            # 1.5B model read a 450-token prompt in ~2.8 s, once per context
+            state = first.save_state()
+            for llm in held[1:]:
+                llm.load_state(state)
+            del state
         finally:
             for llm in held:
                 self._free.put(llm)
