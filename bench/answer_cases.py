@@ -1,0 +1,905 @@
+"""Answer-accuracy benchmark: personas (each one ``[business]`` table of the bot's TOML config),
+the callers' questions, and a strict scorer. Pure data and pure functions: no I/O, no models.
+
+A case is scored on the bot's LAST answer only (earlier turns are context the bot answers
+first). ``normalise`` maps the answer to a canonical spoken-number form (lower case, number
+words as digits, "3 p.m." -> "3 pm", "$6" -> "6 dollars", "15:00" -> "3 pm", "noon" -> "12 pm")
+and ``score`` then requires every ``must`` regex to match and no ``must_not`` regex to match:
+the right fact present AND no contrary claim (a wrong time, a wrong total, "yes" where the
+answer is no, an invented fact where the right answer is the fallback).
+
+The questions were written from the business tables below and the calendar alone, not from
+the bot's prompt. Clocks are local wall time in the persona's timezone; December 2026:
+Fri 4, Sat 5, Sun 6, Mon 7, Tue 8, Wed 9 ... Wed 23, Thu 24, Fri 25, Sat 26, Mon 28, Thu 31.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Persona:
+    key: str  # "bakery", "dental", "garage"
+    business: dict[str, Any]  # exactly the [business] table of the bot's TOML config
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str  # "bakery-07"
+    persona: str
+    category: str  # one of CATEGORIES
+    clock: str  # local wall time in the persona's timezone, ISO "2026-12-04T16:05"
+    turns: tuple[str, ...]  # what the caller says; only the answer to the LAST turn is scored
+    must: tuple[str, ...]  # regexes; ALL must match the normalised last answer
+    must_not: tuple[str, ...]  # regexes; NONE may match the normalised last answer
+    held_out: bool = False  # never used to tune prompts
+    note: str = ""  # for a human: the right answer and why
+
+
+CATEGORIES = ("days", "times", "relative", "prices", "lead", "unknown", "followup", "contact")
+
+BUSINESS_KEYS = (
+    "name", "timezone", "hours", "closed_dates", "address", "phone", "prices", "currency",
+    "lead_times", "facts", "fallback",
+)
+
+# --------------------------------------------------------------------------------------------
+# Personas
+# --------------------------------------------------------------------------------------------
+
+PERSONAS: dict[str, Persona] = {
+    "bakery": Persona("bakery", {
+        "name": "Riverside Bakery",
+        "timezone": "America/Chicago",
+        "hours": ["wed-fri 07:00-15:00", "sat,sun 08:00-13:00"],
+        "closed_dates": ["2026-12-25 Christmas Day", "2026-12-26", "2027-01-01 New Year's Day"],
+        "address": "48 Mill Road, Springfield",
+        "phone": "555 0142",
+        "prices": ["sourdough loaf: 6", "croissant: 2.50", "cinnamon roll: 3.25",
+                   "birthday cake: 35", "party platter: 45"],
+        "currency": "dollars",
+        "lead_times": ["birthday cake: 2", "party platter: 1"],
+        "facts": ["Cakes are ordered by phone or in the shop.", "We bake everything on site."],
+        "fallback": "I don't know that, but I can take a message.",
+    }),
+    "dental": Persona("dental", {
+        "name": "Bright Smile Dental",
+        "timezone": "Europe/London",
+        "hours": ["mon,tue,thu 08:30-12:30 13:30-17:30", "wed 10:00-19:00", "fri 08:30-13:00"],
+        "closed_dates": ["2026-12-24 Christmas Eve", "2026-12-25 Christmas Day",
+                         "2026-12-28 Boxing Day bank holiday", "2027-01-01 New Year's Day"],
+        "address": "215 High Street, Kingston",
+        "phone": "020 7946 0321",
+        "prices": ["check-up: 55", "x-ray: 25", "cleaning: 75", "filling: 120",
+                   "teeth whitening: 299"],
+        "currency": "pounds",
+        "lead_times": ["teeth whitening: 7", "cleaning: 2"],
+        "facts": ["Appointments are booked by phone.", "We see adults and children."],
+        "fallback": "I'm not sure about that, but I can take a message for the practice.",
+    }),
+    "garage": Persona("garage", {
+        "name": "Oakwood Auto Repair",
+        "timezone": "America/Los_Angeles",
+        "hours": ["mon-fri 07:30-17:30", "sat 08:00-12:00"],
+        "closed_dates": ["2026-12-24 Christmas Eve", "2026-12-25 Christmas Day", "2026-12-31",
+                         "2027-01-01 New Year's Day"],
+        "address": "350 Harbor Boulevard, Fresno",
+        "phone": "555 0198",
+        "prices": ["oil change: 49", "tire rotation: 25", "brake inspection: 30",
+                   "wheel alignment: 89.99", "timing belt replacement: 450"],
+        "currency": "dollars",
+        "lead_times": ["wheel alignment: 1", "timing belt replacement: 3"],
+        "facts": ["Oil changes are done while you wait.", "We work on cars and light trucks."],
+        "fallback": ("I don't have that information, but I can take a message and someone "
+                     "will call you back."),
+    }),
+}
+
+_DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def hours_on(business: dict[str, Any], day: dt.date) -> list[tuple[dt.time, dt.time]]:
+    """The opening ranges of ``day`` under ``business`` (empty: closed that day). Ground truth
+    for checking the cases; it reads the table the way its schema says."""
+    closed = {entry.split()[0] for entry in business["closed_dates"]}
+    if day.isoformat() in closed:
+        return []
+    ranges: list[tuple[dt.time, dt.time]] = []
+    for spec in business["hours"]:
+        days, *spans = spec.split()
+        wanted: set[int] = set()
+        for part in days.split(","):
+            lo, _, hi = part.partition("-")
+            a, b = _DAY_KEYS.index(lo), _DAY_KEYS.index(hi or lo)
+            wanted.update(range(a, b + 1))
+        if day.weekday() in wanted:
+            for span in spans:
+                start, end = span.split("-")
+                ranges.append((dt.time.fromisoformat(start), dt.time.fromisoformat(end)))
+    return sorted(ranges)
+
+
+def is_open(business: dict[str, Any], when: dt.datetime) -> bool:
+    return any(a <= when.time() < b for a, b in hours_on(business, when.date()))
+
+
+# --------------------------------------------------------------------------------------------
+# Normalisation
+# --------------------------------------------------------------------------------------------
+
+_ONE_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+              "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+              "seventeen", "eighteen", "nineteen")
+_TEN_WORDS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_ORD_WORDS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+              "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
+              "sixteenth", "seventeenth", "eighteenth", "nineteenth")
+_ONES = {w: i for i, w in enumerate(_ONE_WORDS)}
+_TENS = {w: 10 * i for i, w in enumerate(_TEN_WORDS, start=2)}
+_ORDS = {w: i for i, w in enumerate(_ORD_WORDS, start=1)}
+_ORDS.update(twentieth=20, thirtieth=30)
+_NUMWORD = "|".join(sorted([*_ONES, *_TENS, *_ORDS, "hundred"], key=len, reverse=True))
+_RUN = re.compile(rf"\b(?:{_NUMWORD})(?:[\s-]+(?:{_NUMWORD}|and))*\b")
+_CUR = r"(?:dollars?|pounds?|euros?)"
+
+
+def _ordinal(n: int) -> str:
+    if 10 <= n % 100 <= 20:
+        return f"{n}th"
+    return f"{n}" + {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
+def _below_100(tokens: list[str], i: int) -> tuple[str, int] | None:
+    """A number under 100 at tokens[i] ("seven", "forty five", "twenty-first")."""
+    t = tokens[i] if i < len(tokens) else ""
+    if t in _ORDS:
+        return _ordinal(_ORDS[t]), i + 1
+    if t in _ONES:
+        return str(_ONES[t]), i + 1
+    if t in _TENS:
+        n = _TENS[t]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if 1 <= _ONES.get(nxt, 0) <= 9:
+            return str(n + _ONES[nxt]), i + 2
+        if 1 <= _ORDS.get(nxt, 0) <= 9:
+            return _ordinal(n + _ORDS[nxt]), i + 2
+        return str(n), i + 1
+    return None
+
+
+def _words_to_digits(match: re.Match[str]) -> str:
+    tokens = re.split(r"[\s-]+", match.group(0))
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        if 1 <= _ONES.get(t, 0) <= 9 and i + 1 < len(tokens) and tokens[i + 1] == "hundred":
+            n, i = _ONES[t] * 100, i + 2
+            j = i + 1 if i < len(tokens) and tokens[i] == "and" else i
+            rest = _below_100(tokens, j) if j < len(tokens) and tokens[j] != "zero" else None
+            if rest is None:
+                out.append(str(n))
+            else:
+                digits, i = rest
+                tail = re.match(r"(\d+)(\D*)$", digits)
+                assert tail is not None
+                total = n + int(tail.group(1))
+                out.append(_ordinal(total) if tail.group(2) else str(total))
+            continue
+        parsed = _below_100(tokens, i)
+        if parsed is None:  # "and", a lone "hundred"
+            out.append(t)
+            i += 1
+        else:
+            word, i = parsed
+            out.append(word)
+    return " ".join(out)
+
+
+def _twenty_four(match: re.Match[str]) -> str:
+    hh, mm = match.group(1), match.group(2)
+    h = int(hh)
+    if h >= 13:
+        return f"{h - 12}:{mm} pm"
+    if h == 0:
+        return f"12:{mm} am"
+    if hh.startswith("0"):
+        return f"{h}:{mm} am"
+    return f"{h}:{mm}"
+
+
+def _quarter_to(match: re.Match[str]) -> str:
+    h = int(match.group(1))
+    return f"{12 if h == 1 else h - 1}:45"
+
+
+def normalise(text: str) -> str:
+    """Lower case, straight quotes, number words as digits, canonical times and amounts:
+    "Three P.M." -> "3 pm", "15:00" -> "3 pm", "half past eight" -> "8:30",
+    "noon" -> "12 pm", "$6.5" -> "6.50 dollars", "fourteen dollars and fifty cents" ->
+    "14.50 dollars", "two forty-five p.m." -> "2:45 pm"."""
+    s = text.lower()
+    s = s.translate(str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
+                                   "\u2013": "-", "\u2014": " - ", "\u00a0": " "}))
+    s = re.sub(r"\s+", " ", s).strip()
+    # meridiem and o'clock
+    s = re.sub(r"\ba\.\s?m\b\.?", "am", s)
+    s = re.sub(r"\bp\.\s?m\b\.?", "pm", s)
+    s = re.sub(r"\s*\bo'?\s?clock\b", "", s)
+    # currency symbols and slang
+    s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)
+    s = re.sub(r"\$\s?(\d+(?:\.\d+)?)", r"\1 dollars", s)
+    s = re.sub(r"\u00a3\s?(\d+(?:\.\d+)?)", r"\1 pounds", s)
+    s = re.sub(r"\u20ac\s?(\d+(?:\.\d+)?)", r"\1 euros", s)
+    s = re.sub(r"\bbucks\b", "dollars", s)
+    s = re.sub(r"\bquid\b", "pounds", s)
+    # number words
+    s = re.sub(r"\ba hundred\b", "one hundred", s)
+    s = _RUN.sub(_words_to_digits, s)
+    for _ in range(3):  # "five five five oh one four two"
+        s = re.sub(r"(?<=\d)([\s,-]+)oh\b", r"\g<1>0", s)
+        s = re.sub(r"\boh(?=[\s,-]+\d)", "0", s)
+    # times
+    s = re.sub(r"\b12 (?:noon|midday)\b", "12 pm", s)
+    s = re.sub(r"\b(?:noon|midday)\b", "12 pm", s)
+    s = re.sub(r"\b12 midnight\b|\bmidnight\b", "12 am", s)
+    s = re.sub(r"\bhalf past (\d{1,2})\b", r"\1:30", s)
+    s = re.sub(r"\bquarter past (\d{1,2})\b", r"\1:15", s)
+    s = re.sub(r"\bquarter to (\d{1,2})\b", _quarter_to, s)
+    s = re.sub(r"\b(?<!:)half (\d{1,2})\b(?! (?:dollars?|pounds?|hours?|days?))", r"\1:30", s)
+    s = re.sub(r"\b(\d{1,2})(?:am|pm)\b", lambda m: m.group(0)[:-2] + " " + m.group(0)[-2:], s)
+    s = re.sub(r"\b(\d{1,2}(?::\d\d)?) in the morning\b", r"\1 am", s)
+    s = re.sub(r"\b(\d{1,2}(?::\d\d)?) (?:in the (?:afternoon|evening)|at night)\b", r"\1 pm", s)
+    s = re.sub(r"\b(\d{1,2})[ .]([0-5]\d) ?(am|pm)\b", r"\1:\2 \3", s)
+    s = re.sub(r"(?<![\d:.])([01]?\d|2[0-3]):([0-5]\d)\b(?! ?[ap]m\b)", _twenty_four, s)
+    s = re.sub(r"\b(\d{1,2}):00\b", r"\1", s)
+    # amounts
+    s = re.sub(rf"\b(\d+) ({_CUR})(?:,? and)? (\d{{1,2}}) (?:cents?|pence|p)\b",
+               lambda m: f"{m.group(1)}.{int(m.group(3)):02d} {m.group(2)}", s)
+    s = re.sub(rf"\b(\d+) ({_CUR}) (\d\d)\b(?=\s*(?:$|[.,;!?]|each\b|per\b|a\b|an\b|for\b|"
+               r"plus\b|and\b|in total\b|total\b))", r"\1.\3 \2", s)
+    s = re.sub(rf"\b(\d+)\.(\d) ({_CUR})", r"\1.\g<2>0 \3", s)
+    s = re.sub(rf"\b(\d+)\.00 ({_CUR})", r"\1 \2", s)
+    s = re.sub(r"\s+", " ", s).strip()
+    return s.strip("\"' ")
+
+
+# --------------------------------------------------------------------------------------------
+# Pattern builders (all patterns are matched with re.search on normalise(answer))
+# --------------------------------------------------------------------------------------------
+
+_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_ANYDAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?"
+_T = r"\d{1,2}(?::\d\d)?(?: ?[ap]m)?"  # any clock time after normalise
+_UNITS = (r"(?:dollars?|pounds?|euros?|cents?|pence|am|pm|days?|hours?|minutes?|weeks?|"
+          r"percent|people|x-rays?|times)")
+
+
+def any_of(*patterns: str) -> str:
+    return "|".join(f"(?:{p})" for p in patterns)
+
+
+def _hm(h: int, m: int = 0) -> str:
+    """h (1-12) and minutes as spoken after normalise: "3", "3:30", "3 30"."""
+    return rf"{h}(?::00)?" if m == 0 else rf"{h}[: ]{m:02d}"
+
+
+def tm(h24: int, m: int = 0) -> str:
+    """A clock time: tm(15) accepts "3 pm", "3", "3:00"; refuses "3 am", "3:30", "3 dollars"."""
+    h = h24 % 12 or 12
+    other = "pm" if h24 < 12 else "am"
+    return (rf"(?<![\d:.]){_hm(h, m)}(?![\d]|:\d)(?! [0-5]\d\b)(?! ?{other}\b)"
+            rf"(?! (?:dollars?|pounds?|euros?|days?|hours?|minutes?|weeks?|percent)\b)")
+
+
+def close_at(h24: int, m: int = 0) -> str:
+    return rf"\b(?:close|closes|closing|closed|until|till|til)\b(?: time is| at| is)? {tm(h24, m)}"
+
+
+def opens_at(h24: int, m: int = 0) -> str:
+    return rf"\bopen(?:s|ing)?\b(?: time is| at| from| is)? {tm(h24, m)}"
+
+
+def closes_at_not(h24: int, m: int = 0) -> str:
+    """A closing time other than h24:m ("until 4" when it closes at 3)."""
+    h = h24 % 12 or 12
+    return (rf"\b(?:close|closes|closing|until|till|til)\b(?: at| is)? "
+            rf"(?!{_hm(h, m)}(?![\d:]|[ ][0-5]\d\b))\d")
+
+
+def opens_at_not(h24: int, m: int = 0) -> str:
+    h = h24 % 12 or 12
+    return rf"\bopen(?:s|ing)? (?:at|from) (?!{_hm(h, m)}(?![\d:]|[ ][0-5]\d\b))\d"
+
+
+def _d(day: str) -> str:
+    return rf"{day}s?" if day in _DAYS else rf"(?:{day})"
+
+
+def open_claim(day: str) -> tuple[str, ...]:
+    """Claims of being open on ``day`` ("open on monday", "monday we're open", "monday 7 to 3");
+    "not open on monday", "won't be open monday" do not match."""
+    d = _d(day)
+    return (
+        rf"(?<!not )(?<!n't )(?<!not be )(?<!n't be )(?<!never )\bopen(?: on| this| every| next)?"
+        rf" {d}\b",
+        rf"\b{d},? (?:we'?re|we are|we'?ll be|we will be) open\b",
+        rf"\b{d},? (?:from |between )?{_T} ?(?:to|until|till|-|and) ?{_T}",
+    )
+
+
+def closed_claim(day: str) -> tuple[str, ...]:
+    """Claims of being closed on ``day``, lists included ("closed mondays and tuesdays");
+    "closed monday, wednesday to sunday we're open" does not claim wednesday closed."""
+    d = _d(day)
+    return (
+        rf"\b(?:closed|not open|aren'?t open|are not open|won'?t be open|will not be open|"
+        rf"don'?t open|do not open|not be open|shut)(?: on| this| every| next| all day)? "
+        rf"(?:{_ANYDAY}(?:,| and| or|, and|, or) )*{d}\b"
+        rf"(?! ?(?:to|through|thru|until|till|-) )(?! (?:morning|afternoon|evening)s?\b)",
+        rf"\b{d},? (?:we'?re|we are|we'?ll be|we will be) (?:closed|not open|shut)\b",
+        rf"\b{d} (?:is|are) (?:closed|our day off|a closed day)\b",
+    )
+
+
+def day_range(day: str, start: str, end: str) -> str:
+    """``day`` followed by an opening range ("saturday from 8 to 3"): start/end are regexes."""
+    return (rf"\b{_d(day)},? (?:from |between )?(?:{start})(?: ?[ap]m)? ?(?:to|until|till|-|and)"
+            rf" ?(?:{end})(?![\d:])")
+
+
+def money(amount: str, currency: str = "dollars") -> str:
+    """An amount as spoken after normalise: money("14.50") accepts "14.50 dollars", "14.5",
+    "14 50" ("fourteen fifty"); money("6") accepts "6 dollars", "6", refuses "6 pm", "6.50",
+    "16"."""
+    whole, _, cents = amount.partition(".")
+    if cents.strip("0") == "":
+        num = rf"{whole}(?:\.00)?(?![\d]|[.:]\d| \d\d\b)"
+    else:
+        alts = [rf"\.{cents}", rf" {cents}\b"]
+        if cents.endswith("0"):
+            alts.append(rf"\.{cents[0]}")
+        num = rf"{whole}(?:{'|'.join(alts)})(?!\d)"
+    others = _UNITS.replace(rf"{currency[:-1]}s?|", "")
+    return rf"(?<![\d.:]){num}(?! ?{others}\b)"
+
+
+def other_money(amount: str, currency: str = "dollars") -> str:
+    """Any amount in ``currency`` other than ``amount`` (for one-price questions)."""
+    whole, _, cents = amount.partition(".")
+    num = rf"{whole}(?:\.{cents})?" if cents.strip("0") else rf"{whole}(?:\.00)?"
+    return rf"(?<![\d.])(?!{num} )\d+(?:\.\d+)? {currency[:-1]}s?\b"
+
+
+def phone_re(digits: str) -> str:
+    return r"(?<!\d)" + r"[\s,.-]*".join(digits) + r"(?!\d)"
+
+
+_YES_START = r"^(?:yes|yeah|yep|yup|sure|of course|absolutely|certainly|definitely|you bet)\b"
+_NO_START = r"^(?:no|nope)\b(?! problem| worries)"
+_SORRY_START = r"^(?:sorry|unfortunately|i'?m afraid|i am afraid)\b"
+_CLOSED = (r"\b(?:closed|not open|aren'?t open|are not open|isn'?t open|is not open|won'?t be "
+           r"open|will not be open|don'?t open|do not open|not be open|shut|day off|days off)\b")
+_NEG = any_of(
+    _NO_START, _SORRY_START, _CLOSED,
+    r"\b(?:too (?:late|early|soon|short)|not enough (?:notice|time)|can'?t|cannot|won'?t be "
+    r"able|not able|unable|not possible|isn'?t possible|wouldn'?t be possible|not until|"
+    r"not in time|earliest)\b",
+    r"\b(?:need|needs|require|requires|required)\b(?: at least)? (?:\d+|a|one) (?:days?|weeks?)",
+    r"\b(?:won'?t|wouldn'?t|doesn'?t|does not|will not|would not) work\b",
+    r"\b(?:\d+|a|one) (?:days?|weeks?)'?s? (?:notice|in advance|ahead)\b",  # the lead time
+)
+_AFFIRM = any_of(
+    _YES_START,
+    r"\b(?:we'?re open|we are open|we'?ll be open|we will be open|we open|we'?re here|"
+    r"we are here|that works|works for us|no problem|that'?s fine|is fine|would be fine|"
+    r"will be fine|should be fine|that'?s ok(?:ay)?|will work|would work|works)\b",
+    r"\b(?:you|we) can\b(?!'t)", r"(?<!not )(?<!n't )\bstill open\b",
+    r"(?<!only )(?<!not )(?<!n't )\bopen (?:until|till)\b",
+)
+# agreeing to something that is not possible
+_AGREE = any_of(
+    _YES_START,
+    r"\b(?:that works|works for us|that'?s fine|no problem|see you (?:then|at)|that'?s "
+    r"ok(?:ay)?|we can do (?:that|it)|we'?ll be open then|we will be open then|we'?re open "
+    r"then|we are open then|you can come(?: by| in)? then)\b",
+    r"\b(?:tomorrow|today|then|that time) (?:works|is fine|would work|will work|would be fine|"
+    r"will be fine|is ok(?:ay)?)\b",
+)
+_NW = r"(?<!whether )(?<!if )"  # "not sure whether we have X" is no claim
+_STILL_OPEN = (r"(?<!not )(?<!n't )\b(?:still open|open (?:right )?now|open at the moment|"
+               r"open for (?:another|a few more))\b")
+_LEAD_NEG = (r"\b(?:too (?:soon|short|late)|not enough (?:notice|time)|can'?t|cannot|won'?t be "
+             r"able|unable|not possible|isn'?t possible|wouldn'?t be possible)\b")
+_WRONG_CURRENCY = {
+    "dollars": r"\b(?:pounds?|euros?|pence)\b",
+    "pounds": r"\b(?:dollars?|euros?|cents?)\b",
+}
+
+FALLBACK_MUST: tuple[str, ...] = (
+    # says it does not know ...
+    r"\b(?:don'?t|do not|doesn'?t|does not) (?:know|have (?:any |that |this |the |those )?"
+    r"(?:information|info|details?|answer))|\bnot (?:sure|certain)\b|\bunsure\b|"
+    r"\bno information\b|\b(?:can'?t|cannot) (?:say|tell you|answer)|\bno idea\b|"
+    r"\bnot something i (?:know|have)",
+    # ... and offers to take a message
+    r"\bmessages?\b|\bcall you back\b|\bget back to you\b|"
+    r"\bpass (?:it|that|this|your question|the question) (?:on|along)\b",
+)
+_UNKNOWN_NOT = (
+    _YES_START, _NO_START,
+    rf"\d+(?:\.\d+)? (?:{_CUR}|cents?|pence)\b",
+    r"(?<![\d:.])\d{1,2}(?::\d\d)? ?(?:am|pm)\b",
+)
+
+
+def _fallback(*claims: str) -> dict[str, tuple[str, ...]]:
+    return {"must": FALLBACK_MUST, "must_not": (*_UNKNOWN_NOT, *claims)}
+
+
+# --------------------------------------------------------------------------------------------
+# Cases
+# --------------------------------------------------------------------------------------------
+
+_RAW: list[tuple[str, dict[str, Any]]] = []
+
+
+def _add(persona: str, category: str, clock: str, turns: str | tuple[str, ...],
+         must: tuple[str, ...] | list[str], must_not: tuple[str, ...] | list[str] = (), *,
+         held: bool = False, note: str) -> None:
+    _RAW.append((persona, {
+        "category": category, "clock": clock,
+        "turns": (turns,) if isinstance(turns, str) else tuple(turns),
+        "must": tuple(must), "must_not": tuple(must_not), "held_out": held, "note": note,
+    }))
+
+
+def _unknown(persona: str, clock: str, question: str, *claims: str, held: bool = False,
+             note: str) -> None:
+    fb = _fallback(*claims)
+    _add(persona, "unknown", clock, question, fb["must"], fb["must_not"], held=held, note=note)
+
+
+# ---- bakery: wed-fri 7-3, sat/sun 8-1, closed mon/tue; closed Dec 25, Dec 26, Jan 1 ----------
+B = "bakery"
+_BK_WED = "2026-12-02T10:00"  # a Wednesday
+
+_add(B, "days", _BK_WED, "Are you open on Mondays?",
+     [_CLOSED], [_YES_START, *open_claim("monday")],
+     note="Closed Mondays (hours cover wed-sun only).")
+_add(B, "days", _BK_WED, "What days of the week are you closed?",
+     [r"\bmondays?\b", r"\btuesdays?\b"],
+     [*(p for d in _DAYS[2:] for p in closed_claim(d)), *open_claim("monday"),
+      *open_claim("tuesday")],
+     note="Mondays and Tuesdays; no other weekday may be called closed (holidays may be named).")
+_add(B, "days", _BK_WED, "Are you open on Sundays?",
+     [any_of(_AFFIRM, day_range("sunday", "8", "1"),
+             r"\b(?:from|between) 8(?: am)? (?:to|until|till|-|and) 1\b")],
+     [_NO_START, *closed_claim("sunday"), day_range("sunday", "7", _T),
+      day_range("sunday", _T, "3")],
+     note="Yes, Sundays 8 am to 1 pm (sat,sun list); not the weekday 7-3.")
+_add(B, "days", _BK_WED, "Do you open on Tuesdays?",
+     [_CLOSED], [_YES_START, *open_claim("tuesday")], held=True,
+     note="Closed Tuesdays.")
+
+_add(B, "times", _BK_WED, "Can I come by on Friday at 4 pm?",
+     [any_of(_NEG, close_at(15))],
+     [_AGREE, closes_at_not(15), day_range("friday", _T, "(?:4|5|6)")],
+     note="No: Friday closes at 3 pm.")
+_add(B, "times", _BK_WED, "Can I pick up some bread on Thursday at 2:45 in the afternoon?",
+     [_AFFIRM],
+     [_NO_START, _SORRY_START, *closed_claim("thursday"), closes_at_not(15),
+      r"\bclosed (?:then|by then|at that time|at 2:45)\b", r"\btoo late\b"],
+     note="Yes: Thursday is open until 3 pm.")
+_add(B, "times", _BK_WED, "Will you be open on Saturday at 1:30?",
+     [any_of(_NEG, close_at(13))],
+     [_AGREE, day_range("saturday", _T, "(?:2|3|4)"),
+      r"\b(?:until|till) (?:2|3)(?::\d\d)?(?: pm)? on saturdays?"],
+     note="No: Saturdays are 8 am to 1 pm.")
+_add(B, "times", _BK_WED, "What time do you open on Saturday?",
+     [tm(8)], [opens_at_not(8), r"\bsaturdays?,? (?:at |from )?7(?![\d:])"],
+     note="8 am on Saturdays (7 am is the weekday time).")
+_add(B, "times", _BK_WED, "How late are you open on Wednesdays?",
+     [tm(15)], [closes_at_not(15)], held=True,
+     note="Until 3 pm.")
+
+_add(B, "relative", "2026-12-04T16:05", "Are you open right now?",
+     [_CLOSED], [_YES_START, _STILL_OPEN, r"\bopen (?:until|till) (?:4|5|6|7)\b"],
+     note="Friday 16:05: closed since 3 pm (open again Saturday 8 am).")
+_add(B, "relative", "2026-12-06T11:00", "Are you open tomorrow?",
+     [_CLOSED], [_YES_START, *open_claim("tomorrow"), *open_claim("monday")],
+     note="Sunday; tomorrow is Monday: closed.")
+_add(B, "relative", "2026-12-08T09:30", "Are you open today?",
+     [_CLOSED], [_YES_START, *open_claim("today"), _STILL_OPEN],
+     note="Tuesday: closed (open again Wednesday 7 am).")
+_add(B, "relative", "2026-12-23T10:00", "Will you be open this Friday?",
+     [_CLOSED], [_YES_START, *open_claim("friday")],
+     note="Friday is Dec 25, Christmas Day: closed.")
+_add(B, "relative", "2026-12-23T10:00", "Are you open on December 26th?",
+     [_CLOSED],
+     [_YES_START, *open_claim("saturday"), *open_claim(r"(?:the )?26th"),
+      *open_claim(r"december 26(?:th)?")],
+     held=True, note="Dec 26 is a Saturday but a configured closed date (no name): closed.")
+_add(B, "relative", "2026-12-23T10:00", "Are you open on Christmas Eve?",
+     [any_of(_AFFIRM, day_range("(?:thursday|christmas eve)", "7", "3"))],
+     [_NO_START, *closed_claim("christmas eve"), *closed_claim("thursday"),
+      *closed_claim(r"(?:the )?24th")],
+     note="Dec 24 is a Thursday and not a closed date: open 7 am to 3 pm.")
+_add(B, "relative", "2026-12-05T12:40", "Are you still open?",
+     [_AFFIRM],
+     [_NO_START, closes_at_not(13), r"\bclosed (?:now|right now|already|for the day)\b",
+      r"\b(?:already|now) closed\b", r"\bnot open (?:now|right now|anymore|any more)\b"],
+     held=True, note="Saturday 12:40: yes, open until 1 pm.")
+_add(B, "relative", "2026-12-04T09:00", "What time do you close today?",
+     [tm(15)], [closes_at_not(15)],
+     note="Friday: 3 pm.")
+
+_add(B, "prices", _BK_WED, "How much is a sourdough loaf?",
+     [money("6")], [other_money("6")], note="6 dollars.")
+_add(B, "prices", _BK_WED, "How much are two sourdough loaves and a croissant?",
+     [money("14.50")], [money(x) for x in ("8.50", "14", "15", "16.50", "17")],
+     note="2 x 6 + 2.50 = 14.50 dollars.")
+_add(B, "prices", _BK_WED, "What does a birthday cake cost?",
+     [money("35")], [other_money("35")], note="35 dollars.")
+_add(B, "prices", _BK_WED, "How much would three cinnamon rolls and a sourdough loaf be?",
+     [money("15.75")], [money(x) for x in ("9.25", "15.25", "15.50", "16", "15")], held=True,
+     note="3 x 3.25 + 6 = 15.75 dollars.")
+
+_add(B, "lead", _BK_WED, "Can I order a birthday cake for tomorrow?",
+     [_NEG], [_AGREE],
+     note="Wednesday -> Thursday is 1 day; birthday cakes need 2 days: no (Friday earliest).")
+_add(B, "lead", _BK_WED, "Can I order a birthday cake for Saturday?",
+     [_AFFIRM], [_NO_START, _SORRY_START, _LEAD_NEG],
+     note="Wednesday -> Saturday is 3 days >= 2, and Saturday is open: yes.")
+_add(B, "lead", _BK_WED, "How far in advance do I need to order a birthday cake?",
+     [r"(?<![\d.])2 days?\b|\b48 hours\b"],
+     [r"(?<![\d.])(?:1|3|4|5|6|7|10|14) days?\b", r"\b(?:a|1) weeks?\b", r"\b24 hours\b"],
+     note="2 days ahead.")
+_add(B, "lead", "2026-12-03T14:00", "Can I get a party platter for tomorrow?",
+     [_AFFIRM], [_NO_START, _SORRY_START, _LEAD_NEG], held=True,
+     note="Thursday -> Friday is 1 day = the platter's 1-day lead, Friday open: yes.")
+_add(B, "lead", "2026-12-04T09:00", "Could I pick up a party platter later today if I order now?",
+     [_NEG], [_AGREE],
+     note="Same day; party platters need 1 day's notice: no.")
+
+_unknown(B, _BK_WED, "Do you have parking?",
+         r"\byou can park\b", r"\b(?:free|plenty of|street|on-street|ample) parking\b",
+         r"(?<!if )(?<!whether )\b(?:we have|we'?ve got|we offer|there'?s|there is)(?: a| some"
+         r"| plenty of)? (?:free )?(?:parking|car park)\b",
+         r"\b(?:we don'?t have|there'?s no|there is no) (?:any )?parking\b",
+         note="Parking is not in the facts: fallback.")
+_unknown(B, _BK_WED, "Do you have gluten-free bread?",
+         _NW + r"\bwe (?:do|don'?t|do not|have|make|bake|sell|offer|carry)(?: not)?(?: have| make| "
+         r"bake| sell| offer| carry)? (?:any |some |a )?gluten[ -]free",
+         r"\bgluten[ -]free (?:bread|options?|loaves|products|items) (?:is|are)\b",
+         r"\bour gluten",
+         note="Not in the facts: fallback, no yes/no.")
+_unknown(B, _BK_WED, "Can I get a coffee there?",
+         _NW + r"\bwe (?:do|don'?t|do not|serve|sell|make|have|offer)(?: not)?"
+         r"(?: serve| sell| make| have| offer)? (?:any |some )?(?:coffee|espresso|drinks)",
+         r"\bcoffee (?:is|costs)\b", held=True,
+         note="Not in the facts (a bakery might or might not sell coffee): fallback.")
+_unknown(B, _BK_WED, "What's the owner's name?",
+         r"\bname is\b", r"\b(?:owned|run) by\b", r"\bowner is\b",
+         note="Not in the facts: fallback, no invented name.")
+
+_add(B, "followup", _BK_WED, ("Are you open on Sunday?", "And on Monday?"),
+     [_CLOSED], [_YES_START, *open_claim("monday")],
+     note="Sunday yes (8-1), Monday closed: the last answer must say closed.")
+_add(B, "followup", _BK_WED, ("How much is a croissant?", "And four of them?"),
+     [money("10")], [money(x) for x in ("7.50", "8", "12", "12.50")],
+     note="4 x 2.50 = 10 dollars.")
+_add(B, "followup", "2026-12-03T11:00", ("What time do you close today?", "And on Saturday?"),
+     [tm(13)], [closes_at_not(13), day_range("saturday", _T, "3")], held=True,
+     note="Thursday 3 pm; Saturday 1 pm.")
+
+_add(B, "contact", _BK_WED, "What's your address?",
+     [r"\b48 mill (?:road|rd)\b"], [r"(?<!\d)(?<!\d )(?!48 )\d+ mill\b"],
+     note="48 Mill Road, Springfield.")
+_add(B, "contact", _BK_WED, "What's your phone number?",
+     [phone_re("5550142")], [], note="555 0142.")
+_add(B, "contact", _BK_WED, "Sorry, what's the name of this place?",
+     [r"\briverside bakery\b"], [], held=True, note="Riverside Bakery.")
+
+# ---- dental: mon/tue/thu 8:30-12:30 + 1:30-5:30, wed 10-7, fri 8:30-1; closed sat/sun;
+#      closed Dec 24, Dec 25, Dec 28 (bank holiday), Jan 1; prices in pounds -------------------
+D = "dental"
+_DN_MON = "2026-12-07T09:00"  # a Monday
+_DN_WRONG_CUR = _WRONG_CURRENCY["pounds"]
+
+_add(D, "days", _DN_MON, "Are you open on Saturdays?",
+     [_CLOSED], [_YES_START, *open_claim("saturday")],
+     note="Closed on Saturdays (and Sundays).")
+_add(D, "days", _DN_MON, "Which days are you open?",
+     [any_of(r"\bweekdays?\b", r"\bmondays?\b.*\bfridays?\b")],
+     [*open_claim("saturday"), *open_claim("sunday"),
+      r"(?<!not )(?<!n't )\bopen (?:on |at )?(?:the )?weekends?\b",
+      rf"\b{_ANYDAY} (?:to|through|thru|-) (?:saturday|sunday)s?\b",
+      r"\b(?:every day|7 days a week|daily)\b"],
+     note="Monday to Friday; not at weekends.")
+_add(D, "days", _DN_MON, "Are you open on Wednesdays?",
+     [any_of(_AFFIRM, tm(10))], [_NO_START, *closed_claim("wednesday")],
+     note="Yes, Wednesdays 10 am to 7 pm.")
+_add(D, "days", _DN_MON, "Are you closed on Sundays?",
+     [any_of(_YES_START, _CLOSED)],
+     [*open_claim("sunday"), r"^(?:no|nope),? (?:we'?re|we are) (?:open|not closed)"],
+     held=True, note="Yes, closed on Sundays.")
+
+_add(D, "times", _DN_MON, "Could I come in on Tuesday at 12:45?",
+     [any_of(_NEG, r"\blunch\b", r"\bbreak\b")], [_AGREE],
+     note="No: Tuesday has a break from 12:30 to 1:30 pm.")
+_add(D, "times", _DN_MON, "Can I come in on Thursday at 5 pm?",
+     [_AFFIRM],
+     [_NO_START, _SORRY_START, *closed_claim("thursday"), r"\bclosed (?:then|by then|at that "
+      r"time|at 5)(?![:\d])", r"\bclose[sd]? at 5(?![:\d])", r"\b(?:until|till) 5(?![:\d])"],
+     note="Yes: Thursday afternoon runs 1:30 to 5:30 pm.")
+_add(D, "times", _DN_MON, "What are your opening hours on Monday?",
+     [tm(8, 30), tm(12, 30), tm(13, 30), tm(17, 30)],
+     [rf"(?<![\d:]){_hm(8, 30)}(?: am)? ?(?:to|until|till|-) ?{_hm(5, 30)}"],
+     note="8:30 to 12:30 and 1:30 to 5:30 (a lunch break), not one 8:30-5:30 range.")
+_add(D, "times", _DN_MON, "I can only come on Friday afternoon, around 2. Are you open then?",
+     [any_of(_NEG, close_at(13))],
+     [_AGREE, day_range("friday", _T, "(?:5|5:30|7)"),
+      r"\b(?:until|till) (?:5|5:30|7)(?: pm)? on fridays?"],
+     note="No: Fridays close at 1 pm.")
+_add(D, "times", _DN_MON, "What time do you close on Wednesdays?",
+     [tm(19)], [closes_at_not(19)], held=True, note="7 pm.")
+_add(D, "times", _DN_MON, "Can I come in at 9 on Wednesday morning?",
+     [any_of(_NEG, opens_at(10))],
+     [_AGREE, r"\bopen(?:s|ing)? (?:at|from) (?:8|8:30|9)(?![\d:])(?: am)? on wednesdays?",
+      r"\bwednesdays?,? (?:we )?open(?:s)? (?:at|from) (?:8|8:30|9)(?![\d:])"],
+     note="No: Wednesdays open at 10 am.")
+
+_add(D, "relative", "2026-12-08T12:50", "Are you open right now?",
+     [any_of(_CLOSED, r"\blunch\b", r"\bbreak\b", r"\bback at\b")], [_YES_START, _STILL_OPEN],
+     note="Tuesday 12:50 is inside the 12:30-1:30 break: not open now, back at 1:30.")
+_add(D, "relative", "2026-12-21T16:00", "Are you open this Thursday?",
+     [_CLOSED], [_YES_START, *open_claim("thursday")],
+     note="Thursday is Dec 24, Christmas Eve: closed.")
+_add(D, "relative", "2026-12-18T10:00", "Are you open on Monday the 28th?",
+     [_CLOSED], [_YES_START, *open_claim("monday"), *open_claim(r"(?:the )?28th")],
+     note="Dec 28 is a closed date (Boxing Day bank holiday).")
+_add(D, "relative", "2026-12-18T10:00", "What about Tuesday the 29th, are you open then?",
+     [any_of(_AFFIRM, tm(8, 30))],
+     [_NO_START, *closed_claim("tuesday"), *closed_claim(r"(?:the )?29th")], held=True,
+     note="Dec 29 is an ordinary Tuesday: open 8:30-12:30 and 1:30-5:30.")
+_add(D, "relative", "2026-12-04T14:00", "Are you still open today?",
+     [_CLOSED], [_YES_START, _STILL_OPEN, r"\bopen (?:until|till) (?:5|5:30|7)\b"],
+     note="Friday 14:00: Fridays close at 1 pm, so closed now.")
+_add(D, "relative", "2026-12-08T18:00", "What time do you open tomorrow?",
+     [tm(10)], [opens_at_not(10)],
+     note="Tuesday evening; tomorrow is Wednesday: 10 am.")
+_add(D, "relative", "2026-12-05T10:00", "Are you open today?",
+     [_CLOSED], [_YES_START, *open_claim("today"), _STILL_OPEN], held=True,
+     note="Saturday: closed.")
+
+_add(D, "prices", _DN_MON, "How much is a check-up?",
+     [money("55", "pounds")], [other_money("55", "pounds"), _DN_WRONG_CUR],
+     note="55 pounds (the currency is pounds, not dollars).")
+_add(D, "prices", _DN_MON, "How much for a check-up and an x-ray?",
+     [money("80", "pounds")],
+     [*(money(x, "pounds") for x in ("70", "75", "85", "90")), _DN_WRONG_CUR],
+     note="55 + 25 = 80 pounds.")
+_add(D, "prices", _DN_MON, "How much does teeth whitening cost?",
+     [money("299", "pounds")], [other_money("299", "pounds"), _DN_WRONG_CUR],
+     note="299 pounds.")
+_add(D, "prices", _DN_MON, "What would two fillings and a check-up cost?",
+     [money("295", "pounds")],
+     [*(money(x, "pounds") for x in ("175", "230", "300", "350")), _DN_WRONG_CUR], held=True,
+     note="2 x 120 + 55 = 295 pounds.")
+
+_add(D, "lead", _DN_MON, "Can I book teeth whitening for this Friday?",
+     [_NEG], [_AGREE],
+     note="Monday -> Friday Dec 11 is 4 days; whitening needs 7: no.")
+_add(D, "lead", _DN_MON, "Can I book a cleaning for Thursday?",
+     [_AFFIRM], [_NO_START, _SORRY_START, _LEAD_NEG],
+     note="Monday -> Thursday is 3 days >= 2 for a cleaning: yes.")
+_add(D, "lead", _DN_MON, "How much notice do you need for teeth whitening?",
+     [r"(?<![\d.])7 days?\b|\b(?:a|1) week\b"],
+     [r"(?<![\d.])(?:1|2|3|4|5|10|14) days?\b", r"\b2 weeks\b", r"\b(?:24|48) hours\b"],
+     note="7 days (a week).")
+_add(D, "lead", _DN_MON, "Could I get a cleaning tomorrow?",
+     [_NEG], [_AGREE], held=True,
+     note="Monday -> Tuesday is 1 day; a cleaning needs 2: no.")
+
+_unknown(D, _DN_MON, "Is there parking near the practice?",
+         r"\byou can park\b", r"\b(?:free|plenty of|street|on-street|ample) parking\b",
+         r"(?<!if )(?<!whether )\b(?:we have|we'?ve got|there'?s|there is)(?: a| some| plenty of)?"
+         r" (?:free )?(?:parking|car park)\b",
+         r"\b(?:we don'?t have|there'?s no|there is no) (?:any )?(?:parking|car park)\b",
+         note="Not in the facts: fallback.")
+_unknown(D, _DN_MON, "Do you have an emergency number for the weekend?",
+         r"\bemergency (?:number|line) is\b",
+         r"\b(?:we have|there is|there'?s) an? (?:emergency|out[ -]of[ -]hours)",
+         r"\bwe (?:don'?t|do not) have an? (?:emergency|out[ -]of[ -]hours)",
+         note="Not in the facts: fallback; no invented line.")
+_unknown(D, _DN_MON, "Do you do braces?",
+         _NW + r"\bwe (?:do|don'?t|do not|offer|provide|fit)(?: not)?(?: offer| provide| do| fit)? "
+         r"(?:braces|orthodontic)",
+         r"\bbraces (?:are|cost)\b", held=True,
+         note="Braces are not a listed service: fallback, no yes/no.")
+_unknown(D, _DN_MON, "What's the dentist's name?",
+         r"\b(?:dr|doctor)\.? (?!who\b)[a-z]{3,}", r"\bname is\b", r"\bdentist is\b",
+         note="Not in the facts: fallback.")
+
+_add(D, "followup", _DN_MON, ("What time do you open on Mondays?", "And on Wednesdays?"),
+     [tm(10)], [opens_at_not(10)],
+     note="Monday 8:30; Wednesday 10 am.")
+_add(D, "followup", _DN_MON, ("How much is an x-ray?", "And if I need three of them?"),
+     [money("75", "pounds")],
+     [*(money(x, "pounds") for x in ("50", "78", "100")), _DN_WRONG_CUR],
+     note="3 x 25 = 75 pounds.")
+_add(D, "followup", _DN_MON,
+     ("Are you open on Friday afternoons?", "What about Thursday afternoon?"),
+     [any_of(_AFFIRM, tm(13, 30))],
+     [_NO_START, *closed_claim("thursday"), r"\bclosed (?:on )?thursday afternoons?",
+      r"\bthursday afternoons?,? (?:we'?re|we are) closed"], held=True,
+     note="Friday afternoon closed (1 pm); Thursday afternoon open 1:30-5:30.")
+
+_add(D, "contact", _DN_MON, "Where are you located?",
+     [r"\b(?:215|2 ?1 ?5|2 15) high (?:street|st)\b"], [r"(?<!\d)(?<!\d )(?!215 )\d+ high st"],
+     note="215 High Street, Kingston.")
+_add(D, "contact", _DN_MON, "What's your phone number?",
+     [any_of(phone_re("02079460321"), r"\+?" + phone_re("442079460321"))], [],
+     note="020 7946 0321.")
+_add(D, "contact", _DN_MON, "Sorry, who have I called?",
+     [r"\bbright smile\b"], [], held=True, note="Bright Smile Dental.")
+
+# ---- garage: mon-fri 7:30-5:30, sat 8-12, closed sun; closed Dec 24, 25, 31, Jan 1 -----------
+G = "garage"
+_GA_MON = "2026-12-07T09:00"  # a Monday
+
+_add(G, "days", _GA_MON, "Are you open on Sundays?",
+     [_CLOSED], [_YES_START, *open_claim("sunday")], note="Closed Sundays.")
+_add(G, "days", _GA_MON, "Are you open on Saturdays?",
+     [any_of(_AFFIRM, tm(8))],
+     [_NO_START, *closed_claim("saturday"), day_range("saturday", _T, "(?:5|5:30|6)"),
+      r"\bopen (?:until|till) 5:30 on saturdays?"],
+     note="Yes, Saturdays 8 am to noon.")
+_add(G, "days", _GA_MON, "What days are you open?",
+     [r"\bmondays?\b", r"\bsaturdays?\b"],
+     [*open_claim("sunday"), r"\b(?:every day|7 days a week|daily)\b",
+      rf"\b{_ANYDAY} (?:to|through|thru|-) sundays?\b"],
+     note="Monday to Friday and Saturday (mornings); never Sunday.")
+_add(G, "days", _GA_MON, "Do you work on Wednesdays?",
+     [any_of(_AFFIRM, tm(7, 30))], [_NO_START, *closed_claim("wednesday")], held=True,
+     note="Yes, 7:30 am to 5:30 pm.")
+
+_add(G, "times", _GA_MON, "Can I drop my car off Monday at 7 am?",
+     [any_of(_NEG, opens_at(7, 30), r"\b(?:a bit|a little) early\b")],
+     [_AGREE, opens_at_not(7, 30)],
+     note="No: it opens at 7:30 am.")
+_add(G, "times", _GA_MON, "Can I pick up my car Friday at 5:15 pm?",
+     [_AFFIRM],
+     [_NO_START, _SORRY_START, *closed_claim("friday"), r"\bclose[sd]? at 5(?![:\d])",
+      r"\b(?:until|till) 5(?![:\d])", r"\bclosed (?:then|by then|at that time)\b"],
+     note="Yes: Friday is open until 5:30 pm.")
+_add(G, "times", _GA_MON, "Can I come in Saturday at 12:30?",
+     [any_of(_NEG, close_at(12))],
+     [_AGREE, day_range("saturday", _T, r"(?:1|2|3|4|5|5:30)"),
+      r"\b(?:until|till) (?:1|2|3|4|5|5:30)(?: pm)? on saturdays?"],
+     note="No: Saturdays close at noon.")
+_add(G, "times", _GA_MON, "What time do you close on Saturdays?",
+     [tm(12)], [closes_at_not(12)], held=True, note="Noon (12 pm).")
+_add(G, "times", _GA_MON, "What time do you open on weekdays?",
+     [tm(7, 30)], [opens_at_not(7, 30)], note="7:30 am.")
+
+_add(G, "relative", "2026-12-07T17:45", "Are you still open?",
+     [_CLOSED], [_YES_START, _STILL_OPEN, r"\bopen (?:until|till) (?:6|7|8)\b"],
+     note="Monday 17:45: closed at 5:30 pm.")
+_add(G, "relative", "2026-12-23T15:00", "Are you open tomorrow?",
+     [_CLOSED], [_YES_START, *open_claim("tomorrow"), *open_claim("thursday")],
+     note="Tomorrow is Thursday Dec 24, Christmas Eve: closed.")
+_add(G, "relative", "2026-12-30T10:00", "Will you be open tomorrow?",
+     [_CLOSED], [_YES_START, *open_claim("tomorrow"), *open_claim("thursday")],
+     note="Tomorrow is Thursday Dec 31, an unnamed closed date: closed.")
+_add(G, "relative", "2026-12-29T10:00", "Are you open this Saturday?",
+     [any_of(_AFFIRM, tm(8))], [_NO_START, *closed_claim("saturday")], held=True,
+     note="This Saturday is Jan 2, 2027, not a closed date (Jan 1 is): open 8 to noon.")
+_add(G, "relative", "2026-12-12T07:45", "Are you open right now?",
+     [any_of(_NEG, r"\bnot yet\b", opens_at(8), r"\bin 15 minutes\b")],
+     [_YES_START, _STILL_OPEN], held=True,
+     note="Saturday 7:45: not yet, opens at 8 am.")
+_add(G, "relative", "2026-12-13T11:00", "Are you open today?",
+     [_CLOSED], [_YES_START, *open_claim("today"), _STILL_OPEN], note="Sunday: closed.")
+_add(G, "relative", "2026-12-04T11:00", "How late are you open today?",
+     [tm(17, 30)], [closes_at_not(17, 30)], note="Friday: until 5:30 pm.")
+
+_add(G, "prices", _GA_MON, "How much is an oil change?",
+     [money("49")], [other_money("49")], note="49 dollars.")
+_add(G, "prices", _GA_MON, "How much for an oil change and a tire rotation?",
+     [money("74")], [money(x) for x in ("64", "75", "79", "84")],
+     note="49 + 25 = 74 dollars.")
+_add(G, "prices", _GA_MON, "What does a wheel alignment cost?",
+     [money("89.99")], [other_money("89.99")],
+     note="89.99 dollars (not 'about 90').")
+_add(G, "prices", _GA_MON, "How much would two oil changes and a brake inspection be?",
+     [money("128")], [money(x) for x in ("79", "108", "118", "138")], held=True,
+     note="2 x 49 + 30 = 128 dollars.")
+
+_add(G, "lead", _GA_MON, "Can you do a wheel alignment today?",
+     [_NEG], [_AGREE], note="Same day; alignments need 1 day's notice: no (tomorrow is fine).")
+_add(G, "lead", _GA_MON, "Can I book a timing belt replacement for Friday?",
+     [_AFFIRM], [_NO_START, _SORRY_START, _LEAD_NEG],
+     note="Monday -> Friday Dec 11 is 4 days >= 3: yes.")
+_add(G, "lead", _GA_MON, "Could you replace my timing belt on Wednesday?",
+     [_NEG], [_AGREE], note="Monday -> Wednesday is 2 days; timing belts need 3: no.")
+_add(G, "lead", _GA_MON, "How many days ahead do I need to book a timing belt replacement?",
+     [r"(?<![\d.])3 days?\b|\b72 hours\b"],
+     [r"(?<![\d.])(?:1|2|4|5|6|7|10|14) days?\b", r"\b(?:a|1) weeks?\b", r"\b(?:24|48) hours\b"],
+     held=True, note="3 days.")
+
+_unknown(G, _GA_MON, "Do you offer a loaner car?",
+         _NW + r"\b(?:we|there)(?: do| don'?t| do not| have| offer| provide| is| are)(?: not)?"
+         r"(?: have| offer| provide)? (?:a |an |any |no )?(?:free )?"
+         r"(?:loaner|courtesy|rental|replacement) (?:cars?|vehicles?)",
+         r"\bloaner (?:cars? )?(?:is|are) (?:available|free)\b",
+         note="Not in the facts: fallback.")
+_unknown(G, _GA_MON, "Do you take credit cards?",
+         _NW + r"\bwe (?:do|don'?t|do not|accept|take)(?: not)?(?: accept| take)? (?:all )?"
+         r"(?:major )?(?:credit|debit|cards|visa|mastercard|cash)",
+         r"\b(?:cash|card)[ -]only\b",
+         note="Payment methods are not in the facts: fallback.")
+_unknown(G, _GA_MON, "Do you have a tow truck?",
+         _NW + r"\bwe (?:do|don'?t|do not|have|offer|provide)(?: not)?(?: have|"
+         r" offer| provide)? (?:a |an |any |no )?(?:tow|towing)", held=True,
+         note="Towing is not in the facts: fallback.")
+_unknown(G, _GA_MON, "What brand of oil do you use?",
+         r"\b(?:mobil|castrol|valvoline|pennzoil|shell|quaker state|synthetic)\b",
+         note="Not in the facts: fallback, no invented brand.")
+
+_add(G, "followup", _GA_MON, ("Are you open Saturday?", "And Sunday?"),
+     [_CLOSED], [_YES_START, *open_claim("sunday")],
+     note="Saturday 8-12; Sunday closed.")
+_add(G, "followup", _GA_MON, ("How much is a tire rotation?", "And a brake inspection?"),
+     [money("30")], [money(x) for x in ("20", "35", "40")],
+     note="Brake inspection 30 dollars (25 + 30 = 55 as a total is fine too).")
+_add(G, "followup", "2026-12-04T16:00",
+     ("What's your address?", "And what time do you open tomorrow?"),
+     [tm(8)], [opens_at_not(8)], held=True,
+     note="Friday; tomorrow is Saturday: 8 am (not the weekday 7:30).")
+
+_add(G, "contact", _GA_MON, "What's your address?",
+     [r"\b(?:350|3 50|3 5 0) harbor (?:boulevard|blvd)\b"],
+     [r"(?<!\d)(?<!\d )(?!350 )\d+ harbor\b"],
+     note="350 Harbor Boulevard, Fresno.")
+_add(G, "contact", _GA_MON, "Can I get your phone number?",
+     [phone_re("5550198")], [], note="555 0198.")
+_add(G, "contact", _GA_MON, "Sorry, which garage did I call?",
+     [r"\boakwood auto\b"], [], held=True, note="Oakwood Auto Repair.")
+_add(G, "contact", _GA_MON, "Is this Oakwood Auto Repair?",
+     [any_of(_YES_START, r"\b(?:this is|you'?ve reached|you have reached|welcome to|"
+             r"that'?s right|correct)\b")],
+     [_NO_START, r"\bwrong number\b"], note="Yes.")
+
+
+def _build() -> tuple[Case, ...]:
+    counts: dict[str, int] = {}
+    out = []
+    for persona, fields in _RAW:
+        counts[persona] = counts.get(persona, 0) + 1
+        out.append(Case(id=f"{persona}-{counts[persona]:02d}", persona=persona, **fields))
+    return tuple(out)
+
+
+CASES: tuple[Case, ...] = _build()
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------
+
+def score(case: Case, answer: str) -> tuple[bool, list[str]]:
+    """(passed, reasons): every ``must`` regex found and no ``must_not`` regex found in
+    ``normalise(answer)``; reasons name each missing / forbidden pattern."""
+    text = normalise(answer)
+    reasons = [f"missing {p!r}" for p in case.must if not re.search(p, text)]
+    for p in case.must_not:
+        m = re.search(p, text)
+        if m:
+            reasons.append(f"forbidden {p!r} matched {m.group(0)!r}")
+    return not reasons, reasons

@@ -1,0 +1,159 @@
+"""Answer accuracy: does the bot tell callers the right facts? Real models, no SIP.
+
+    .venv/bin/python -m bench.answers [--models 1.5b,0.5b] [--notes on,off] [--seeds 1,2,3]
+                                      [--persona KEY] [--out FILE] [--json FILE]
+
+For each persona (bench/answer_cases.py: a business as the ``[business]`` config table) the
+system prompt is built exactly as the gateway builds it (gateway.app.system_prompt), and
+each case is a short call: the caller's turns in order, each answered by the model with the
+gateway's history and sampling settings; only the last answer is scored, strictly (every
+required pattern present, no contrary claim). The clock is the case's: the computed-facts
+note (``[business] note``) is made for that local time. Runs every model x note setting x
+seed, prints each verdict (so a person can check the scorer), then accuracy per category,
+side by side, for the tuning cases and the held-out ones separately, and how often a
+question the facts do not answer got the fallback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.answer_cases import CASES, CATEGORIES, PERSONAS, Case, score  # noqa: E402
+from gateway.app import system_prompt  # noqa: E402
+from gateway.config import build, business_of  # noqa: E402
+from pipeline import models  # noqa: E402
+from pipeline.facts.turns import CallFacts  # noqa: E402
+from pipeline.reply.history import ChatHistory  # noqa: E402
+from pipeline.reply.llm import SharedModel, stream_chat  # noqa: E402
+
+MODELS = {"1.5b": "qwen2.5-coder-1.5b", "0.5b": "qwen2.5-coder-0.5b"}
+STYLE = ("You are the phone receptionist of {name}. Answer in one or two short spoken "
+         "sentences, plain words, no lists, no markdown, no emoji.")
+
+
+def persona_config(key: str, note: bool):
+    table = dict(PERSONAS[key].business, note=note)
+    name = table["name"]
+    return build({"business": table, "llm": {"system_prompt": STYLE.format(name=name),
+                                             "greeting": f"Hello, {name}, how can I help?"}})
+
+
+def wall_of(case: Case, timezone: str) -> float:
+    return datetime.fromisoformat(case.clock).replace(tzinfo=ZoneInfo(timezone)).timestamp()
+
+
+def run_case(llm, cfg, case: Case, seed: int) -> tuple[list[str], list[str], float]:
+    """The model's answers to the case's turns, the notes it read, seconds per turn."""
+    business = business_of(cfg.business)
+    facts = CallFacts(business) if cfg.business.note else None
+    history = ChatHistory(system_prompt(cfg), cfg.llm.history_turns)
+    history.add_bot(cfg.llm.greeting)
+    wall = wall_of(case, cfg.business.timezone)
+    answers, notes = [], []
+    llm.set_seed(seed)
+    t0 = time.monotonic()
+    for text in case.turns:
+        note = facts.note(text, wall) if facts else ""
+        notes.append(note)
+        history.add_user(text, note)
+        reply = "".join(stream_chat(llm, history.messages(), cfg.llm.max_tokens,
+                                    cfg.llm.temperature)).strip()
+        answers.append(reply)
+        history.add_bot(reply)
+    return answers, notes, (time.monotonic() - t0) / len(case.turns)
+
+
+def table(rows: list[dict], combos: list[str], held_out: bool) -> list[str]:
+    out = [f"{'category':10} " + " ".join(f"{c:>18}" for c in combos)]
+    for cat in (*CATEGORIES, "all"):
+        cells = []
+        for combo in combos:
+            sel = [r for r in rows if r["combo"] == combo and r["held_out"] == held_out
+                   and (cat == "all" or r["category"] == cat)]
+            ok = sum(r["ok"] for r in sel)
+            cells.append(f"{ok:>4}/{len(sel):<4} {100 * ok / len(sel):5.1f}%" if sel else
+                         f"{'-':>18}")
+        out.append(f"{cat:10} " + " ".join(f"{c:>18}" for c in cells))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="1.5b,0.5b")
+    ap.add_argument("--notes", default="on,off")
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--persona", default="", help="only this persona")
+    ap.add_argument("--held-out", choices=("both", "only", "none"), default="both")
+    ap.add_argument("--out", help="also write the report here")
+    ap.add_argument("--json", help="write every verdict as JSON")
+    args = ap.parse_args()
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    notes = [n == "on" for n in args.notes.split(",")]
+    cases = [c for c in CASES if (not args.persona or c.persona == args.persona)
+             and (args.held_out == "both" or c.held_out == (args.held_out == "only"))]
+    cases.sort(key=lambda c: c.persona)  # one persona's prompt prefix stays cached
+    rows: list[dict] = []
+    combos: list[str] = []
+    say(f"bench.answers: {len(cases)} cases x seeds {seeds} x notes {args.notes} x models "
+        f"{args.models}, started {time.strftime('%Y-%m-%d %H:%M')}")
+    for short in args.models.split(","):
+        path = models.assemble_llm(MODELS[short])
+        cfg0 = build({})
+        model = SharedModel(path, 0, cfg0.llm.repack_weights)
+        llm = model.context(cfg0.llm.context_tokens, cfg0.llm.threads)
+        for note in notes:
+            combo = f"{short} {'note' if note else 'no-note'}"
+            combos.append(combo)
+            for seed in seeds:
+                for case in cases:
+                    cfg = persona_config(case.persona, note)
+                    answers, seen, secs = run_case(llm, cfg, case, seed)
+                    ok, why = score(case, answers[-1])
+                    rows.append({"combo": combo, "seed": seed, "id": case.id,
+                                 "category": case.category, "held_out": case.held_out,
+                                 "ok": ok, "why": why, "turns": list(case.turns),
+                                 "answers": answers, "notes": seen, "seconds": secs})
+                    mark = "PASS" if ok else "FAIL"
+                    say(f"{mark} [{combo} s{seed}] {case.id} {case.category}"
+                        f"{' (held out)' if case.held_out else ''}: "
+                        + " | ".join(f"Q: {q} A: {a}" for q, a in zip(case.turns, answers,
+                                                                      strict=True))
+                        + ("" if ok else f"  -- {'; '.join(why)}"))
+        del llm, model
+    say()
+    for held in (False, True):
+        say("held-out cases (never used to tune the prompt or the note):" if held
+            else "tuning cases:")
+        for line in table(rows, combos, held):
+            say("  " + line)
+    say()
+    for combo in combos:
+        unk = [r for r in rows if r["combo"] == combo and r["category"] == "unknown"]
+        fb = sum(r["ok"] for r in unk)
+        secs = sorted(r["seconds"] for r in rows if r["combo"] == combo)
+        say(f"{combo}: unknown answered with the fallback {fb}/{len(unk)}; "
+            f"seconds per turn p50 {secs[len(secs) // 2]:.2f}")
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
