@@ -266,3 +266,27 @@ def test_the_wav_margins_are_the_transcribers():
     post = int(re.search(r"^POST_ROLL = (\d+)", src, re.M).group(1))
     assert (pre / 16000, post / 16000) == (timeline.PRE_ROLL_S, timeline.POST_ROLL_S)
 
+
+def test_cli_writes_the_page(tmp_path, capsys):
+    from gateway.cli import main
+
+    rec = _call(tmp_path)
+    journal = str(tmp_path / "calls.jsonl")
+    out = tmp_path / "call.html"
+    assert main(["calls", "--journal", journal, "show", rec["id"][:9], "--html", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and f"Call {rec['id']}" in page
+    assert turns_of(classed(page, "bar-caller")) == ["1", "2", "3"]
+    _assert_self_contained(page)
+    assert "wrote" in capsys.readouterr().err
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    _wav(audio / "call-1-turn2.wav", 1.0, rec["start_ts"] + 7.0)
+    assert main(["calls", "--journal", journal, "show", "call-1", "--html", str(out),
+                 "--audio-dir", str(audio)]) == 0
+    assert turns_of(classed(out.read_text(), "waveform")) == ["2"]
+    assert "1 turn waveform(s)" in capsys.readouterr().err
+    assert main(["calls", "--journal", journal, "show", "call-1", "--audio-dir", "x"]) == 2
+    assert main(["calls", "--journal", journal, "show", "nope", "--html", str(out)]) == 1
+    assert main(["calls", "--journal", journal, "show", "call-1", "--html",
+                 str(tmp_path / "no" / "such" / "dir.html")]) == 1
