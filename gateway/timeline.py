@@ -288,7 +288,8 @@ def _bot_span(t: Mapping[str, Any], next_onset: float | None, limit: float) -> S
     return Span(start, max(start, min(end, limit)), how, True)
 
 
-def place_turns(rec: Mapping[str, Any]) -> list[Turn]:
+def place_turns(rec: Mapping[str, Any], limit: float = MAX_SECONDS) -> list[Turn]:
+    """The record's turns on the axis; no bot span ends past ``limit`` (the call's end)."""
     turns = []
     for i, t in enumerate(_dicts(rec.get("turns"))):
         no = t.get("turn")
@@ -296,13 +297,10 @@ def place_turns(rec: Mapping[str, Any]) -> list[Turn]:
         reply = _reply_start(t)
         turns.append(Turn(i, key, t, _caller_span(t), reply_start=reply,
                           marks=_marks(t, reply)))
-    return turns
-
-
-def _bot_spans(turns: list[Turn], limit: float) -> None:
-    for i, turn in enumerate(turns):
+    for i, turn in enumerate(turns):  # a barge-in's reply ends where the next turn starts
         nxt = turns[i + 1].caller if i + 1 < len(turns) else None
         turn.bot = _bot_span(turn.raw, None if nxt is None else nxt.start, limit)
+    return turns
 
 
 def _events(rec: Mapping[str, Any]) -> Iterator[float]:
@@ -730,8 +728,7 @@ def render(rec: Mapping[str, Any], waveforms: Mapping[int, Waveform] | None = No
     """The call's page. ``waveforms``: turn WAV envelopes by turn number (``turn_waveforms``);
     ``state``: the outcome to show (default: the record's, or open)."""
     axis = Axis.of(call_seconds(rec))
-    turns = place_turns(rec)
-    _bot_spans(turns, _time(rec.get("duration_seconds")) or axis.seconds)
+    turns = place_turns(rec, _time(rec.get("duration_seconds")) or axis.seconds)
     transcript = "".join(_turn_html(t) for t in turns) or "<p>No turns.</p>"
     shown_state = _text(state, NAME) if state is not None else _state(rec)
     return (
