@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("id", help="record id (or a unique prefix, or a log name like call-3: "
                                  "its latest record)")
     show.add_argument("--json", action="store_true", help="print the record as JSON")
+    show.add_argument("--html", metavar="FILE",
+                      help="write the call as a self-contained HTML timeline page")
+    show.add_argument("--audio-dir", metavar="DIR",
+                      help="with --html: draw the caller's turn WAVs kept in DIR "
+                           "([log] turn_audio_dir)")
     return p
 
 
@@ -64,6 +69,11 @@ def _calls(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         except LookupError as e:
             print(f"voicebot: {e.args[0]}", file=sys.stderr)
             return 1
+        if args.html:
+            return _write_html(rec, args.html, args.audio_dir)
+        if args.audio_dir:
+            print("voicebot: --audio-dir goes with --html", file=sys.stderr)
+            return 2
         print(json.dumps(rec, indent=2, ensure_ascii=False) if args.json
               else records_view.format_call(rec))
         return 0
@@ -73,6 +83,24 @@ def _calls(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         print(json.dumps(recs, indent=2, ensure_ascii=False))
     else:
         print(records_view.format_list(recs))
+    return 0
+
+
+def _write_html(rec: dict, out: str, audio_dir: str | None) -> int:
+    from pathlib import Path
+
+    from gateway import records_view, timeline
+
+    waves = timeline.turn_waveforms(rec, audio_dir) if audio_dir else {}
+    page = timeline.render(rec, waves, state=records_view.state_of(rec))
+    try:
+        Path(out).write_text(page, encoding="utf-8")
+    except OSError as e:
+        print(f"voicebot: cannot write {out}: {e}", file=sys.stderr)
+        return 1
+    waved = f", {len(waves)} turn waveform(s) from {audio_dir}" if audio_dir else ""
+    print(f"voicebot: wrote {out} ({len(rec.get('turns') or [])} turns{waved})",
+          file=sys.stderr)
     return 0
 
 
