@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="timeline-shot-") as tmp:
         page = browser.timeline_page(Path(tmp))
-        rendered = browser.chromium(page, out, Path(tmp) / "profile", args.size)
+        rendered = browser.chromium(page, out, Path(tmp) / "chromium", args.size)
         errors = browser.console_messages(rendered.log, page)
     if errors:
         print("timeline_shot: the page logged errors:\n" + "\n".join(errors), file=sys.stderr)

@@ -39,17 +39,23 @@ class Rendered:
     screenshot: Path
 
 
-def chromium(page: Path, screenshot: Path, profile: Path, window: tuple[int, int] = WINDOW,
+def chromium(page: Path, screenshot: Path, scratch: Path, window: tuple[int, int] = WINDOW,
              timeout: float = 120.0) -> Rendered:
-    """Load ``page`` once in headless Chromium: its DOM, console log and a screenshot."""
+    """Load ``page`` once in headless Chromium: its DOM, console log and a screenshot.
+    ``scratch``: a folder for the browser's profile, config and cache."""
     cmd = [CHROMIUM, "--headless=new",
            "--no-sandbox",  # Chromium's sandbox refuses to run as root (CI runs as root)
            "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-           f"--user-data-dir={profile}",  # not ~/.config/chromium: tests may run in parallel
+           f"--user-data-dir={scratch / 'profile'}",
            "--enable-logging=stderr", "--v=0",
            f"--window-size={window[0]},{window[1]}", f"--screenshot={screenshot}",
            "--dump-dom", page.resolve().as_uri()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    # nothing in ~/.config or ~/.cache (the crash database ignores --user-data-dir): runs in
+    # parallel do not share state, and a test leaves nothing behind
+    env = dict(os.environ, XDG_CONFIG_HOME=str(scratch / "config"),
+               XDG_CACHE_HOME=str(scratch / "cache"))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                          env=env)
     if proc.returncode != 0 or not screenshot.exists():
         raise RuntimeError(f"chromium exited with {proc.returncode}:\n{proc.stderr[-3000:]}")
     return Rendered(proc.stdout, proc.stderr, screenshot)

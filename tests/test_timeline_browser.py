@@ -31,7 +31,7 @@ def shown(tmp_path_factory: pytest.TempPathFactory) -> Shown:
     harness.need(browser.CHROMIUM)
     out = tmp_path_factory.mktemp("timeline")
     page = browser.timeline_page(out)
-    rendered = browser.chromium(page, out / "shot.png", out / "profile")
+    rendered = browser.chromium(page, out / "shot.png", out / "chromium")
     dom = browser.parse_dom(rendered.dom)
     [svg] = dom.find("timeline-svg", tag="svg")
     return Shown(page, rendered, dom, svg, browser.recorded_turns())
@@ -109,7 +109,7 @@ def test_the_console_check_sees_a_broken_page(tmp_path: Path) -> None:
     page = tmp_path / "broken.html"
     page.write_text('<!DOCTYPE html><svg width="9" height="9"><path d="M1,1 Lx,y"/></svg>'
                     "<script>notDefined()</script>", encoding="utf-8")
-    log = browser.chromium(page, tmp_path / "shot.png", tmp_path / "profile").log
+    log = browser.chromium(page, tmp_path / "shot.png", tmp_path / "chromium").log
     found = "\n".join(browser.console_messages(log, page))
     assert "attribute d" in found and "Uncaught ReferenceError" in found
 
