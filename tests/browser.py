@@ -54,6 +54,7 @@ def chromium(page: Path, screenshot: Path, scratch: Path, window: tuple[int, int
     # parallel do not share state, and a test leaves nothing behind
     env = dict(os.environ, XDG_CONFIG_HOME=str(scratch / "config"),
                XDG_CACHE_HOME=str(scratch / "cache"))
+    screenshot.unlink(missing_ok=True)  # an old one must not pass for this run's
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
                           env=env)
     if proc.returncode != 0 or not screenshot.exists():
