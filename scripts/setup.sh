@@ -25,7 +25,8 @@ die() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
 APT_RUN=(python3-venv build-essential cmake libspeexdsp1 ca-certificates)
 # the edge (edge/run.sh): Kamailio with TLS, rtpengine in userspace mode
 APT_EDGE=(kamailio kamailio-tls-modules rtpengine-daemon openssl)
-APT_TEST=(baresip-core sip-tester espeak-ng sox pocketsphinx-testdata docker-compose)
+# chromium: the timeline page's browser test (tests/test_timeline_browser.py)
+APT_TEST=(baresip-core sip-tester espeak-ng sox pocketsphinx-testdata docker-compose chromium)
 
 apt_install() {
     local missing=()
