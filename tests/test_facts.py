@@ -85,6 +85,8 @@ def test_days_named_in_words_resolve_against_today():
     assert mentions.find_days("on Christmas Eve", today)[0].day == date(2026, 12, 24)
     assert mentions.find_days("the day after tomorrow", today)[0].day == date(2026, 12, 6)
     assert mentions.find_days("Are you open on Mondays?", today)[0].every
+    assert [d.day for d in mentions.find_days("on Monday the 28th?", today)] == [
+        date(2026, 12, 28)]
 
 
 @pytest.mark.parametrize("text, minutes", [
@@ -190,3 +192,11 @@ def test_history_keeps_each_note_before_its_caller_line():
     assert all(set(m) == {"role", "content"} for m in msgs)
     h.retract_user()
     assert h.messages()[-1]["content"] == "Yes, 7 to 3."
+
+
+def test_a_yes_no_question_gets_the_word_to_begin_with():
+    assert note_for("Are you open on Mondays?").endswith('Begin your answer with "No,".')
+    assert note_for("Can I come Sunday at 2:45?").endswith('Begin your answer with "Yes,".')
+    assert note_for("Are you still open?", datetime(2026, 12, 4, 14, 0)).endswith(
+        'Begin your answer with "Yes,".')
+    assert "Begin" not in note_for("What time do you close tomorrow?")

@@ -119,7 +119,8 @@ def find_days(text: str, today: date, closed_names: dict[date, str] | None = Non
         d = _dated(today, mon, int(day_txt))
         if d is not None:
             add(m.start(), DayRef(d, d.strftime("%B ") + str(d.day)))
-    if not found:  # "the 24th" alone: this month, or the next if it has passed
+    dated = any(r.said[:3].lower() in [m[:3] for m in MONTHS] for _, r in found)
+    if not dated:  # "the 24th" alone: this month, or the next if it has passed
         for m in re.finditer(r"\bthe (\d{1,2})(st|nd|rd|th)\b", low):
             mon, year = today.month, today.year
             if int(m.group(1)) < today.day:
@@ -136,6 +137,13 @@ def find_days(text: str, today: date, closed_names: dict[date, str] | None = Non
                 name.lower() not in taken:
             taken += "|" + name.lower()
             add(i, DayRef(d, name))
+    # "Monday the 28th": the date says which Monday
+    dates = {r.day.weekday() for _, r in found if not r.said.endswith("day") or " " in r.said}
+    found = [(i, r) for i, r in found
+             if not (r.said.capitalize() in [d.capitalize() for d in DAY_NAMES]
+                     and r.day.weekday() in dates
+                     and any(o.day != r.day and o.day.weekday() == r.day.weekday()
+                             for _, o in found))]
     return [ref for _, ref in sorted(found, key=lambda pr: pr[0])]
 
 

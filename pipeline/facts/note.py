@@ -30,6 +30,8 @@ something anything way today tomorrow now have offer offers sell sells buy make 
 bring come go get there's any
 """
 _STOP = frozenset(_STOP_WORDS.split())
+_YES_NO = re.compile(r"^\W*(?:and |so |but |ok(?:ay)? |hi |hello )?(are|is|can|could|will|would|do|"
+                     r"does|may|might|should|shall|am)\b", re.I)
 _QUESTION = re.compile(r"\?|^\s*(do|does|did|can|could|is|are|was|will|would|what|when|where|"
                        r"who|why|how|which|may)\b", re.I)
 
@@ -139,7 +141,7 @@ def lead_lines(b: Business, m: Mentions, today: date) -> list[str]:
         earliest = today + timedelta(days=need)
         while not b.ranges_on(earliest) and earliest < today + timedelta(days=need + 30):
             earliest += timedelta(days=1)
-        notice = f"{need} day{'s' if need != 1 else ''}' notice"
+        notice = f"{need} days' notice" if need != 1 else "a day's notice"
         for ref in m.days or ():
             when = on_day(ref.day, today)
             if (ref.day - today).days < need:
@@ -163,6 +165,23 @@ def uncovered(b: Business, text: str) -> list[str]:
     known |= {stem(w) for w in words_of(" ".join(b.facts))}
     return [w for w in words_of(text)
             if w not in _STOP and not w.isdigit() and len(w) > 2 and stem(w) not in known]
+
+
+def verdict(lines: list[str], b: Business, m: Mentions, days: list[DayRef],
+            now: datetime) -> bool | None:
+    """The yes or no a yes/no question gets: a time or lead-time verdict, else whether the
+    business is open on the day (or at the moment) asked about."""
+    for line in lines:
+        if line.startswith(("Yes:", "No:")):
+            return line.startswith("Yes:")
+    if "hours" not in m.topics:
+        return None
+    if days:
+        ref = days[0]
+        spans = b.hours.get(ref.day.weekday(), ()) if ref.every else b.ranges_on(ref.day)
+        return bool(spans)
+    t = now.hour * 60 + now.minute
+    return any(a <= t < z for a, z in b.ranges_on(now.date()))
 
 
 def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
@@ -194,6 +213,10 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
     if m.now or ("hours" in m.topics and not days and t is None):
         lines.append(open_now(b, now))
     lines += price_lines(b, m.items)
+    answer = verdict(lines, b, m, days, now) if _YES_NO.search(text) else None
+    if answer is not None:
+        # the 1.5B opened with "Yes" even under a "No:" line (then said why it was no)
+        lines.append(f'Begin your answer with "{"Yes" if answer else "No"},".')
     if not lines and m.empty and _QUESTION.search(text):
         missing = uncovered(b, text)
         if missing:
