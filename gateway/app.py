@@ -177,8 +177,8 @@ def limit_malloc_arenas(environ: dict[str, str] | None = None) -> bool:
     Every call starts two threads, and glibc gives threads their own 64 MB arenas (up to 8
     per core): a 30-minute soak with 4 concurrent calls held 1.3 of its 2.2 GB of anonymous
     memory in 21 such arenas. Capped at 2, the same soak ran 0.3-0.4 GB lower minute by
-    minute (9 minutes measured) at the same TTFA; it still grew, in the main heap: that
-    growth is not explained yet. Call it before any thread starts.
+    minute (9 minutes measured) at the same TTFA. (The rest of the growth was ended calls'
+    audio kept alive: ``CallSession._release``.) Call it before any thread starts.
     """
     import ctypes
     import os
