@@ -1,6 +1,6 @@
 """TTFA and barge-in benchmark: a scripted pjsua2 caller against real gateways.
 
-    .venv/bin/python -m bench.turns [--turns N] [--json FILE]
+    .venv/bin/python -m bench.turns [--turns N] [--llm qwen2.5-coder-0.5b] [--json FILE]
 
 Starts gateways with the same bundled models in each ``[turn] mode``: ``streaming`` (the
 default), ``sequential`` (whole transcript, whole reply, whole speech; every per-stage speed-up
@@ -370,7 +370,8 @@ def progress(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed: int) -> Run:
+def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed: int,
+              llm: str = "") -> Run:
     rng = random.Random(seed)
     clips = {}
     for text in QUESTIONS + TWO_PART + LONG_ASKS + INTERRUPTIONS:
@@ -378,8 +379,8 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
     gateways = {}
     for mode in MODES:
         (workdir / mode).mkdir(exist_ok=True)
-        gateways[mode] = GatewayProcess(workdir / mode,
-                                        extra_toml=f'[turn]\nmode = "{mode}"').start()
+        gateways[mode] = GatewayProcess(workdir / mode, extra_toml=f'[turn]\nmode = "{mode}"',
+                                        llm=llm).start()
     progress("gateways ready")
     caller = Caller()
     _ALIVE.append(caller)  # pjsua2 objects live until os._exit (see Caller.close)
@@ -479,6 +480,7 @@ def main() -> int:
     ap.add_argument("--barge-turns", type=int, default=8,
                     help="long answers the caller interrupts, half of them with echo (default 8)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--llm", default="", help="[llm] bundled (default: the config's default)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--keep", metavar="DIR",
                     help="work in DIR and keep it (gateway logs, journals, turn audio)")
@@ -486,10 +488,12 @@ def main() -> int:
     require_tools("espeak-ng", "sox")
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
-        run = run_bench(args.turns, args.echo_turns, args.barge_turns, Path(args.keep), args.seed)
+        run = run_bench(args.turns, args.echo_turns, args.barge_turns, Path(args.keep), args.seed,
+                        args.llm)
     else:
         with tempfile.TemporaryDirectory(prefix="bench-turns-") as tmp:
-            run = run_bench(args.turns, args.echo_turns, args.barge_turns, Path(tmp), args.seed)
+            run = run_bench(args.turns, args.echo_turns, args.barge_turns, Path(tmp), args.seed,
+                            args.llm)
     res = summarize(run)
     for t in run.turns:
         ttfa = "-" if t.ttfa_ms is None else f"{t.ttfa_ms:.0f}"

@@ -200,3 +200,19 @@ def test_a_yes_no_question_gets_the_word_to_begin_with():
     assert note_for("Are you still open?", datetime(2026, 12, 4, 14, 0)).endswith(
         'Begin your answer with "Yes,".')
     assert "Begin" not in note_for("What time do you close tomorrow?")
+
+
+def test_yes_no_questions_follow_ups_and_still_open():
+    facts = CallFacts(BAKERY)
+    wall = datetime(2026, 12, 4, 16, 5, tzinfo=facts._zone).timestamp()
+    assert facts.note("Are you open on Sunday?", wall).endswith('with "Yes,".')
+    assert facts.note("And on Monday?", wall).endswith('with "No,".')
+    # open today, but not any more at 4:05 pm
+    assert note_for("Are you still open today?").endswith('with "No,".')
+    n = note_for("I can only come on Sunday, around 2. Are you open then?")
+    assert "Yes: at 2 pm on Sunday" in n and n.endswith('with "Yes,".')
+
+
+def test_a_question_about_the_week_gets_the_weekly_hours():
+    assert "Mill Bakery's opening hours: Monday and Tuesday: closed; Wednesday to Sunday: " \
+        "7 am to 3 pm." in note_for("Which days are you open?")

@@ -44,6 +44,9 @@ class Mentions:
 
     elliptical: bool = False
     """Said as a follow-up ("And on Sunday?", "What about three?")."""
+    yes_no: bool = False
+    """A yes/no question (a follow-up to one is one too: "Are you open Saturday?" "And
+    Sunday?")."""
 
     def follow(self, before: Mentions | None) -> Mentions:
         """An elliptical follow-up borrows what it leaves out from the turn before."""
@@ -55,7 +58,8 @@ class Mentions:
         if not self.items and before.items and self.quantity is not None:
             out = replace(out, items=tuple((i, self.quantity) for i, _ in before.items))
         if (self.days or self.time is not None) and not self.topics and not self.items:
-            out = replace(out, topics=out.topics | (before.topics & {"hours"}))
+            out = replace(out, topics=out.topics | (before.topics & {"hours"}),
+                          yes_no=out.yes_no or before.yes_no)
         return out
 
     @property
@@ -192,8 +196,9 @@ def find_time(text: str) -> int | None:
     m = re.search(rf"\b{hour_word}(?:[:.](\d{{2}}))?(?: o'clock)? ?({_AM}|{_PM})?(?![\w:])", low)
     while m:
         has_clock = m.group(2) is not None or m.group(3) is not None or "o'clock" in m.group(0)
-        before = low[max(0, m.start() - 6):m.start()]
-        if has_clock or re.search(r"\b(at|by|till|until|after|before)\s$", before):
+        before = low[max(0, m.start() - 8):m.start()]
+        if has_clock or re.search(r"\b(at|by|till|until|after|before|around|about)\s$",
+                                  before):
             h = number(m.group(1))
             if h is not None:
                 base = _hour(h, m.group(3) or "")
@@ -299,7 +304,16 @@ TOPIC_WORDS = {
     "address": r"\b(address|where|located|location|find you|directions|street)\b",
     "phone": r"\b(phone|number|call you|reach you)\b",
     "name": r"\b(who is this|who am i|what is this place|name of|who are you|your name)\b",
+    "week": r"\b((what|which) days|days (are|do) you|days of the week|opening hours|your hours)\b",
 }
+YES_NO = re.compile(r"^\W*(?:and |so |but |ok(?:ay)? |hi |hello |then )?(are|is|can|could|will|"
+                    r"would|do|does|may|might|should|shall|am)\b", re.I)
+
+
+def is_yes_no(text: str) -> bool:
+    """A yes/no question: a sentence of it starts with an auxiliary verb ("I can only come
+    Friday. Are you open then?")."""
+    return any(YES_NO.search(part) for part in re.split(r"(?<=[.!?,])\s+", text))
 NOW_WORDS = r"\b(now|right now|at the moment|currently|still open|yet)\b"
 
 
@@ -317,6 +331,7 @@ def find(text: str, today: date, items: tuple[Item, ...],
     found_items = tuple(find_items(text, items))
     return Mentions(
         elliptical=bool(ELLIPTICAL.match(low)) or len(words_of(low)) <= 3,
+        yes_no=is_yes_no(text),
         days=tuple(find_days(text, today, closed_names)),
         time=find_time(text),
         now=bool(re.search(NOW_WORDS, low)),

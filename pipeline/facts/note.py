@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from pipeline.facts import spoken
 from pipeline.facts.business import DAY_NAMES, Business, Item
 from pipeline.facts.mentions import DayRef, Mentions, stem, words_of
-from pipeline.facts.prompt import facts_block
+from pipeline.facts.prompt import facts_block, hours_lines
 
 _STOP_WORDS = """
 a about above after again against all am an and any are aren't as at be because been before
@@ -30,8 +30,6 @@ something anything way today tomorrow now have offer offers sell sells buy make 
 bring come go get there's any
 """
 _STOP = frozenset(_STOP_WORDS.split())
-_YES_NO = re.compile(r"^\W*(?:and |so |but |ok(?:ay)? |hi |hello )?(are|is|can|could|will|would|do|"
-                     r"does|may|might|should|shall|am)\b", re.I)
 _QUESTION = re.compile(r"\?|^\s*(do|does|did|can|could|is|are|was|will|would|what|when|where|"
                        r"who|why|how|which|may)\b", re.I)
 
@@ -176,6 +174,8 @@ def verdict(lines: list[str], b: Business, m: Mentions, days: list[DayRef],
             return line.startswith("Yes:")
     if "hours" not in m.topics:
         return None
+    if m.now and all(r.day == now.date() for r in days):  # "are you still open (today)?"
+        days = []
     if days:
         ref = days[0]
         spans = b.hours.get(ref.day.weekday(), ()) if ref.every else b.ranges_on(ref.day)
@@ -213,7 +213,9 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
     if m.now or ("hours" in m.topics and not days and t is None):
         lines.append(open_now(b, now))
     lines += price_lines(b, m.items)
-    answer = verdict(lines, b, m, days, now) if _YES_NO.search(text) else None
+    if "week" in m.topics and not days:
+        lines.append(f"{b.name}'s opening hours: " + "; ".join(hours_lines(b)) + ".")
+    answer = verdict(lines, b, m, days, now) if m.yes_no else None
     if answer is not None:
         # the 1.5B opened with "Yes" even under a "No:" line (then said why it was no)
         lines.append(f'Begin your answer with "{"Yes" if answer else "No"},".')
