@@ -176,6 +176,9 @@ def _dated(today: date, month: int, day: int) -> date | None:
 
 _AM = r"(?:a\.? ?m\.?|in the morning)"
 _PM = r"(?:p\.? ?m\.?|in the afternoon|in the evening|at night|tonight)"
+_HOUR_WORD = r"(\d{1,2}|" + "|".join(list(_NUMBER_WORDS)[1:13]) + ")"
+_CLOCK = re.compile(rf"\b{_HOUR_WORD}(?:[:.](\d{{2}}))?(?: o'clock)? ?({_AM}|{_PM})?(?![\w:])")
+"""An hour, maybe minutes, o'clock, am/pm: "4", "2:45", "9.30 a.m.", "four o'clock"."""
 
 
 def find_time(text: str) -> int | None:
@@ -184,8 +187,7 @@ def find_time(text: str) -> int | None:
     low = text.lower().replace("’", "'")
     if re.search(r"\b(noon|midday)\b", low):
         return 12 * 60
-    hour_word = r"(\d{1,2}|" + "|".join(list(_NUMBER_WORDS)[1:13]) + ")"
-    m = re.search(rf"\b(half past|quarter past|quarter to) {hour_word}\b", low)
+    m = re.search(rf"\b(half past|quarter past|quarter to) {_HOUR_WORD}\b", low)
     if m:
         h = number(m.group(2)) or 0
         base = _hour(h, low[m.end():m.end() + 20])
@@ -193,8 +195,7 @@ def find_time(text: str) -> int | None:
             return None
         shift = {"half past": 30, "quarter past": 15, "quarter to": -15}[m.group(1)]
         return base * 60 + shift
-    m = re.search(rf"\b{hour_word}(?:[:.](\d{{2}}))?(?: o'clock)? ?({_AM}|{_PM})?(?![\w:])", low)
-    while m:
+    for m in _CLOCK.finditer(low):
         has_clock = m.group(2) is not None or m.group(3) is not None or "o'clock" in m.group(0)
         before = low[max(0, m.start() - 8):m.start()]
         if has_clock or re.search(r"\b(at|by|till|until|after|before|around|about)\s$",
@@ -204,15 +205,7 @@ def find_time(text: str) -> int | None:
                 base = _hour(h, m.group(3) or "")
                 if base is not None:
                     return base * 60 + int(m.group(2) or 0)
-        m = re.search(rf"\b{hour_word}(?:[:.](\d{{2}}))?(?: o'clock)? ?({_AM}|{_PM})?(?![\w:])",
-                      low[m.end():]) and _shifted(low, m.end(), hour_word)
     return None
-
-
-def _shifted(low: str, start: int, hour_word: str) -> re.Match | None:
-    pattern = re.compile(
-        rf"\b{hour_word}(?:[:.](\d{{2}}))?(?: o'clock)? ?({_AM}|{_PM})?(?![\w:])")
-    return pattern.search(low, start)
 
 
 def _hour(h: int, suffix: str) -> int | None:

@@ -159,8 +159,7 @@ def lead_lines(b: Business, m: Mentions, today: date) -> list[str]:
 def uncovered(b: Business, text: str) -> list[str]:
     """Content words of a question that appear nowhere in the facts: what the facts cannot
     answer (a caller asking about parking when parking is not written down)."""
-    known = {stem(w) for w in words_of(facts_block(b))}
-    known |= {stem(w) for w in words_of(" ".join(b.facts))}
+    known = {stem(w) for w in words_of(facts_block(b))}  # the plain facts are in it too
     return [w for w in words_of(text)
             if w not in _STOP and not w.isdigit() and len(w) > 2 and stem(w) not in known]
 
