@@ -15,6 +15,7 @@ from gateway.config import Config
 from gateway.records import escape_text
 from pipeline.audio.frames import ms_to_samples
 from pipeline.core.conversation import TurnSettings
+from pipeline.core.end_of_turn import EndOfTurnSettings
 
 if TYPE_CHECKING:
     from pipeline.models import Engines
@@ -76,6 +77,15 @@ def turn_settings(cfg: Config) -> TurnSettings:
         barge_in_threshold=t.barge_in_threshold,
         speculate=t.mode == "streaming",
         speculate_reply=t.speculate_reply and t.mode == "streaming",
+        eot=EndOfTurnSettings(
+            smart=t.end_of_turn == "smart",
+            min_silence=ms_to_samples(t.min_end_of_turn_silence_ms),
+            max_silence=ms_to_samples(t.max_end_of_turn_silence_ms),
+            complete_threshold=t.turn_complete_threshold,
+            incomplete_threshold=t.turn_incomplete_threshold),
+        resume_false_interruptions=t.resume_false_interruptions,
+        interruption_min_words=t.interruption_min_words,
+        barge_in_confirm=ms_to_samples(t.barge_in_confirm_ms),
     )
 
 
@@ -134,6 +144,7 @@ def load_engines(cfg: Config, tools: ToolPolicy | None) -> Engines:
     """Load every model once for the process and warm it up (the first caller must not wait);
     the LLM's tool router learns ``tools``."""
     from pipeline import models
+    from pipeline.audio.smart_turn import SmartTurn
     from pipeline.audio.vad import SileroModel
     from pipeline.reply.llm import LlmPool
     from pipeline.reply.tts import PiperTts
@@ -159,6 +170,7 @@ def load_engines(cfg: Config, tools: ToolPolicy | None) -> Engines:
                     cfg.llm.gpu_layers, system_prompt(cfg), cfg.llm.greeting,
                     tools.specs() if tools else None, cfg.llm.repack_weights),
         tts=PiperTts(paths.piper_voice, cfg.tts.length_scale, cfg.tts.volume),
+        smart_turn=SmartTurn() if cfg.turn.end_of_turn == "smart" else None,
         max_tokens=cfg.llm.max_tokens, temperature=cfg.llm.temperature,
         history_turns=cfg.llm.history_turns)
     log.info("models loaded in %.1f s; warming up", time.monotonic() - t0)

@@ -35,6 +35,13 @@ class TurnRecord:
     """The turn was typed on the keypad (DTMF), not spoken."""
     route_seconds: float | None = None
     """Time the tool router took to decide (tools enabled only)."""
+    end_of_turn_reason: str = ""
+    """Why the turn ended (pipeline/core/end_of_turn.py ``Reason``): complete, incomplete,
+    timeout, max_turn; empty for a keypad turn."""
+    end_of_turn_score: float | None = None
+    """Completeness score of the turn's last pause (None: not scored)."""
+    false_interruption: bool = False
+    """The turn was caller sound over the bot that was no interruption: the bot resumed."""
     facts_note: str = ""
     """What the gateway computed for this turn from the clock and the business facts (the
     model read it before the caller's words)."""
