@@ -86,6 +86,14 @@ class Metrics:
             ["result"], registry=r)
         self.barge_ins = Counter("voicebot_barge_ins", "Caller barge-ins over the bot's audio",
                                  registry=r)
+        self.end_of_turn = Counter(
+            "voicebot_end_of_turn_decisions", "Caller turns by why they ended: complete (sounded "
+            "finished: short wait), incomplete (sounded unfinished: longest wait), timeout "
+            "(no confident verdict: default wait), max_turn", ["reason"], registry=r)
+        self.false_interruptions = Counter(
+            "voicebot_false_interruptions_resumed", "Caller sound over the bot that was no "
+            "interruption (no words, a backchannel): the bot went on where it stopped",
+            registry=r)
         self.pipeline_errors = Counter(
             "voicebot_pipeline_errors", "Pipeline failures that ended a call, by stage",
             ["stage"], registry=r)

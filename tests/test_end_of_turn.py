@@ -122,14 +122,27 @@ def test_low_score_waits_the_longest_and_a_resume_keeps_one_turn():
     assert Commit(spec.turn_id, None) in acts and spec.start == 0
 
 
-def test_middling_score_waits_the_default_silence():
+def test_middling_score_waits_for_the_words_then_the_default_silence():
     conv = smart_conversation()
     acts = speak_and_pause(conv, 1024, 224)
     (score,) = [a for a in acts if isinstance(a, ScoreTurn)]
+    (spec,) = [a for a in acts if isinstance(a, Transcribe)]
     assert conv.on_turn_score(score.pause_id, 0.3) == []
-    acts = feed(conv, timeline((0.0, 400)), start=1248 * MS)
+    # past the default 500 ms, but the pause's words are not in yet: they may say "and..."
+    assert not ended(feed(conv, timeline((0.0, 400)), start=1248 * MS))
+    acts = conv.on_transcript(spec.turn_id, "When do you open")
+    (end,) = ended(acts)  # they do not: the turn ends at once
+    assert end.reason is Reason.TIMEOUT and 600 * MS <= end.waited < 700 * MS
+
+
+def test_middling_score_without_words_ends_at_the_longest_wait():
+    conv = smart_conversation()
+    acts = speak_and_pause(conv, 1024, 224)
+    (score,) = [a for a in acts if isinstance(a, ScoreTurn)]
+    conv.on_turn_score(score.pause_id, 0.3)
+    acts = feed(conv, timeline((0.0, 1400)), start=1248 * MS)
     (end,) = ended(acts)
-    assert end.reason is Reason.TIMEOUT and 500 * MS <= end.waited < 560 * MS
+    assert end.reason is Reason.TIMEOUT and 1500 * MS <= end.waited < 1560 * MS
 
 
 def test_words_that_trail_off_hold_an_early_answer_until_the_longest_wait():

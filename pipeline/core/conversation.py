@@ -327,10 +327,15 @@ class Conversation:
 
     # --- internals ------------------------------------------------------------------------
 
+    def _set_wait(self) -> None:
+        self._verdict = verdict(self.s.eot, self._score, self._cue)
+        words_due = self._spec is not None and self._spec.text is None
+        self.detector.end_silence = wait_for(self.s.eot, self._verdict, self.s.end_silence,
+                                             words_due)
+
     def _revise(self) -> list[Action]:
         """Apply the current pause's verdict; end the turn now if its silence has passed."""
-        self._verdict = verdict(self.s.eot, self._score, self._cue)
-        self.detector.end_silence = wait_for(self.s.eot, self._verdict, self.s.end_silence)
+        self._set_wait()
         if self.state is not State.CALLER_SPEAKING:
             return []
         ev = self.detector.end_if_silent(self._now)
@@ -347,7 +352,7 @@ class Conversation:
         """The committed turn's words: answer them, unless they trail off after an early end
         (then wait for more), or they were only a noise over the bot's held audio."""
         if (text and self._barge is None and self._verdict is Verdict.COMPLETE
-                and cue(text) is Cue.CONTINUES and self.s.eot.smart):
+                and cue(text) is Cue.CONTINUES and self.s.eot.smart and self.s.eot.use_words):
             self._verdict = Verdict.INCOMPLETE
             self._held_answer = (turn_id, text, self._speech_end + self.s.eot.max_silence)
             return []
@@ -413,7 +418,8 @@ class Conversation:
                 self._spec = _Speculation(self._new_id(), start, ev.speech_end)
                 actions.append(Transcribe(self._spec.turn_id, start, ev.speech_end,
                                           speculative=True))
-            if self.s.eot.smart:
+            self._set_wait()
+            if self.s.eot.smart and self.s.eot.use_score:
                 actions.append(ScoreTurn(self._pause_id, start, ev.at))
             return actions
         if ev.kind is TurnEventKind.RESUME:

@@ -53,14 +53,17 @@ class EndOfTurnSettings:
     """Scores at or above: complete."""
     incomplete_threshold: float = 0.1
     """Scores below: incomplete (between the two: unsure)."""
+    use_score: bool = True
+    use_words: bool = True
+    """Either signal can be left out (bench/turn_taking.py measures each alone)."""
 
 
 def verdict(s: EndOfTurnSettings, score: float | None, cue: Cue) -> Verdict:
     if not s.smart:
         return Verdict.UNSURE
-    if cue is Cue.CONTINUES:
+    if cue is Cue.CONTINUES and s.use_words:
         return Verdict.INCOMPLETE
-    if score is None:
+    if score is None or not s.use_score:
         return Verdict.UNSURE
     if score >= s.complete_threshold:
         return Verdict.COMPLETE
@@ -69,8 +72,12 @@ def verdict(s: EndOfTurnSettings, score: float | None, cue: Cue) -> Verdict:
     return Verdict.UNSURE
 
 
-def wait_for(s: EndOfTurnSettings, v: Verdict, default: int) -> int:
-    """Silence (samples) after the last speech that ends a turn with verdict ``v``."""
+def wait_for(s: EndOfTurnSettings, v: Verdict, default: int, words_due: bool = False) -> int:
+    """Silence (samples) after the last speech that ends a turn with verdict ``v``.
+    ``words_due``: the pause's transcript is on its way; an unsure turn waits for it (up to
+    the longest wait) rather than end just before the words could say it goes on."""
+    if v is Verdict.UNSURE and words_due and s.smart and s.use_words:
+        return max(s.max_silence, default)
     return {Verdict.COMPLETE: s.min_silence, Verdict.UNSURE: default,
             Verdict.INCOMPLETE: max(s.max_silence, default)}[v]
 
@@ -92,6 +99,8 @@ _CONTINUATION = _word_set("""
     the a an my your our their his her its this these those some any every
     to of on in at for from with about into onto by like as
     is are was were do does did can could will would should have has had be am
+    i he she we they i'd he'd she'd we'd they'd i'm we're they're i'll we'll there's
+    very more most rather quite too really just than
     um uh er erm uhm hmm mm
 """)
 _DIGIT_WORDS = _word_set("zero oh one two three four five six seven eight nine ten double triple")
