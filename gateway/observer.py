@@ -95,6 +95,8 @@ def turn_entry(rec: TurnRecord, t0: float, jb_delay_ms: float,
         "jb_delay_ms": round(jb_delay_ms, 1),
         "tools": jsonable(list(rec.tools)),
         "facts_note": rec.facts_note,
+        "stt_error": rec.stt_error or None,
+        "tts_error": rec.tts_error or None,
     }
 
 
