@@ -160,6 +160,39 @@ def test_tts_client_synthesizes_audio(servers, whisper, piper, tmp_path):
         assert "clinic" in heard and re.search(r"\b(nine|9)\b", heard), heard
 
 
+def test_servers_dying_mid_answer(piper, tmp_path):
+    """Each real server killed while it works on a long request: the client raises at once
+    with kind "closed" (not a hang until the timeout), and counts it."""
+    from pipeline.reply.tts import TtsUnavailable
+    from pipeline.reply.tts_wyoming import WyomingTts
+    from pipeline.stt.base import SttUnavailable
+    from pipeline.stt.wyoming import WyomingStt
+
+    (speech,) = piper.synthesize("The clinic opens at nine in the morning. " * 8)
+    audio = np.tile(np.frombuffer(speech.pcm, "<i2").astype(np.float32) / 32768, 2)
+    text = "We open at nine and we close at five, from Monday to Friday. " * 12
+    for kind, ask, failure in (
+            ("stt", lambda uri, seen: WyomingStt(uri, timeout=30, on_error=seen.append)
+             .transcribe(audio), SttUnavailable),
+            ("tts", lambda uri, seen: list(WyomingTts(uri, timeout=30, on_error=seen.append)
+                                           .synthesize(text)), TtsUnavailable)):
+        server = WyomingServer(kind, tmp_path / kind).start()
+        seen: list[str] = []
+        killer = threading.Timer(0.4, server.kill)
+        killer.start()
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(failure) as e:
+                ask(server.uri, seen)
+        finally:
+            killer.cancel()
+            server.kill()
+        took = time.monotonic() - t0
+        print(f"{kind}: {e.value} after {took:.2f} s")
+        assert e.value.kind == "closed" and seen == ["closed"]
+        assert took < 5.0  # the death is noticed, not waited out
+
+
 # --- real calls through the gateway ---------------------------------------------------------
 
 @pytest.fixture(scope="module")
