@@ -9,6 +9,8 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from gateway.config import Config
@@ -137,27 +139,32 @@ def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
         holding_phrase=cfg.tools.holding_phrase,
         tool_timeout=cfg.tools.timeout_ms / 1000,
         turn_audio_dir=cfg.log.turn_audio_dir,
+        stt_apology=cfg.stt.apology,
     )
 
 
-def load_engines(cfg: Config, tools: ToolPolicy | None) -> Engines:
+def load_engines(cfg: Config, tools: ToolPolicy | None,
+                 on_service_error: Callable[[str, str], None] = lambda stage, kind: None,
+                 ) -> Engines:
     """Load every model once for the process and warm it up (the first caller must not wait);
-    the LLM's tool router learns ``tools``."""
+    the LLM's tool router learns ``tools``. ``on_service_error(stage, kind)`` is told of every
+    failed request to a remote speech server (the metrics count them)."""
     from pipeline import models
     from pipeline.audio.smart_turn import SmartTurn
     from pipeline.audio.vad import SileroModel
     from pipeline.reply.llm import LlmPool
-    from pipeline.reply.tts import PiperTts
     from pipeline.stt import make_stt
 
     t0 = time.monotonic()
     # [stt] model names a Whisper folder only for the whisper backend (vosk: its own check)
     whisper_model = cfg.stt.model if cfg.stt.backend == "whisper" else ""
-    paths = models.resolve(whisper_model, cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice,
-                           cfg.llm.bundled)
+    paths = models.resolve(whisper_model, cfg.llm.model, cfg.llm.model_sha256,
+                           cfg.tts.voice if cfg.tts.backend == "piper" else "", cfg.llm.bundled)
     stt = make_stt(cfg.stt.backend, cfg.stt.model, language=cfg.stt.language,
                    beam_size=cfg.stt.beam_size, threads=cfg.stt.threads,
-                   bundled_whisper=paths.whisper_dir)
+                   bundled_whisper=paths.whisper_dir, uri=cfg.stt.uri,
+                   timeout=cfg.stt.timeout_ms / 1000,
+                   on_error=lambda kind: on_service_error("stt", kind))
     log.info("speech-to-text: %s (%s)", stt.name,
              "streaming partials" if stt.streaming else "partials only at pauses")
     if tools is not None:
@@ -169,7 +176,7 @@ def load_engines(cfg: Config, tools: ToolPolicy | None) -> Engines:
         llm=LlmPool(paths.llm, cfg.sip.max_calls, cfg.llm.threads, cfg.llm.context_tokens,
                     cfg.llm.gpu_layers, system_prompt(cfg), cfg.llm.greeting,
                     tools.specs() if tools else None, cfg.llm.repack_weights),
-        tts=PiperTts(paths.piper_voice, cfg.tts.length_scale, cfg.tts.volume),
+        tts=make_tts(cfg, paths.piper_voice, on_service_error),
         smart_turn=SmartTurn() if cfg.turn.end_of_turn == "smart" else None,
         max_tokens=cfg.llm.max_tokens, temperature=cfg.llm.temperature,
         history_turns=cfg.llm.history_turns)
@@ -177,6 +184,20 @@ def load_engines(cfg: Config, tools: ToolPolicy | None) -> Engines:
     engines.warm_up()
     log.info("models ready in %.1f s", time.monotonic() - t0)
     return engines
+
+
+def make_tts(cfg: Config, piper_voice: Path,
+             on_service_error: Callable[[str, str], None] = lambda stage, kind: None):
+    """The [tts] backend: Piper in process, or a Wyoming server."""
+    if cfg.tts.backend == "wyoming":
+        from pipeline.reply.tts_wyoming import WyomingTts
+
+        log.info("text-to-speech: Wyoming server %s", cfg.tts.uri)
+        return WyomingTts(cfg.tts.uri, cfg.tts.timeout_ms / 1000, cfg.tts.volume, cfg.tts.voice,
+                          on_error=lambda kind: on_service_error("tts", kind))
+    from pipeline.reply.tts import PiperTts
+
+    return PiperTts(piper_voice, cfg.tts.length_scale, cfg.tts.volume)
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
@@ -218,7 +239,9 @@ def serve(cfg: Config) -> int:
         return 4
     try:
         tools = tool_policy(cfg)
-        engines = load_engines(cfg, tools)
+        engines = load_engines(
+            cfg, tools, lambda stage, kind: observer.metrics.speech_service_errors.labels(
+                stage, kind).inc())
         gw = Gateway(cfg, engines, session_options(cfg, tools), observer=observer)
         gw.start()
     except BaseException:

@@ -96,13 +96,19 @@ class TurnConfig:
 
 @dataclass(frozen=True)
 class SttConfig:
-    backend: str = _spec("whisper", choices=("whisper", "vosk"),
-                         doc="whisper: finals, partials only at pauses; vosk: streaming")
+    backend: str = _spec("whisper", choices=("whisper", "vosk", "wyoming"),
+                         doc="whisper: finals, partials only at pauses; vosk: streaming; "
+                             "wyoming: a Wyoming speech-to-text server at [stt] uri")
     model: str = _spec("", doc="whisper: CTranslate2 model dir, empty = bundled tiny.en; "
                                "vosk: the Vosk model folder (required)")
     language: str = _spec("en")
     beam_size: int = _spec(1, lo=1, hi=10)
     threads: int = _spec(2, lo=1, hi=64)
+    uri: str = _spec("", doc="wyoming: the server, tcp://host:port or unix:///path")
+    timeout_ms: int = _spec(8000, lo=100, hi=120000,
+                            doc="wyoming: a turn's whole request, connect to transcript")
+    apology: str = _spec("Sorry, I didn't catch that. Could you say it again?",
+                         doc="said when a turn could not be transcribed (the server failed)")
 
 
 @dataclass(frozen=True)
@@ -165,9 +171,15 @@ class BusinessConfig:
 
 @dataclass(frozen=True)
 class TtsConfig:
-    voice: str = _spec("", doc="Piper .onnx voice (its .onnx.json beside it); empty = bundled")
+    backend: str = _spec("piper", choices=("piper", "wyoming"),
+                         doc="piper: in process; wyoming: a Wyoming text-to-speech server")
+    voice: str = _spec("", doc="piper: .onnx voice (its .onnx.json beside it), empty = bundled; "
+                               "wyoming: a voice name the server has, empty = its default")
     length_scale: float = _spec(1.0, lo=0.5, hi=2.0, doc=">1 speaks slower")
     volume: float = _spec(0.8, lo=0.05, hi=2.0)
+    uri: str = _spec("", doc="wyoming: the server, tcp://host:port or unix:///path")
+    timeout_ms: int = _spec(5000, lo=100, hi=60000,
+                            doc="wyoming: one clause's whole request, connect to last audio")
 
 
 BUILTIN_TOOLS = ("transfer_call", "end_call", "order_status")
@@ -315,6 +327,21 @@ def _check_stt(stt: SttConfig) -> None:
             raise ConfigError(f"{e} ([stt] backend = 'vosk')") from None
 
 
+def _check_uri(section: str, backend: str, uri: str) -> None:
+    """A Wyoming backend needs a server address we can parse (it is not dialled yet)."""
+    if backend != "wyoming":
+        return
+    from pipeline.wyoming.client import parse_uri
+
+    if not uri:
+        raise ConfigError(f"[{section}] uri is empty: [{section}] backend = 'wyoming' needs "
+                          "the server's address, tcp://host:port or unix:///path")
+    try:
+        parse_uri(uri)
+    except ValueError as e:
+        raise ConfigError(f"[{section}] uri = {e}") from None
+
+
 def _check_registration(reg: RegistrationConfig) -> None:
     from gateway.registration import check_config
 
@@ -369,6 +396,8 @@ def business_of(b: BusinessConfig):  # -> pipeline.facts.business.Business | Non
 
 def _check_cross(cfg: Config) -> None:
     _check_stt(cfg.stt)
+    _check_uri("stt", cfg.stt.backend, cfg.stt.uri)
+    _check_uri("tts", cfg.tts.backend, cfg.tts.uri)
     business_of(cfg.business)
     _check_tools(cfg.tools, cfg.dtmf)
     _check_registration(cfg.registration)

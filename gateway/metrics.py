@@ -46,6 +46,8 @@ REG_FAILURE_KINDS = ("4xx", "5xx", "6xx", "timeout", "transport")
 DTMF_METHODS = ("rfc4733", "sip_info")
 TRANSFER_OUTCOMES = ("accepted", "failed", "timeout")
 RECORD_STAGES = ("open", "media", "turn", "close", "observer")
+SPEECH_SERVICE_ERRORS = ("refused", "unreachable", "timeout", "closed", "protocol", "server")
+"""pipeline.wyoming.client.KINDS (a test keeps them equal)."""
 
 # call.rtp key -> (metric, label value); cumulative per call, turned into process counters
 _RTP_COUNTERS = {
@@ -157,6 +159,12 @@ class Metrics:
             "voicebot_transfers", "Blind transfers (SIP REFER) by outcome: accepted (the "
             "target answered), failed (REFER refused or the new call failed), timeout (no "
             "final NOTIFY in time)", ["outcome"], registry=r)
+        self.speech_service_errors = Counter(
+            "voicebot_speech_service_errors", "Requests to a remote speech server ([stt] or "
+            "[tts] backend = 'wyoming') that failed, by stage (stt, tts) and kind: refused, "
+            "unreachable, timeout, closed (hung up mid-answer), protocol (a malformed answer), "
+            "server (an error event). The call goes on: an apology, or a clause skipped",
+            ["stage", "kind"], registry=r)
         # every label value exists from the start (a dashboard query never finds nothing)
         for o in CALL_OUTCOMES:
             self.calls.labels(o)
@@ -182,6 +190,9 @@ class Metrics:
             self.record_errors.labels(s)
         for s in SCREEN_REASONS:
             self.sip_refused.labels(s)
+        for s in ("stt", "tts"):
+            for k in SPEECH_SERVICE_ERRORS:
+                self.speech_service_errors.labels(s, k)
         self.set_registration_state("disabled")
         self.capacity.set(capacity)
         self._rtp_seen: dict[str, dict[str, float]] = {}

@@ -98,6 +98,8 @@ def turn_entry(rec: TurnRecord, t0: float, jb_delay_ms: float,
         "end_of_turn_score": _num(rec.end_of_turn_score),
         "false_interruption": bool(rec.false_interruption),
         "facts_note": rec.facts_note,
+        "stt_error": rec.stt_error or None,
+        "tts_error": rec.tts_error or None,
     }
 
 

@@ -140,6 +140,9 @@ def format_call(r: Mapping[str, Any]) -> str:
                 _ms(t.get("ttfa_seconds")), _ms(t.get("ttfa_bridge_seconds")), jb))
         if _number(t.get("barge_in_seconds")) is not None:
             lines.append(f"    barge-in {_ms(t['barge_in_seconds'])} ms")
+        for stage in ("stt", "tts"):  # a speech server failed this turn (the call went on)
+            if t.get(f"{stage}_error"):
+                lines.append(f"    {stage} error {_show(t[f'{stage}_error'])}")
         for tool in _dicts(t.get("tools")):
             lines.append(f"    tool     {_show(tool.get('name', '?'))} "
                          f"{_show(tool.get('arguments', {}))} "

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pipeline.audio.smart_turn import SmartTurn
     from pipeline.audio.vad import SileroModel
     from pipeline.reply.llm import LlmPool
-    from pipeline.reply.tts import PiperTts
+    from pipeline.reply.tts import TextToSpeech
     from pipeline.stt.base import SpeechToText
 
 log = logging.getLogger(__name__)
@@ -288,7 +288,7 @@ class Engines:
     vad: SileroModel
     stt: SpeechToText
     llm: LlmPool
-    tts: PiperTts
+    tts: TextToSpeech
     smart_turn: SmartTurn | None = None
     """End-of-turn completeness model; None: turns end on silence alone."""
     max_tokens: int = 96

@@ -47,3 +47,5 @@ class SessionOptions:
     tool_timeout: float = 8.0
     turn_audio_dir: str = ""
     """If set, each caller turn's audio is written there as WAV (debugging)."""
+    stt_apology: str = "Sorry, I didn't catch that. Could you say it again?"
+    """Said after a turn the speech-to-text server failed on (empty: say nothing)."""

@@ -427,7 +427,7 @@ class CallSession:
             self.history.add_user(rec.caller_text, rec.facts_note)
             u.release()
         elif not answered and rec.stt_seconds is not None:
-            self.on_turn_done(rec)  # the speculation heard nothing worth answering
+            self._unanswered(rec)  # the speculation heard nothing worth answering
 
     # --- speech-to-text (pipeline/stt/transcriber.py) ---------------------------------------
 
@@ -444,8 +444,13 @@ class CallSession:
         actions = self.core.on_transcript(turn_id, text)
         if (rec.committed and not any(isinstance(x, Respond) for x in actions)
                 and self.core.held_turn != turn_id):
-            self.on_turn_done(rec)  # nothing to answer (noise, a merged turn, not a barge-in)
+            self._unanswered(rec)  # nothing to answer (noise, a merged turn, not a barge-in)
         self._execute(actions)
+
+    def _unanswered(self, rec: TurnRecord) -> None:
+        self.on_turn_done(rec)
+        if rec.stt_error and self.options.stt_apology:  # the server failed, not the caller
+            self._bot_says(self.options.stt_apology)
 
     # --- keys, transfers, bot-initiated speech (listener thread) ---------------------------
 

@@ -45,6 +45,12 @@ class TurnRecord:
     facts_note: str = ""
     """What the gateway computed for this turn from the clock and the business facts (the
     model read it before the caller's words)."""
+    stt_error: str = ""
+    """Why this turn could not be transcribed (a speech server's failure, e.g. "refused: ..."):
+    it was treated as unheard and the bot apologised. Empty: no failure."""
+    tts_error: str = ""
+    """Why some of the reply could not be synthesized (the clauses skipped are in the log).
+    Empty: no failure."""
 
     @property
     def end_of_turn_seconds(self) -> float:
