@@ -123,7 +123,9 @@ def calls(stack, tmp_path_factory) -> list[dict]:
     ask = espeak("Please tell me everything about the clinic: the hours, the address, "
                  "and the prices.", tmp / "ask.wav")
     cut = espeak("Sorry, what is the address?", tmp / "cut.wav")
-    wait = np.zeros(3 * RATE, np.int16)  # ~1 s to the answer, then ~2 s of it
+    # the cut comes 4.5 s after the question: the long answer is playing even on a busy box
+    # (TTFA up to ~3 s seen here with other work running), and lasts well past it
+    wait = np.zeros(int(4.5 * RATE), np.int16)
     baresip_call(tmp / "b", gw.uri, np.concatenate([lead, ask, wait, cut, gap]), RATE)
     recs = wait_closed(gw.workdir / "calls.jsonl")
     assert len(recs) == 2, recs
