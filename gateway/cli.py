@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from gateway import config as config_mod
 
@@ -31,13 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="assemble and verify the bundled models (sha256)")
     m.add_argument("--quiet", action="store_true")
     c = sub.add_parser("calls", help="list recent calls from the call journal; "
-                                     "'calls show ID' shows one call's turns and timings")
+                                     "'calls show ID' shows one call's turns and timings, "
+                                     "'calls serve' a web page of them")
     c.add_argument("--journal", metavar="FILE",
                    help="journal file (default: [records] path of the config)")
     c.add_argument("-n", "--limit", type=int, default=20, metavar="N",
                    help="how many recent calls to list (default 20; 0 = all)")
     c.add_argument("--json", action="store_true", help="print records as JSON")
-    cs = c.add_subparsers(dest="calls_command", metavar="show")
+    cs = c.add_subparsers(dest="calls_command", metavar="{show,serve}")
     show = cs.add_parser("show", help="one call: its turns with their timings")
     show.add_argument("id", help="record id (or a unique prefix, or a log name like call-3: "
                                  "its latest record)")
@@ -47,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--audio-dir", metavar="DIR",
                       help="with --html: draw the caller's turn WAVs kept in DIR "
                            "([log] turn_audio_dir)")
+    serve = cs.add_parser("serve", help="a read-only web page of recent calls, each linked to "
+                                        "its timeline (loopback by default)")
+    serve.add_argument("--port", type=int, default=None, metavar="N",
+                       help="TCP port (default 9480; 0 = any free one)")
+    serve.add_argument("--address", default="127.0.0.1", metavar="ADDR",
+                       help="listen address (default 127.0.0.1: the pages show callers' numbers "
+                            "and words)")
+    serve.add_argument("--audio-dir", metavar="DIR",
+                       help="draw the caller's turn WAVs kept in DIR (default: [log] "
+                            "turn_audio_dir)")
     return p
 
 
@@ -56,6 +68,8 @@ def _calls(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from gateway import records, records_view
 
     path = records.journal_path(args.journal or cfg.records.path)
+    if args.calls_command == "serve":
+        return _serve(path, args, cfg.log.turn_audio_dir)
     if not path.exists():
         print(f"voicebot: no call journal at {path}", file=sys.stderr)
         return 1
@@ -86,9 +100,39 @@ def _calls(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return 0
 
 
-def _write_html(rec: dict, out: str, audio_dir: str | None) -> int:
-    from pathlib import Path
+def _serve(journal: Path, args: argparse.Namespace, turn_audio_dir: str) -> int:
+    import signal
+    import threading
 
+    from gateway import calls_web
+
+    port = calls_web.DEFAULT_PORT if args.port is None else args.port
+    try:
+        srv = calls_web.server(journal, args.address, port, args.audio_dir or turn_audio_dir
+                               or None, args.limit)
+    except OSError as e:
+        print(f"voicebot: cannot listen on {args.address}:{port}: {e.strerror}", file=sys.stderr)
+        return 1
+    host, bound = srv.server_address[:2]
+    host = f"[{host}]" if ":" in str(host) else host
+    print(f"voicebot: recent calls of {journal} on http://{host}:{bound}/ (read-only; Ctrl-C "
+          "stops)", file=sys.stderr, flush=True)
+
+    def stop(*_: object) -> None:
+        # not an exception: wsgiref swallows one raised while it finishes a request. shutdown()
+        # waits for serve_forever() to return, so it runs on another thread
+        threading.Thread(target=srv.shutdown, daemon=True).start()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a service manager's stop
+        signal.signal(sig, stop)
+    try:
+        srv.serve_forever()
+    finally:
+        srv.server_close()
+    return 0
+
+
+def _write_html(rec: dict, out: str, audio_dir: str | None) -> int:
     from gateway import records_view, timeline
 
     waves = timeline.turn_waveforms(rec, audio_dir) if audio_dir else {}

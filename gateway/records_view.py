@@ -58,9 +58,13 @@ FROM_COLUMN = 80
 """The widest FROM cell of ``format_list`` (the whole URI is in ``show``)."""
 
 
-def format_list(recs: list[Mapping[str, Any]]) -> str:
-    rows = [("ID", "START (UTC)", "DURATION", "TURNS", "OUTCOME", "CODEC", "TTFA p50 ms",
-             "FROM")]
+LIST_COLUMNS = ("ID", "START (UTC)", "DURATION", "TURNS", "OUTCOME", "CODEC", "TTFA p50 ms",
+                "FROM")
+
+
+def list_rows(recs: list[Mapping[str, Any]]) -> list[tuple[str, ...]]:
+    """One row of display text per call (``LIST_COLUMNS``), for the terminal and the web page."""
+    rows = []
     for r in recs:
         turns = _dicts(r.get("turns"))
         ttfas = sorted(v for v in (_number(t.get("ttfa_seconds")) for t in turns)
@@ -72,6 +76,11 @@ def format_list(recs: list[Mapping[str, Any]]) -> str:
             _show(state_of(r)), _show(r.get("codec") or "-", 40),
             _ms(ttfas[len(ttfas) // 2]) if ttfas else "-",
             _show(r.get("remote_uri") or "-", FROM_COLUMN)))
+    return rows
+
+
+def format_list(recs: list[Mapping[str, Any]]) -> str:
+    rows = [LIST_COLUMNS, *list_rows(recs)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                      for row in rows)

@@ -7,10 +7,11 @@ SVG, no script, and a Content-Security-Policy that forbids every fetch. Every te
 record goes through ``clean_text`` (controls, invalid bytes, length) and then ``html.escape``:
 a record holds whatever a caller or a hand-edited journal put in it.
 
-The axis is seconds since the call was answered (the turns' ``*_at`` fields). The journal does
-not say when a reply stopped playing, nor when the pipeline's stages ran (only how long they
-took): those times are estimated, drawn dashed (class ``estimated``), and their tooltips say
-how.
+The axis is seconds since the call was answered (the turns' ``*_at`` fields). A reply's bar
+runs from its first sound to ``bot_audio_end_at`` (when its audio stopped, played or cut). The
+journal does not say when the pipeline's stages ran (only how long they took), and journals
+older than ``bot_audio_end_at`` not when a reply stopped: those times are estimated, drawn
+dashed (class ``estimated``), and their tooltips say how.
 
 Stable class names, for tests and a headless browser:
 
@@ -269,13 +270,18 @@ def _marks(t: Mapping[str, Any], reply: float | None) -> list[Mark]:
 
 
 def _bot_span(t: Mapping[str, Any], next_onset: float | None, limit: float) -> Span | None:
-    """The reply's audio. Its start is measured; its end is not in the journal: for a barge-in,
-    the next turn's onset plus the barge-in latency, else the text's length read aloud."""
+    """The reply's audio, from its first sound to ``bot_audio_end_at`` (when its last frame
+    left: played to the end or cut). Journals from before that field get an estimated end:
+    for a barge-in, the next turn's onset plus the barge-in latency, else the text's length
+    read aloud."""
     start = _time(t.get("bot_sound_start_at"))
     if start is None:
         start = _time(t.get("first_audio_at"))
     if start is None:
         return None
+    end = _time(t.get("bot_audio_end_at"))
+    if end is not None and end >= start:
+        return Span(start, min(end, max(start, limit)), "end measured: its last frame sent")
     barge = _num(t.get("barge_in_seconds"))
     if t.get("interrupted") and barge is not None and next_onset is not None \
             and next_onset >= start:
@@ -305,7 +311,8 @@ def place_turns(rec: Mapping[str, Any], limit: float = MAX_SECONDS) -> list[Turn
 
 def _events(rec: Mapping[str, Any]) -> Iterator[float]:
     for t in _dicts(rec.get("turns")):
-        for k in ("speech_end_at", "committed_at", "first_audio_at", "bot_sound_start_at"):
+        for k in ("speech_end_at", "committed_at", "first_audio_at", "bot_sound_start_at",
+                  "bot_audio_end_at"):
             if (v := _time(t.get(k))) is not None:
                 yield v
     for x in _dicts(rec.get("dtmf")) + _dicts(rec.get("transfers")):

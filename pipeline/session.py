@@ -311,6 +311,8 @@ class CallSession:
         rec = self._turn_of_utterance.pop(u.id, None)
         if rec is not None:
             rec.bot_text, rec.heard_text, rec.interrupted = u.generated_text, heard, u.interrupted
+            if self.playout.played(u.id):  # its last frame is the last one handed out
+                rec.audio_end = self.last_audio_out + FRAME_SAMPLES / BRIDGE_RATE
             self.on_turn_done(rec)
         self.log.info("bot %s: %r", "interrupted" if u.interrupted else "said",
                       heard if u.interrupted else u.generated_text)

@@ -22,6 +22,9 @@ class TurnRecord:
     tts_first_audio_seconds: float | None = None
     first_audio: float | None = None
     """When the reply's first frame was handed to the bridge."""
+    audio_end: float | None = None
+    """When the reply's audio stopped: the end of its last frame handed to the bridge, played
+    to the end or cut by a barge-in (None: none of it was played)."""
     bot_text: str = ""
     heard_text: str = ""
     interrupted: bool = False

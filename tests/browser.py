@@ -39,17 +39,22 @@ class Rendered:
     screenshot: Path
 
 
-def chromium(page: Path, screenshot: Path, scratch: Path, window: tuple[int, int] = WINDOW,
-             timeout: float = 120.0) -> Rendered:
-    """Load ``page`` once in headless Chromium: its DOM, console log and a screenshot.
-    ``scratch``: a folder for the browser's profile, config and cache."""
+def _uri(page: Path | str) -> str:
+    """A file's URI, or ``page`` itself if it is already a URL (a served page)."""
+    return page if isinstance(page, str) else page.resolve().as_uri()
+
+
+def chromium(page: Path | str, screenshot: Path, scratch: Path,
+             window: tuple[int, int] = WINDOW, timeout: float = 120.0) -> Rendered:
+    """Load ``page`` (a file, or a URL) once in headless Chromium: its DOM, console log and a
+    screenshot. ``scratch``: a folder for the browser's profile, config and cache."""
     cmd = [CHROMIUM, "--headless=new",
            "--no-sandbox",  # Chromium's sandbox refuses to run as root (CI runs as root)
            "--disable-gpu", "--hide-scrollbars", "--no-first-run",
            f"--user-data-dir={scratch / 'profile'}",
            "--enable-logging=stderr", "--v=0",
            f"--window-size={window[0]},{window[1]}", f"--screenshot={screenshot}",
-           "--dump-dom", page.resolve().as_uri()]
+           "--dump-dom", _uri(page)]
     # nothing in ~/.config or ~/.cache (the crash database ignores --user-data-dir): runs in
     # parallel do not share state, and a test leaves nothing behind
     env = dict(os.environ, XDG_CONFIG_HOME=str(scratch / "config"),
@@ -67,10 +72,10 @@ def chromium(page: Path, screenshot: Path, scratch: Path, window: tuple[int, int
 _CONSOLE = re.compile(r"^\[[^\]]*:CONSOLE[:(][^\]]*\] ")
 
 
-def console_messages(log: str, page: Path) -> list[str]:
+def console_messages(log: str, page: Path | str) -> list[str]:
     """The console messages about ``page`` in a Chromium log: script errors, CSP violations,
     invalid SVG attributes. Not Chromium's own noise (dbus, GPU, sandbox warnings)."""
-    uri = page.resolve().as_uri()
+    uri = _uri(page)
     return [line for line in log.splitlines()
             if (_CONSOLE.match(line) and uri in line) or "Uncaught" in line]
 
@@ -211,11 +216,9 @@ def recorded_turns(call_id: str = RECORDED_CALL) -> list[dict[str, Any]]:
     return [d["turn"] for d in journal_lines(call_id) if d["type"] == "turn"]
 
 
-def timeline_page(out_dir: Path, call_id: str = RECORDED_CALL) -> Path:
-    """The recorded call's page, written by the real CLI into ``out_dir``, with the turn WAVs
-    that the test data keeps."""
-    from gateway import cli
-
+def recorded_turn_audio(out_dir: Path, call_id: str = RECORDED_CALL) -> Path:
+    """The recorded call's turn WAVs, copied into ``out_dir/turns`` with the times the gateway
+    wrote them (returns that folder)."""
     audio = out_dir / "turns"
     audio.mkdir(parents=True, exist_ok=True)
     opened = next(d for d in journal_lines(call_id) if d["type"] == "open")
@@ -230,6 +233,15 @@ def timeline_page(out_dir: Path, call_id: str = RECORDED_CALL) -> Path:
             # at about when the gateway wrote it, the turn's speech end
             at = start + turn["speech_end_at"]
             os.utime(dst, (at, at))
+    return audio
+
+
+def timeline_page(out_dir: Path, call_id: str = RECORDED_CALL) -> Path:
+    """The recorded call's page, written by the real CLI into ``out_dir``, with the turn WAVs
+    that the test data keeps."""
+    from gateway import cli
+
+    audio = recorded_turn_audio(out_dir, call_id)
     page = out_dir / "timeline.html"
     rc = cli.main(["calls", "--journal", str(TIMELINE_DATA / "calls.jsonl"), "show", call_id,
                    "--html", str(page), "--audio-dir", str(audio)])

@@ -129,7 +129,8 @@ def test_observer_writes_a_complete_record_and_counts(tmp_path):
     rec = TurnRecord(2, 0, 16000, committed=1010.5, speech_end_time=1010.0,
                      caller_text="when do you open", stt_seconds=0.2,
                      llm_first_token_seconds=0.15, tts_first_audio_seconds=0.3,
-                     first_audio=1011.2, bot_text="At nine.", heard_text="At nine.")
+                     first_audio=1011.2, audio_end=1012.04, bot_text="At nine.",
+                     heard_text="At nine.")
     session.turns.append(rec)
     obs.turn_done("call-1", rec)
     cut = TurnRecord(5, 0, 1600, committed=1020.0, speech_end_time=1019.5, first_audio=1020.9)
@@ -146,7 +147,9 @@ def test_observer_writes_a_complete_record_and_counts(tmp_path):
     assert t2["ttfa_seconds"] == pytest.approx(1.2 + 0.040 + OUTBOUND_WIRE_SECONDS)
     assert t2["end_of_turn_seconds"] == pytest.approx(0.5)
     assert t2["speech_end_at"] == 10.0 and t2["first_audio_at"] == 11.2
+    assert t2["bot_audio_end_at"] == 12.04
     assert t5.get("ended_with_call") and t5["ttfa_seconds"] is not None
+    assert t5["bot_audio_end_at"] is None  # the call ended before its turn was done
     assert v(m, "voicebot_ttfa_seconds_count") == 2
     assert v(m, "voicebot_turns_total", result="answered") == 2
     assert v(m, "voicebot_calls_total", outcome="answered") == 1

@@ -8,6 +8,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from pipeline.audio.frames import FRAME_BYTES, FRAME_SAMPLES
 from pipeline.audio.vad import WINDOW
@@ -387,6 +388,51 @@ def test_the_session_runs_on_the_clock_it_is_given():
         assert 100.0 < rec.speech_end_time < rec.committed <= rec.first_audio <= now["t"]
         assert rec.end_of_turn_seconds >= 0.45  # the 500 ms end-of-turn silence, in test time
         assert rec.ttfa_seconds is not None and rec.ttfa_seconds > 0
+        assert not failures
+    finally:
+        session.stop()
+
+
+def test_the_record_says_when_the_reply_stopped_played_or_cut():
+    """``audio_end``: the end of the reply's last frame handed out, on the session's clock,
+    whether it played to the end (turn 1) or the caller cut in (turn 2)."""
+    now = {"t": 100.0}
+    reply = "At nine, and we close at five, from Monday to Friday, closed on weekends."
+    session, llm, failures = make_session(["When are you open?", "And Sunday?", "Ok"], reply,
+                                          session_options={"clock": lambda: now["t"]})
+    done = []
+    session.on_turn_done = done.append
+
+    class TestClock(Clock):
+        def tick(self, loud: bool = False) -> bytes:
+            now["t"] += 0.020
+            return super().tick(loud)
+
+    def end_of_last_bot_frame(first: int, last: int) -> float:
+        """Tick i (0-based, from the start) hands out its frame at 100 + (i + 1) * 20 ms."""
+        i = max(k for k in range(first, last) if clock.out[k] != bytes(FRAME_BYTES))
+        return 100.0 + (i + 1) * 0.020 + 0.020
+
+    clock = TestClock(session)
+    session.start()
+    try:
+        greet(clock, session)
+        caller_asks(clock)
+        start = len(clock.out)
+        clock.until(lambda: done)  # the whole reply plays
+        rec = done[0]
+        assert not rec.interrupted and clock.bot_frames(clock.out[start:]) > 100
+        assert rec.audio_end == pytest.approx(end_of_last_bot_frame(start, len(clock.out)))
+
+        caller_asks(clock)
+        clock.until(lambda: clock.bot_frames(clock.out[-1:]) == 1)
+        cut_from = len(clock.out) - 1
+        clock.run(40)                # 0.8 s of the second reply...
+        clock.run(15, loud=True)     # ...then the caller cuts in
+        clock.until(lambda: len(done) > 1)
+        cut = done[1]
+        assert cut.interrupted and cut.first_audio < cut.audio_end < now["t"]
+        assert cut.audio_end == pytest.approx(end_of_last_bot_frame(cut_from, len(clock.out)))
         assert not failures
     finally:
         session.stop()

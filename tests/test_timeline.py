@@ -135,6 +135,34 @@ def test_a_barge_in_shows_what_was_heard_and_what_was_generated(tmp_path):
     assert page.count('class="barge-in') == 2  # the SVG mark and the transcript block
 
 
+def test_the_bot_lane_runs_to_the_recorded_end_of_the_reply(tmp_path):
+    """With ``bot_audio_end_at`` in the journal, a reply's bar is measured, not estimated:
+    from its first audio to the end of its last frame, whether played or cut."""
+    obs, clock = _observer(tmp_path)
+    cid = obs.answering("call-1", {})
+    played = TurnRecord(1, 16000, 40000, committed=1003.0, speech_end_time=1002.5,
+                        first_audio=1003.6, audio_end=1005.24, bot_text="At nine.")
+    cut = TurnRecord(2, 80000, 96000, committed=1006.5, speech_end_time=1006.0,
+                     first_audio=1007.0, audio_end=1007.86, interrupted=True,
+                     barge_in_seconds=0.1, bot_text="A check-up costs sixty dollars.",
+                     heard_text="A check-up")
+    for t in (played, cut):
+        obs.turn_done("call-1", t)
+    clock["t"] = 1010.0
+    obs.ended("call-1", 200, "OK", by_bot=False)
+    obs.journal.close()
+    rec = records.read(tmp_path / "calls.jsonl").calls[cid]
+    svg = svg_of(timeline.render(rec))
+    bars = classed(svg, "bar-bot")
+    assert turns_of(bars) == ["1", "2"] and not any("estimated" in b for b in bars)
+    assert "bot 3.60-5.24 s (end measured: its last frame sent)" in svg
+    assert "bot 7.00-7.86 s (end measured: its last frame sent)" in svg
+    # an end before the start is a broken record: estimated as for an old journal
+    rec["turns"][0]["bot_audio_end_at"] = 1.0
+    (turn, _) = timeline.place_turns(rec)
+    assert turn.bot.estimated and turn.bot.end > turn.bot.start == 3.6
+
+
 def test_tools_keys_transfers_and_the_facts_note_are_shown(tmp_path):
     page = timeline.render(_call(tmp_path))
     svg = svg_of(page)
