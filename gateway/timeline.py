@@ -254,8 +254,11 @@ def _marks(t: Mapping[str, Any], reply: float | None) -> list[Mark]:
             out.append(Mark(kind, at, f"{MARK_KINDS[kind][0]} at {at:.2f} s{title}"))
 
     add("speech-end", _time(t.get("speech_end_at")), "")
+    why = t.get("end_of_turn_reason") or ""
+    score = _num(t.get("end_of_turn_score"))
+    why = (f", {why}" if why else "") + ("" if score is None else f", score {score:.2f}")
     add("committed", _time(t.get("committed_at")),
-        f" (end-of-turn {_ms(t.get('end_of_turn_seconds'))} ms after the speech end)")
+        f" (end-of-turn {_ms(t.get('end_of_turn_seconds'))} ms after the speech end{why})")
     stt, llm, tts = (_num(t.get(k)) for k in ("stt_seconds", "llm_first_token_seconds",
                                               "tts_first_audio_seconds"))
     if reply is not None:

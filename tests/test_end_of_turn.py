@@ -64,7 +64,7 @@ def test_verdict_table():
 
 @pytest.mark.parametrize("text, false", [
     ("", True), ("Mm-hmm.", True), ("uh-huh", True), ("Okay.", True), ("Yeah, yeah.", True),
-    ("Right", True), ("Hello", True),
+    ("Right", True), ("Hello", True), ("Go f-", True),
     ("Stop.", False), ("Wait", False), ("No", False),
     ("What about Sunday?", False), ("Can I order a cake?", False),
 ])

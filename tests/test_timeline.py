@@ -37,7 +37,8 @@ def _call(tmp_path: Path) -> dict:
                     caller_text="when do you open", stt_seconds=0.2,
                     llm_first_token_seconds=0.15, tts_first_audio_seconds=0.3,
                     first_audio=1003.6, bot_text="At nine.", heard_text="At nine.",
-                    facts_note="System note: it is Monday.\nOpen 9-5.")
+                    facts_note="System note: it is Monday.\nOpen 9-5.",
+                    end_of_turn_reason="complete", end_of_turn_score=0.93)
     t1.tools = [{"name": "check_hours", "arguments": {"day": "monday"}, "decision": "run",
                  "outcome": "ran", "ms": 3}]
     obs.turn_done("call-1", t1)
@@ -106,6 +107,8 @@ def test_pipeline_markers_are_placed_and_estimated_ones_marked(tmp_path):
         assert all(("estimated" in t) == (kind in ("stt", "llm", "clause")) for t in tags)
     # turn 1: committed at 3.0 s, STT 200 ms -> the reply starts at 3.2 s, LLM +150 ms
     assert "LLM first token (estimated) at 3.35 s" in svg
+    # the end-of-turn decision says why it was taken
+    assert "end-of-turn 500 ms after the speech end, complete, score 0.93" in svg
     assert "first clause audio ready (estimated) at 3.50 s" in svg
 
 

@@ -152,7 +152,9 @@ _STOP = _word_set("stop wait no hold hang sorry excuse pardon what")
 def false_interruption(text: str, min_words: int) -> bool:
     """Caller sound over the bot that should not stop it: no words, only backchannel
     ("mm-hmm", "okay"), or fewer than ``min_words`` words none of which asks it to stop."""
-    words = _WORD.findall(text.lower().replace("-", ""))
+    # a word cut short ("f-") is a sound, not a word
+    whole = " ".join(w for w in text.lower().split() if not w.endswith("-"))
+    words = _WORD.findall(whole.replace("-", ""))
     if any(w in _STOP for w in words):
         return False
     if all(w in _BACKCHANNEL for w in words):
