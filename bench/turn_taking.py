@@ -119,8 +119,8 @@ def word_cuts(rec: Recording) -> list[tuple[int, str]]:
 
     The word times come from pocketsphinx's forced alignment of the reference transcript
     (Whisper's word times were too rough: cuts fell inside the next word, and the "pause"
-    then split a word); each cut is moved to the quietest 10 ms within 30 ms of the
-    boundary."""
+    then split a word); each cut is moved to the quietest 10 ms in the 30 ms before the
+    next word."""
     from pocketsphinx import Decoder
 
     pcm = resample(rec.pcm, rec.rate, RATE)
@@ -138,7 +138,7 @@ def word_cuts(rec: Recording) -> list[tuple[int, str]]:
     cuts = []
     for i in range(len(words) - 1):
         at = words[i + 1].start * 160  # 10 ms frames
-        lo, hi = max(at - 480, 0), min(at + 480, len(pcm))
+        lo, hi = max(at - 480, 0), max(at, 1)  # not later: a soft onset ("f") is quiet too
         cut = lo + int(np.argmin(energy[lo:hi]))
         cuts.append((cut, " ".join(w.name.split("(")[0] for w in words[: i + 1])))
     return cuts

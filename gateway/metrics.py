@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler, make_wsgi_app
 
 from gateway.sip_screen import REASONS as SCREEN_REASONS
+from pipeline.core.end_of_turn import Reason
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,8 @@ class Metrics:
             self.dtmf_digits.labels(d)
         for o in TRANSFER_OUTCOMES:
             self.transfers.labels(o)
+        for reason in Reason:
+            self.end_of_turn.labels(reason.value)
         for s in RECORD_STAGES:
             self.record_errors.labels(s)
         for s in SCREEN_REASONS:

@@ -428,7 +428,8 @@ class CallSession:
                 self.facts.note(rec.caller_text, self.wall())
             self.history.add_user(rec.caller_text, rec.facts_note)
             u.release()
-        elif not answered and rec.stt_seconds is not None:
+        elif (not answered and rec.stt_seconds is not None
+              and self.core.held_turn != a.turn_id):  # a held answer is reported when it plays
             self._unanswered(rec)  # the speculation heard nothing worth answering
 
     # --- speech-to-text (pipeline/stt/transcriber.py) ---------------------------------------
