@@ -95,6 +95,8 @@ def turn_entry(rec: TurnRecord, t0: float, jb_delay_ms: float,
         "jb_delay_ms": round(jb_delay_ms, 1),
         "tools": jsonable(list(rec.tools)),
         "facts_note": rec.facts_note,
+        "llm_backend": rec.llm_backend,
+        "llm_error": rec.llm_error,
     }
 
 
@@ -308,6 +310,12 @@ class CallObserver:
             v = entry[f"{stage}_seconds"]
             if v is not None:
                 m.stage.labels(stage).observe(max(0.0, v))
+        backend = entry.get("llm_backend")
+        if backend:
+            if entry.get("llm_error"):
+                m.llm_errors.labels(backend, entry["llm_error"]).inc()
+            elif (first := entry["llm_first_token_seconds"]) is not None:
+                m.llm_first_token.labels(backend).observe(max(0.0, first))
         ex = {"call_id": live.id}
         if entry["ttfa_seconds"] is not None:
             m.ttfa.observe(entry["ttfa_seconds"], exemplar=ex)

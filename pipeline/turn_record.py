@@ -35,6 +35,11 @@ class TurnRecord:
     """The turn was typed on the keypad (DTMF), not spoken."""
     route_seconds: float | None = None
     """Time the tool router took to decide (tools enabled only)."""
+    llm_backend: str = ""
+    """Which LLM backend answered (embedded, openai)."""
+    llm_error: str = ""
+    """Why the LLM gave no (whole) reply: pipeline/reply/openai_llm.py ``ERROR_KINDS``; the
+    caller heard the apology instead. Empty: no failure."""
     facts_note: str = ""
     """What the gateway computed for this turn from the clock and the business facts (the
     model read it before the caller's words)."""
