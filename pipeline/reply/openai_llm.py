@@ -160,6 +160,8 @@ class ChatStream:
                 raise LlmError("http_status", f"HTTP {status} {resp.reason}: {detail[:200]}")
             decoder, reader = SseDecoder(), ChunkReader()
             while not reader.done:
+                if self._aborted.is_set():  # pieces already buffered are not wanted
+                    return
                 if self.first_text is not None:
                     deadline = self._clock() + s.timeout
                 self._wait_until(deadline)
