@@ -34,6 +34,8 @@ class LlmServer:
     port: int = 0
     threads: int = 2
     context_tokens: int = 2048
+    api_key: str = ""
+    """If set, the server refuses requests without ``Authorization: Bearer <api_key>``."""
     proc: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
@@ -57,7 +59,8 @@ class LlmServer:
             [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model),
              "--host", "127.0.0.1", "--port", str(self.port),
              "--n_ctx", str(self.context_tokens), "--n_threads", str(self.threads),
-             "--n_threads_batch", str(self.threads), "--interrupt_requests", "False"],
+             "--n_threads_batch", str(self.threads), "--interrupt_requests", "False",
+             *(["--api_key", self.api_key] if self.api_key else [])],
             stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -65,7 +68,9 @@ class LlmServer:
                 raise RuntimeError(f"llama_cpp.server exited {self.proc.returncode}:\n"
                                    f"{self.log()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=1) as r:
+                req = urllib.request.Request(f"{self.base_url}/models", headers=(
+                    {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}))
+                with urllib.request.urlopen(req, timeout=1) as r:
                     if r.status == 200:
                         return self
             except OSError:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from gateway import records
-from pipeline.reply.openai_llm import ERROR_KINDS
+from pipeline.reply.llm import stream_chat
+from pipeline.reply.openai_llm import ERROR_KINDS, LlmError, OpenAiLlm, ServerSettings
 from tests.harness import (
     GatewayProcess,
     active_spans,
@@ -29,12 +30,13 @@ pytestmark = [pytest.mark.e2e,
                                  reason="llama-cpp-python's server extra is not installed")]
 
 RATE = 16000
+API_KEY = "sk-test-4f1c9a7e2b"
 APOLOGY = "Sorry, I can't answer that right now. Please ask me again in a moment."
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = LlmServer(tmp_path_factory.mktemp("llm")).start()
+    srv = LlmServer(tmp_path_factory.mktemp("llm"), api_key=API_KEY).start()
     yield srv
     srv.stop()
 
@@ -44,7 +46,9 @@ def gateway(tmp_path_factory, server):
     need("baresip", "espeak-ng", "sox")
     gw = GatewayProcess(
         tmp_path_factory.mktemp("gw"), metrics_port=free_tcp_port(),
+        env={"TEST_LLM_KEY": API_KEY},
         extra_toml=(f'[llm]\nbackend = "openai"\nbase_url = "{server.base_url}"\n'
+                    'api_key_env = "TEST_LLM_KEY"\n'
                     f'apology = "{APOLOGY}"\n'
                     # the box is shared: a loaded 2-core machine reads a turn's new lines in
                     # seconds, not 0.2 s (the kill test's apology comes from the dead socket)
@@ -100,6 +104,14 @@ def test_call_answered_through_the_llm_server(gateway, server, whisper, tmp_path
     assert len(text.split()) >= 2 and "sorry" not in text.lower(), text
     m = gateway.metrics()
     assert m[("voicebot_llm_first_token_seconds_count", (("backend", "openai"),))] >= 1
+    # the server wants the key (refused without it), the gateway sent it, and never wrote it
+    with pytest.raises(LlmError) as e:
+        list(stream_chat(OpenAiLlm(ServerSettings(server.base_url)).acquire(),
+                         [{"role": "user", "content": "Hi"}], 4, 0.0))
+    assert e.value.kind == "http_status" and "401" in e.value.detail
+    journal = (gateway.workdir / "calls.jsonl").read_text()
+    assert API_KEY not in gateway.log() and API_KEY not in journal
+    assert API_KEY not in str(m)
 
 
 def test_server_killed_mid_call_apology_then_answered_again(gateway, server, whisper,
