@@ -140,6 +140,9 @@ def format_call(r: Mapping[str, Any]) -> str:
                 _ms(t.get("ttfa_seconds")), _ms(t.get("ttfa_bridge_seconds")), jb))
         if _number(t.get("barge_in_seconds")) is not None:
             lines.append(f"    barge-in {_ms(t['barge_in_seconds'])} ms")
+        if t.get("llm_error"):
+            lines.append(f"    llm      {_show(t.get('llm_backend', '?'))} failed: "
+                         f"{_show(t['llm_error'])} (the caller heard the apology)")
         for tool in _dicts(t.get("tools")):
             lines.append(f"    tool     {_show(tool.get('name', '?'))} "
                          f"{_show(tool.get('arguments', {}))} "

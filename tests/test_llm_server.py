@@ -197,3 +197,30 @@ def test_server_killed_mid_stream_is_a_broken_stream(tmp_path, prompt):
         assert llm.breaker.state is BreakerState.CLOSED
     finally:
         srv.stop()
+
+
+def test_tool_router_asks_the_same_server(server):
+    """The router's request carries the tools; the server's model answers with a call."""
+    from gateway.app import tool_policy
+    from pipeline.reply.tools import parse_tool_call
+
+    cfg = config.Config()
+    tools = tool_policy(cfg)
+    assert tools is not None
+    asked = server.chat_requests()
+    llm = OpenAiLlm(ServerSettings(server.base_url, first_token_timeout=60),
+                    system_prompt(cfg), cfg.llm.greeting, tools.specs())
+    routed = llm.route("What is the status of my order 4512?")
+    words = llm.route("What time do you open on Monday?")
+    print(f"\nrouter over HTTP: {routed!r} / {words!r}")
+    call = parse_tool_call(routed or "")
+    assert call is not None and call.name == "order_status", routed
+    assert "4512" in str(call.arguments)
+    assert words is None
+    assert server.chat_requests() == asked + 2
+    # a dead server: the router's failure is typed like the reply's (the worker apologises)
+    dead = OpenAiLlm(ServerSettings(f"http://127.0.0.1:{free_tcp_port()}/v1"),
+                     system_prompt(cfg), "", tools.specs())
+    with pytest.raises(LlmError) as e:
+        dead.route("Where is my order 4512?")
+    assert e.value.kind == "connect"
