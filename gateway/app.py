@@ -9,12 +9,15 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from gateway.config import Config
 from gateway.records import escape_text
 from pipeline.audio.frames import ms_to_samples
 from pipeline.core.conversation import TurnSettings
+from pipeline.core.end_of_turn import EndOfTurnSettings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -80,6 +83,15 @@ def turn_settings(cfg: Config) -> TurnSettings:
         barge_in_threshold=t.barge_in_threshold,
         speculate=t.mode == "streaming",
         speculate_reply=t.speculate_reply and t.mode == "streaming",
+        eot=EndOfTurnSettings(
+            smart=t.end_of_turn == "smart",
+            min_silence=ms_to_samples(t.min_end_of_turn_silence_ms),
+            max_silence=ms_to_samples(t.max_end_of_turn_silence_ms),
+            complete_threshold=t.turn_complete_threshold,
+            incomplete_threshold=t.turn_incomplete_threshold),
+        resume_false_interruptions=t.resume_false_interruptions,
+        interruption_min_words=t.interruption_min_words,
+        barge_in_confirm=ms_to_samples(t.barge_in_confirm_ms),
     )
 
 
@@ -132,25 +144,32 @@ def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
         tool_timeout=cfg.tools.timeout_ms / 1000,
         apology=cfg.llm.apology,
         turn_audio_dir=cfg.log.turn_audio_dir,
+        stt_apology=cfg.stt.apology,
     )
 
 
-def load_engines(cfg: Config, tools: ToolPolicy | None) -> Engines:
+def load_engines(cfg: Config, tools: ToolPolicy | None,
+                 on_service_error: Callable[[str, str], None] = lambda stage, kind: None,
+                 ) -> Engines:
     """Load every model once for the process and warm it up (the first caller must not wait);
-    the LLM's tool router learns ``tools``."""
+    the LLM's tool router learns ``tools``. ``on_service_error(stage, kind)`` is told of every
+    failed request to a remote speech server (the metrics count them)."""
     from pipeline import models
+    from pipeline.audio.smart_turn import SmartTurn
     from pipeline.audio.vad import SileroModel
-    from pipeline.reply.tts import PiperTts
     from pipeline.stt import make_stt
 
     t0 = time.monotonic()
     # [stt] model names a Whisper folder only for the whisper backend (vosk: its own check)
     whisper_model = cfg.stt.model if cfg.stt.backend == "whisper" else ""
-    paths = models.resolve(whisper_model, cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice,
-                           cfg.llm.bundled, embedded_llm=cfg.llm.backend == "embedded")
+    paths = models.resolve(whisper_model, cfg.llm.model, cfg.llm.model_sha256,
+                           cfg.tts.voice if cfg.tts.backend == "piper" else "", cfg.llm.bundled,
+                           embedded_llm=cfg.llm.backend == "embedded")
     stt = make_stt(cfg.stt.backend, cfg.stt.model, language=cfg.stt.language,
                    beam_size=cfg.stt.beam_size, threads=cfg.stt.threads,
-                   bundled_whisper=paths.whisper_dir)
+                   bundled_whisper=paths.whisper_dir, uri=cfg.stt.uri,
+                   timeout=cfg.stt.timeout_ms / 1000,
+                   on_error=lambda kind: on_service_error("stt", kind))
     log.info("speech-to-text: %s (%s)", stt.name,
              "streaming partials" if stt.streaming else "partials only at pauses")
     if tools is not None:
@@ -160,7 +179,8 @@ def load_engines(cfg: Config, tools: ToolPolicy | None) -> Engines:
         vad=SileroModel(paths.vad),
         stt=stt,
         llm=llm_backend(cfg, tools, paths.llm),
-        tts=PiperTts(paths.piper_voice, cfg.tts.length_scale, cfg.tts.volume),
+        tts=make_tts(cfg, paths.piper_voice, on_service_error),
+        smart_turn=SmartTurn() if cfg.turn.end_of_turn == "smart" else None,
         max_tokens=cfg.llm.max_tokens, temperature=cfg.llm.temperature,
         history_turns=cfg.llm.history_turns)
     log.info("models loaded in %.1f s; warming up", time.monotonic() - t0)
@@ -196,6 +216,20 @@ def llm_backend(cfg: Config, tools: ToolPolicy | None,
              llm.server_model or "not named")
     return OpenAiLlm(settings, system_prompt(cfg), llm.greeting, specs,
                      CircuitBreaker(llm.breaker_failures, llm.breaker_cooldown))
+
+
+def make_tts(cfg: Config, piper_voice: Path,
+             on_service_error: Callable[[str, str], None] = lambda stage, kind: None):
+    """The [tts] backend: Piper in process, or a Wyoming server."""
+    if cfg.tts.backend == "wyoming":
+        from pipeline.reply.tts_wyoming import WyomingTts
+
+        log.info("text-to-speech: Wyoming server %s", cfg.tts.uri)
+        return WyomingTts(cfg.tts.uri, cfg.tts.timeout_ms / 1000, cfg.tts.volume, cfg.tts.voice,
+                          on_error=lambda kind: on_service_error("tts", kind))
+    from pipeline.reply.tts import PiperTts
+
+    return PiperTts(piper_voice, cfg.tts.length_scale, cfg.tts.volume)
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
@@ -237,7 +271,9 @@ def serve(cfg: Config) -> int:
         return 4
     try:
         tools = tool_policy(cfg)
-        engines = load_engines(cfg, tools)
+        engines = load_engines(
+            cfg, tools, lambda stage, kind: observer.metrics.speech_service_errors.labels(
+                stage, kind).inc())
         gw = Gateway(cfg, engines, session_options(cfg, tools), observer=observer)
         gw.start()
     except BaseException:

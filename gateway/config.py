@@ -78,6 +78,15 @@ class TurnConfig:
     max_turn_seconds: float = _spec(30.0, lo=2.0, hi=120.0, doc="force the end of a long turn")
     speculation_pause_ms: int = _spec(150, lo=64, hi=3000)
     speculate_reply: bool = _spec(True)
+    end_of_turn: str = _spec("smart", choices=("smart", "silence"),
+                             doc="smart: the pause's verdict sets the silence; silence: fixed")
+    min_end_of_turn_silence_ms: int = _spec(200, lo=64, hi=3000)
+    max_end_of_turn_silence_ms: int = _spec(1500, lo=100, hi=5000)
+    turn_complete_threshold: float = _spec(0.5, lo=0.0, hi=1.0)
+    turn_incomplete_threshold: float = _spec(0.1, lo=0.0, hi=1.0)
+    resume_false_interruptions: bool = _spec(True)
+    interruption_min_words: int = _spec(2, lo=1, hi=20)
+    barge_in_confirm_ms: int = _spec(1000, lo=100, hi=10000)
     mode: str = _spec("streaming", choices=("streaming", "sequential", "cascade"))
     echo_cancel: bool = _spec(False)
     echo_tail_ms: int = _spec(400, lo=50, hi=1000)
@@ -87,13 +96,19 @@ class TurnConfig:
 
 @dataclass(frozen=True)
 class SttConfig:
-    backend: str = _spec("whisper", choices=("whisper", "vosk"),
-                         doc="whisper: finals, partials only at pauses; vosk: streaming")
+    backend: str = _spec("whisper", choices=("whisper", "vosk", "wyoming"),
+                         doc="whisper: finals, partials only at pauses; vosk: streaming; "
+                             "wyoming: a Wyoming speech-to-text server at [stt] uri")
     model: str = _spec("", doc="whisper: CTranslate2 model dir, empty = bundled tiny.en; "
                                "vosk: the Vosk model folder (required)")
     language: str = _spec("en")
     beam_size: int = _spec(1, lo=1, hi=10)
     threads: int = _spec(2, lo=1, hi=64)
+    uri: str = _spec("", doc="wyoming: the server, tcp://host:port or unix:///path")
+    timeout_ms: int = _spec(8000, lo=100, hi=120000,
+                            doc="wyoming: a turn's whole request, connect to transcript")
+    apology: str = _spec("Sorry, I didn't catch that. Could you say it again?",
+                         doc="said when a turn could not be transcribed (the server failed)")
 
 
 @dataclass(frozen=True)
@@ -180,9 +195,15 @@ class BusinessConfig:
 
 @dataclass(frozen=True)
 class TtsConfig:
-    voice: str = _spec("", doc="Piper .onnx voice (its .onnx.json beside it); empty = bundled")
+    backend: str = _spec("piper", choices=("piper", "wyoming"),
+                         doc="piper: in process; wyoming: a Wyoming text-to-speech server")
+    voice: str = _spec("", doc="piper: .onnx voice (its .onnx.json beside it), empty = bundled; "
+                               "wyoming: a voice name the server has, empty = its default")
     length_scale: float = _spec(1.0, lo=0.5, hi=2.0, doc=">1 speaks slower")
     volume: float = _spec(0.8, lo=0.05, hi=2.0)
+    uri: str = _spec("", doc="wyoming: the server, tcp://host:port or unix:///path")
+    timeout_ms: int = _spec(5000, lo=100, hi=60000,
+                            doc="wyoming: one clause's whole request, connect to last audio")
 
 
 BUILTIN_TOOLS = ("transfer_call", "end_call", "order_status")
@@ -330,6 +351,21 @@ def _check_stt(stt: SttConfig) -> None:
             raise ConfigError(f"{e} ([stt] backend = 'vosk')") from None
 
 
+def _check_uri(section: str, backend: str, uri: str) -> None:
+    """A Wyoming backend needs a server address we can parse (it is not dialled yet)."""
+    if backend != "wyoming":
+        return
+    from pipeline.wyoming.client import parse_uri
+
+    if not uri:
+        raise ConfigError(f"[{section}] uri is empty: [{section}] backend = 'wyoming' needs "
+                          "the server's address, tcp://host:port or unix:///path")
+    try:
+        parse_uri(uri)
+    except ValueError as e:
+        raise ConfigError(f"[{section}] uri = {e}") from None
+
+
 def _check_registration(reg: RegistrationConfig) -> None:
     from gateway.registration import check_config
 
@@ -403,6 +439,8 @@ def _check_llm(llm: LlmConfig, env: Mapping[str, str]) -> None:
 
 def _check_cross(cfg: Config) -> None:
     _check_stt(cfg.stt)
+    _check_uri("stt", cfg.stt.backend, cfg.stt.uri)
+    _check_uri("tts", cfg.tts.backend, cfg.tts.uri)
     business_of(cfg.business)
     _check_tools(cfg.tools, cfg.dtmf)
     _check_registration(cfg.registration)

@@ -48,6 +48,8 @@ DTMF_METHODS = ("rfc4733", "sip_info")
 TRANSFER_OUTCOMES = ("accepted", "failed", "timeout")
 RECORD_STAGES = ("open", "media", "turn", "close", "observer")
 LLM_BACKENDS = ("embedded", "openai")
+SPEECH_SERVICE_ERRORS = ("refused", "unreachable", "timeout", "closed", "protocol", "server")
+"""pipeline.wyoming.client.KINDS (a test keeps them equal)."""
 
 # call.rtp key -> (metric, label value); cumulative per call, turned into process counters
 _RTP_COUNTERS = {
@@ -88,6 +90,14 @@ class Metrics:
             ["result"], registry=r)
         self.barge_ins = Counter("voicebot_barge_ins", "Caller barge-ins over the bot's audio",
                                  registry=r)
+        self.end_of_turn = Counter(
+            "voicebot_end_of_turn_decisions", "Caller turns by why they ended: complete (sounded "
+            "finished: short wait), incomplete (sounded unfinished: longest wait), timeout "
+            "(no confident verdict: default wait), max_turn", ["reason"], registry=r)
+        self.false_interruptions = Counter(
+            "voicebot_false_interruptions_resumed", "Caller sound over the bot that was no "
+            "interruption (no words, a backchannel): the bot went on where it stopped",
+            registry=r)
         self.pipeline_errors = Counter(
             "voicebot_pipeline_errors", "Pipeline failures that ended a call, by stage",
             ["stage"], registry=r)
@@ -160,6 +170,12 @@ class Metrics:
             "voicebot_llm_first_token_seconds", "Request to the LLM's first words, per backend "
             "(embedded = llama.cpp in the gateway, openai = a server)", ["backend"],
             buckets=LATENCY_BUCKETS, registry=r)
+        self.speech_service_errors = Counter(
+            "voicebot_speech_service_errors", "Requests to a remote speech server ([stt] or "
+            "[tts] backend = 'wyoming') that failed, by stage (stt, tts) and kind: refused, "
+            "unreachable, timeout, closed (hung up mid-answer), protocol (a malformed answer), "
+            "server (an error event). The call goes on: an apology, or a clause skipped",
+            ["stage", "kind"], registry=r)
         # every label value exists from the start (a dashboard query never finds nothing)
         for b in LLM_BACKENDS:
             self.llm_first_token.labels(b)
@@ -189,6 +205,9 @@ class Metrics:
             self.record_errors.labels(s)
         for s in SCREEN_REASONS:
             self.sip_refused.labels(s)
+        for s in ("stt", "tts"):
+            for k in SPEECH_SERVICE_ERRORS:
+                self.speech_service_errors.labels(s, k)
         self.set_registration_state("disabled")
         self.capacity.set(capacity)
         self._rtp_seen: dict[str, dict[str, float]] = {}

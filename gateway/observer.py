@@ -94,9 +94,14 @@ def turn_entry(rec: TurnRecord, t0: float, jb_delay_ms: float,
         "barge_in_seconds": None if barge_bridge is None else _num(barge_bridge + wire),
         "jb_delay_ms": round(jb_delay_ms, 1),
         "tools": jsonable(list(rec.tools)),
+        "end_of_turn_reason": rec.end_of_turn_reason,
+        "end_of_turn_score": _num(rec.end_of_turn_score),
+        "false_interruption": bool(rec.false_interruption),
         "facts_note": rec.facts_note,
         "llm_backend": rec.llm_backend,
-        "llm_error": rec.llm_error,
+        "llm_error": rec.llm_error or None,
+        "stt_error": rec.stt_error or None,
+        "tts_error": rec.tts_error or None,
     }
 
 
@@ -306,6 +311,10 @@ class CallObserver:
         m = self.metrics
         result = turn_result(entry)
         m.turns.labels(result).inc()
+        if entry.get("end_of_turn_reason"):
+            m.end_of_turn.labels(entry["end_of_turn_reason"]).inc()
+        if entry.get("false_interruption"):
+            m.false_interruptions.inc()
         for stage in ("end_of_turn", "stt", "llm_first_token", "tts_first_audio"):
             v = entry[f"{stage}_seconds"]
             if v is not None:

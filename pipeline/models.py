@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import onnxruntime as ort
 
+    from pipeline.audio.smart_turn import SmartTurn
     from pipeline.audio.vad import SileroModel
     from pipeline.reply.llm import LlmPool
     from pipeline.reply.openai_llm import OpenAiLlm
-    from pipeline.reply.tts import PiperTts
+    from pipeline.reply.tts import TextToSpeech
     from pipeline.stt.base import SpeechToText
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,9 @@ class Engines:
     vad: SileroModel
     stt: SpeechToText
     llm: LlmPool | OpenAiLlm
-    tts: PiperTts
+    tts: TextToSpeech
+    smart_turn: SmartTurn | None = None
+    """End-of-turn completeness model; None: turns end on silence alone."""
     max_tokens: int = 96
     temperature: float = 0.2
     history_turns: int = 6
@@ -302,6 +305,8 @@ class Engines:
         import numpy as np
 
         self.vad.stream().feed(np.zeros(1024, dtype=np.float32))
+        if self.smart_turn is not None:
+            self.smart_turn.complete(np.zeros(16000, dtype=np.float32))
         self.stt.warm_up()
         self.tts.warm_up()
         self.llm.warm_up()

@@ -49,3 +49,5 @@ class SessionOptions:
     """Said when the LLM server fails a turn (down, refusing, too slow, cut off)."""
     turn_audio_dir: str = ""
     """If set, each caller turn's audio is written there as WAV (debugging)."""
+    stt_apology: str = "Sorry, I didn't catch that. Could you say it again?"
+    """Said after a turn the speech-to-text server failed on (empty: say nothing)."""

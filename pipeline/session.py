@@ -42,12 +42,15 @@ from pipeline.core.conversation import (
     Commit,
     Conversation,
     Discard,
+    FalseInterruption,
     Interrupt,
     PausePlayout,
     Respond,
     ResumePlayout,
     Say,
+    ScoreTurn,
     Transcribe,
+    TurnEnded,
 )
 from pipeline.core.dtmf import KeyEvent, KeyEventKind, entry_text
 from pipeline.facts.turns import CallFacts
@@ -285,6 +288,12 @@ class CallSession:
                     self._start_reply(a)
                 case Say():
                     self._start_saying(a)
+                case ScoreTurn():
+                    self._score_turn(a)
+                case TurnEnded():
+                    self._turn_ended(a)
+                case FalseInterruption():
+                    self._resume_after(a)
 
     def _check_done(self) -> None:
         u = self._utterances.get(self.core.utterance_id)
@@ -342,6 +351,33 @@ class CallSession:
             u.interrupt()
             self._finish_utterance(u)
 
+    def _score_turn(self, a: ScoreTurn) -> None:
+        model = self.engines.smart_turn
+        if model is None:
+            return
+        # inline: ~50 ms once per pause, while the caller is silent; the inbox keeps the frames
+        score = model.complete(int16_to_float(self._audio.span(a.start, a.end)))
+        self._execute(self.core.on_turn_score(a.pause_id, score))
+
+    def _turn_ended(self, a: TurnEnded) -> None:
+        rec = self._recs.get(a.turn_id)
+        if rec is None:
+            return
+        rec.end_of_turn_reason = a.reason.value
+        rec.end_of_turn_score = a.score
+        if rec.committed:  # a held answer is released only now, after the longest wait
+            rec.committed = self.clock()
+        self.log.info("turn %d ended: %s (score %s, after %d ms of silence)", a.turn_id,
+                      a.reason.value, "-" if a.score is None else f"{a.score:.2f}",
+                      a.waited // 16)
+
+    def _resume_after(self, a: FalseInterruption) -> None:
+        self.playout.held = False
+        rec = self._recs.get(a.turn_id)
+        if rec is not None:
+            rec.false_interruption = True
+        self.log.info("turn %d was no interruption: the bot goes on", a.turn_id)
+
     def _discard(self, a: Discard) -> None:
         self._recs.pop(a.turn_id, None)
         u = self._utterances.pop(a.utterance_id, None) if a.utterance_id else None
@@ -391,7 +427,7 @@ class CallSession:
             self.history.add_user(rec.caller_text, rec.facts_note)
             u.release()
         elif not answered and rec.stt_seconds is not None:
-            self.on_turn_done(rec)  # the speculation heard nothing worth answering
+            self._unanswered(rec)  # the speculation heard nothing worth answering
 
     # --- speech-to-text (pipeline/stt/transcriber.py) ---------------------------------------
 
@@ -406,9 +442,15 @@ class CallSession:
 
     def _on_transcript(self, turn_id: int, rec: TurnRecord, text: str) -> None:
         actions = self.core.on_transcript(turn_id, text)
-        if rec.committed and not any(isinstance(x, Respond) for x in actions):
-            self.on_turn_done(rec)  # nothing to answer (noise, or a merged turn)
+        if (rec.committed and not any(isinstance(x, Respond) for x in actions)
+                and self.core.held_turn != turn_id):
+            self._unanswered(rec)  # nothing to answer (noise, a merged turn, not a barge-in)
         self._execute(actions)
+
+    def _unanswered(self, rec: TurnRecord) -> None:
+        self.on_turn_done(rec)
+        if rec.stt_error and self.options.stt_apology:  # the server failed, not the caller
+            self._bot_says(self.options.stt_apology)
 
     # --- keys, transfers, bot-initiated speech (listener thread) ---------------------------
 

@@ -40,9 +40,22 @@ class TurnRecord:
     llm_error: str = ""
     """Why the LLM gave no (whole) reply: pipeline/reply/openai_llm.py ``ERROR_KINDS``; the
     caller heard the apology instead. Empty: no failure."""
+    end_of_turn_reason: str = ""
+    """Why the turn ended (pipeline/core/end_of_turn.py ``Reason``): complete, incomplete,
+    timeout, max_turn; empty for a keypad turn."""
+    end_of_turn_score: float | None = None
+    """Completeness score of the turn's last pause (None: not scored)."""
+    false_interruption: bool = False
+    """The turn was caller sound over the bot that was no interruption: the bot resumed."""
     facts_note: str = ""
     """What the gateway computed for this turn from the clock and the business facts (the
     model read it before the caller's words)."""
+    stt_error: str = ""
+    """Why this turn could not be transcribed (a speech server's failure, e.g. "refused: ..."):
+    it was treated as unheard and the bot apologised. Empty: no failure."""
+    tts_error: str = ""
+    """Why some of the reply could not be synthesized (the clauses skipped are in the log).
+    Empty: no failure."""
 
     @property
     def end_of_turn_seconds(self) -> float:

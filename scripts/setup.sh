@@ -115,6 +115,9 @@ install() {
             || die "pip install failed"
         # silero-vad's wheel carries the ONNX model we run; its Python code would pull torch.
         "$VENV/bin/pip" install -q --no-deps "silero-vad==6.2.3" || die "pip install silero-vad failed"
+        # pipecat-ai's wheel carries Smart Turn v3.2 (the end-of-turn model); only that file is
+        # used (its Python code is never imported: its dependencies are not installed)
+        "$VENV/bin/pip" install -q --no-deps "pipecat-ai==1.14.0" || die "pip install pipecat-ai failed"
         # this CPU's llama.cpp build, also over one built for another CPU (same version)
         "$VENV/bin/pip" install -q --no-deps --force-reinstall "$WHEELS"/llama_cpp_python-*.whl \
             || die "pip install llama-cpp-python failed"

@@ -81,3 +81,19 @@ def test_cli_reports_config_error_before_anything_starts(tmp_path, capsys):
     assert main(["--config", str(bad), "run"]) == 2
     err = capsys.readouterr().err
     assert "config error: [sip] port = -1 is invalid" in err
+
+
+@pytest.mark.parametrize("section, uri, needle", [
+    ("stt", "", "[stt] uri is empty"),
+    ("tts", "", "[tts] uri is empty"),
+    ("stt", "localhost:10300", "expected tcp://host:port"),
+    ("tts", "tcp://localhost", "expected tcp://host:port"),
+])
+def test_a_wyoming_backend_needs_a_server_address(section, uri, needle):
+    with pytest.raises(ConfigError) as e:
+        config.build({section: {"backend": "wyoming", "uri": uri}}, env={})
+    assert needle in str(e.value)
+    ok = config.build({"stt": {"backend": "wyoming", "uri": "tcp://10.0.0.5:10300"},
+                       "tts": {"backend": "wyoming", "uri": "unix:///run/piper.sock"}}, env={})
+    assert (ok.stt.uri, ok.tts.backend) == ("tcp://10.0.0.5:10300", "wyoming")
+    assert config.build({section: {"uri": uri}}, env={})  # unused unless the backend is wyoming

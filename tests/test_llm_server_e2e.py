@@ -149,7 +149,7 @@ def test_server_killed_mid_call_apology_then_answered_again(gateway, server, whi
     assert failed, turns
     assert all(t["llm_error"] in ERROR_KINDS for t in failed)
     assert APOLOGY in failed[0]["bot_text"], failed[0]
-    assert turns[-1]["llm_error"] == "" and turns[-1]["bot_text"], turns[-1]
+    assert not turns[-1]["llm_error"] and turns[-1]["bot_text"], turns[-1]
     assert APOLOGY not in turns[-1]["bot_text"]
 
     sent = active_spans(result.sent, RATE, min_gap_ms=1500)

@@ -562,7 +562,7 @@ def test_llm_backend_failures_are_in_the_record_counted_and_shown(tmp_path, caps
     obs.journal.close()
     turns = records.read(tmp_path / "calls.jsonl").records()[0]["turns"]
     assert [(t["llm_backend"], t["llm_error"]) for t in turns] == [("openai", "broken"),
-                                                                   ("openai", "")]
+                                                                   ("openai", None)]
     assert v(m, "voicebot_llm_errors_total", backend="openai", kind="broken") == 1
     assert v(m, "voicebot_llm_errors_total", backend="openai", kind="connect") == 0
     # first-token time only for the turn the server answered, per backend
@@ -570,5 +570,31 @@ def test_llm_backend_failures_are_in_the_record_counted_and_shown(tmp_path, caps
     assert v(m, "voicebot_llm_first_token_seconds_count", backend="embedded") == 0
     assert main(["calls", "--journal", str(tmp_path / "calls.jsonl"), "show", cid]) == 0
     out = capsys.readouterr().out
-    assert "llm      openai failed: broken (the caller heard the apology)" in out
-    assert out.count("failed:") == 1
+    assert "llm error broken (openai; the caller heard the apology)" in out
+    assert out.count(" error ") == 1
+
+
+def test_speech_server_failures_are_in_the_record_and_shown(tmp_path, capsys):
+    from gateway.cli import main
+
+    obs, _, clock = _observer(tmp_path)
+    cid = obs.answering("call-1", {})
+    obs.turn_done("call-1", TurnRecord(1, 0, 1, committed=1001.0, speech_end_time=1000.5,
+                                       stt_seconds=0.01, stt_error="refused: tcp://h:1 refused"))
+    obs.turn_done("call-1", TurnRecord(2, 0, 1, committed=1003.0, speech_end_time=1002.5,
+                                       caller_text="hours?", bot_text="Nine to five.",
+                                       tts_error="timeout: no complete answer within 5.0 s"))
+    obs.turn_done("call-1", TurnRecord(3, 0, 1, committed=1005.0, speech_end_time=1004.5,
+                                       caller_text="thanks", bot_text="Bye."))
+    clock["t"] += 5
+    obs.ended("call-1", 200, "OK", by_bot=False)
+    obs.journal.close()
+    turns = records.read(tmp_path / "calls.jsonl").calls[cid]["turns"]
+    assert [(t["stt_error"], t["tts_error"]) for t in turns] == [
+        ("refused: tcp://h:1 refused", None), (None, "timeout: no complete answer within 5.0 s"),
+        (None, None)]
+    assert main(["calls", "--journal", str(tmp_path / "calls.jsonl"), "show", cid]) == 0
+    out = capsys.readouterr().out
+    assert "stt error refused: tcp://h:1 refused" in out
+    assert "tts error timeout: no complete answer within 5.0 s" in out
+    assert out.count(" error ") == 2

@@ -5,6 +5,17 @@ and answers with actions for the glue to carry out (transcribe this span, reply 
 interrupt that utterance). Nothing here waits, reads a clock or touches a model, so a whole
 conversation can be replayed in a unit test in milliseconds.
 
+End of turn: each pause gets a verdict (``pipeline/core/end_of_turn.py``) from a completeness
+score of the turn's audio (asked for with ``ScoreTurn``) and the words of the pause's
+transcript; the verdict sets how much silence ends the turn. A turn ended early whose words
+then turn out to trail off ("are you open on") is not answered until the longest wait has
+passed with no more speech.
+
+Barge-in: caller speech over the bot holds its audio at once. With
+``resume_false_interruptions`` the hold lasts until the caller's words are known: a cough,
+"mm-hmm" or a word or two resume the bot where it stopped; anything else (or speech longer
+than ``barge_in_confirm``) interrupts it for good.
+
 Speculation: when the caller pauses (shorter than the end-of-turn silence), the audio so far
 is transcribed and, optionally, a reply is generated and synthesized into a held utterance.
 If the turn then ends with no more speech, that work is committed (the held audio starts at
@@ -15,8 +26,19 @@ acted on before the turn commits.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pipeline.core.end_of_turn import (
+    Cue,
+    EndOfTurnSettings,
+    Reason,
+    Verdict,
+    cue,
+    false_interruption,
+    reason,
+    verdict,
+    wait_for,
+)
 from pipeline.core.turns import TurnDetector, TurnEvent, TurnEventKind
 
 
@@ -97,8 +119,35 @@ class Cancel:
     utterance_id: int
 
 
+@dataclass(frozen=True)
+class ScoreTurn:
+    """Score how complete the turn sounds: its audio [start, end), ``end`` being now (the
+    pause's silence included). Answer with ``on_turn_score(pause_id, score)``."""
+    pause_id: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    """Why turn ``turn_id`` ended, for its record: the reason, the completeness score of its
+    last pause (None: not scored) and the silence it waited (samples)."""
+    turn_id: int
+    reason: Reason
+    score: float | None
+    waited: int
+
+
+@dataclass(frozen=True)
+class FalseInterruption:
+    """Turn ``turn_id`` over the bot's utterance ``utterance_id`` was no interruption (no
+    words, a backchannel): the held audio resumes where it stopped."""
+    utterance_id: int
+    turn_id: int
+
+
 Action = (Say | Transcribe | Respond | Commit | Discard | PausePlayout | ResumePlayout
-          | Interrupt | Cancel)
+          | Interrupt | Cancel | ScoreTurn | TurnEnded | FalseInterruption)
 
 
 @dataclass(frozen=True)
@@ -118,6 +167,13 @@ class TurnSettings:
     """Transcribe during pauses, before the end of the turn."""
     speculate_reply: bool = True
     """Also generate the reply speculatively (not only the transcript)."""
+    eot: EndOfTurnSettings = field(default_factory=lambda: EndOfTurnSettings(smart=False))
+    """How a pause's verdict sets the silence that ends the turn (``end_silence``: unsure)."""
+    resume_false_interruptions: bool = False
+    interruption_min_words: int = 2
+    """Fewer words than this over the bot (none of them "stop", "wait"...) resume it."""
+    barge_in_confirm: int = 16000
+    """Caller speech over the bot this long interrupts it without waiting for the words."""
 
 
 @dataclass
@@ -144,6 +200,15 @@ class Conversation:
         self._spec: _Speculation | None = None
         self._held = False         # playout paused on a tentative barge-in
         self.barge_ins = 0
+        self.false_interruptions = 0
+        self._now = 0              # end of the last VAD window fed
+        self._speech_end = 0       # end of the current (or last) turn's speech
+        self._pause_id = 0         # the current pause (stale scores are ignored)
+        self._score: float | None = None  # completeness score of the current pause
+        self._cue = Cue.UNKNOWN           # what the current pause's words say
+        self._verdict = Verdict.UNSURE
+        self._held_answer: tuple[int, str, int] | None = None  # (turn, text, answer at sample)
+        self._barge: tuple[int, int] | None = None  # (utterance, speech start) awaiting words
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -162,7 +227,13 @@ class Conversation:
     def on_vad(self, end: int, prob: float) -> list[Action]:
         if self.state is State.ENDED:
             return []
+        self._now = end
         actions: list[Action] = []
+        if (self._barge is not None and self.detector.in_turn
+                and end - self._barge[1] >= self.s.barge_in_confirm):
+            actions += self._confirm_barge_in()  # talking this long is no backchannel
+        if self._held_answer is not None and end >= self._held_answer[2]:
+            actions += self._release_held_answer()
         if (self.state is State.BOT_SPEAKING and self.s.barge_in and not self._held
                 and prob >= self.s.barge_in_threshold):
             # hold the audio at the first speech window: the wire goes quiet within one frame
@@ -179,15 +250,33 @@ class Conversation:
         text = text.strip()
         spec = self._spec
         if spec is not None and turn_id == spec.turn_id:
-            # a speculation's transcript, the caller still paused: maybe draft the reply
+            # a speculation's transcript, the caller still paused: its words revise the
+            # verdict; maybe draft the reply
             spec.text = text
-            if text and self.s.speculate_reply:
+            self._cue = cue(text)
+            actions = self._revise()
+            if self._spec is None:
+                return actions  # the turn ended on the revised verdict (spec committed)
+            if (text and self.s.speculate_reply and self._barge is None
+                    and self._verdict is not Verdict.INCOMPLETE):
                 spec.utterance_id = self._new_id()
-                return [Respond(spec.utterance_id, turn_id, text, speculative=True)]
-            return []
+                actions.append(Respond(spec.utterance_id, turn_id, text, speculative=True))
+            return actions
         if turn_id != self.turn_id or self.state is not State.THINKING:
             return []  # stale: discarded speculation, or the turn was merged
-        return self._answer(turn_id, text)
+        return self._heard(turn_id, text)
+
+    @property
+    def held_turn(self) -> int | None:
+        """A committed turn whose words trailed off: answered only if no more speech comes."""
+        return None if self._held_answer is None else self._held_answer[0]
+
+    def on_turn_score(self, pause_id: int, score: float) -> list[Action]:
+        """The completeness score asked for by ``ScoreTurn``."""
+        if pause_id != self._pause_id or self.state is not State.CALLER_SPEAKING:
+            return []  # the caller went on (or the turn ended) before it came
+        self._score = score
+        return self._revise()
 
     def on_playout_started(self, utterance_id: int) -> list[Action]:
         if utterance_id == self.utterance_id and self.state is State.THINKING:
@@ -238,6 +327,62 @@ class Conversation:
 
     # --- internals ------------------------------------------------------------------------
 
+    def _set_wait(self) -> None:
+        self._verdict = verdict(self.s.eot, self._score, self._cue)
+        words_due = self._spec is not None and self._spec.text is None
+        self.detector.end_silence = wait_for(self.s.eot, self._verdict, self.s.end_silence,
+                                             words_due)
+
+    def _revise(self) -> list[Action]:
+        """Apply the current pause's verdict; end the turn now if its silence has passed."""
+        self._set_wait()
+        if self.state is not State.CALLER_SPEAKING:
+            return []
+        ev = self.detector.end_if_silent(self._now)
+        return [] if ev is None else self._on_turn_event(ev)
+
+    def _new_pause(self) -> None:
+        self._pause_id += 1
+        self._score = None
+        self._cue = Cue.UNKNOWN
+        self._verdict = Verdict.UNSURE
+        self.detector.end_silence = self.s.end_silence
+
+    def _heard(self, turn_id: int, text: str) -> list[Action]:
+        """The committed turn's words: answer them, unless they trail off after an early end
+        (then wait for more), or they were only a noise over the bot's held audio."""
+        if (text and self._barge is None and self._verdict is Verdict.COMPLETE
+                and cue(text) is Cue.CONTINUES and self.s.eot.smart and self.s.eot.use_words):
+            self._verdict = Verdict.INCOMPLETE
+            self._held_answer = (turn_id, text, self._speech_end + self.s.eot.max_silence)
+            return []
+        if self._barge is not None:
+            uid = self._barge[0]
+            if false_interruption(text, self.s.interruption_min_words):
+                self._barge = None
+                self.false_interruptions += 1
+                self._enter(State.BOT_SPEAKING)
+                return [FalseInterruption(uid, turn_id)]
+            return [*self._confirm_barge_in(), *self._answer(turn_id, text)]
+        return self._answer(turn_id, text)
+
+    def _release_held_answer(self) -> list[Action]:
+        assert self._held_answer is not None
+        turn_id, text, _ = self._held_answer
+        self._held_answer = None
+        if turn_id != self.turn_id or self.state is not State.THINKING:
+            return []
+        return [TurnEnded(turn_id, Reason.INCOMPLETE, self._score,
+                          self._now - self._speech_end), *self._answer(turn_id, text)]
+
+    def _confirm_barge_in(self) -> list[Action]:
+        assert self._barge is not None
+        (uid, start), self._barge = self._barge, None
+        self.barge_ins += 1
+        if uid == self.utterance_id:
+            self._utterance_active = False
+        return [Interrupt(uid, start)]
+
     def _answer(self, turn_id: int, text: str) -> list[Action]:
         if not text:
             self._committed_start = None
@@ -265,13 +410,20 @@ class Conversation:
             return self._on_speech_start(ev)
         if self.state is not State.CALLER_SPEAKING:
             return []
-        if ev.kind is TurnEventKind.PAUSE and self.s.speculate:
+        if ev.kind is TurnEventKind.PAUSE:
             start = self._turn_start if self._turn_start is not None else ev.speech_start
+            self._speech_end = ev.speech_end
             actions = self._discard()
-            self._spec = _Speculation(self._new_id(), start, ev.speech_end)
-            return [*actions, Transcribe(self._spec.turn_id, start, ev.speech_end,
-                                         speculative=True)]
+            if self.s.speculate:
+                self._spec = _Speculation(self._new_id(), start, ev.speech_end)
+                actions.append(Transcribe(self._spec.turn_id, start, ev.speech_end,
+                                          speculative=True))
+            self._set_wait()
+            if self.s.eot.smart and self.s.eot.use_score:
+                actions.append(ScoreTurn(self._pause_id, start, ev.at))
+            return actions
         if ev.kind is TurnEventKind.RESUME:
+            self._new_pause()
             return self._discard()
         if ev.kind is TurnEventKind.END_OF_TURN:
             return self._end_of_turn(ev)
@@ -281,30 +433,36 @@ class Conversation:
         start = self._turn_start if self._turn_start is not None else ev.speech_start
         self._turn_start = None
         self._committed_start = start
+        self._speech_end = ev.speech_end
         spec, self._spec = self._spec, None
         self._enter(State.THINKING)
+        why = Reason.MAX_TURN if ev.max_turn else reason(self._verdict)
         if spec is None or spec.end != ev.speech_end or spec.start != start:
             actions: list[Action] = [] if spec is None else [
                 Discard(spec.turn_id, spec.utterance_id)]
             self.turn_id = self._new_id()
-            return [*actions, Transcribe(self.turn_id, start, ev.speech_end)]
+            return [*actions, Transcribe(self.turn_id, start, ev.speech_end),
+                    TurnEnded(self.turn_id, why, self._score, ev.at - ev.speech_end)]
         # the speculation heard exactly this turn: it stands
         self.turn_id = spec.turn_id
-        actions = [Commit(spec.turn_id, spec.utterance_id)]
+        actions = [Commit(spec.turn_id, spec.utterance_id),
+                   TurnEnded(spec.turn_id, why, self._score, ev.at - ev.speech_end)]
         if spec.utterance_id is not None:
             self.utterance_id = spec.utterance_id
             self._utterance_active = True
         elif spec.text is not None:
-            actions += self._answer(spec.turn_id, spec.text)
+            actions += self._heard(spec.turn_id, spec.text)
         # else: its transcript is still coming; on_transcript answers it
         return actions
 
     def _on_speech_start(self, ev: TurnEvent) -> list[Action]:
+        self._new_pause()
         if self.state is State.LISTENING:
             self._turn_start = ev.speech_start
             self._enter(State.CALLER_SPEAKING)
             return []
         if self.state is State.THINKING:
+            self._held_answer = None
             # the caller goes on before we answered: drop the reply, hear the whole turn again
             actions: list[Action] = []
             if self._utterance_active:
@@ -317,11 +475,12 @@ class Conversation:
             self._enter(State.CALLER_SPEAKING)
             return actions
         if self.state is State.BOT_SPEAKING and self.s.barge_in:
-            self.barge_ins += 1
             self._turn_start = ev.speech_start
             self._committed_start = None
-            self._utterance_active = False
-            uid = self.utterance_id
+            self._new_pause()
+            self._barge = (self.utterance_id, ev.speech_start)
             self._enter(State.CALLER_SPEAKING)
-            return [Interrupt(uid, ev.speech_start)]
+            if self.s.resume_false_interruptions:
+                return []  # the audio stays held until the words are known
+            return self._confirm_barge_in()
         return []

@@ -29,6 +29,8 @@ class TurnEvent:
     """First sample of the turn's speech."""
     speech_end: int
     """One past the last speech sample so far (for SPEECH_START: ``at``)."""
+    max_turn: bool = False
+    """END_OF_TURN only: the turn reached ``max_turn``, not a silence."""
 
 
 class _Phase(enum.Enum):
@@ -103,12 +105,20 @@ class TurnDetector:
             if silence >= self.end_silence:
                 return events + [self._end(end)]
         if end - self._onset >= self.max_turn:
-            events.append(self._end(end))
+            events.append(self._end(end, max_turn=True))
         return events
 
-    def _end(self, end: int) -> TurnEvent:
+    def end_if_silent(self, now: int) -> TurnEvent | None:
+        """END_OF_TURN now if the caller is silent and ``end_silence`` (just lowered) has
+        passed; for a verdict that arrives between two VAD windows."""
+        if (self._phase is _Phase.IN_TURN and not self._speaking
+                and now - self._speech_end >= self.end_silence):
+            return self._end(now)
+        return None
+
+    def _end(self, end: int, max_turn: bool = False) -> TurnEvent:
         assert self._onset is not None
-        ev = TurnEvent(TurnEventKind.END_OF_TURN, end, self._onset, self._speech_end)
+        ev = TurnEvent(TurnEventKind.END_OF_TURN, end, self._onset, self._speech_end, max_turn)
         self._phase = _Phase.IDLE
         self._onset = None
         self._paused = False

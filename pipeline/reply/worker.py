@@ -29,6 +29,7 @@ from pipeline.reply.guard import REFUSAL, ClauseVerdict, SpeechGuard
 from pipeline.reply.llm import stream_chat
 from pipeline.reply.openai_llm import LlmError
 from pipeline.reply.tools import CallActions, ToolResult, parse_tool_call
+from pipeline.reply.tts import Speech, TtsUnavailable
 from pipeline.turn_record import TurnRecord
 
 FIRST_CLAUSE_WORDS = 5  # the caller waits for the first clause: cut it early (by words)
@@ -123,7 +124,7 @@ class ReplyWorker:
 
         def speak(clauses: list[str]) -> None:
             for clause in self._speakable(u, clauses):
-                for speech in self.engines.tts.synthesize(clause):
+                for speech in self._synthesize(clause, rec):
                     if rec is not None and rec.tts_first_audio_seconds is None:
                         rec.tts_first_audio_seconds = self.clock() - t0
                     u.add_clause(clause, speech.pcm, speech.word_ends)
@@ -150,7 +151,7 @@ class ReplyWorker:
                 chunker.feed("".join(parts))
                 audio = [(c, speech)
                          for c in self._speakable(u, chunker.feed("") + chunker.flush())
-                         for speech in self.engines.tts.synthesize(c)]
+                         for speech in self._synthesize(c, rec)]
                 if rec is not None:
                     rec.tts_first_audio_seconds = self.clock() - t0
                 for clause, speech in audio:
@@ -191,6 +192,23 @@ class ReplyWorker:
             keep.append(c)
         return keep
 
+    def _synthesize(self, text: str, rec: TurnRecord | None) -> list[Speech]:
+        """The speech of ``text``, or none when a remote voice failed: the clause is skipped
+        (logged, and noted in the turn's record), the call goes on. After one failure the
+        reply's other clauses are skipped too: each would wait for the same dead server."""
+        if rec is not None and rec.tts_error:
+            self.log.warning("not spoken (text-to-speech failed earlier in this reply): %r",
+                             self._secrets.redact(text))
+            return []
+        try:
+            return list(self.engines.tts.synthesize(text))
+        except TtsUnavailable as e:
+            self.log.warning("not spoken (text-to-speech failed: %s): %r", e,
+                             self._secrets.redact(text))
+            if rec is not None:
+                rec.tts_error = str(e)
+            return []
+
     def _done_generating(self, u: Utterance) -> None:
         u.finished_generating = True
         if not u.clauses and not u.cancelled:  # nothing to say: let the core move on
@@ -198,7 +216,7 @@ class ReplyWorker:
 
     def _speak_all(self, u: Utterance, text: str) -> None:
         """Synthesize ``text`` into the utterance (not streamed: tool phrases are short)."""
-        for speech in self.engines.tts.synthesize(text):
+        for speech in self._synthesize(text, None):
             if not u.add_clause(text, speech.pcm, speech.word_ends):
                 return
         u.generated_text = u.spoken_text()

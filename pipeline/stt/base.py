@@ -47,6 +47,16 @@ class SttModelError(ModelError):
     (a ``ModelError``: the CLI reports it as a model error and exits 3)."""
 
 
+class SttUnavailable(RuntimeError):
+    """A remote backend could not transcribe (server down, refusing, too slow, or dying
+    mid-answer). Not a bug: the turn counts as unheard and the call goes on."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        """What failed, e.g. ``refused`` or ``timeout`` (``pipeline.wyoming.client.KINDS``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Word:
     """One recognised word with its place on the stream's clock."""

@@ -4,7 +4,8 @@ A whole-utterance backend (Whisper) transcribes a turn's audio as a job on the c
 worker; a streaming backend (Vosk) hears every inbound frame on a thread of its own and hands
 over its partial at a pause and its final at the end of the turn, with no re-decode. Either
 way the text comes back through ``on_text(turn_id, rec, text)``, which only queues work for
-the listener.
+the listener. A remote backend that fails gives the empty text (an unheard turn) with the
+reason in the record's ``stt_error``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from pipeline.audio.frames import BRIDGE_RATE, int16_to_float, write_wav
 from pipeline.core.conversation import Transcribe
 from pipeline.models import Engines
-from pipeline.stt.base import StreamWorker, Transcript, TurnWords
+from pipeline.stt.base import StreamWorker, SttUnavailable, Transcript, TurnWords
 from pipeline.turn_record import TurnRecord
 
 PRE_ROLL = 5120  # samples (320 ms) of audio before the detected speech onset
@@ -85,7 +86,12 @@ class TurnTranscriber:
         t0 = self.clock()
         if self.turn_audio_dir:
             write_wav(self._wav_path(a.turn_id), audio)
-        text = self.engines.stt.transcribe(int16_to_float(audio))
+        try:
+            text = self.engines.stt.transcribe(int16_to_float(audio))
+        except SttUnavailable as e:  # a speech server failed: the turn is unheard, not fatal
+            text = ""
+            rec.stt_error = str(e)
+            self.log.warning("turn %d: not transcribed (%s)", a.turn_id, e)
         rec.stt_seconds = self.clock() - t0
         rec.caller_text = text
         self.log.info("turn %d: caller said %r (%.2f s of audio, stt %.0f ms)", a.turn_id,
