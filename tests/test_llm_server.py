@@ -4,6 +4,7 @@ SIGKILL; nothing faked."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -224,3 +225,82 @@ def test_tool_router_asks_the_same_server(server):
     with pytest.raises(LlmError) as e:
         dead.route("Where is my order 4512?")
     assert e.value.kind == "connect"
+
+
+class ScriptedHttpServer:
+    """A misbehaving server on a real loopback socket: answers each connection with the given
+    bytes (then, with ``stall``, keeps it open without a word)."""
+
+    def __init__(self, reply: bytes, stall: bool = False) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.reply, self.stall = reply, stall
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.sock.accept()
+                self.conns.append(conn)
+                conn.recv(65536)
+                conn.sendall(self.reply)
+                if not self.stall:
+                    conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def sse_reply(*events: bytes) -> bytes:
+    body = b"".join(b"data: " + e + b"\n\n" for e in events)
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def sse_chunked(*events: bytes) -> bytes:
+    """Headers and these events, chunked as a streaming server sends them (no end chunk)."""
+    out = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n")
+    for e in events:
+        data = b"data: " + e + b"\n\n"
+        out += b"%x\r\n%s\r\n" % (len(data), data)
+    return out
+
+
+HELLO = b'{"choices": [{"delta": {"content": "Hello"}}]}'
+
+
+@pytest.mark.parametrize(("reply", "stall", "kind", "pieces"), [
+    # words, then silence: stalled after [llm] timeout (mid-reply, not first-token)
+    (sse_chunked(HELLO), True, "stalled", ["Hello"]),
+    (sse_chunked(), True, "first_token_timeout", []),  # headers, then nothing
+    (sse_reply(HELLO, b"{oops"), False, "protocol", ["Hello"]),
+    (sse_reply(b'{"error": {"message": "out of memory"}}'), False, "server_error", []),
+    (sse_reply(HELLO), False, "broken", ["Hello"]),  # closed without [DONE] or a finish
+    (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy", False,
+     "http_status", []),
+])
+def test_misbehaving_servers_fail_with_their_kind(reply, stall, kind, pieces):
+    srv = ScriptedHttpServer(reply, stall)
+    try:
+        llm = backend(srv.url, first_token_timeout=1.0, timeout=0.5)
+        got = []
+        t0 = time.monotonic()
+        with pytest.raises(LlmError) as e:
+            for piece in stream_chat(llm.acquire(), [{"role": "user", "content": "Hi"}], 8, 0.0):
+                got.append(piece)
+        assert e.value.kind == kind and got == pieces, (e.value, got)
+        assert time.monotonic() - t0 < 1.5
+    finally:
+        srv.close()
+    # a whole reply from the same kind of server is fine
+    srv = ScriptedHttpServer(sse_reply(HELLO, b"[DONE]"))
+    try:
+        assert list(stream_chat(backend(srv.url).acquire(), [], 8, 0.0)) == ["Hello"]
+    finally:
+        srv.close()

@@ -165,3 +165,19 @@ def test_server_killed_mid_call_apology_then_answered_again(gateway, server, whi
     errors = sum(v for (name, labels), v in m.items()
                  if name == "voicebot_llm_errors_total" and ("backend", "openai") in labels)
     assert errors >= 1
+
+
+def test_gateway_starts_with_the_server_down(tmp_path):
+    """A dead LLM server is no reason not to answer calls: the warm-up fails, is logged, and
+    the gateway gets ready (its callers hear the apology until the server is up)."""
+    need("baresip", "espeak-ng", "sox")
+    dead = f"http://127.0.0.1:{free_tcp_port()}/v1"
+    gw = GatewayProcess(tmp_path / "gw", extra_toml=f'[llm]\nbackend = "openai"\n'
+                                                    f'base_url = "{dead}"\n')
+    try:
+        gw.start()
+        log = gw.log()
+        assert f"LLM server {dead} did not answer the warm-up (connect:" in log
+        assert "Traceback" not in log
+    finally:
+        assert gw.stop() == 0

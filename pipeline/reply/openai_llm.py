@@ -271,7 +271,9 @@ class OpenAiLlm:
 
     def warm_up(self) -> None:
         """Ask once with the calls' prompt prefix (the server caches it, a cold server loads
-        its model). A server that is down is not fatal: calls hear the apology until it is up."""
+        its model); the router's prompt first, so a one-context server (llama_cpp.server)
+        keeps the calls' prefix. A server that is down is not fatal: calls hear the apology
+        until it is up."""
         from pipeline.reply.llm import stream_chat
 
         prefix = [{"role": "system", "content": self.system_prompt}]
@@ -279,6 +281,7 @@ class OpenAiLlm:
             prefix.append({"role": "assistant", "content": self.greeting})
         t0 = self.clock()
         try:
+            self.route("Hello")
             for _ in stream_chat(self.acquire(), [*prefix, {"role": "user", "content": "Hello"}],
                                  max_tokens=4, temperature=0.0):
                 pass
