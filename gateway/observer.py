@@ -138,6 +138,8 @@ class _Live:
     rtp: dict[str, Any] = field(default_factory=dict)
     media_written: bool = False
     reported: set[int] = field(default_factory=set)
+    llm_reported: set[int] = field(default_factory=set)
+    """Turns whose LLM outcome the metrics have counted."""
     outcome: str | None = None  # set by whoever knows better than the SIP state (failure...)
     barge_ins: int = 0
     dtmf: list[dict[str, Any]] = field(default_factory=list)
@@ -305,7 +307,26 @@ class CallObserver:
                 self._count_turn(live, entry)
             except Exception as e:  # noqa: BLE001 - the line still goes out
                 self._failed("turn", e, "counting a turn")
+        self._count_llm(live, entry)
         self._emit({"type": "turn", "id": live.id, "turn": entry}, "turn")
+
+    def _count_llm(self, live: _Live, entry: Mapping[str, Any]) -> None:
+        """The LLM backend's error or first-token time, once per turn: at the first report
+        that has them (a turn can be reported before its reply, e.g. unanswered at a pause,
+        and again once answered)."""
+        backend = entry.get("llm_backend")
+        if not backend or (not entry.get("llm_error")
+                           and entry["llm_first_token_seconds"] is None):
+            return
+        with self._lock:
+            if entry["turn"] in live.llm_reported:
+                return
+            live.llm_reported.add(entry["turn"])
+        m = self.metrics
+        if entry.get("llm_error"):
+            m.llm_errors.labels(backend, entry["llm_error"]).inc()
+        else:
+            m.llm_first_token.labels(backend).observe(max(0.0, entry["llm_first_token_seconds"]))
 
     def _count_turn(self, live: _Live, entry: Mapping[str, Any]) -> None:
         m = self.metrics
@@ -319,12 +340,6 @@ class CallObserver:
             v = entry[f"{stage}_seconds"]
             if v is not None:
                 m.stage.labels(stage).observe(max(0.0, v))
-        backend = entry.get("llm_backend")
-        if backend:
-            if entry.get("llm_error"):
-                m.llm_errors.labels(backend, entry["llm_error"]).inc()
-            elif (first := entry["llm_first_token_seconds"]) is not None:
-                m.llm_first_token.labels(backend).observe(max(0.0, first))
         ex = {"call_id": live.id}
         if entry["ttfa_seconds"] is not None:
             m.ttfa.observe(entry["ttfa_seconds"], exemplar=ex)

@@ -121,7 +121,7 @@ def test_server_killed_mid_call_apology_then_answered_again(gateway, server, whi
     gap = np.zeros(15 * RATE, np.int16)
     # after q2, time for the restarted server's first request: it is cold (the whole prompt
     # to read, its first evaluation slow) and the box is shared
-    tail = np.zeros(30 * RATE, np.int16)
+    tail = np.zeros(45 * RATE, np.int16)
     source = np.concatenate([np.zeros(6 * RATE, np.int16), q1, gap, q2, tail]).astype(np.int16)
     asked_before = server.chat_requests()
     out: dict = {}

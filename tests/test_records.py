@@ -554,10 +554,14 @@ def test_llm_backend_failures_are_in_the_record_counted_and_shown(tmp_path, caps
                                        caller_text="are you open", first_audio=1002.0,
                                        llm_backend="openai", llm_error="broken",
                                        bot_text="Sorry, I can't answer that right now."))
+    # turn 4 is reported first before its reply (unanswered at a pause), then answered
     obs.turn_done("call-1", TurnRecord(4, 2, 3, committed=1011.0, speech_end_time=1010.5,
-                                       caller_text="and now", first_audio=1012.0,
-                                       llm_backend="openai", llm_first_token_seconds=0.3,
-                                       bot_text="Yes, until five."))
+                                       caller_text="and now"))
+    for _ in range(2):  # the answered turn reported twice: counted once
+        obs.turn_done("call-1", TurnRecord(4, 2, 3, committed=1011.0, speech_end_time=1010.5,
+                                           caller_text="and now", first_audio=1012.0,
+                                           llm_backend="openai", llm_first_token_seconds=0.3,
+                                           bot_text="Yes, until five."))
     obs.ended("call-1", 200, "OK", by_bot=False)
     obs.journal.close()
     turns = records.read(tmp_path / "calls.jsonl").records()[0]["turns"]
