@@ -20,8 +20,12 @@ from pipeline.core.conversation import TurnSettings
 from pipeline.core.end_of_turn import EndOfTurnSettings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pipeline.models import Engines
     from pipeline.options import SessionOptions
+    from pipeline.reply.llm import LlmPool
+    from pipeline.reply.openai_llm import OpenAiLlm
     from pipeline.reply.tools import ToolPolicy
 
 log = logging.getLogger("voicebot")
@@ -138,6 +142,7 @@ def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
         hold_after=cfg.tools.hold_after_ms / 1000,
         holding_phrase=cfg.tools.holding_phrase,
         tool_timeout=cfg.tools.timeout_ms / 1000,
+        apology=cfg.llm.apology,
         turn_audio_dir=cfg.log.turn_audio_dir,
         stt_apology=cfg.stt.apology,
     )
@@ -152,14 +157,14 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
     from pipeline import models
     from pipeline.audio.smart_turn import SmartTurn
     from pipeline.audio.vad import SileroModel
-    from pipeline.reply.llm import LlmPool
     from pipeline.stt import make_stt
 
     t0 = time.monotonic()
     # [stt] model names a Whisper folder only for the whisper backend (vosk: its own check)
     whisper_model = cfg.stt.model if cfg.stt.backend == "whisper" else ""
     paths = models.resolve(whisper_model, cfg.llm.model, cfg.llm.model_sha256,
-                           cfg.tts.voice if cfg.tts.backend == "piper" else "", cfg.llm.bundled)
+                           cfg.tts.voice if cfg.tts.backend == "piper" else "", cfg.llm.bundled,
+                           embedded_llm=cfg.llm.backend == "embedded")
     stt = make_stt(cfg.stt.backend, cfg.stt.model, language=cfg.stt.language,
                    beam_size=cfg.stt.beam_size, threads=cfg.stt.threads,
                    bundled_whisper=paths.whisper_dir, uri=cfg.stt.uri,
@@ -173,9 +178,7 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
     engines = models.Engines(
         vad=SileroModel(paths.vad),
         stt=stt,
-        llm=LlmPool(paths.llm, cfg.sip.max_calls, cfg.llm.threads, cfg.llm.context_tokens,
-                    cfg.llm.gpu_layers, system_prompt(cfg), cfg.llm.greeting,
-                    tools.specs() if tools else None, cfg.llm.repack_weights),
+        llm=llm_backend(cfg, tools, paths.llm),
         tts=make_tts(cfg, paths.piper_voice, on_service_error),
         smart_turn=SmartTurn() if cfg.turn.end_of_turn == "smart" else None,
         max_tokens=cfg.llm.max_tokens, temperature=cfg.llm.temperature,
@@ -184,6 +187,35 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
     engines.warm_up()
     log.info("models ready in %.1f s", time.monotonic() - t0)
     return engines
+
+
+def llm_backend(cfg: Config, tools: ToolPolicy | None,
+                model: Path | None) -> LlmPool | OpenAiLlm:
+    """[llm] backend: llama.cpp in this process (``model``), or an OpenAI-compatible server.
+    The API key is read here from the variable [llm] api_key_env names (never logged)."""
+    import os
+
+    specs = tools.specs() if tools else None
+    llm = cfg.llm
+    if llm.backend == "embedded":
+        from pipeline.reply.llm import LlmPool
+
+        assert model is not None
+        return LlmPool(model, cfg.sip.max_calls, llm.threads, llm.context_tokens,
+                       llm.gpu_layers, system_prompt(cfg), llm.greeting, specs,
+                       llm.repack_weights)
+    from pipeline.reply.breaker import CircuitBreaker
+    from pipeline.reply.openai_llm import OpenAiLlm, ServerSettings
+
+    settings = ServerSettings(
+        base_url=llm.base_url, model=llm.server_model,
+        api_key=os.environ.get(llm.api_key_env, "") if llm.api_key_env else "",
+        connect_timeout=llm.connect_timeout, first_token_timeout=llm.first_token_timeout,
+        timeout=llm.timeout, cache_prompt=llm.cache_prompt)
+    log.info("LLM: OpenAI-compatible server %s (model %s)", llm.base_url,
+             llm.server_model or "not named")
+    return OpenAiLlm(settings, system_prompt(cfg), llm.greeting, specs,
+                     CircuitBreaker(llm.breaker_failures, llm.breaker_cooldown))
 
 
 def make_tts(cfg: Config, piper_voice: Path,

@@ -113,6 +113,30 @@ class SttConfig:
 
 @dataclass(frozen=True)
 class LlmConfig:
+    backend: str = _spec("embedded", choices=("embedded", "openai"),
+                         doc="embedded: llama.cpp in this process; openai: an OpenAI-compatible "
+                             "streaming chat server ([llm] base_url)")
+    base_url: str = _spec("http://127.0.0.1:8080/v1",
+                          doc="openai backend: the server's API root; /chat/completions is added")
+    server_model: str = _spec("", doc="openai backend: the request's model name (vLLM and "
+                                      "Ollama need it); empty = not sent")
+    api_key_env: str = _spec("", doc="openai backend: name of the environment variable holding "
+                                     "the API key (sent as a bearer token); empty = no key")
+    connect_timeout: float = _spec(2.0, lo=0.1, hi=60.0, doc="openai backend: seconds to connect")
+    first_token_timeout: float = _spec(
+        5.0, lo=0.2, hi=120.0, doc="openai backend: seconds from a request to its first words; "
+                                   "later the apology is said")
+    timeout: float = _spec(10.0, lo=0.2, hi=300.0,
+                           doc="openai backend: longest pause mid-reply before the apology")
+    cache_prompt: bool = _spec(True, doc="openai backend: send llama.cpp's cache_prompt and "
+                                         "repeat_penalty; false for servers that refuse "
+                                         "unknown fields")
+    breaker_failures: int = _spec(3, lo=1, hi=100, doc="openai backend: failures in a row that "
+                                                       "stop requests for breaker_cooldown")
+    breaker_cooldown: float = _spec(20.0, lo=0.0, hi=3600.0,
+                                    doc="openai backend: seconds without requests after that")
+    apology: str = _spec("Sorry, I can't answer that right now. Please ask me again in a moment.",
+                         doc="said when the LLM server fails a turn; the call goes on")
     model: str = _spec("", doc="GGUF file; empty = the bundled model [llm] bundled names")
     bundled: str = _spec("qwen2.5-coder-1.5b", choices=("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"),
                          doc="bundled model used when [llm] model is empty: 1.5b answers "
@@ -394,6 +418,25 @@ def business_of(b: BusinessConfig):  # -> pipeline.facts.business.Business | Non
                           currency=b.currency, facts=b.facts, fallback=b.fallback, **parsed)
 
 
+def _check_llm(llm: LlmConfig, env: Mapping[str, str]) -> None:
+    from urllib.parse import urlsplit
+
+    if llm.backend != "openai":
+        return
+    url = urlsplit(llm.base_url)
+    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+        raise ConfigError(f"[llm] base_url = {llm.base_url!r} is invalid: expected an http:// or "
+                          "https:// URL such as 'http://127.0.0.1:8080/v1' ([llm] backend = "
+                          "'openai')")
+    try:
+        url.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ConfigError(f"[llm] base_url = {llm.base_url!r} is invalid: bad port") from None
+    if llm.api_key_env and not env.get(llm.api_key_env):
+        raise ConfigError(f"[llm] api_key_env = {llm.api_key_env!r}: that environment variable "
+                          "is not set (it should hold the server's API key)")
+
+
 def _check_cross(cfg: Config) -> None:
     _check_stt(cfg.stt)
     _check_uri("stt", cfg.stt.backend, cfg.stt.uri)
@@ -442,6 +485,7 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Conf
         sections[name] = cls(**values)
     cfg = Config(**sections)
     _check_cross(cfg)
+    _check_llm(cfg.llm, env)
     return cfg
 
 

@@ -23,6 +23,7 @@ from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler, ma
 
 from gateway.sip_screen import REASONS as SCREEN_REASONS
 from pipeline.core.end_of_turn import Reason
+from pipeline.reply.openai_llm import ERROR_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ REG_FAILURE_KINDS = ("4xx", "5xx", "6xx", "timeout", "transport")
 DTMF_METHODS = ("rfc4733", "sip_info")
 TRANSFER_OUTCOMES = ("accepted", "failed", "timeout")
 RECORD_STAGES = ("open", "media", "turn", "close", "observer")
+LLM_BACKENDS = ("embedded", "openai")
 SPEECH_SERVICE_ERRORS = ("refused", "unreachable", "timeout", "closed", "protocol", "server")
 """pipeline.wyoming.client.KINDS (a test keeps them equal)."""
 
@@ -160,6 +162,15 @@ class Metrics:
             "voicebot_transfers", "Blind transfers (SIP REFER) by outcome: accepted (the "
             "target answered), failed (REFER refused or the new call failed), timeout (no "
             "final NOTIFY in time)", ["outcome"], registry=r)
+        self.llm_errors = Counter(
+            "voicebot_llm_errors", "Caller turns the LLM backend failed (the caller heard the "
+            "apology), by backend and kind: connect, http_status, first_token_timeout, stalled "
+            "(mid-reply), broken (stream cut), protocol, server_error, circuit_open (not tried: "
+            "the server kept failing)", ["backend", "kind"], registry=r)
+        self.llm_first_token = Histogram(
+            "voicebot_llm_first_token_seconds", "Request to the LLM's first words, per backend "
+            "(embedded = llama.cpp in the gateway, openai = a server)", ["backend"],
+            buckets=LATENCY_BUCKETS, registry=r)
         self.speech_service_errors = Counter(
             "voicebot_speech_service_errors", "Requests to a remote speech server ([stt] or "
             "[tts] backend = 'wyoming') that failed, by stage (stt, tts) and kind: refused, "
@@ -167,6 +178,10 @@ class Metrics:
             "server (an error event). The call goes on: an apology, or a clause skipped",
             ["stage", "kind"], registry=r)
         # every label value exists from the start (a dashboard query never finds nothing)
+        for b in LLM_BACKENDS:
+            self.llm_first_token.labels(b)
+        for k in ERROR_KINDS:
+            self.llm_errors.labels("openai", k)
         for o in CALL_OUTCOMES:
             self.calls.labels(o)
         for s in STAGES:

@@ -99,6 +99,8 @@ def turn_entry(rec: TurnRecord, t0: float, jb_delay_ms: float,
         "end_of_turn_score": _num(rec.end_of_turn_score),
         "false_interruption": bool(rec.false_interruption),
         "facts_note": rec.facts_note,
+        "llm_backend": rec.llm_backend,
+        "llm_error": rec.llm_error or None,
         "stt_error": rec.stt_error or None,
         "tts_error": rec.tts_error or None,
     }
@@ -137,6 +139,8 @@ class _Live:
     rtp: dict[str, Any] = field(default_factory=dict)
     media_written: bool = False
     reported: set[int] = field(default_factory=set)
+    llm_reported: set[int] = field(default_factory=set)
+    """Turns whose LLM outcome the metrics have counted."""
     outcome: str | None = None  # set by whoever knows better than the SIP state (failure...)
     barge_ins: int = 0
     dtmf: list[dict[str, Any]] = field(default_factory=list)
@@ -304,7 +308,26 @@ class CallObserver:
                 self._count_turn(live, entry)
             except Exception as e:  # noqa: BLE001 - the line still goes out
                 self._failed("turn", e, "counting a turn")
+        self._count_llm(live, entry)
         self._emit({"type": "turn", "id": live.id, "turn": entry}, "turn")
+
+    def _count_llm(self, live: _Live, entry: Mapping[str, Any]) -> None:
+        """The LLM backend's error or first-token time, once per turn: at the first report
+        that has them (a turn can be reported before its reply, e.g. unanswered at a pause,
+        and again once answered)."""
+        backend = entry.get("llm_backend")
+        if not backend or (not entry.get("llm_error")
+                           and entry["llm_first_token_seconds"] is None):
+            return
+        with self._lock:
+            if entry["turn"] in live.llm_reported:
+                return
+            live.llm_reported.add(entry["turn"])
+        m = self.metrics
+        if entry.get("llm_error"):
+            m.llm_errors.labels(backend, entry["llm_error"]).inc()
+        else:
+            m.llm_first_token.labels(backend).observe(max(0.0, entry["llm_first_token_seconds"]))
 
     def _count_turn(self, live: _Live, entry: Mapping[str, Any]) -> None:
         m = self.metrics

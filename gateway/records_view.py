@@ -149,6 +149,9 @@ def format_call(r: Mapping[str, Any]) -> str:
                 _ms(t.get("ttfa_seconds")), _ms(t.get("ttfa_bridge_seconds")), jb))
         if _number(t.get("barge_in_seconds")) is not None:
             lines.append(f"    barge-in {_ms(t['barge_in_seconds'])} ms")
+        if t.get("llm_error"):
+            lines.append(f"    llm error {_show(t['llm_error'])} "
+                         f"({_show(t.get('llm_backend', '?'))}; the caller heard the apology)")
         for stage in ("stt", "tts"):  # a speech server failed this turn (the call went on)
             if t.get(f"{stage}_error"):
                 lines.append(f"    {stage} error {_show(t[f'{stage}_error'])}")

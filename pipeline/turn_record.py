@@ -38,6 +38,11 @@ class TurnRecord:
     """The turn was typed on the keypad (DTMF), not spoken."""
     route_seconds: float | None = None
     """Time the tool router took to decide (tools enabled only)."""
+    llm_backend: str = ""
+    """Which LLM backend answered (embedded, openai)."""
+    llm_error: str = ""
+    """Why the LLM gave no (whole) reply: pipeline/reply/openai_llm.py ``ERROR_KINDS``; the
+    caller heard the apology instead. Empty: no failure."""
     end_of_turn_reason: str = ""
     """Why the turn ended (pipeline/core/end_of_turn.py ``Reason``): complete, incomplete,
     timeout, max_turn; empty for a keypad turn."""

@@ -548,6 +548,39 @@ def test_the_log_handler_writes_hostile_text_instead_of_raising(capsys):
     assert "Traceback" in out and 'ValueError: "Bob \\xff' in out
 
 
+def test_llm_backend_failures_are_in_the_record_counted_and_shown(tmp_path, capsys):
+    from gateway.cli import main
+
+    obs, m, clock = _observer(tmp_path)
+    cid = obs.answering("call-1", {"remote_uri": "<sip:alice@example.com>"})
+    obs.turn_done("call-1", TurnRecord(2, 0, 1, committed=1001.0, speech_end_time=1000.5,
+                                       caller_text="are you open", first_audio=1002.0,
+                                       llm_backend="openai", llm_error="broken",
+                                       bot_text="Sorry, I can't answer that right now."))
+    # turn 4 is reported first before its reply (unanswered at a pause), then answered
+    obs.turn_done("call-1", TurnRecord(4, 2, 3, committed=1011.0, speech_end_time=1010.5,
+                                       caller_text="and now"))
+    for _ in range(2):  # the answered turn reported twice: counted once
+        obs.turn_done("call-1", TurnRecord(4, 2, 3, committed=1011.0, speech_end_time=1010.5,
+                                           caller_text="and now", first_audio=1012.0,
+                                           llm_backend="openai", llm_first_token_seconds=0.3,
+                                           bot_text="Yes, until five."))
+    obs.ended("call-1", 200, "OK", by_bot=False)
+    obs.journal.close()
+    turns = records.read(tmp_path / "calls.jsonl").records()[0]["turns"]
+    assert [(t["llm_backend"], t["llm_error"]) for t in turns] == [("openai", "broken"),
+                                                                   ("openai", None)]
+    assert v(m, "voicebot_llm_errors_total", backend="openai", kind="broken") == 1
+    assert v(m, "voicebot_llm_errors_total", backend="openai", kind="connect") == 0
+    # first-token time only for the turn the server answered, per backend
+    assert v(m, "voicebot_llm_first_token_seconds_count", backend="openai") == 1
+    assert v(m, "voicebot_llm_first_token_seconds_count", backend="embedded") == 0
+    assert main(["calls", "--journal", str(tmp_path / "calls.jsonl"), "show", cid]) == 0
+    out = capsys.readouterr().out
+    assert "llm error broken (openai; the caller heard the apology)" in out
+    assert out.count(" error ") == 1
+
+
 def test_speech_server_failures_are_in_the_record_and_shown(tmp_path, capsys):
     from gateway.cli import main
 

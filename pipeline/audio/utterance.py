@@ -38,10 +38,27 @@ class Utterance:
     _decided: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pending: list[bytes] = field(default_factory=list)
+    _on_cancel: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
+
+    def on_cancel(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Run ``fn`` (on the interrupting thread) when the utterance is interrupted, or now if
+        it was; returns a function that forgets it. For work that polling cannot stop at once,
+        e.g. a server stream blocked in a read."""
+        with self._lock:
+            if not self._cancel.is_set():
+                self._on_cancel.append(fn)
+                return lambda: self._forget(fn)
+        fn()
+        return lambda: None
+
+    def _forget(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            if fn in self._on_cancel:
+                self._on_cancel.remove(fn)
 
     def add_clause(self, text: str, pcm: bytes, word_ends: list[int] | None = None) -> bool:
         """Queue a synthesized clause for playout; False if the utterance was cancelled."""
@@ -76,7 +93,10 @@ class Utterance:
             self._cancel.set()
             self.interrupted = True
             self._pending.clear()
+            hooks, self._on_cancel = self._on_cancel, []
         self._decided.set()
+        for fn in hooks:
+            fn()
         self.playout.flush(self.id)
         return self.heard_text()
 

@@ -85,6 +85,10 @@ def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
 
 
 class LlmPool:
+    """The embedded backend: llama.cpp in this process, a context per call slot."""
+
+    backend = "embedded"
+
     def __init__(self, model: Path, size: int, threads: int = 2, context_tokens: int = 2048,
                  gpu_layers: int = 0, system_prompt: str = "", greeting: str = "",
                  tools: list[dict] | None = None, repack: bool = True) -> None:
@@ -131,18 +135,11 @@ class LlmPool:
         when the reply would be words (decided by its first token)."""
         if self._router is None:
             return None
-        from pipeline.reply.tools import looks_like_tool_call
-
         messages = [{"role": "system", "content": self.system_prompt},
                     {"role": "user", "content": caller_text}]
-        parts: list[str] = []
         with self._router_lock:
-            for piece in stream_chat(self._router, messages, 64, 0.0, cancelled, self.tools):
-                parts.append(piece)
-                if looks_like_tool_call("".join(parts)) is False:
-                    return None
-        text = "".join(parts)
-        return text if looks_like_tool_call(text) else None
+            return first_tool_call(stream_chat(self._router, messages, 64, 0.0, cancelled,
+                                               self.tools))
 
     def acquire(self, timeout: float = 5.0):  # -> Llama
         return self._free.get(timeout=timeout)
@@ -151,16 +148,40 @@ class LlmPool:
         self._free.put(llm)
 
 
+def first_tool_call(pieces: Iterator[str]) -> str | None:
+    """Read a reply only as far as its start tells whether it is a tool call: the call's text
+    (JSON) or None (words). The stream is closed either way."""
+    from pipeline.reply.tools import looks_like_tool_call
+
+    parts: list[str] = []
+    with contextlib.closing(pieces):  # type: ignore[type-var]
+        for piece in pieces:
+            parts.append(piece)
+            if looks_like_tool_call("".join(parts)) is False:
+                return None
+    text = "".join(parts)
+    return text if looks_like_tool_call(text) else None
+
+
 def stream_chat(llm, messages: list[dict[str, str]], max_tokens: int, temperature: float,
                 cancelled: Callable[[], bool] = lambda: False,
-                tools: list[dict] | None = None) -> Iterator[str]:
+                tools: list[dict] | None = None,
+                watch: Callable[[Callable[[], None]], Callable[[], None]] | None = None,
+                ) -> Iterator[str]:
     """Yield text pieces as they are generated; stops between tokens once ``cancelled()``.
     With ``tools``, the model's chat template describes them and a reply may be a tool call
-    (a JSON object, see pipeline/reply/tools.py); the caller decides what to do with it."""
+    (a JSON object, see pipeline/reply/tools.py); the caller decides what to do with it.
+
+    ``llm`` is a llama.cpp context or a server backend's per-call handle (``RemoteChat``):
+    both answer ``create_chat_completion``. ``watch(abort)`` is handed a server stream's
+    abort (it returns a function that forgets it): a barge-in closes the connection at once
+    instead of at the next token. A server's failure raises ``LlmError``."""
     extra = {"tools": tools} if tools else {}
     stream = llm.create_chat_completion(messages, stream=True, max_tokens=max_tokens,
                                         temperature=temperature, top_p=0.9, repeat_penalty=1.1,
                                         **extra)
+    abort = getattr(stream, "abort", None)
+    unwatch = watch(abort) if watch is not None and abort is not None else None
     try:
         for chunk in stream:
             if cancelled():
@@ -169,7 +190,9 @@ def stream_chat(llm, messages: list[dict[str, str]], max_tokens: int, temperatur
             if piece:
                 yield piece
     finally:
-        stream.close()  # frees llama's generator state at once, also on cancel
+        if unwatch is not None:
+            unwatch()
+        stream.close()  # frees llama's generator state (or the connection) at once
         _free_sampler(llm)
 
 

@@ -8,7 +8,8 @@ tool dialogue, the tool runner and the speech filters.
 The reply path, from a committed (or speculative) turn to clauses queued for playout, reads
 top to bottom in ``_respond``: a pending question? (``ToolDialogue.answer``) -> the tool
 router (``_route``, ``_tool_turn``) -> the LLM stream -> the clause chunker -> the speech
-filters (``_speakable``) -> TTS -> the utterance (playout).
+filters (``_speakable``) -> TTS -> the utterance (playout). A server backend's failure
+(``LlmError``) becomes the apology (``_llm_failed``); the call goes on.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pipeline.reply.chunker import ClauseChunker
 from pipeline.reply.dialogue import Step, StepKind, ToolDialogue
 from pipeline.reply.guard import REFUSAL, ClauseVerdict, SpeechGuard
 from pipeline.reply.llm import stream_chat
+from pipeline.reply.openai_llm import LlmError
 from pipeline.reply.tools import CallActions, ToolResult, parse_tool_call
 from pipeline.reply.tts import Speech, TtsUnavailable
 from pipeline.turn_record import TurnRecord
@@ -106,6 +108,8 @@ class ReplyWorker:
         if u.cancelled:
             return
         caller_text = messages[-1]["content"] if messages else ""
+        if rec is not None:
+            rec.llm_backend = getattr(self.engines.llm, "backend", "embedded")
         if self._dialogue is not None and (self._answer_question(u, rec, caller_text)
                                            or self._route(u, rec, caller_text)):
             self._done_generating(u)
@@ -125,17 +129,23 @@ class ReplyWorker:
                         rec.tts_first_audio_seconds = self.clock() - t0
                     u.add_clause(clause, speech.pcm, speech.word_ends)
 
-        for piece in stream_chat(self._llm, messages, self.engines.max_tokens,
-                                 self.engines.temperature, lambda: u.cancelled):
-            if rec is not None and rec.llm_first_token_seconds is None:
-                rec.llm_first_token_seconds = self.clock() - t0
-            parts.append(piece)
-            # kept current: a barge-in records the words generated up to that moment
-            u.generated_text = self._secrets.redact("".join(parts).strip())
-            if self.options.streaming:
-                speak(chunker.feed(piece))
-            if u.cancelled or u.withheld:
-                break
+        try:
+            for piece in stream_chat(self._llm, messages, self.engines.max_tokens,
+                                     self.engines.temperature, lambda: u.cancelled,
+                                     watch=u.on_cancel):
+                if rec is not None and rec.llm_first_token_seconds is None:
+                    rec.llm_first_token_seconds = self.clock() - t0
+                parts.append(piece)
+                # kept current: a barge-in records the words generated up to that moment
+                u.generated_text = self._secrets.redact("".join(parts).strip())
+                if self.options.streaming:
+                    speak(chunker.feed(piece))
+                if u.cancelled or u.withheld:
+                    break
+        except LlmError as e:
+            self._llm_failed(u, rec, e)
+            self._done_generating(u)
+            return
         if not u.cancelled:
             if not self.options.streaming:  # the sequential baseline: whole reply, then speech
                 chunker.feed("".join(parts))
@@ -150,6 +160,15 @@ class ReplyWorker:
                 speak(chunker.flush())
         u.generated_text = self._secrets.redact("".join(parts).strip())
         self._done_generating(u)
+
+    def _llm_failed(self, u: Utterance, rec: TurnRecord | None, e: LlmError) -> None:
+        """The server failed this turn: say the apology after whatever was already spoken (a
+        clause half generated is dropped) and let the call go on; the next turn asks again."""
+        if rec is not None:
+            rec.llm_error = e.kind
+        self.log.warning("LLM server failed the turn (%s): %s", e.kind, e.detail)
+        if not u.cancelled and self.options.apology:
+            self._speak_all(u, self.options.apology)
 
     def _speakable(self, u: Utterance, clauses: list[str]) -> list[str]:
         """The clauses the speech filters let through (pipeline/reply/guard.py): one that
@@ -227,7 +246,13 @@ class ReplyWorker:
         if not self._dialogue.policy.might_apply(caller_text):
             return False
         t0 = self.clock()
-        routed = self.engines.llm.route(caller_text, lambda: u.cancelled)
+        try:
+            routed = self.engines.llm.route(caller_text, lambda: u.cancelled)
+        except LlmError as e:  # the router shares the server: the turn gets the apology
+            if rec is not None:
+                rec.route_seconds = self.clock() - t0
+            self._llm_failed(u, rec, e)
+            return True
         if rec is not None:
             rec.route_seconds = self.clock() - t0
         if routed is None or u.cancelled:

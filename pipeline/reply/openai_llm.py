@@ -1,0 +1,305 @@
+"""The language model on a server: any OpenAI-compatible streaming chat endpoint
+(``POST {base_url}/chat/completions`` with ``stream: true``): llama.cpp's server,
+llama-cpp-python's ``llama_cpp.server``, vLLM, Ollama.
+
+It offers what the embedded ``LlmPool`` offers (``acquire``/``release`` a per-call handle,
+``route``, ``warm_up``), and the per-call handle answers ``create_chat_completion`` with
+chunks shaped like llama-cpp-python's, so the reply worker streams both the same way
+(``pipeline.reply.llm.stream_chat``).
+
+Failures are bounded in time and typed (``LlmError.kind``), so the worker can turn them into
+an apology: connect (``connect_timeout``), the first words (``first_token_timeout``, from the
+request to the first text), every later piece (``timeout``). A circuit breaker
+(pipeline/reply/breaker.py) shared by the process's calls stops requests to a server that
+keeps failing. ``ChatStream.abort`` (any thread) shuts the socket down, so a barge-in ends
+the request at once, also while the server is still reading the prompt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from pipeline.reply.breaker import CircuitBreaker
+from pipeline.reply.sse import ChunkReader, SseDecoder, StreamError
+
+log = logging.getLogger(__name__)
+
+ERROR_KINDS = ("connect", "http_status", "first_token_timeout", "stalled", "broken",
+               "protocol", "server_error", "circuit_open")
+"""What went wrong with a request (the call record's ``llm_error``, the metrics' ``kind``)."""
+
+MAX_LINE = 1 << 20
+
+
+class LlmError(RuntimeError):
+    """A request to the LLM server failed; ``kind`` is one of ``ERROR_KINDS``."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    base_url: str
+    """Up to the API version, e.g. http://127.0.0.1:8080/v1 (``/chat/completions`` is added)."""
+    model: str = ""
+    """Sent as the request's ``model``; empty = left out (one-model llama.cpp servers)."""
+    api_key: str = field(default="", repr=False)
+    connect_timeout: float = 2.0
+    first_token_timeout: float = 5.0
+    timeout: float = 10.0
+    """Longest wait for the next piece once the reply streams."""
+    cache_prompt: bool = True
+    """Send llama.cpp's own fields (``cache_prompt``, ``repeat_penalty``)."""
+
+
+def chat_body(messages: list[dict[str, str]], max_tokens: int, temperature: float,
+              settings: ServerSettings, *, top_p: float = 0.9, repeat_penalty: float = 1.1,
+              tools: list[dict] | None = None, cache: bool = True) -> dict[str, Any]:
+    """The request's JSON. The messages go as given: the system prompt first and the history
+    in a stable order, so a server's prefix cache (llama.cpp slots, vLLM's automatic prefix
+    caching) reuses what it read last turn."""
+    body: dict[str, Any] = {"messages": messages, "stream": True, "max_tokens": max_tokens,
+                            "temperature": temperature, "top_p": top_p}
+    if settings.model:
+        body["model"] = settings.model
+    if tools:
+        body["tools"] = tools
+    if settings.cache_prompt:
+        body["cache_prompt"] = cache
+        body["repeat_penalty"] = repeat_penalty
+    return body
+
+
+class ChatStream:
+    """One streamed request. Iterating yields llama-cpp-python-shaped chunks
+    (``{"choices": [{"delta": {"content": text}}]}``) and raises ``LlmError``; ``abort()``
+    from another thread ends it at once (the iteration then just stops)."""
+
+    def __init__(self, settings: ServerSettings, body: dict[str, Any],
+                 breaker: CircuitBreaker, clock: Callable[[], float] = time.monotonic) -> None:
+        self._s = settings
+        self._breaker = breaker
+        self._clock = clock
+        self._aborted = threading.Event()
+        self._verdict = False  # the breaker has heard how this request went
+        url = urlsplit(settings.base_url)
+        cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        self._where = url.netloc
+        self._conn = cls(url.hostname or "", url.port, timeout=settings.connect_timeout)
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if settings.api_key:
+            headers["Authorization"] = f"Bearer {settings.api_key}"
+        self.started = clock()
+        self.first_text: float | None = None
+        """When the first text arrived (clock time), if it did."""
+        try:  # connects (bounded by connect_timeout) and sends the request
+            self._conn.request("POST", url.path.rstrip("/") + "/chat/completions",
+                               json.dumps(body).encode(), headers)
+        except (OSError, http.client.HTTPException) as e:
+            self._conn.close()
+            self._fail()
+            raise LlmError("connect", f"{self._where}: {_reason(e)}") from None
+        self._gen = self._chunks()
+
+    def __iter__(self) -> ChatStream:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        return next(self._gen)
+
+    def abort(self) -> None:
+        """Any thread: close the connection now (a blocked read returns at once)."""
+        self._aborted.set()
+        sock = self._conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """The reading thread, when done with it (also after an abort)."""
+        self._gen.close()
+        self._conn.close()
+        if not self._verdict:
+            self._verdict = True
+            self._breaker.abandoned(self._clock())
+
+    def _fail(self) -> None:
+        self._verdict = True
+        self._breaker.failed(self._clock())
+
+    def _wait_until(self, deadline: float) -> None:
+        left = deadline - self._clock()
+        if left <= 0:
+            raise TimeoutError
+        if self._conn.sock is not None:
+            self._conn.sock.settimeout(left)
+
+    def _chunks(self) -> Iterator[dict[str, Any]]:
+        s = self._s
+        status = 0
+        try:
+            deadline = self.started + s.first_token_timeout
+            self._wait_until(deadline)
+            resp = self._conn.getresponse()
+            status = resp.status
+            if status != 200:
+                detail = resp.read(500).decode("utf-8", "replace").strip()
+                raise LlmError("http_status", f"HTTP {status} {resp.reason}: {detail[:200]}")
+            decoder, reader = SseDecoder(), ChunkReader()
+            while not reader.done:
+                if self._aborted.is_set():  # pieces already buffered are not wanted
+                    return
+                if self.first_text is not None:
+                    deadline = self._clock() + s.timeout
+                self._wait_until(deadline)
+                line = resp.readline(MAX_LINE)
+                if not line:  # the server closed the stream
+                    data = decoder.end()
+                    text = reader.read(data) if data is not None else ""
+                    if text:
+                        yield _chunk(text)
+                    if reader.done or reader.finished:
+                        break
+                    raise LlmError("broken", "the server closed the stream before its end")
+                if len(line) == MAX_LINE and not line.endswith(b"\n"):
+                    raise LlmError("protocol", f"a line longer than {MAX_LINE} bytes")
+                data = decoder.feed_line(line)
+                if data is None:
+                    continue
+                text = reader.read(data)
+                if not text:
+                    continue
+                if self.first_text is None:
+                    self.first_text = self._clock()
+                    self._verdict = True  # it answers: the server is up
+                    self._breaker.succeeded(self.first_text)
+                yield _chunk(text)
+        except LlmError:
+            if self._aborted.is_set():
+                return
+            self._fail()
+            raise
+        except StreamError as e:
+            self._fail()
+            raise LlmError(e.kind, str(e)) from None
+        except TimeoutError:
+            if self._aborted.is_set():
+                return
+            self._fail()
+            if self.first_text is None:
+                raise LlmError("first_token_timeout",
+                               f"no words within {s.first_token_timeout:g} s") from None
+            raise LlmError("stalled", f"nothing for {s.timeout:g} s mid-reply") from None
+        except (OSError, http.client.HTTPException) as e:
+            if self._aborted.is_set():
+                return  # our own shutdown, not the server's failure
+            self._fail()
+            kind = "broken" if status == 200 else "connect"
+            raise LlmError(kind, f"{self._where}: {_reason(e)}") from None
+
+
+def _chunk(text: str) -> dict[str, Any]:
+    return {"choices": [{"delta": {"content": text}}]}
+
+
+def _reason(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+class RemoteChat:
+    """One call's handle on the server (what ``LlmPool.acquire`` gives for a llama.cpp
+    context): the call's requests go through it."""
+
+    def __init__(self, server: OpenAiLlm) -> None:
+        self._server = server
+        self._cache_next = True
+
+    def reset(self) -> None:
+        """The next request reads its whole prompt again (the "cascade" baseline)."""
+        self._cache_next = False
+
+    def create_chat_completion(self, messages: list[dict[str, str]], stream: bool = True,
+                               max_tokens: int = 96, temperature: float = 0.2,
+                               top_p: float = 0.9, repeat_penalty: float = 1.1,
+                               tools: list[dict] | None = None) -> ChatStream:
+        cache, self._cache_next = self._cache_next, True
+        return self._server.open(messages, max_tokens, temperature, top_p=top_p,
+                                 repeat_penalty=repeat_penalty, tools=tools, cache=cache)
+
+
+class OpenAiLlm:
+    """The LLM backend on an OpenAI-compatible server, shared by the process's calls."""
+
+    backend = "openai"
+
+    def __init__(self, settings: ServerSettings, system_prompt: str = "", greeting: str = "",
+                 tools: list[dict] | None = None, breaker: CircuitBreaker | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.system_prompt = system_prompt
+        self.greeting = greeting
+        self.tools = tools or None
+        self.breaker = breaker or CircuitBreaker()
+        self.clock = clock
+
+    def open(self, messages: list[dict[str, str]], max_tokens: int, temperature: float,
+             **kw: Any) -> ChatStream:
+        if not self.breaker.allow(self.clock()):
+            raise LlmError("circuit_open", "the server failed repeatedly; next try in "
+                           f"{self.breaker.retry_in(self.clock()):.0f} s")
+        body = chat_body(messages, max_tokens, temperature, self.settings, **kw)
+        return ChatStream(self.settings, body, self.breaker, self.clock)
+
+    def acquire(self, timeout: float = 5.0) -> RemoteChat:
+        return RemoteChat(self)
+
+    def release(self, chat: RemoteChat) -> None:
+        pass
+
+    def warm_up(self) -> None:
+        """Ask once with the calls' prompt prefix (the server caches it, a cold server loads
+        its model); the router's prompt first, so a one-context server (llama_cpp.server)
+        keeps the calls' prefix. A server that is down is not fatal: calls hear the apology
+        until it is up."""
+        from pipeline.reply.llm import stream_chat
+
+        prefix = [{"role": "system", "content": self.system_prompt}]
+        if self.greeting:
+            prefix.append({"role": "assistant", "content": self.greeting})
+        t0 = self.clock()
+        try:
+            self.route("Hello")
+            for _ in stream_chat(self.acquire(), [*prefix, {"role": "user", "content": "Hello"}],
+                                 max_tokens=4, temperature=0.0):
+                pass
+        except LlmError as e:
+            log.warning("LLM server %s did not answer the warm-up (%s); calls hear the "
+                        "apology until it does", self.settings.base_url, e)
+            return
+        log.info("LLM server %s answered the warm-up in %.2f s", self.settings.base_url,
+                 self.clock() - t0)
+
+    def route(self, caller_text: str,
+              cancelled: Callable[[], bool] = lambda: False) -> str | None:
+        """The tool router (see ``LlmPool.route``), on the server."""
+        if self.tools is None:
+            return None
+        from pipeline.reply.llm import first_tool_call, stream_chat
+
+        messages = [{"role": "system", "content": self.system_prompt},
+                    {"role": "user", "content": caller_text}]
+        return first_tool_call(stream_chat(self.acquire(), messages, 64, 0.0, cancelled,
+                                           self.tools))
