@@ -43,7 +43,9 @@ def test_caller_interrupts_a_long_answer(gateway, tmp_path):
                  "and the prices.", tmp_path / "ask.wav")
     cut = espeak("Sorry, what is the address?", tmp_path / "cut.wav")
     lead = np.zeros(6 * RATE, np.int16)  # the greeting
-    wait = np.zeros(int(3.0 * RATE), np.int16)  # ~1 s to the answer, then ~2 s of it
+    # up to 1.5 s more if the question sounded unfinished ([turn] max_end_of_turn_silence_ms),
+    # ~1-2 s to the answer, then some of it
+    wait = np.zeros(int(5.0 * RATE), np.int16)
     tail = np.zeros(8 * RATE, np.int16)
     source = np.concatenate([lead, ask, wait, cut, tail]).astype(np.int16)
     result = baresip_call(tmp_path / "caller", gateway.uri, source, RATE)

@@ -55,6 +55,9 @@ def test_verdict_table():
     assert verdict(SMART, 0.3, Cue.ENDS) is Verdict.UNSURE
     assert verdict(SMART, 0.05, Cue.ENDS) is Verdict.INCOMPLETE
     assert verdict(SMART, None, Cue.UNKNOWN) is Verdict.UNSURE
+    lift = EndOfTurnSettings(smart=True, words_lift_low_scores=True)
+    assert verdict(lift, 0.05, Cue.ENDS) is Verdict.UNSURE
+    assert verdict(lift, 0.05, Cue.UNKNOWN) is Verdict.INCOMPLETE
     off = EndOfTurnSettings(smart=False)
     assert verdict(off, 0.99, Cue.CONTINUES) is Verdict.UNSURE
     assert wait_for(SMART, Verdict.COMPLETE, 500 * MS) == 200 * MS

@@ -53,6 +53,9 @@ class EndOfTurnSettings:
     """Scores at or above: complete."""
     incomplete_threshold: float = 0.1
     """Scores below: incomplete (between the two: unsure)."""
+    words_lift_low_scores: bool = False
+    """A score below ``incomplete_threshold`` whose words end the sentence: unsure, not
+    incomplete (the default wait, not the longest)."""
     use_score: bool = True
     use_words: bool = True
     """Either signal can be left out (bench/turn_taking.py measures each alone)."""
@@ -67,7 +70,8 @@ def verdict(s: EndOfTurnSettings, score: float | None, cue: Cue) -> Verdict:
         return Verdict.UNSURE
     if score >= s.complete_threshold:
         return Verdict.COMPLETE
-    if score < s.incomplete_threshold:
+    if score < s.incomplete_threshold and not (
+            s.words_lift_low_scores and s.use_words and cue is Cue.ENDS):
         return Verdict.INCOMPLETE
     return Verdict.UNSURE
 
