@@ -22,6 +22,7 @@ here is killed in teardown; each test is bounded in time.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import re
@@ -1426,11 +1427,67 @@ def test_compose_ports_consistent():
         *worker_ports,
         9090,
         3000,
+        *(_model_port(svcs[name]) for name in MODEL_SERVICES),
     ]
     assert len(set(singles)) == len(singles), singles
     assert not set(singles) & set(media), "a SIP/HTTP port falls in the RTP range"
     assert "127.0.0.1:9090" in " ".join(svcs["prometheus"]["command"])
     assert svcs["grafana"]["environment"]["GF_SERVER_HTTP_PORT"] == "3000"
+
+
+MODEL_SERVICES = ("llm", "stt", "tts")
+NOT_CONFIG_ENV = {"VOICEBOT_STATE", "VOICEBOT_CACHE", "VOICEBOT_WORKER"}
+"""VOICEBOT_* variables that are not ``[section] key`` overrides (state dir, model cache, the
+``voicebot workers`` index)."""
+
+
+def _model_cmd(svc: dict) -> str:
+    cmd = svc["command"]
+    return " ".join(cmd) if isinstance(cmd, list) else cmd
+
+
+def _model_port(svc: dict) -> int:
+    m = re.search(r"--port (\d+)|--uri tcp://[^:]+:(\d+)", _model_cmd(svc))
+    assert m, svc["command"]
+    return int(m.group(1) or m.group(2))
+
+
+def test_compose_model_services_and_the_workers_point_at_them():
+    import tomllib
+    from urllib.parse import urlsplit
+
+    from gateway import config
+    from pipeline import models
+
+    svcs = _compose()["services"]
+    assert set(MODEL_SERVICES) <= set(svcs)
+    llm = _model_cmd(svcs["llm"])
+    assert "llama_cpp.server" in llm and "--interrupt_requests False" in llm, llm
+    # the bundled default GGUF, where `voicebot models` assembles it
+    gguf = models.BUNDLED_LLMS[models.DEFAULT_LLM].file
+    assert f"VOICEBOT_CACHE/models/{gguf}" in llm
+    assert "voicebot models" in llm
+    assert "wyoming_faster_whisper" in " ".join(svcs["stt"]["entrypoint"])
+    assert "wyoming_piper" in " ".join(svcs["tts"]["entrypoint"])
+    assert "--local-files-only" in _model_cmd(svcs["stt"])
+    for name in ("gateway-1", "gateway-2"):
+        env = {k: str(v) for k, v in svcs[name]["environment"].items()}
+        assert set(MODEL_SERVICES) <= set(svcs[name].get("depends_on", [])), name
+        # every VOICEBOT_<SECTION>_<KEY> names a real setting...
+        for var in set(env) - NOT_CONFIG_ENV:
+            assert var.startswith(config.ENV_PREFIX), var
+            section, _, key = var.removeprefix(config.ENV_PREFIX).lower().partition("_")
+            assert section in config.SECTIONS, var
+            fields = {f.name for f in dataclasses.fields(config.SECTIONS[section])}
+            assert key in fields, f"{var}: no [{section}] {key}"
+        # ...and the worker's file with them is a valid config pointing at the model services
+        toml = next(p for p in _bind_mounts(svcs[name]) if p.suffix == ".toml")
+        cfg = config.build(tomllib.loads(toml.read_text()), env)
+        assert (cfg.llm.backend, cfg.stt.backend, cfg.tts.backend) == ("openai", "wyoming",
+                                                                         "wyoming")
+        assert urlsplit(cfg.llm.base_url).port == _model_port(svcs["llm"])
+        assert cfg.stt.uri.endswith(f":{_model_port(svcs['stt'])}")
+        assert cfg.tts.uri.endswith(f":{_model_port(svcs['tts'])}")
 
 
 def test_dockerfile_runs_voicebot_with_config():
