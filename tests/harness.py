@@ -169,6 +169,19 @@ class GatewayProcess:
             time.sleep(0.1)
 
 
+    def closed_records(self, timeout: float = 30.0) -> list[dict]:
+        """Every record of the journal, once all of them are closed (waits for it)."""
+        from gateway import records
+
+        path = self.workdir / "calls.jsonl"
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            recs = records.read(path).records()
+            if recs and all(r["state"] == "closed" for r in recs):
+                return recs
+            time.sleep(0.3)
+        raise TimeoutError(records.read(path).records())
+
 # --- audio -----------------------------------------------------------------------------------
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:

@@ -8,12 +8,9 @@ timeline in tests/test_session_timeline.py.)
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
-from gateway import records
 from tests.harness import DEFAULT_LLM, GatewayProcess, active_spans, baresip_call, espeak, need
 
 pytestmark = pytest.mark.e2e
@@ -28,16 +25,6 @@ def gateway(tmp_path_factory):
     gw = GatewayProcess(tmp_path_factory.mktemp("gw"), llm=DEFAULT_LLM).start()
     yield gw
     assert gw.stop() == 0, gw.log()[-3000:]
-
-
-def closed_records(path, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        recs = records.read(path).records()
-        if recs and all(r["state"] == "closed" for r in recs):
-            return recs
-        time.sleep(0.3)
-    raise TimeoutError(records.read(path).records())
 
 
 def test_caller_interrupts_a_long_answer(gateway, tmp_path):
@@ -65,7 +52,7 @@ def test_caller_interrupts_a_long_answer(gateway, tmp_path):
     # the bot then answers the interruption
     assert any(s[0] > onset + 0.5 for s in heard)
 
-    (rec,) = closed_records(gateway.workdir / "calls.jsonl")
+    (rec,) = gateway.closed_records()
     # the long answer: a reply dropped before any of it played (the caller went on after a
     # pause that sounded final) is no barge-in, and a later short reply may be cut too
     cut_turns = [t for t in rec["turns"] if t.get("interrupted") and t["bot_text"]]

@@ -7,12 +7,9 @@ nothing into the pause.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
-from gateway import records
 from tests.harness import GatewayProcess, active_spans, baresip_call, espeak, need
 
 pytestmark = pytest.mark.e2e
@@ -25,16 +22,6 @@ def gateway(tmp_path_factory):
     gw = GatewayProcess(tmp_path_factory.mktemp("gw")).start()
     yield gw
     assert gw.stop() == 0, gw.log()[-3000:]
-
-
-def closed_record(path, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        recs = records.read(path).records()
-        if recs and all(r["state"] == "closed" for r in recs):
-            return recs[-1]
-        time.sleep(0.3)
-    raise TimeoutError(records.read(path).records())
 
 
 def test_a_pause_mid_sentence_is_not_an_end_of_turn(gateway, tmp_path):
@@ -54,7 +41,7 @@ def test_a_pause_mid_sentence_is_not_an_end_of_turn(gateway, tmp_path):
     assert not into_pause, f"the bot spoke into the caller's pause: {into_pause} / {sent}"
     assert any(s[0] > sent[1][1] for s in heard), "the bot never answered"
 
-    rec = closed_record(gateway.workdir / "calls.jsonl")
+    rec = gateway.closed_records()[-1]
     spoken = [t for t in rec["turns"] if t["caller_text"]]
     answered = [t for t in spoken if t["bot_text"] and t["first_audio_at"] is not None]
     assert answered, rec["turns"]
