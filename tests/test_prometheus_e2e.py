@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from gateway.metrics import LATENCY_BUCKETS
-from tests.harness import GatewayProcess, baresip_call, espeak, free_tcp_port, need
+from tests.harness import DEFAULT_LLM, GatewayProcess, baresip_call, espeak, free_tcp_port, need
 from tests.prometheus import (
     DASHBOARD,
     PROMETHEUS,
@@ -99,7 +99,9 @@ def test_expected_quantile_bucket():
 def stack(tmp_path_factory) -> Iterator[tuple[GatewayProcess, Prometheus]]:
     need(PROMETHEUS, PROMTOOL, "baresip", "espeak-ng", "sox")
     tmp = tmp_path_factory.mktemp("prom")
-    gw = GatewayProcess(tmp / "gw", metrics_port=free_tcp_port())
+    # the default model: the small one may refuse "tell me everything" in one short line,
+    # over before the caller cuts in (seen in CI), and then there is no barge-in to chart
+    gw = GatewayProcess(tmp / "gw", metrics_port=free_tcp_port(), llm=DEFAULT_LLM)
     for g in gw.serve():
         prom = Prometheus(tmp / "prometheus", [f"127.0.0.1:{gw.metrics_port}"]).start()
         try:
@@ -123,9 +125,9 @@ def calls(stack, tmp_path_factory) -> list[dict]:
     ask = espeak("Please tell me everything about the clinic: the hours, the address, "
                  "and the prices.", tmp / "ask.wav")
     cut = espeak("Sorry, what is the address?", tmp / "cut.wav")
-    # the cut comes 4.5 s after the question: the long answer is playing even on a busy box
-    # (TTFA up to ~3 s seen here with other work running), and lasts well past it
-    wait = np.zeros(int(4.5 * RATE), np.int16)
+    # the cut comes 6 s after the question: the long answer is playing even on a busy box
+    # with a 1.5 s end-of-turn wait (TTFA up to ~3 s seen), and lasts well past it
+    wait = np.zeros(int(6.0 * RATE), np.int16)
     baresip_call(tmp / "b", gw.uri, np.concatenate([lead, ask, wait, cut, gap]), RATE)
     recs = wait_closed(gw.workdir / "calls.jsonl")
     assert len(recs) == 2, recs
