@@ -143,6 +143,7 @@ def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
         holding_phrase=cfg.tools.holding_phrase,
         tool_timeout=cfg.tools.timeout_ms / 1000,
         apology=cfg.llm.apology,
+        failure_offers_transfer=cfg.llm.offer_transfer,
         turn_audio_dir=cfg.log.turn_audio_dir,
         stt_apology=cfg.stt.apology,
     )

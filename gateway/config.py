@@ -137,6 +137,9 @@ class LlmConfig:
                                     doc="openai backend: seconds without requests after that")
     apology: str = _spec("Sorry, I can't answer that right now. Please ask me again in a moment.",
                          doc="said when the LLM server fails a turn; the call goes on")
+    offer_transfer: bool = _spec(True, doc="after the apology, offer a transfer to the first of "
+                                           "[tools] transfer_targets (if transfer_call is "
+                                           "enabled); the caller's yes needs no model")
     model: str = _spec("", doc="GGUF file; empty = the bundled model [llm] bundled names")
     bundled: str = _spec("qwen2.5-coder-1.5b", choices=("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"),
                          doc="bundled model used when [llm] model is empty: 1.5b answers "

@@ -47,6 +47,8 @@ class SessionOptions:
     tool_timeout: float = 8.0
     apology: str = "Sorry, I can't answer that right now. Please ask me again in a moment."
     """Said when the LLM server fails a turn (down, refusing, too slow, cut off)."""
+    failure_offers_transfer: bool = True
+    """The apology then offers a transfer to the first target, if transfers are enabled."""
     turn_audio_dir: str = ""
     """If set, each caller turn's audio is written there as WAV (debugging)."""
     stt_apology: str = "Sorry, I didn't catch that. Could you say it again?"

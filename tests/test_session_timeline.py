@@ -83,7 +83,7 @@ class ScriptedLlm:
         if isinstance(self.reply, str):
             return None
         nxt = self.reply[min(len(self.requests), len(self.reply) - 1)]
-        if not nxt.startswith("{"):
+        if not isinstance(nxt, str) or not nxt.startswith("{"):
             return None
         self.requests.append([{"role": "user", "content": caller_text}])
         return nxt
@@ -96,6 +96,8 @@ class ScriptedLlm:
                  else self.reply[min(len(self.requests), len(self.reply)) - 1])
 
         def gen():
+            if isinstance(reply, Exception):  # the server failed this request
+                raise reply
             for i, word in enumerate(reply.split(" ")):
                 time.sleep(self.delay)
                 yield {"choices": [{"delta": {"content": (" " if i else "") + word}}]}

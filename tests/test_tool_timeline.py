@@ -11,6 +11,7 @@ import time
 
 from pipeline.core.conversation import State
 from pipeline.core.dtmf import KeypadSettings
+from pipeline.reply.openai_llm import LlmError
 from pipeline.reply.tools import Tool, ToolPolicy, ToolResult, end_call_tool, transfer_tool
 from tests.test_session_timeline import Clock, greet, make_session
 
@@ -280,3 +281,41 @@ def test_tool_threads_end_with_the_call():
         session.stop()
     time.sleep(0.2)
     assert threading.active_count() <= before
+
+
+def failed_turn_then(answer: str, **options):
+    """The model fails the caller's first turn; the caller answers the bot's offer."""
+    session, llm, failures, transfers, _ = tool_session(
+        ["What are your hours?", answer],
+        [LlmError("connect", "refused"), "We open at nine."],
+        [transfer_tool(DESK)], transfer_targets=DESK, apology="Sorry, I can't answer now.",
+        **options)
+    with in_call(session, failures) as clock:
+        says(clock)
+        clock.until(lambda: len(assistant_lines(session)) == 2)
+        clock.until(lambda: session.core.state is State.LISTENING)
+        says(clock)
+        clock.until(lambda: len(assistant_lines(session)) == 3)
+        clock.run(200)  # the phrase plays out
+        return transfers, assistant_lines(session), session.turns, llm
+
+
+def test_a_failed_turn_offers_the_transfer_and_a_yes_needs_no_model():
+    transfers, lines, turns, llm = failed_turn_then("Yes please.")
+    assert lines[1] == "Sorry, I can't answer now. Shall I transfer you to the front desk?"
+    assert turns[0].llm_error == "connect"
+    assert turns[0].tools == [{"name": "transfer_call", "arguments": {"target": "front desk"},
+                               "decision": "offered", "reason": "the model failed the turn"}]
+    assert lines[2] == "Transferring you to the front desk now."
+    assert transfers == ["sip:desk@127.0.0.1:5999"]
+    assert turns[1].tools[0]["confirmed"] is True
+    assert len(llm.requests) == 1  # the yes was understood without asking the model
+
+
+def test_after_a_declined_offer_or_with_the_offer_off_the_model_answers_again():
+    transfers, lines, _, _ = failed_turn_then("No, thanks.")
+    assert transfers == [] and lines[2].startswith("Alright, I won't")
+    transfers, lines, turns, _ = failed_turn_then("What are your hours?",
+                                                  failure_offers_transfer=False)
+    assert lines[1] == "Sorry, I can't answer now." and turns[0].tools == []
+    assert transfers == [] and lines[2] == "We open at nine."

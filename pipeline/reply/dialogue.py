@@ -86,6 +86,18 @@ class ToolDialogue:
             return Step(StepKind.RUN, entry, decision)
         return Step(StepKind.SAY, entry, decision, DECLINED)
 
+    def offer_transfer(self) -> Step | None:
+        """The model failed this turn: offer the first transfer target instead, since the
+        caller's yes or no needs no model. None: no transfer is enabled."""
+        tool = self.policy.tools.get("transfer_call")
+        if tool is None or tool.confirm_prompt is None or not self.transfer_targets:
+            return None
+        args = {"target": next(iter(self.transfer_targets))}
+        self.asked = Decision(Verdict.ASK_CONFIRMATION, tool, args)
+        entry = {"name": tool.name, "arguments": args, "decision": "offered",
+                 "reason": "the model failed the turn"}
+        return Step(StepKind.SAY, entry, self.asked, tool.confirm_prompt(args))
+
     def _settle(self, decision: Decision, entry: dict[str, Any]) -> Step:
         entry["decision"] = decision.verdict.value
         entry["arguments"] = decision.arguments or entry["arguments"]

@@ -163,12 +163,22 @@ class ReplyWorker:
 
     def _llm_failed(self, u: Utterance, rec: TurnRecord | None, e: LlmError) -> None:
         """The server failed this turn: say the apology after whatever was already spoken (a
-        clause half generated is dropped) and let the call go on; the next turn asks again."""
+        clause half generated is dropped) and let the call go on; the next turn asks again.
+        With a transfer target the apology offers it: a yes is understood without the model."""
         if rec is not None:
             rec.llm_error = e.kind
         self.log.warning("LLM server failed the turn (%s): %s", e.kind, e.detail)
-        if not u.cancelled and self.options.apology:
-            self._speak_all(u, self.options.apology)
+        if u.cancelled or not self.options.apology:
+            return
+        text = self.options.apology
+        offer = (self._dialogue.offer_transfer()
+                 if self._dialogue is not None and self.options.failure_offers_transfer
+                 else None)
+        if offer is not None:
+            if rec is not None:
+                rec.tools.append(offer.entry)
+            text = f"{text} {offer.text}"
+        self._speak_all(u, text)
 
     def _speakable(self, u: Utterance, clauses: list[str]) -> list[str]:
         """The clauses the speech filters let through (pipeline/reply/guard.py): one that
