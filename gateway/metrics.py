@@ -49,8 +49,9 @@ DTMF_METHODS = ("rfc4733", "sip_info")
 TRANSFER_OUTCOMES = ("accepted", "failed", "timeout")
 RECORD_STAGES = ("open", "media", "turn", "close", "observer")
 LLM_BACKENDS = ("embedded", "openai")
-SPEECH_SERVICE_ERRORS = ("refused", "unreachable", "timeout", "closed", "protocol", "server")
-"""pipeline.wyoming.client.KINDS (a test keeps them equal)."""
+SPEECH_SERVICE_ERRORS = ("refused", "unreachable", "timeout", "closed", "protocol", "server",
+                         "circuit_open")
+"""pipeline.wyoming.client.KINDS and the breaker's circuit_open (a test keeps them equal)."""
 
 # call.rtp key -> (metric, label value); cumulative per call, turned into process counters
 _RTP_COUNTERS = {
@@ -175,7 +176,8 @@ class Metrics:
             "voicebot_speech_service_errors", "Requests to a remote speech server ([stt] or "
             "[tts] backend = 'wyoming') that failed, by stage (stt, tts) and kind: refused, "
             "unreachable, timeout, closed (hung up mid-answer), protocol (a malformed answer), "
-            "server (an error event). The call goes on: an apology, or a clause skipped",
+            "server (an error event), circuit_open (not asked: it failed repeatedly). The call "
+            "goes on: an apology, or a clause skipped",
             ["stage", "kind"], registry=r)
         # every label value exists from the start (a dashboard query never finds nothing)
         for b in LLM_BACKENDS:

@@ -172,7 +172,7 @@ def test_uris():
 
 
 def test_error_kinds_match_the_metric_labels():
-    assert client.KINDS == SPEECH_SERVICE_ERRORS
+    assert (*client.KINDS, "circuit_open") == SPEECH_SERVICE_ERRORS
 
 
 class MisbehavingServer:
@@ -244,3 +244,82 @@ def test_a_whole_answer_is_read():
         assert ask(server.uri) == "Open at nine."
     finally:
         server.close()
+
+
+class CountingServer:
+    """Accepts every connection, reads the request, answers ``reply`` (b"": hangs up)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.uri = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.reply = b""
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.recv(65536)
+                conn.sendall(self.reply)
+
+
+@pytest.mark.parametrize("stage", ["stt", "tts"])
+def test_a_failing_server_trips_the_breaker_until_a_probe_succeeds(stage):
+    from pipeline.reply.tts import TtsUnavailable
+    from pipeline.reply.tts_wyoming import WyomingTts
+    from pipeline.stt.base import SttUnavailable
+    from pipeline.stt.wyoming import WyomingStt
+
+    server = CountingServer()
+    now = [100.0]
+    kinds: list[str] = []
+    if stage == "stt":
+        backend = WyomingStt(server.uri, timeout=1.0, on_error=kinds.append,
+                             clock=lambda: now[0])
+        unavailable: type[Exception] = SttUnavailable
+        good = encode(Event("transcript", {"text": "Open at nine."}))
+
+        def request():
+            return backend.transcribe(np.zeros(16000, np.float32))
+    else:
+        backend = WyomingTts(server.uri, timeout=1.0, on_error=kinds.append,
+                             clock=lambda: now[0])
+        backend.streaming = False  # no describe round trip: one connection per clause
+        unavailable = TtsUnavailable
+        good = b"".join(encode(e) for e in (
+            Event("audio-start", {"rate": 16000, "width": 2, "channels": 1}),
+            Event("audio-chunk", {"rate": 16000, "width": 2, "channels": 1},
+                  np.full(320, 1000, "<i2").tobytes()),
+            Event("audio-stop")))
+
+        def request():
+            return list(backend.synthesize("Hello."))
+    try:
+        for _ in range(3):
+            with pytest.raises(unavailable):
+                request()
+        assert server.connections == 3
+        with pytest.raises(unavailable) as e:  # open: not asked, the apology comes at once
+            request()
+        assert e.value.kind == "circuit_open" and server.connections == 3
+        now[0] += 5.0  # the cool-down is over: one probe, which fails and re-opens it
+        with pytest.raises(unavailable):
+            request()
+        assert server.connections == 4
+        with pytest.raises(unavailable) as e:
+            request()
+        assert e.value.kind == "circuit_open"
+        server.reply = good  # the server is back: the next probe closes the breaker
+        now[0] += 5.0
+        assert request()
+        assert request() and server.connections == 6
+        assert kinds == ["closed"] * 3 + ["circuit_open", "closed", "circuit_open"]
+    finally:
+        server.sock.close()

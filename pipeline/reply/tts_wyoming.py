@@ -6,18 +6,22 @@ protocol carries none: a barge-in's heard words are then estimated from the clau
 length). Where the server's ``info`` offers streaming synthesis, the clause goes out as a
 ``synthesize-start/-chunk/-stop`` stream; the worker already cuts the reply into clauses, so
 either way one clause comes back as one ``Speech``. A failure raises ``TtsUnavailable``: the
-reply worker skips the clause and notes it in the turn's record.
+reply worker skips the clause and notes it in the turn's record. A circuit breaker shared by
+the process's calls stops asking a server that failed 3 times in a row, for 5 s (each
+clause would otherwise wait out ``timeout``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import soxr
 
 from pipeline.audio.frames import BRIDGE_RATE, float_to_int16
+from pipeline.reply.breaker import CircuitBreaker
 from pipeline.reply.tts import Speech, TtsUnavailable
 from pipeline.wyoming.client import ServiceError, exchange, parse_uri
 from pipeline.wyoming.messages import AudioReader, supports_streaming, synthesize_request
@@ -40,8 +44,12 @@ def to_bridge(segments: list[tuple[int, np.ndarray]], volume: float = 1.0) -> by
 
 class WyomingTts:
     def __init__(self, uri: str, timeout: float = 5.0, volume: float = 0.8, voice: str = "",
-                 on_error: Callable[[str], None] = lambda kind: None) -> None:
+                 on_error: Callable[[str], None] = lambda kind: None,
+                 breaker: CircuitBreaker | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.address = parse_uri(uri)
+        self.breaker = breaker or CircuitBreaker(failures=3, cooldown=5.0)
+        self.clock = clock
         self.name = f"wyoming:{uri}"
         self.timeout = timeout
         self.volume = volume
@@ -54,6 +62,10 @@ class WyomingTts:
         """The speech of ``text`` (one ``Speech``); raises ``TtsUnavailable``."""
         if not text.strip():
             return
+        if not self.breaker.allow(self.clock()):
+            self._on_error("circuit_open")
+            raise TtsUnavailable("circuit_open", f"{self.address.uri} failed repeatedly; next "
+                                 f"try in {self.breaker.retry_in(self.clock()):.0f} s")
         try:
             if self.streaming is None:
                 self.streaming = self._ask_streaming()
@@ -61,8 +73,10 @@ class WyomingTts:
             exchange(self.address, synthesize_request(text, self.streaming, self.voice),
                      reader.feed, self.timeout)
         except ServiceError as e:
+            self.breaker.failed(self.clock())
             self._on_error(e.kind)
             raise TtsUnavailable(e.kind, str(e)) from None
+        self.breaker.succeeded(self.clock())
         pcm = to_bridge(reader.segments, self.volume)
         if pcm:
             yield Speech(pcm)

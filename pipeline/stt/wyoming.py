@@ -5,15 +5,20 @@ A whole-utterance backend like in-process Whisper (partials only at pauses), exc
 decoder is not ours: a partial asks the server too (``transcribe_if_idle`` does not know
 whether it is idle), and failures are the network's: every one raises ``SttUnavailable``,
 which the call turns into an unheard turn and a short apology (``pipeline/stt/transcriber.py``).
+A circuit breaker shared by the process's calls stops asking a server that failed several
+times in a row (3) for 5 s: the callers hear the apology at once instead of after
+``timeout`` each turn; the cool-down is short because a refused request costs nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
 
+from pipeline.reply.breaker import CircuitBreaker
 from pipeline.stt.base import RATE, SttUnavailable, as_int16
 from pipeline.stt.whisper import WhisperStream
 from pipeline.wyoming.client import ServiceError, exchange, parse_uri
@@ -26,10 +31,14 @@ class WyomingStt:
     streaming = False  # the server hears whole turns: partials only at pauses
 
     def __init__(self, uri: str, language: str = "en", timeout: float = 8.0,
-                 on_error: Callable[[str], None] = lambda kind: None) -> None:
+                 on_error: Callable[[str], None] = lambda kind: None,
+                 breaker: CircuitBreaker | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.address = parse_uri(uri)
         self.name = f"wyoming:{uri}"
         self.language = language
+        self.breaker = breaker or CircuitBreaker(failures=3, cooldown=5.0)
+        self.clock = clock
         self.timeout = timeout
         self._on_error = on_error
         """Told the ``ServiceError.kind`` of every failed request (the metrics count it)."""
@@ -41,11 +50,17 @@ class WyomingStt:
         reader = TranscriptReader()
         request = transcribe_request(as_int16(audio).astype("<i2").tobytes(), RATE,
                                      self.language)
+        if not self.breaker.allow(self.clock()):
+            self._on_error("circuit_open")
+            raise SttUnavailable("circuit_open", f"{self.address.uri} failed repeatedly; next "
+                                 f"try in {self.breaker.retry_in(self.clock()):.0f} s")
         try:
             exchange(self.address, request, reader.feed, self.timeout)
         except ServiceError as e:
+            self.breaker.failed(self.clock())
             self._on_error(e.kind)
             raise SttUnavailable(e.kind, str(e)) from None
+        self.breaker.succeeded(self.clock())
         return reader.text or ""
 
     def transcribe_if_idle(self, audio: np.ndarray) -> str | None:
