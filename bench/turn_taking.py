@@ -90,6 +90,9 @@ def policies() -> dict[str, TurnSettings]:
         "smart, incomplete < 0.3": dataclasses.replace(
             base, eot=dataclasses.replace(smart, incomplete_threshold=0.3),
             resume_false_interruptions=True),
+        "smart, no question lift": dataclasses.replace(
+            base, eot=dataclasses.replace(smart, questions_lift_low_scores=False),
+            resume_false_interruptions=True),
         "smart, words lift low scores": dataclasses.replace(
             base, eot=dataclasses.replace(smart, words_lift_low_scores=True),
             resume_false_interruptions=True),

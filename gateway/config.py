@@ -84,6 +84,7 @@ class TurnConfig:
     max_end_of_turn_silence_ms: int = _spec(1500, lo=100, hi=5000)
     turn_complete_threshold: float = _spec(0.5, lo=0.0, hi=1.0)
     turn_incomplete_threshold: float = _spec(0.1, lo=0.0, hi=1.0)
+    question_lifts_low_scores: bool = _spec(True)
     resume_false_interruptions: bool = _spec(True)
     interruption_min_words: int = _spec(2, lo=1, hi=20)
     barge_in_confirm_ms: int = _spec(1000, lo=100, hi=10000)

@@ -38,7 +38,9 @@ SMART = EndOfTurnSettings(smart=True, min_silence=200 * MS, max_silence=1500 * M
     ("My number is 5 5 5", Cue.CONTINUES),
     ("my number is five five five one two", Cue.CONTINUES),
     ("My number is 555 123 4567", Cue.ENDS),
-    ("Are you open on Sunday?", Cue.ENDS),
+    ("Are you open on Sunday?", Cue.ASKS),
+    ("Are you open on?", Cue.CONTINUES),  # the mark after a word that needs more
+    ("We're open on Sunday!", Cue.ENDS),
     ("Are you open on Sunday", Cue.ENDS),
     ("When do you close...", Cue.CONTINUES),
     ("I want to come in,", Cue.CONTINUES),
@@ -58,6 +60,10 @@ def test_verdict_table():
     lift = EndOfTurnSettings(smart=True, words_lift_low_scores=True)
     assert verdict(lift, 0.05, Cue.ENDS) is Verdict.UNSURE
     assert verdict(lift, 0.05, Cue.UNKNOWN) is Verdict.INCOMPLETE
+    assert verdict(SMART, 0.05, Cue.ASKS) is Verdict.UNSURE  # a whole question: not the longest
+    assert verdict(SMART, 0.9, Cue.ASKS) is Verdict.COMPLETE
+    no_q = EndOfTurnSettings(smart=True, questions_lift_low_scores=False)
+    assert verdict(no_q, 0.05, Cue.ASKS) is Verdict.INCOMPLETE
     off = EndOfTurnSettings(smart=False)
     assert verdict(off, 0.99, Cue.CONTINUES) is Verdict.UNSURE
     assert wait_for(SMART, Verdict.COMPLETE, 500 * MS) == 200 * MS
@@ -136,6 +142,24 @@ def test_middling_score_waits_for_the_words_then_the_default_silence():
     acts = conv.on_transcript(spec.turn_id, "When do you open")
     (end,) = ended(acts)  # they do not: the turn ends at once
     assert end.reason is Reason.TIMEOUT and 600 * MS <= end.waited < 700 * MS
+
+
+@pytest.mark.parametrize("words, ends_at_once", [
+    ("Are you open on Saturday?", True), ("Are you open on Saturday", False)])
+def test_a_whole_question_lifts_a_low_score_to_the_default_wait(words, ends_at_once):
+    conv = smart_conversation()
+    acts = speak_and_pause(conv, 1024, 224)
+    (score,) = [a for a in acts if isinstance(a, ScoreTurn)]
+    (spec,) = [a for a in acts if isinstance(a, Transcribe)]
+    assert conv.on_turn_score(score.pause_id, 0.02) == []  # the audio says: unfinished
+    assert not ended(feed(conv, timeline((0.0, 400)), start=1248 * MS))
+    acts = conv.on_transcript(spec.turn_id, words)
+    if ends_at_once:  # the default 500 ms is past: the question ends the turn now
+        (end,) = ended(acts)
+        assert end.reason is Reason.TIMEOUT and 600 * MS <= end.waited < 700 * MS
+    else:  # no question mark: the low score still waits the longest
+        assert not ended(acts)
+        assert not ended(feed(conv, timeline((0.0, 800)), start=1648 * MS))
 
 
 def test_middling_score_without_words_ends_at_the_longest_wait():

@@ -40,6 +40,7 @@ class Cue(enum.Enum):
     UNKNOWN = "unknown"          # no transcript yet
     CONTINUES = "continues"      # ends on a word that needs more after it
     ENDS = "ends"                # nothing in the words says more is coming
+    ASKS = "asks"                # a whole question: ends on "?" after a word that can end one
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class EndOfTurnSettings:
     words_lift_low_scores: bool = False
     """A score below ``incomplete_threshold`` whose words end the sentence: unsure, not
     incomplete (the default wait, not the longest)."""
+    questions_lift_low_scores: bool = True
+    """The same for words that are a whole question only: the audio model scores some
+    voices' questions (rising pitch at the end) as unfinished, while the speech-to-text
+    writes "?" only for what it heard as a question."""
     use_score: bool = True
     use_words: bool = True
     """Either signal can be left out (bench/turn_taking.py measures each alone)."""
@@ -70,8 +75,9 @@ def verdict(s: EndOfTurnSettings, score: float | None, cue: Cue) -> Verdict:
         return Verdict.UNSURE
     if score >= s.complete_threshold:
         return Verdict.COMPLETE
-    if score < s.incomplete_threshold and not (
-            s.words_lift_low_scores and s.use_words and cue is Cue.ENDS):
+    lifted = s.use_words and ((s.words_lift_low_scores and cue in (Cue.ENDS, Cue.ASKS))
+                              or (s.questions_lift_low_scores and cue is Cue.ASKS))
+    if score < s.incomplete_threshold and not lifted:
         return Verdict.INCOMPLETE
     return Verdict.UNSURE
 
@@ -119,16 +125,15 @@ def cue(text: str) -> Cue:
         return Cue.UNKNOWN
     if t.endswith(_TRAILING_OFF):
         return Cue.CONTINUES
-    if t.endswith(("?", "!")):
-        return Cue.ENDS
     words = _WORD.findall(t)
     if not words:
         return Cue.UNKNOWN
+    # the last word before the mark: the speech-to-text may write "Are you open on?"
     if words[-1] in _CONTINUATION:
         return Cue.CONTINUES
     if _dictating(words):
         return Cue.CONTINUES
-    return Cue.ENDS
+    return Cue.ASKS if t.endswith("?") else Cue.ENDS
 
 
 def _dictating(words: list[str]) -> bool:
