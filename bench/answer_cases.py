@@ -458,6 +458,10 @@ def _add(persona: str, category: str, clock: str, turns: str | tuple[str, ...],
     }))
 
 
+# a held-out case whose failure was looked at and fixed (in the note) is a tuning case after
+_MOVED = "(moved to tuning on 2026-12-05: its failure shaped the note) "
+
+
 def _unknown(persona: str, clock: str, question: str, *claims: str, held: bool = False,
              note: str) -> None:
     fb = _fallback(*claims)
@@ -546,8 +550,8 @@ _add(B, "prices", _BK_WED, "How much are two sourdough loaves and a croissant?",
 _add(B, "prices", _BK_WED, "What does a birthday cake cost?",
      [money("35")], [other_money("35")], note="35 dollars.")
 _add(B, "prices", _BK_WED, "How much would three cinnamon rolls and a sourdough loaf be?",
-     [money("15.75")], [money(x) for x in ("9.25", "15.25", "15.50", "16", "15")], held=True,
-     note="3 x 3.25 + 6 = 15.75 dollars.")
+     [money("15.75")], [money(x) for x in ("9.25", "15.25", "15.50", "16", "15")],
+     note=_MOVED + "3 x 3.25 + 6 = 15.75 dollars.")
 
 _add(B, "lead", _BK_WED, "Can I order a birthday cake for tomorrow?",
      [_NEG], [_AGREE],
@@ -603,7 +607,18 @@ _add(B, "contact", _BK_WED, "What's your address?",
 _add(B, "contact", _BK_WED, "What's your phone number?",
      [phone_re("5550142")], [], note="555 0142.")
 _add(B, "contact", _BK_WED, "Sorry, what's the name of this place?",
+     [r"\briverside bakery\b"], [], note=_MOVED + "Riverside Bakery.")
+
+# held out, written on 2026-12-05 after the note's fixes and before any run of them
+_add(B, "contact", _BK_WED, "Hi, which shop is this?",
      [r"\briverside bakery\b"], [], held=True, note="Riverside Bakery.")
+_add(B, "prices", _BK_WED, "What would two croissants and a birthday cake come to?",
+     [money("40")], [money(x) for x in ("37.50", "42.50", "45", "70")], held=True,
+     note="2 x 2.50 + 35 = 40 dollars.")
+_add(B, "days", _BK_WED, "Which days can I come in?",
+     [r"\bwednesdays?\b", r"\bsundays?\b"],
+     [*open_claim("monday"), *open_claim("tuesday"), r"\b(?:from|on) mondays? (?:to|through)\b"],
+     held=True, note="Wednesday to Sunday; not Monday or Tuesday.")
 
 # ---- dental: mon/tue/thu 8:30-12:30 + 1:30-5:30, wed 10-7, fri 8:30-1; closed sat/sun;
 #      closed Dec 24, Dec 25, Dec 28 (bank holiday), Jan 1; prices in pounds -------------------
@@ -747,7 +762,19 @@ _add(D, "contact", _DN_MON, "What's your phone number?",
      [any_of(phone_re("02079460321"), r"\+?" + phone_re("442079460321"))], [],
      note="020 7946 0321.")
 _add(D, "contact", _DN_MON, "Sorry, who have I called?",
+     [r"\bbright smile\b"], [], note=_MOVED + "Bright Smile Dental.")
+
+# held out, written on 2026-12-05 after the note's fixes and before any run of them
+_add(D, "contact", _DN_MON, "Who am I speaking with?",
      [r"\bbright smile\b"], [], held=True, note="Bright Smile Dental.")
+_add(D, "prices", _DN_MON, "How much for a cleaning and two x-rays?",
+     [money("125", "pounds")],
+     [*(money(x, "pounds") for x in ("100", "150", "175")), _DN_WRONG_CUR], held=True,
+     note="75 + 2 x 25 = 125 pounds.")
+_add(D, "days", _DN_MON, "Are you open at the weekend?",
+     [_CLOSED], [_YES_START, *open_claim("saturday"), *open_claim("sunday"),
+                 r"\b(?:to|through|thru) (?:saturday|sunday)s?\b"],
+     held=True, note="No: closed Saturday and Sunday.")
 
 # ---- garage: mon-fri 7:30-5:30, sat 8-12, closed sun; closed Dec 24, 25, 31, Jan 1 -----------
 G = "garage"
@@ -870,11 +897,24 @@ _add(G, "contact", _GA_MON, "What's your address?",
 _add(G, "contact", _GA_MON, "Can I get your phone number?",
      [phone_re("5550198")], [], note="555 0198.")
 _add(G, "contact", _GA_MON, "Sorry, which garage did I call?",
-     [r"\boakwood auto\b"], [], held=True, note="Oakwood Auto Repair.")
+     [r"\boakwood auto\b"], [], note=_MOVED + "Oakwood Auto Repair.")
 _add(G, "contact", _GA_MON, "Is this Oakwood Auto Repair?",
      [any_of(_YES_START, r"\b(?:this is|you'?ve reached|you have reached|welcome to|"
              r"that'?s right|correct)\b")],
      [_NO_START, r"\bwrong number\b"], note="Yes.")
+
+
+
+# held out, written on 2026-12-05 after the note's fixes and before any run of them
+_add(G, "contact", _GA_MON, "What's the name of your garage?",
+     [r"\boakwood auto\b"], [], held=True, note="Oakwood Auto Repair.")
+_add(G, "prices", _GA_MON, "How much would a wheel alignment and a tire rotation be?",
+     [money("114.99")], [money(x) for x in ("104.99", "115", "124.99", "139.99")], held=True,
+     note="89.99 + 25 = 114.99 dollars.")
+_add(G, "days", _GA_MON, "Are you open on weekends?",
+     [r"\bsaturdays?\b"],
+     [_NO_START, *closed_claim("saturday"), *open_claim("sunday")], held=True,
+     note="Saturday 8 am to 12 noon; Sunday closed.")
 
 
 def _build() -> tuple[Case, ...]:

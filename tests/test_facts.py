@@ -130,7 +130,9 @@ def test_holidays_and_weekly_closures():
 def test_prices_and_sums():
     n = note_for("How much are two loaves and a croissant?")
     assert "2 x sourdough loaf at 6 dollars each come to 12 dollars" in n
-    assert "The total is 14.50 dollars" in n
+    # the total comes first, as the answer (the model read out a part's cost when it was last)
+    assert n.splitlines()[1] == ("The answer: 2 x sourdough loaf and one croissant come to "
+                                 "14.50 dollars in total.")
 
 
 def test_a_time_already_passed_today_is_read_as_tomorrow():
@@ -214,5 +216,16 @@ def test_yes_no_questions_follow_ups_and_still_open():
 
 
 def test_a_question_about_the_week_gets_the_weekly_hours():
+    n = note_for("Which days are you open?")
+    assert "Mill Bakery is open Wednesday to Sunday and closed Monday and Tuesday." in n
     assert "Mill Bakery's opening hours: Monday and Tuesday: closed; Wednesday to Sunday: " \
-        "7 am to 3 pm." in note_for("Which days are you open?")
+        "7 am to 3 pm." in n
+    assert " now" not in n.split("\n", 1)[1]  # "closed now": not what was asked
+
+
+@pytest.mark.parametrize("text", [
+    "Sorry, who have I called?", "Which bakery did I call?", "Who am I speaking to?",
+    "What's the name of this place?", "What business is this?"])
+def test_who_was_called_is_answered_with_the_name_not_the_fallback(text):
+    n = note_for(text)
+    assert n.endswith("The caller has reached Mill Bakery.") and "say nothing" not in n

@@ -296,7 +296,9 @@ TOPIC_WORDS = {
     "hours": r"\b(open|opens|opening|close|closes|closing|closed|hours|when)\b",
     "address": r"\b(address|where|located|location|find you|directions|street)\b",
     "phone": r"\b(phone|number|call you|reach you)\b",
-    "name": r"\b(who is this|who am i|what is this place|name of|who are you|your name)\b",
+    "name": r"\b(who is this|who am i|who('s| is) (this|speaking)|(who|which \w+|what \w+) "
+            r"(have|did) i (call|called|reach|reached|got)|(what|which) (place|business|shop|"
+            r"company|office) is this|what is this place|name of|who are you|your name)\b",
     "week": r"\b((what|which) days|days (are|do) you|days of the week|opening hours|your hours)\b",
 }
 YES_NO = re.compile(r"^\W*(?:and |so |but |ok(?:ay)? |hi |hello |then )?(are|is|can|could|will|"

@@ -21,7 +21,8 @@ a about above after again against all am an and any are aren't as at be because 
 being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
 don't down during each few for from further get got had has have having he her here hers him his
 how i i'd i'll i'm i've if in into is isn't it it's its just let's like me more most my no nor
-not of off on once only or other our out over own please same she should so some such than thank
+not of off on once only or other our out over own please sorry pardon excuse same she should so
+some such than thank
 thanks that that's the their them then there there's these they this those through to too under
 until up very was we we're were what what's when where which while who whom why will with would
 you you're your yours yes hi hello hey okay ok well um uh also much many ask asking wanted want
@@ -115,17 +116,20 @@ def price_lines(b: Business, items: tuple[tuple[Item, int | None], ...]) -> list
     priced = [(prices[i.name], q) for i, q in items if i.name in prices]
     if not priced:
         return []
-    lines, total = [], 0.0
+    lines, total, named = [], 0.0, []
     for item, qty in priced:
         n = qty or 1
         cost = n * item.amount
         total += cost
         each = spoken.money(item.amount, b.currency)
+        named.append(f"{n} x {item.name}" if n > 1 else f"one {item.name}")
         lines.append(f"{n} x {item.name} at {each} each come to "
                      f"{spoken.money(cost, b.currency)}." if n > 1
                      else f"One {item.name} costs {each}.")
     if len(priced) > 1 or (priced[0][1] or 1) > 1:
-        lines.append(f"The total is {spoken.money(total, b.currency)}.")
+        # first: the 1.5B model read out a part's cost as the answer when the total came last
+        lines.insert(0, f"The answer: {' and '.join(named)} come to "
+                        f"{spoken.money(total, b.currency)} in total.")
     return lines
 
 
@@ -209,11 +213,18 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
                 timed.add(ref.day)
     lines += lead_lines(b, m, today)
     lines += [day_line(b, ref, today) for ref in days if ref.every or ref.day not in timed]
-    if m.now or ("hours" in m.topics and not days and t is None):
+    week = "week" in m.topics and not days
+    if m.now or ("hours" in m.topics and not days and t is None and not week):
         lines.append(open_now(b, now))
     lines += price_lines(b, m.items)
-    if "week" in m.topics and not days:
+    if week:
+        open_days = [d for d in range(7) if b.hours.get(d)]
+        closed = [d for d in range(7) if not b.hours.get(d)]
+        lines.append(f"{b.name} is open {spoken.weekdays(open_days)}"
+                     + (f" and closed {spoken.weekdays(closed)}." if closed else "."))
         lines.append(f"{b.name}'s opening hours: " + "; ".join(hours_lines(b)) + ".")
+    if "name" in m.topics:
+        lines.append(f"The caller has reached {b.name}.")
     answer = verdict(lines, b, m, days, now) if m.yes_no else None
     if answer is not None:
         # the 1.5B opened with "Yes" even under a "No:" line (then said why it was no)
