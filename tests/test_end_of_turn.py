@@ -74,6 +74,8 @@ def test_verdict_table():
 @pytest.mark.parametrize("text, false", [
     ("", True), ("Mm-hmm.", True), ("uh-huh", True), ("Okay.", True), ("Yeah, yeah.", True),
     ("Right", True), ("Hello", True), ("Go f-", True),
+    ("Mm-mm, mm-hmm.", True), ("MmMm", True), ("Uh-uh, mm.", True),  # hums however spelt
+    ("Mm, the bill", False),
     ("Stop.", False), ("Wait", False), ("No", False),
     ("What about Sunday?", False), ("Can I order a cake?", False),
 ])

@@ -156,6 +156,8 @@ _BACKCHANNEL = _word_set("""
     alright aha huh wow cool great nice
 """)
 _STOP = _word_set("stop wait no hold hang sorry excuse pardon what")
+# a hum however it is spelt: Whisper writes "mm-hmm" as "Mm-mm", "MmMm", "Mmm"
+_HUMMED = re.compile(r"[mh]*m[mh]*|uh+uh")
 
 
 def false_interruption(text: str, min_words: int) -> bool:
@@ -166,6 +168,6 @@ def false_interruption(text: str, min_words: int) -> bool:
     words = _WORD.findall(whole.replace("-", ""))
     if any(w in _STOP for w in words):
         return False
-    if all(w in _BACKCHANNEL for w in words):
+    if all(w in _BACKCHANNEL or _HUMMED.fullmatch(w) for w in words):
         return True
     return len(words) < min_words
