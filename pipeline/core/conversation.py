@@ -33,11 +33,11 @@ from pipeline.core.end_of_turn import (
     EndOfTurnSettings,
     Reason,
     Verdict,
-    cue,
     false_interruption,
     reason,
     verdict,
     wait_for,
+    words_cue,
 )
 from pipeline.core.turns import TurnDetector, TurnEvent, TurnEventKind
 
@@ -182,6 +182,7 @@ class _Speculation:
     start: int
     end: int
     text: str | None = None
+    end_of_message: float | None = None
     utterance_id: int | None = None
 
 
@@ -229,9 +230,11 @@ class Conversation:
             return []
         self._now = end
         actions: list[Action] = []
-        if (self._barge is not None and self.detector.in_turn
+        if (self._barge is not None and self.detector.in_turn and self.detector.speaking
                 and end - self._barge[1] >= self.s.barge_in_confirm):
-            actions += self._confirm_barge_in()  # talking this long is no backchannel
+            # still talking this long after the first word is no backchannel (a short sound
+            # followed by silence waits for its words: "mm-hmm" was cut here at 1 s)
+            actions += self._confirm_barge_in()
         if self._held_answer is not None and end >= self._held_answer[2]:
             actions += self._release_held_answer()
         if (self.state is State.BOT_SPEAKING and self.s.barge_in and not self._held
@@ -246,14 +249,18 @@ class Conversation:
             actions.append(ResumePlayout(self.utterance_id))
         return actions
 
-    def on_transcript(self, turn_id: int, text: str) -> list[Action]:
+    def on_transcript(self, turn_id: int, text: str,
+                      end_of_message: float | None = None) -> list[Action]:
+        """The words of a turn (``end_of_message``: a language model's probability that the
+        caller's message ends with them, if one was asked)."""
         text = text.strip()
         spec = self._spec
         if spec is not None and turn_id == spec.turn_id:
             # a speculation's transcript, the caller still paused: its words revise the
             # verdict; maybe draft the reply
             spec.text = text
-            self._cue = cue(text)
+            spec.end_of_message = end_of_message
+            self._cue = words_cue(self.s.eot, text, end_of_message)
             actions = self._revise()
             if self._spec is None:
                 return actions  # the turn ended on the revised verdict (spec committed)
@@ -264,7 +271,7 @@ class Conversation:
             return actions
         if turn_id != self.turn_id or self.state is not State.THINKING:
             return []  # stale: discarded speculation, or the turn was merged
-        return self._heard(turn_id, text)
+        return self._heard(turn_id, text, end_of_message)
 
     @property
     def held_turn(self) -> int | None:
@@ -329,6 +336,12 @@ class Conversation:
 
     def _set_wait(self) -> None:
         self._verdict = verdict(self.s.eot, self._score, self._cue)
+        spec = self._spec
+        if (self._barge is not None and spec is not None and spec.text is not None
+                and false_interruption(spec.text, self.s.interruption_min_words)):
+            # only a sound over the held bot ("Mm-mm" reads as trailing off): end the turn
+            # now so the bot resumes, not after the longest wait
+            self._verdict = Verdict.COMPLETE
         words_due = self._spec is not None and self._spec.text is None
         self.detector.end_silence = wait_for(self.s.eot, self._verdict, self.s.end_silence,
                                              words_due)
@@ -348,11 +361,13 @@ class Conversation:
         self._verdict = Verdict.UNSURE
         self.detector.end_silence = self.s.end_silence
 
-    def _heard(self, turn_id: int, text: str) -> list[Action]:
+    def _heard(self, turn_id: int, text: str,
+               end_of_message: float | None = None) -> list[Action]:
         """The committed turn's words: answer them, unless they trail off after an early end
         (then wait for more), or they were only a noise over the bot's held audio."""
         if (text and self._barge is None and self._verdict is Verdict.COMPLETE
-                and cue(text) is Cue.CONTINUES and self.s.eot.smart and self.s.eot.use_words):
+                and words_cue(self.s.eot, text, end_of_message) is Cue.CONTINUES
+                and self.s.eot.smart and self.s.eot.use_words):
             self._verdict = Verdict.INCOMPLETE
             self._held_answer = (turn_id, text, self._speech_end + self.s.eot.max_silence)
             return []
@@ -451,7 +466,7 @@ class Conversation:
             self.utterance_id = spec.utterance_id
             self._utterance_active = True
         elif spec.text is not None:
-            actions += self._heard(spec.turn_id, spec.text)
+            actions += self._heard(spec.turn_id, spec.text, spec.end_of_message)
         # else: its transcript is still coming; on_transcript answers it
         return actions
 

@@ -61,6 +61,10 @@ class EndOfTurnSettings:
     """The same for words that are a whole question only: the audio model scores some
     voices' questions (rising pitch at the end) as unfinished, while the speech-to-text
     writes "?" only for what it heard as a question."""
+    message_end_below: float = 0.0
+    """A language model's probability that the caller's message ends after these words
+    (``pipeline/reply/end_of_message.py``) below this turns words that seem to end into
+    words that go on ("had he married a more amiable woman"); 0: not used."""
     use_score: bool = True
     use_words: bool = True
     """Either signal can be left out (bench/turn_taking.py measures each alone)."""
@@ -134,6 +138,16 @@ def cue(text: str) -> Cue:
     if _dictating(words):
         return Cue.CONTINUES
     return Cue.ASKS if t.endswith("?") else Cue.ENDS
+
+
+def words_cue(s: EndOfTurnSettings, text: str, end_of_message: float | None = None) -> Cue:
+    """``cue(text)``, unless the language model's ``end_of_message`` probability says that
+    words which seem to end go on (a "?" the speech-to-text heard is kept)."""
+    c = cue(text)
+    if (c is Cue.ENDS and end_of_message is not None
+            and end_of_message < s.message_end_below):
+        return Cue.CONTINUES
+    return c
 
 
 def _dictating(words: list[str]) -> bool:

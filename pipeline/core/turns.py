@@ -61,6 +61,11 @@ class TurnDetector:
         return self._phase is _Phase.IN_TURN
 
     @property
+    def speaking(self) -> bool:
+        """The last window was speech (with hysteresis), not a pause."""
+        return self._speaking
+
+    @property
     def timing_speech(self) -> bool:
         """A speech run has begun but is not (yet) long enough to start a turn."""
         return self._phase is _Phase.IDLE and self._onset is not None
