@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from pipeline.models import Engines
     from pipeline.options import SessionOptions
+    from pipeline.reply.end_of_message import EndOfMessage
     from pipeline.reply.llm import LlmPool
     from pipeline.reply.openai_llm import OpenAiLlm
     from pipeline.reply.tools import ToolPolicy
@@ -89,7 +90,8 @@ def turn_settings(cfg: Config) -> TurnSettings:
             max_silence=ms_to_samples(t.max_end_of_turn_silence_ms),
             complete_threshold=t.turn_complete_threshold,
             incomplete_threshold=t.turn_incomplete_threshold,
-            questions_lift_low_scores=t.question_lifts_low_scores),
+            questions_lift_low_scores=t.question_lifts_low_scores,
+            message_end_below=t.end_of_message_below if t.end_of_message_model else 0.0),
         resume_false_interruptions=t.resume_false_interruptions,
         interruption_min_words=t.interruption_min_words,
         barge_in_confirm=ms_to_samples(t.barge_in_confirm_ms),
@@ -183,12 +185,25 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
         llm=llm_backend(cfg, tools, paths.llm),
         tts=make_tts(cfg, paths.piper_voice, on_service_error),
         smart_turn=SmartTurn() if cfg.turn.end_of_turn == "smart" else None,
+        end_of_message=end_of_message(cfg),
         max_tokens=cfg.llm.max_tokens, temperature=cfg.llm.temperature,
         history_turns=cfg.llm.history_turns)
     log.info("models loaded in %.1f s; warming up", time.monotonic() - t0)
     engines.warm_up()
     log.info("models ready in %.1f s", time.monotonic() - t0)
     return engines
+
+
+def end_of_message(cfg: Config) -> EndOfMessage | None:
+    """[turn] end_of_message_model: its own small context, shared by the process's calls."""
+    name = cfg.turn.end_of_message_model
+    if not name or cfg.turn.end_of_turn != "smart":
+        return None
+    from pipeline import models
+    from pipeline.reply.end_of_message import EndOfMessage
+
+    log.info("end of message: asked of %s", name)
+    return EndOfMessage(models.assemble_llm(name))
 
 
 def llm_backend(cfg: Config, tools: ToolPolicy | None,

@@ -85,6 +85,12 @@ class TurnConfig:
     turn_complete_threshold: float = _spec(0.5, lo=0.0, hi=1.0)
     turn_incomplete_threshold: float = _spec(0.1, lo=0.0, hi=1.0)
     question_lifts_low_scores: bool = _spec(True)
+    end_of_message_model: str = _spec(
+        "", choices=("", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"),
+        doc="bundled LLM asked whether the words heard at a pause end the caller's message; "
+            "empty = not asked")
+    end_of_message_below: float = _spec(0.05, lo=0.0, hi=1.0,
+                                        doc="that probability below this: the words go on")
     resume_false_interruptions: bool = _spec(True)
     interruption_min_words: int = _spec(2, lo=1, hi=20)
     barge_in_confirm_ms: int = _spec(1000, lo=100, hi=10000)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from pipeline.audio.smart_turn import SmartTurn
     from pipeline.audio.vad import SileroModel
+    from pipeline.reply.end_of_message import EndOfMessage
     from pipeline.reply.llm import LlmPool
     from pipeline.reply.openai_llm import OpenAiLlm
     from pipeline.reply.tts import TextToSpeech
@@ -297,6 +298,8 @@ class Engines:
     tts: TextToSpeech
     smart_turn: SmartTurn | None = None
     """End-of-turn completeness model; None: turns end on silence alone."""
+    end_of_message: EndOfMessage | None = None
+    """Asked whether the words at a pause end the caller's message; None: not asked."""
     max_tokens: int = 96
     temperature: float = 0.2
     history_turns: int = 6
@@ -307,6 +310,8 @@ class Engines:
         self.vad.stream().feed(np.zeros(1024, dtype=np.float32))
         if self.smart_turn is not None:
             self.smart_turn.complete(np.zeros(16000, dtype=np.float32))
+        if self.end_of_message is not None:
+            self.end_of_message.probability("Hello")  # evaluates the prompt's prefix
         self.stt.warm_up()
         self.tts.warm_up()
         self.llm.warm_up()

@@ -444,7 +444,7 @@ class CallSession:
         self._stt.transcribe(a, rec, self._audio.span(a.start - PRE_ROLL, a.end + POST_ROLL))
 
     def _on_transcript(self, turn_id: int, rec: TurnRecord, text: str) -> None:
-        actions = self.core.on_transcript(turn_id, text)
+        actions = self.core.on_transcript(turn_id, text, rec.end_of_message)
         if (rec.committed and not any(isinstance(x, Respond) for x in actions)
                 and self.core.held_turn != turn_id):
             self._unanswered(rec)  # nothing to answer (noise, a merged turn, not a barge-in)

@@ -48,6 +48,9 @@ class TurnRecord:
     timeout, max_turn; empty for a keypad turn."""
     end_of_turn_score: float | None = None
     """Completeness score of the turn's last pause (None: not scored)."""
+    end_of_message: float | None = None
+    """The LLM's probability that the caller's message ended with these words (None: not
+    asked: [turn] end_of_message_model is empty, or no words)."""
     false_interruption: bool = False
     """The turn was caller sound over the bot that was no interruption: the bot resumed."""
     facts_note: str = ""

@@ -438,3 +438,56 @@ def test_the_record_says_when_the_reply_stopped_played_or_cut():
         assert not failures
     finally:
         session.stop()
+
+
+class FixedScore:
+    """Smart Turn's place: every pause sounds complete."""
+
+    def complete(self, audio):
+        return 0.95
+
+
+class FixedEnd:
+    """The end-of-message LLM's place: one probability for any words."""
+
+    def __init__(self, p):
+        self.p = p
+        self.asked = []
+
+    def probability(self, text):
+        self.asked.append(text)
+        return self.p
+
+
+def frames_to_answer(p_end: float):
+    from pipeline.core.end_of_turn import EndOfTurnSettings
+
+    eot = EndOfTurnSettings(smart=True, min_silence=3200, max_silence=24000,
+                            message_end_below=0.05)
+    session, _, failures = make_session(["Had he married a more amiable woman"], "Indeed.",
+                                        eot=eot)
+    session.engines.smart_turn = FixedScore()
+    session.engines.end_of_message = FixedEnd(p_end)
+    clock = Clock(session)
+    session.start()
+    try:
+        greet(clock, session)
+        clock.run(10)
+        clock.run(40, loud=True)
+        speech_end = len(clock.out)
+        clock.until(lambda: clock.bot_frames(clock.out[-1:]) == 1)
+        assert not failures
+        return len(clock.out) - speech_end, session.turns[0], session.engines.end_of_message
+    finally:
+        session.stop()
+
+
+def test_words_the_llm_says_go_on_hold_an_answer_the_audio_called_complete():
+    held, rec, eom = frames_to_answer(0.01)
+    prompt, rec2, _ = frames_to_answer(0.5)
+    print(f"first reply frame {held} frames after the speech (p 0.01) vs {prompt} (p 0.5)")
+    assert eom.asked and eom.asked[0] == "Had he married a more amiable woman"
+    assert rec.end_of_message == pytest.approx(0.01) and rec.end_of_turn_reason == "incomplete"
+    assert rec2.end_of_message == pytest.approx(0.5) and rec2.end_of_turn_reason == "complete"
+    assert held >= 75  # not before the longest wait (1.5 s) had passed without more speech
+    assert prompt < 50

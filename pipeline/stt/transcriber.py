@@ -96,6 +96,7 @@ class TurnTranscriber:
         rec.caller_text = text
         self.log.info("turn %d: caller said %r (%.2f s of audio, stt %.0f ms)", a.turn_id,
                       text, len(audio) / BRIDGE_RATE, rec.stt_seconds * 1000)
+        self._ask_end_of_message(rec, text)
         self._on_text(a.turn_id, rec, text)
 
     def _on_stream_result(self, t: Transcript | None, tag: object) -> None:
@@ -113,4 +114,16 @@ class TurnTranscriber:
         self.log.info("turn %d: caller said %r (%.2f s of audio, %s %.0f ms after the %s)",
                       a.turn_id, text, n / BRIDGE_RATE, "partial" if a.speculative else "final",
                       rec.stt_seconds * 1000, "pause" if a.speculative else "end of turn")
+        self._ask_end_of_message(rec, text)
         self._on_text(a.turn_id, rec, text)
+
+    def _ask_end_of_message(self, rec: TurnRecord, text: str) -> None:
+        """The LLM's probability that the message ends with ``text`` (~80-140 ms with the
+        0.5B on 2 cores), into ``rec`` for the conversation core."""
+        eom = self.engines.end_of_message
+        if eom is None or not text.strip():
+            return
+        t0 = self.clock()
+        rec.end_of_message = eom.probability(text)
+        self.log.debug("turn %d: end of message %.3f (%.0f ms)", rec.turn_id,
+                       rec.end_of_message, (self.clock() - t0) * 1000)
