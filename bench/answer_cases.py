@@ -913,8 +913,8 @@ _add(G, "prices", _GA_MON, "How much would a wheel alignment and a tire rotation
      note="89.99 + 25 = 114.99 dollars.")
 _add(G, "days", _GA_MON, "Are you open on weekends?",
      [r"\bsaturdays?\b"],
-     [_NO_START, *closed_claim("saturday"), *open_claim("sunday")], held=True,
-     note="Saturday 8 am to 12 noon; Sunday closed.")
+     [_NO_START, *closed_claim("saturday"), *open_claim("sunday")],
+     note=_MOVED + "Saturday 8 am to 12 noon; Sunday closed.")
 
 
 def _build() -> tuple[Case, ...]:

@@ -229,3 +229,10 @@ def test_a_question_about_the_week_gets_the_weekly_hours():
 def test_who_was_called_is_answered_with_the_name_not_the_fallback(text):
     n = note_for(text)
     assert n.endswith("The caller has reached Mill Bakery.") and "say nothing" not in n
+
+
+def test_days_that_disagree_get_no_forced_yes_or_no():
+    n = note_for("Are you open at the weekend?")  # Mill Bakery: open Saturday and Sunday
+    assert n.endswith('Begin your answer with "Yes,".')
+    n = note_for("Are you open on Mondays or Saturdays?")  # closed Mondays, open Saturdays
+    assert "Begin your answer" not in n and n.endswith("Answer for each of these days.")

@@ -180,9 +180,11 @@ def verdict(lines: list[str], b: Business, m: Mentions, days: list[DayRef],
     if m.now and all(r.day == now.date() for r in days):  # "are you still open (today)?"
         days = []
     if days:
-        ref = days[0]
-        spans = b.hours.get(ref.day.weekday(), ()) if ref.every else b.ranges_on(ref.day)
-        return bool(spans)
+        opens = {bool(b.hours.get(r.day.weekday(), ()) if r.every else b.ranges_on(r.day))
+                 for r in days}
+        # "open on weekends?" when Saturday is and Sunday is not: neither yes nor no (a forced
+        # "Yes," made the model say only the closed day)
+        return opens.pop() if len(opens) == 1 else None
     t = now.hour * 60 + now.minute
     return any(a <= t < z for a, z in b.ranges_on(now.date()))
 
@@ -229,6 +231,8 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
     if answer is not None:
         # the 1.5B opened with "Yes" even under a "No:" line (then said why it was no)
         lines.append(f'Begin your answer with "{"Yes" if answer else "No"},".')
+    elif m.yes_no and len(days) > 1:
+        lines.append("Answer for each of these days.")
     if not lines and m.empty and _QUESTION.search(text):
         missing = uncovered(b, text)
         if missing:
