@@ -617,7 +617,11 @@ _add(B, "prices", _BK_WED, "What would two croissants and a birthday cake come t
      note="2 x 2.50 + 35 = 40 dollars.")
 _add(B, "days", _BK_WED, "Which days can I come in?",
      [r"\bwednesdays?\b", r"\bsundays?\b"],
-     [*open_claim("monday"), *open_claim("tuesday"), r"\b(?:from|on) mondays? (?:to|through)\b"],
+     [*open_claim("monday"), *open_claim("tuesday"), r"\b(?:from|on) mondays? (?:to|through)\b",
+      # "you can come in on monday, tuesday, ..." (passed the first run: the must_not was
+      # too narrow; rescored 2026-12-05 before any note change for it)
+      r"\b(?:come in|come by|visit|stop by)(?: on)? (?:mondays?|tuesdays?)\b",
+      r"\bmondays?,? (?:and |or )?tuesdays?,? (?:and |or )?wednesday"],
      held=True, note="Wednesday to Sunday; not Monday or Tuesday.")
 
 # ---- dental: mon/tue/thu 8:30-12:30 + 1:30-5:30, wed 10-7, fri 8:30-1; closed sat/sun;

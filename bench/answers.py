@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.answers [--models 1.5b,0.5b] [--notes on,off] [--seeds 1,2,3]
                                       [--persona KEY] [--out FILE] [--json FILE]
+    .venv/bin/python -m bench.answers --rescore FILE.json [--out FILE]
 
 For each persona (bench/answer_cases.py: a business as the ``[business]`` config table) the
 system prompt is built exactly as the gateway builds it (gateway.app.system_prompt), and
@@ -11,7 +12,8 @@ required pattern present, no contrary claim). The clock is the case's: the compu
 note (``[business] note``) is made for that local time. Runs every model x note setting x
 seed, prints each verdict (so a person can check the scorer), then accuracy per category,
 side by side, for the tuning cases and the held-out ones separately, and how often a
-question the facts do not answer got the fallback.
+question the facts do not answer got the fallback. ``--rescore`` judges the answers a run
+stored (``--json``) again with the cases as they are now (a scorer made stricter), no model.
 """
 
 from __future__ import annotations
@@ -86,6 +88,22 @@ def table(rows: list[dict], combos: list[str], held_out: bool) -> list[str]:
     return out
 
 
+def report(rows: list[dict], combos: list[str], say) -> None:
+    say()
+    for held in (False, True):
+        say("held-out cases (never used to tune the prompt or the note):" if held
+            else "tuning cases:")
+        for line in table(rows, combos, held):
+            say("  " + line)
+    say()
+    for combo in combos:
+        unk = [r for r in rows if r["combo"] == combo and r["category"] == "unknown"]
+        fb = sum(r["ok"] for r in unk)
+        secs = sorted(r["seconds"] for r in rows if r["combo"] == combo)
+        say(f"{combo}: unknown answered with the fallback {fb}/{len(unk)}; "
+            f"seconds per turn p50 {secs[len(secs) // 2]:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,6 +114,7 @@ def main() -> None:
     ap.add_argument("--held-out", choices=("both", "only", "none"), default="both")
     ap.add_argument("--out", help="also write the report here")
     ap.add_argument("--json", help="write every verdict as JSON")
+    ap.add_argument("--rescore", help="judge a --json file's answers again; run no model")
     args = ap.parse_args()
     lines: list[str] = []
 
@@ -103,6 +122,29 @@ def main() -> None:
         print(text, flush=True)
         lines.append(text)
 
+    def verdict_line(r: dict) -> str:
+        return (f"{'PASS' if r['ok'] else 'FAIL'} [{r['combo']} s{r['seed']}] {r['id']} "
+                f"{r['category']}{' (held out)' if r['held_out'] else ''}: "
+                + " | ".join(f"Q: {q} A: {a}" for q, a in zip(r["turns"], r["answers"],
+                                                              strict=True))
+                + ("" if r["ok"] else f"  -- {'; '.join(r['why'])}"))
+
+    if args.rescore:
+        by_id = {c.id: c for c in CASES}
+        rows = json.loads(Path(args.rescore).read_text())
+        changed = 0
+        for r in rows:
+            ok, why = score(by_id[r["id"]], r["answers"][-1])
+            changed += ok != r["ok"]
+            r.update(ok=ok, why=why, held_out=by_id[r["id"]].held_out)
+        say(f"bench.answers --rescore {args.rescore}: {len(rows)} stored answers judged with "
+            f"today's cases, {changed} verdicts changed")
+        for r in rows:
+            say(verdict_line(r))
+        report(rows, list(dict.fromkeys(r["combo"] for r in rows)), say)
+        if args.out:
+            Path(args.out).write_text("\n".join(lines) + "\n")
+        return
     seeds = [int(s) for s in args.seeds.split(",")]
     notes = [n == "on" for n in args.notes.split(",")]
     cases = [c for c in CASES if (not args.persona or c.persona == args.persona)
@@ -129,26 +171,9 @@ def main() -> None:
                                  "category": case.category, "held_out": case.held_out,
                                  "ok": ok, "why": why, "turns": list(case.turns),
                                  "answers": answers, "notes": seen, "seconds": secs})
-                    mark = "PASS" if ok else "FAIL"
-                    say(f"{mark} [{combo} s{seed}] {case.id} {case.category}"
-                        f"{' (held out)' if case.held_out else ''}: "
-                        + " | ".join(f"Q: {q} A: {a}" for q, a in zip(case.turns, answers,
-                                                                      strict=True))
-                        + ("" if ok else f"  -- {'; '.join(why)}"))
+                    say(verdict_line(rows[-1]))
         del llm, model
-    say()
-    for held in (False, True):
-        say("held-out cases (never used to tune the prompt or the note):" if held
-            else "tuning cases:")
-        for line in table(rows, combos, held):
-            say("  " + line)
-    say()
-    for combo in combos:
-        unk = [r for r in rows if r["combo"] == combo and r["category"] == "unknown"]
-        fb = sum(r["ok"] for r in unk)
-        secs = sorted(r["seconds"] for r in rows if r["combo"] == combo)
-        say(f"{combo}: unknown answered with the fallback {fb}/{len(unk)}; "
-            f"seconds per turn p50 {secs[len(secs) // 2]:.2f}")
+    report(rows, combos, say)
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
     if args.json:

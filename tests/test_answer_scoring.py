@@ -301,7 +301,9 @@ PAIRS: list[tuple[str, list[str], list[str]]] = [
      ["That would be 37.50 dollars.", "It's 42.50 dollars."]),
     ("bakery-39", ["We're open Wednesday to Sunday.", "Any day from Wednesday through Sunday."],
      ["We're open Monday to Friday.", "You can come in Wednesday to Sunday, and we're open "
-      "on Mondays too."]),
+      "on Mondays too.", "You can come in on Monday, Tuesday, Wednesday, Thursday, Friday, "
+      "Saturday, and Sunday.", "You can come in Monday and Tuesday, or on Wednesday through "
+      "Friday."]),
     # dental
     ("dental-01", ["No, we're closed at weekends, so we're not open on Saturdays."],
      ["Yes, we're open on Saturday mornings.", "Saturday from 9 to 12."]),
