@@ -51,7 +51,7 @@ RECORD_STAGES = ("open", "media", "turn", "close", "observer")
 LLM_BACKENDS = ("embedded", "openai")
 SPEECH_SERVICE_ERRORS = ("refused", "unreachable", "timeout", "closed", "protocol", "server",
                          "circuit_open")
-"""pipeline.wyoming.client.KINDS and the breaker's circuit_open (a test keeps them equal)."""
+"""pipeline.wyoming.client.KINDS (a test keeps them equal)."""
 
 # call.rtp key -> (metric, label value); cumulative per call, turned into process counters
 _RTP_COUNTERS = {

@@ -23,7 +23,7 @@ import soxr
 from pipeline.audio.frames import BRIDGE_RATE, float_to_int16
 from pipeline.reply.breaker import CircuitBreaker
 from pipeline.reply.tts import Speech, TtsUnavailable
-from pipeline.wyoming.client import ServiceError, exchange, parse_uri
+from pipeline.wyoming.client import ServiceError, exchange, guarded, parse_uri, speech_breaker
 from pipeline.wyoming.messages import AudioReader, supports_streaming, synthesize_request
 from pipeline.wyoming.protocol import Event
 
@@ -48,7 +48,7 @@ class WyomingTts:
                  breaker: CircuitBreaker | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.address = parse_uri(uri)
-        self.breaker = breaker or CircuitBreaker(failures=3, cooldown=5.0)
+        self.breaker = breaker or speech_breaker()
         self.clock = clock
         self.name = f"wyoming:{uri}"
         self.timeout = timeout
@@ -62,21 +62,16 @@ class WyomingTts:
         """The speech of ``text`` (one ``Speech``); raises ``TtsUnavailable``."""
         if not text.strip():
             return
-        if not self.breaker.allow(self.clock()):
-            self._on_error("circuit_open")
-            raise TtsUnavailable("circuit_open", f"{self.address.uri} failed repeatedly; next "
-                                 f"try in {self.breaker.retry_in(self.clock()):.0f} s")
         try:
-            if self.streaming is None:
-                self.streaming = self._ask_streaming()
-            reader = AudioReader(self.streaming)
-            exchange(self.address, synthesize_request(text, self.streaming, self.voice),
-                     reader.feed, self.timeout)
+            with guarded(self.breaker, self.address, self.clock):
+                if self.streaming is None:
+                    self.streaming = self._ask_streaming()
+                reader = AudioReader(self.streaming)
+                exchange(self.address, synthesize_request(text, self.streaming, self.voice),
+                         reader.feed, self.timeout)
         except ServiceError as e:
-            self.breaker.failed(self.clock())
             self._on_error(e.kind)
             raise TtsUnavailable(e.kind, str(e)) from None
-        self.breaker.succeeded(self.clock())
         pcm = to_bridge(reader.segments, self.volume)
         if pcm:
             yield Speech(pcm)

@@ -21,7 +21,7 @@ import numpy as np
 from pipeline.reply.breaker import CircuitBreaker
 from pipeline.stt.base import RATE, SttUnavailable, as_int16
 from pipeline.stt.whisper import WhisperStream
-from pipeline.wyoming.client import ServiceError, exchange, parse_uri
+from pipeline.wyoming.client import ServiceError, exchange, guarded, parse_uri, speech_breaker
 from pipeline.wyoming.messages import TranscriptReader, transcribe_request
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class WyomingStt:
         self.address = parse_uri(uri)
         self.name = f"wyoming:{uri}"
         self.language = language
-        self.breaker = breaker or CircuitBreaker(failures=3, cooldown=5.0)
+        self.breaker = breaker or speech_breaker()
         self.clock = clock
         self.timeout = timeout
         self._on_error = on_error
@@ -50,17 +50,12 @@ class WyomingStt:
         reader = TranscriptReader()
         request = transcribe_request(as_int16(audio).astype("<i2").tobytes(), RATE,
                                      self.language)
-        if not self.breaker.allow(self.clock()):
-            self._on_error("circuit_open")
-            raise SttUnavailable("circuit_open", f"{self.address.uri} failed repeatedly; next "
-                                 f"try in {self.breaker.retry_in(self.clock()):.0f} s")
         try:
-            exchange(self.address, request, reader.feed, self.timeout)
+            with guarded(self.breaker, self.address, self.clock):
+                exchange(self.address, request, reader.feed, self.timeout)
         except ServiceError as e:
-            self.breaker.failed(self.clock())
             self._on_error(e.kind)
             raise SttUnavailable(e.kind, str(e)) from None
-        self.breaker.succeeded(self.clock())
         return reader.text or ""
 
     def transcribe_if_idle(self, audio: np.ndarray) -> str | None:

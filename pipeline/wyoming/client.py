@@ -9,25 +9,51 @@ timeout.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from pipeline.reply.breaker import CircuitBreaker
 from pipeline.wyoming.messages import ServerError
 from pipeline.wyoming.protocol import Event, EventReader, ProtocolError, encode
 
-KINDS = ("refused", "unreachable", "timeout", "closed", "protocol", "server")
+KINDS = ("refused", "unreachable", "timeout", "closed", "protocol", "server", "circuit_open")
 """refused: nothing listens; unreachable: no route or name; timeout: no complete answer in
 time; closed: the server hung up mid-answer; protocol: it sent something that is not a
-well-formed answer; server: it answered with an ``error`` event."""
+well-formed answer; server: it answered with an ``error`` event; circuit_open: not asked,
+it failed repeatedly (``guarded``)."""
 
 
 class ServiceError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
+
+
+def speech_breaker() -> CircuitBreaker:
+    """A speech server's breaker: after 3 failures in a row, 5 s without requests. Short
+    (the LLM's is 20 s): a server is asked several times a turn (partials), and a quick
+    restart should not be outlasted."""
+    return CircuitBreaker(failures=3, cooldown=5.0)
+
+
+@contextlib.contextmanager
+def guarded(breaker: CircuitBreaker, address: Address,
+            clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
+    """The exchanges of one answer, through ``address``'s breaker: refused at once
+    (``circuit_open``) while it is open, a ``ServiceError`` inside counts as a failure."""
+    if not breaker.allow(clock()):
+        raise ServiceError("circuit_open", f"{address.uri} failed repeatedly; next try in "
+                                           f"{breaker.retry_in(clock()):.0f} s")
+    try:
+        yield
+    except ServiceError:
+        breaker.failed(clock())
+        raise
+    breaker.succeeded(clock())
 
 
 @dataclass(frozen=True)
