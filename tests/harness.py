@@ -171,16 +171,20 @@ class GatewayProcess:
 
     def closed_records(self, timeout: float = 30.0) -> list[dict]:
         """Every record of the journal, once all of them are closed (waits for it)."""
-        from gateway import records
+        return wait_closed(self.workdir / "calls.jsonl", timeout)
 
-        path = self.workdir / "calls.jsonl"
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            recs = records.read(path).records()
-            if recs and all(r["state"] == "closed" for r in recs):
-                return recs
-            time.sleep(0.3)
-        raise TimeoutError(records.read(path).records())
+
+def wait_closed(journal: Path, timeout: float = 30.0) -> list[dict]:
+    """Wait until no record is open any more; returns the records."""
+    from gateway import records
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        recs = records.read(journal).records()
+        if recs and all(r["state"] == "closed" for r in recs):
+            return recs
+        time.sleep(0.3)
+    raise TimeoutError(f"records still open: {records.read(journal).records()}")
 
 # --- audio -----------------------------------------------------------------------------------
 

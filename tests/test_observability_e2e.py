@@ -30,6 +30,7 @@ from tests.harness import (
     baresip_call,
     espeak,
     need,
+    wait_closed,
 )
 
 pytestmark = pytest.mark.e2e
@@ -71,17 +72,6 @@ def sample(fams: dict, family: str, name: str, **labels) -> float:
         if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
             return s.value
     raise KeyError(f"{name}{labels}")
-
-
-def wait_closed(journal: Path, timeout: float = 30.0) -> list[dict]:
-    """Wait until no record is open any more; returns the records."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        recs = records.read(journal).records()
-        if recs and all(r["state"] == "closed" for r in recs):
-            return recs
-        time.sleep(0.3)
-    raise TimeoutError(f"records still open: {records.read(journal).records()}")
 
 
 def caller_ttfas(result, n: int) -> list[float]:

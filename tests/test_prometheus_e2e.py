@@ -21,7 +21,15 @@ import numpy as np
 import pytest
 
 from gateway.metrics import LATENCY_BUCKETS
-from tests.harness import DEFAULT_LLM, GatewayProcess, baresip_call, espeak, free_tcp_port, need
+from tests.harness import (
+    DEFAULT_LLM,
+    GatewayProcess,
+    baresip_call,
+    espeak,
+    free_tcp_port,
+    need,
+    wait_closed,
+)
 from tests.prometheus import (
     DASHBOARD,
     PROMETHEUS,
@@ -31,7 +39,6 @@ from tests.prometheus import (
     grafana_expr,
     regex_alternatives,
 )
-from tests.test_observability_e2e import wait_closed
 
 RATE = 16000
 

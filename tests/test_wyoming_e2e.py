@@ -26,9 +26,9 @@ from tests.harness import (
     espeak,
     free_tcp_port,
     need,
+    wait_closed,
 )
 from tests.test_call_e2e import answer_after, transcribe
-from tests.test_observability_e2e import wait_closed
 
 pytestmark = pytest.mark.e2e
 
