@@ -4,6 +4,7 @@ tick, so it knows exactly which frames reached the caller."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -159,6 +160,20 @@ class Clock:
 def greet(clock, session):
     clock.until(lambda: any(t["role"] == "assistant" for t in session.history.turns))
     assert session.history.turns[0]["content"] == "Hi there."
+
+
+@contextlib.contextmanager
+def in_call(session, failures):
+    """Start the call, let the greeting play and 200 ms pass; stop it (no failures) after."""
+    clock = Clock(session)
+    session.start()
+    try:
+        greet(clock, session)
+        clock.run(10)
+        yield clock
+        assert not failures
+    finally:
+        session.stop()
 
 
 def caller_asks(clock):
@@ -468,18 +483,11 @@ def frames_to_answer(p_end: float):
                                         eot=eot)
     session.engines.smart_turn = FixedScore()
     session.engines.end_of_message = FixedEnd(p_end)
-    clock = Clock(session)
-    session.start()
-    try:
-        greet(clock, session)
-        clock.run(10)
+    with in_call(session, failures) as clock:
         clock.run(40, loud=True)
         speech_end = len(clock.out)
         clock.until(lambda: clock.bot_frames(clock.out[-1:]) == 1)
-        assert not failures
         return len(clock.out) - speech_end, session.turns[0], session.engines.end_of_message
-    finally:
-        session.stop()
 
 
 def test_words_the_llm_says_go_on_hold_an_answer_the_audio_called_complete():

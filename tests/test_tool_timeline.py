@@ -4,7 +4,6 @@ the policy gate decides when a tool runs relative to the caller's turn, and the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -13,7 +12,7 @@ from pipeline.core.conversation import State
 from pipeline.core.dtmf import KeypadSettings
 from pipeline.reply.openai_llm import LlmError
 from pipeline.reply.tools import Tool, ToolPolicy, ToolResult, end_call_tool, transfer_tool
-from tests.test_session_timeline import Clock, greet, make_session
+from tests.test_session_timeline import Clock, greet, in_call, make_session
 
 DESK = {"front desk": "sip:desk@127.0.0.1:5999"}
 
@@ -57,20 +56,6 @@ def tool_session(stt_texts, replies, tools, **options):
 def spied(spy: Spy) -> Tool:
     object.__setattr__(spy.tool, "spy", spy)  # frozen dataclass: tag it for tool_session
     return spy.tool
-
-
-@contextlib.contextmanager
-def in_call(session, failures):
-    """Start the call, let the greeting play and 200 ms pass; stop it (no failures) after."""
-    clock = Clock(session)
-    session.start()
-    try:
-        greet(clock, session)
-        clock.run(10)
-        yield clock
-        assert not failures
-    finally:
-        session.stop()
 
 
 def says(clock, then_quiet: int = 40) -> None:
