@@ -342,7 +342,7 @@ class Conversation:
             # only a sound over the held bot ("Mm-mm" reads as trailing off): end the turn
             # now so the bot resumes, not after the longest wait
             self._verdict = Verdict.COMPLETE
-        words_due = self._spec is not None and self._spec.text is None
+        words_due = spec is not None and spec.text is None
         self.detector.end_silence = wait_for(self.s.eot, self._verdict, self.s.end_silence,
                                              words_due)
 

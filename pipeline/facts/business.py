@@ -44,6 +44,10 @@ class Business:
             seen.setdefault(item.name, item)
         return tuple(seen.values())
 
+    def closed_weekdays(self) -> list[int]:
+        """Weekdays without opening hours (0 = Monday)."""
+        return [d for d in range(7) if not self.hours.get(d)]
+
     def ranges_on(self, day: date) -> tuple[tuple[int, int], ...]:
         """Opening ranges on ``day`` (none on a closed date)."""
         if day in self.closed_dates:

@@ -220,8 +220,8 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
         lines.append(open_now(b, now))
     lines += price_lines(b, m.items)
     if week:
-        open_days = [d for d in range(7) if b.hours.get(d)]
-        closed = [d for d in range(7) if not b.hours.get(d)]
+        closed = b.closed_weekdays()
+        open_days = [d for d in range(7) if d not in closed]
         lines.append(f"{b.name} is open {spoken.weekdays(open_days)}"
                      + (f" and closed {spoken.weekdays(closed)}." if closed else "."))
         lines.append(f"{b.name}'s opening hours: " + "; ".join(hours_lines(b)) + ".")

@@ -22,7 +22,7 @@ def hours_lines(b: Business) -> list[str]:
 def facts_block(b: Business) -> str:
     lines = [f"Business: {b.name}."]
     lines.append("Opening hours: " + "; ".join(hours_lines(b)) + ".")
-    closed = [d for d in range(7) if d not in b.hours]
+    closed = b.closed_weekdays()
     if closed:
         lines.append("Closed every " + spoken.weekdays(closed) + ".")
     if b.closed_dates:
