@@ -622,7 +622,7 @@ _add(B, "days", _BK_WED, "Which days can I come in?",
       # too narrow; rescored 2026-12-05 before any note change for it)
       r"\b(?:come in|come by|visit|stop by)(?: on)? (?:mondays?|tuesdays?)\b",
       r"\bmondays?,? (?:and |or )?tuesdays?,? (?:and |or )?wednesday"],
-     held=True, note="Wednesday to Sunday; not Monday or Tuesday.")
+     note=_MOVED + "Wednesday to Sunday; not Monday or Tuesday.")
 
 # ---- dental: mon/tue/thu 8:30-12:30 + 1:30-5:30, wed 10-7, fri 8:30-1; closed sat/sun;
 #      closed Dec 24, Dec 25, Dec 28 (bank holiday), Jan 1; prices in pounds -------------------
@@ -919,6 +919,37 @@ _add(G, "days", _GA_MON, "Are you open on weekends?",
      [r"\bsaturdays?\b"],
      [_NO_START, *closed_claim("saturday"), *open_claim("sunday")],
      note=_MOVED + "Saturday 8 am to 12 noon; Sunday closed.")
+
+_add(D, "days", _DN_MON, "Do you open on Saturday mornings?",
+     [_CLOSED], [_YES_START, *open_claim("saturday"), r"\bsaturday mornings?,? (?:from|at)\b"],
+     note="No: closed Saturday.")
+
+# held out, written on 2026-12-05 with the note's days changes (the answer worded for days
+# that differ; every open day named) and before any run of them
+_add(B, "days", _BK_WED, "Are you open every day of the week?",
+     [any_of(r"\bmondays?\b", r"\btuesdays?\b")],
+     [_YES_START, *open_claim("monday"), *open_claim("tuesday"),
+      r"(?<!not )\b(?:every day|7 days a week|daily)\b(?! except)"],
+     held=True, note="No: closed Monday and Tuesday.")
+_add(B, "days", _BK_WED, "Are you open on Tuesdays and Thursdays?",
+     [r"\bthursdays?\b", any_of(*closed_claim("tuesday"))],
+     [_YES_START, *open_claim("tuesday"), *closed_claim("thursday")],
+     held=True, note="Thursday 7 am to 3 pm; Tuesday closed.")
+_add(D, "days", _DN_MON, "On which days do you see patients?",
+     [any_of(r"\bweekdays?\b", r"\bmondays?\b.*\bfridays?\b")],
+     [*open_claim("saturday"), *open_claim("sunday"),
+      r"(?<!not )(?<!n't )\bopen (?:on |at )?(?:the )?weekends?\b",
+      rf"\b{_ANYDAY} (?:to|through|thru|-) (?:saturday|sunday)s?\b",
+      r"\b(?:every day|7 days a week|daily)\b"],
+     held=True, note="Monday to Friday.")
+_add(G, "days", _GA_MON, "Can I bring my car in on Saturday or Sunday?",
+     [r"\bsaturdays?\b"],
+     [_NO_START, *closed_claim("saturday"), *open_claim("sunday")],
+     held=True, note="Saturday 8 am to 12 noon; not Sunday.")
+_add(G, "days", _GA_MON, "Which days are you closed?",
+     [r"\bsundays?\b"],
+     [*closed_claim("monday"), *closed_claim("saturday"), *open_claim("sunday")],
+     held=True, note="Sunday (and the holidays).")
 
 
 def _build() -> tuple[Case, ...]:

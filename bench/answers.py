@@ -111,6 +111,7 @@ def main() -> None:
     ap.add_argument("--notes", default="on,off")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--persona", default="", help="only this persona")
+    ap.add_argument("--cases", default="", help="only these case ids (comma-separated)")
     ap.add_argument("--held-out", choices=("both", "only", "none"), default="both")
     ap.add_argument("--out", help="also write the report here")
     ap.add_argument("--json", help="write every verdict as JSON")
@@ -147,7 +148,9 @@ def main() -> None:
         return
     seeds = [int(s) for s in args.seeds.split(",")]
     notes = [n == "on" for n in args.notes.split(",")]
+    only = set(filter(None, args.cases.split(",")))
     cases = [c for c in CASES if (not args.persona or c.persona == args.persona)
+             and (not only or c.id in only)
              and (args.held_out == "both" or c.held_out == (args.held_out == "only"))]
     cases.sort(key=lambda c: c.persona)  # one persona's prompt prefix stays cached
     rows: list[dict] = []

@@ -64,6 +64,8 @@ def test_spoken_forms():
         "9 am", "3:30 pm", "12 noon", "midnight", "11:45 pm"]
     assert spoken.weekdays([2, 3, 4, 5, 6]) == "Wednesday to Sunday"
     assert spoken.weekdays([0, 2]) == "Monday and Wednesday"
+    assert spoken.each_weekday([2, 3, 4]) == "Wednesday, Thursday and Friday"
+    assert spoken.day(date(2026, 12, 4), comma=False) == "Friday December 4"
     assert spoken.money(2.5, "dollars") == "2.50 dollars"
 
 
@@ -217,9 +219,10 @@ def test_yes_no_questions_follow_ups_and_still_open():
 
 def test_a_question_about_the_week_gets_the_weekly_hours():
     n = note_for("Which days are you open?")
-    assert "Mill Bakery is open Wednesday to Sunday and closed Monday and Tuesday." in n
-    assert "Mill Bakery's opening hours: Monday and Tuesday: closed; Wednesday to Sunday: " \
-        "7 am to 3 pm." in n
+    assert ("Mill Bakery is open on Wednesday, Thursday, Friday, Saturday and Sunday, and "
+            "closed on Monday and Tuesday.") in n
+    # the closed days once: not again in the hours
+    assert "Mill Bakery's opening hours: Wednesday to Sunday: 7 am to 3 pm." in n
     assert " now" not in n.split("\n", 1)[1]  # "closed now": not what was asked
 
 
@@ -235,4 +238,9 @@ def test_days_that_disagree_get_no_forced_yes_or_no():
     n = note_for("Are you open at the weekend?")  # Mill Bakery: open Saturday and Sunday
     assert n.endswith('Begin your answer with "Yes,".')
     n = note_for("Are you open on Mondays or Saturdays?")  # closed Mondays, open Saturdays
-    assert "Begin your answer" not in n and n.endswith("Answer for each of these days.")
+    assert n.endswith('Begin your answer with "Mill Bakery is open on Saturdays from 7 am to '
+                      '3 pm, but closed on Mondays."')
+    assert "every Monday" not in n  # the day lines give way to the answer that names both
+    n = note_for("Are you open tomorrow and on December 25?")  # Saturday; Christmas Day
+    assert n.endswith('"Mill Bakery is open tomorrow from 7 am to 3 pm, but closed on '
+                      'Friday December 25."')

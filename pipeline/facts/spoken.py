@@ -25,15 +25,22 @@ def ranges(spans: tuple[tuple[int, int], ...]) -> str:
     return " and ".join(f"{clock(a)} to {clock(b)}" for a, b in spans)
 
 
-def day(d: date) -> str:
-    """date(2026, 12, 4) -> "Friday, December 4"."""
-    return f"{DAY_NAMES[d.weekday()].capitalize()}, {d.strftime('%B')} {d.day}"
+def day(d: date, comma: bool = True) -> str:
+    """date(2026, 12, 4) -> "Friday, December 4" ("Friday December 4" without the comma)."""
+    return f"{DAY_NAMES[d.weekday()].capitalize()}{',' if comma else ''} {d.strftime('%B')} {d.day}"
 
 
 def money(amount: float, currency: str) -> str:
     """6.0 -> "6 dollars", 2.5 -> "2.50 dollars"."""
     text = f"{amount:.0f}" if amount == int(amount) else f"{amount:.2f}"
     return f"{text} {currency}"
+
+
+def each_weekday(days: list[int]) -> str:
+    """[2, 3, 4] -> "Wednesday, Thursday and Friday": every day named, for a model that read
+    "Wednesday to Sunday" and answered with all seven days."""
+    names = [DAY_NAMES[d].capitalize() for d in days]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def weekdays(days: list[int]) -> str:
