@@ -301,6 +301,8 @@ class Turn:
 class Run:
     turns: list[Turn] = field(default_factory=list)
     false_barge_ins: dict[str, int] = field(default_factory=dict)
+    still_talking: list[str] = field(default_factory=list)
+    """Calls hung up on a bot still talking 60 s after a measured turn."""
 
 
 def wait_quiet(audio: CallerAudio, quiet_ms: int = 900, timeout: float = 60.0) -> None:
@@ -318,6 +320,17 @@ def wait_quiet(audio: CallerAudio, quiet_ms: int = 900, timeout: float = 60.0) -
         if heard and not tail.any() and not audio.out:
             return
     raise TimeoutError("the bot did not go quiet")
+
+
+def settle(audio: CallerAudio, run: Run, what: str, quiet_ms: int = 900) -> None:
+    """After a measured turn, let the bot finish before the hang-up. Nothing here is measured,
+    so a bot still talking after 60 s is counted and hung up on (the 0.5B, answering after a
+    barge-in, once talked past 60 s and the whole run died)."""
+    try:
+        wait_quiet(audio, quiet_ms=quiet_ms)
+    except TimeoutError:
+        run.still_talking.append(what)
+        progress(f"{what}: the bot still talked after 60 s; hanging up")
 
 
 def ask(audio: CallerAudio, clip: np.ndarray, mode: str, text: str, kind: str) -> Turn:
@@ -417,7 +430,7 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
                       ask_text, after_s=rng.uniform(0.8, 1.6))
             t.caller_jb_ms = caller.jitter_delay_ms(call)
             run.turns.append(t)
-            wait_quiet(audio)
+            settle(audio, run, f"barge{j}")
             caller.hangup(call)
             call = None
             if echo:  # one interruption is the caller's; any other came from the echo
@@ -433,7 +446,7 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
             wait_quiet(audio)
             text = LONG_ASKS[k % len(LONG_ASKS)]
             t = ask(audio, clips[text], "streaming", text, "echo")
-            wait_quiet(audio, quiet_ms=1500)
+            settle(audio, run, f"echo{k}", quiet_ms=1500)
             t.caller_jb_ms = caller.jitter_delay_ms(call)
             run.turns.append(t)
             caller.hangup(call)
@@ -468,6 +481,7 @@ def summarize(run: Run) -> dict:
         1 for t in run.turns if t.kind == "barge_in" and t.barge_in_ms is None)
     out["false_barge_ins"] = sum(run.false_barge_ins.values())
     out["echo_turns"] = len(run.false_barge_ins)
+    out["still_talking"] = run.still_talking
     return out
 
 
@@ -516,6 +530,8 @@ def main() -> int:
     print(f"  false barge-ins with echo: {res['false_barge_ins']} over {res['echo_turns']} "
           "calls with echo (echo only, and barge-in with echo); barge-ins that did not cut: "
           f"{res['barge_in_attempts_without_cut']}; turns without an answer: {res['missed']}")
+    if res["still_talking"]:
+        print(f"  hung up on a bot still talking 60 s after the turn: {res['still_talking']}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     sys.stdout.flush()
