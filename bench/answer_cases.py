@@ -930,7 +930,7 @@ _add(B, "days", _BK_WED, "Are you open every day of the week?",
      [any_of(r"\bmondays?\b", r"\btuesdays?\b")],
      [_YES_START, *open_claim("monday"), *open_claim("tuesday"),
       r"(?<!not )\b(?:every day|7 days a week|daily)\b(?! except)"],
-     held=True, note="No: closed Monday and Tuesday.")
+     note=_MOVED + "No: closed Monday and Tuesday.")
 _add(B, "days", _BK_WED, "Are you open on Tuesdays and Thursdays?",
      [r"\bthursdays?\b", any_of(*closed_claim("tuesday"))],
      [_YES_START, *open_claim("tuesday"), *closed_claim("thursday")],
@@ -950,6 +950,23 @@ _add(G, "days", _GA_MON, "Which days are you closed?",
      [r"\bsundays?\b"],
      [*closed_claim("monday"), *closed_claim("saturday"), *open_claim("sunday")],
      held=True, note="Sunday (and the holidays).")
+
+# held out, written on 2026-12-05 after the "every day" verdict and before any run of it
+_add(B, "days", _BK_WED, "Can I come in on Monday or Tuesday?",
+     [_CLOSED], [_YES_START, *open_claim("monday"), *open_claim("tuesday")],
+     held=True, note="No: closed both days.")
+_add(B, "days", _BK_WED, "Is there a day of the week when you're closed?",
+     [r"\bmondays?\b", r"\btuesdays?\b"],
+     [*(c for d in ("wednesday", "thursday", "friday", "saturday", "sunday")
+        for c in closed_claim(d))],
+     held=True, note="Yes: Monday and Tuesday.")
+_add(D, "days", _DN_MON, "Are you open on Fridays and Saturdays?",
+     [r"\bfridays?\b", any_of(*closed_claim("saturday"), r"\bnot (?:on )?saturdays?\b")],
+     [_YES_START, *open_claim("saturday"), *closed_claim("friday")],
+     held=True, note="Friday 8:30 am to 1 pm; Saturday closed.")
+_add(G, "days", _GA_MON, "Are you open all week?",
+     [r"\bsundays?\b"], [_YES_START, *open_claim("sunday")],
+     held=True, note="No: closed Sunday.")
 
 
 def _build() -> tuple[Case, ...]:

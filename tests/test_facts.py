@@ -244,3 +244,19 @@ def test_days_that_disagree_get_no_forced_yes_or_no():
     n = note_for("Are you open tomorrow and on December 25?")  # Saturday; Christmas Day
     assert n.endswith('"Mill Bakery is open tomorrow from 7 am to 3 pm, but closed on '
                       'Friday December 25."')
+
+
+def test_open_every_day_is_a_yes_no_about_the_week():
+    n = note_for("Are you open every day of the week?")
+    assert "closed on Monday and Tuesday" in n and n.endswith('Begin your answer with "No,".')
+    assert " now" not in n.split("\n", 1)[1]  # not "open now": the week was asked about
+    n = note_for("Are you open seven days a week?", b=Business(
+        name="Shop", hours=parse_hours(("mon-sun 09:00-17:00",))))
+    assert n.endswith('Begin your answer with "Yes,".')
+
+
+def test_days_that_differ_are_worded_only_for_a_question_about_the_hours():
+    # two closed weekend days named in a question about something else: no hours answer
+    n = note_for("Do you have an emergency number for Saturday and Sunday?",
+                 datetime(2026, 12, 7, 9, 0), CLINIC)
+    assert "Begin your answer" not in n and " is open ," not in n

@@ -299,7 +299,8 @@ TOPIC_WORDS = {
     "name": r"\b(who is this|who am i|who('s| is) (this|speaking)|(who|which \w+|what \w+) "
             r"(have|did) i (call|called|reach|reached|got)|(what|which) (place|business|shop|"
             r"company|office) is this|what is this place|name of|who are you|your name)\b",
-    "week": r"\b((what|which) days|days (are|do) you|days of the week|opening hours|your hours)\b",
+    "week": r"\b((what|which) days|days (are|do) you|days? of the week|opening hours|your hours|"
+            r"(open|closed|work)\w*( on)? (every ?day|each day|all week|(seven|7) days|daily))\b",
 }
 YES_NO = re.compile(r"^\W*(?:and |so |but |ok(?:ay)? |hi |hello |then )?(are|is|can|could|will|"
                     r"would|do|does|may|might|should|shall|am)\b", re.I)

@@ -198,6 +198,8 @@ def verdict(lines: list[str], b: Business, m: Mentions, days: list[DayRef],
             return line.startswith("Yes:")
     if "hours" not in m.topics:
         return None
+    if "week" in m.topics and not days:  # "are you open every day?"
+        return not b.closed_weekdays()
     if m.now and all(r.day == now.date() for r in days):  # "are you still open (today)?"
         days = []
     if days:
@@ -256,7 +258,7 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
     if answer is not None:
         # the 1.5B opened with "Yes" even under a "No:" line (then said why it was no)
         lines.append(f'Begin your answer with "{"Yes" if answer else "No"},".')
-    elif m.yes_no and len(days) > 1:
+    elif m.yes_no and "hours" in m.topics and len(days) > 1:
         # the days' own lines beside it still drew "No, closed every Sunday" (1 in 3)
         lines = [line for line in lines if line not in named]
         lines.append(f'Begin your answer with "{mixed_days(b, days, today)}"')
