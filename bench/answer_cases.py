@@ -941,15 +941,15 @@ _add(D, "days", _DN_MON, "On which days do you see patients?",
       r"(?<!not )(?<!n't )\bopen (?:on |at )?(?:the )?weekends?\b",
       rf"\b{_ANYDAY} (?:to|through|thru|-) (?:saturday|sunday)s?\b",
       r"\b(?:every day|7 days a week|daily)\b"],
-     held=True, note="Monday to Friday.")
+     note=_MOVED + "Monday to Friday.")
 _add(G, "days", _GA_MON, "Can I bring my car in on Saturday or Sunday?",
      [r"\bsaturdays?\b"],
      [_NO_START, *closed_claim("saturday"), *open_claim("sunday")],
-     held=True, note="Saturday 8 am to 12 noon; not Sunday.")
+     note=_MOVED + "Saturday 8 am to 12 noon; not Sunday.")
 _add(G, "days", _GA_MON, "Which days are you closed?",
      [r"\bsundays?\b"],
      [*closed_claim("monday"), *closed_claim("saturday"), *open_claim("sunday")],
-     held=True, note="Sunday (and the holidays).")
+     note=_MOVED + "Sunday (and the holidays).")
 
 # held out, written on 2026-12-05 after the "every day" verdict and before any run of it
 _add(B, "days", _BK_WED, "Can I come in on Monday or Tuesday?",
@@ -967,6 +967,29 @@ _add(D, "days", _DN_MON, "Are you open on Fridays and Saturdays?",
 _add(G, "days", _GA_MON, "Are you open all week?",
      [r"\bsundays?\b"], [_YES_START, *open_claim("sunday")],
      held=True, note="No: closed Sunday.")
+
+# held out, written on 2026-12-05 after the days-answer wording, "are you closed" and coming
+# in on a day, before any run of them
+_add(B, "days", _BK_WED, "Which days are you shut?",
+     [r"\bmondays?\b", r"\btuesdays?\b"],
+     [*(c for d in ("wednesday", "thursday", "friday", "saturday", "sunday")
+        for c in closed_claim(d))],
+     held=True, note="Monday and Tuesday.")
+_add(D, "days", _DN_MON, "Can I drop in on Tuesday or Saturday?",
+     [r"\btuesdays?\b", any_of(*closed_claim("saturday"), r"\bnot (?:on )?saturdays?\b")],
+     [*open_claim("saturday"), *closed_claim("tuesday")],
+     held=True, note="Tuesday 8:30 am to 12:30 pm and 1:30 to 5:30 pm; not Saturday.")
+_add(G, "days", _GA_MON, "What days of the week do you work?",
+     [r"\bsaturdays?\b", any_of(r"\bmondays?\b", r"\bweekdays?\b")],
+     [*open_claim("sunday"), r"\b(?:every day|7 days a week|daily)\b",
+      rf"\b{_ANYDAY} (?:to|through|thru|-) sundays?\b"],
+     held=True, note="Monday to Saturday; not Sunday.")
+_add(D, "days", _DN_MON, "Are you closed on Wednesdays?",
+     [any_of(_NO_START, *open_claim("wednesday"))], [_YES_START, *closed_claim("wednesday")],
+     held=True, note="No: Wednesday 10 am to 7 pm.")
+_add(G, "days", _GA_MON, "Are you closed on Saturdays?",
+     [any_of(_NO_START, *open_claim("saturday"))], [_YES_START, *closed_claim("saturday")],
+     held=True, note="No: Saturday 8 am to 12 noon.")
 
 
 def _build() -> tuple[Case, ...]:

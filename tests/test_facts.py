@@ -260,3 +260,28 @@ def test_days_that_differ_are_worded_only_for_a_question_about_the_hours():
     n = note_for("Do you have an emergency number for Saturday and Sunday?",
                  datetime(2026, 12, 7, 9, 0), CLINIC)
     assert "Begin your answer" not in n and " is open ," not in n
+
+
+def test_are_you_closed_gets_the_answer_to_that_question():
+    assert note_for("Are you closed on Sundays?").endswith('with "No,".')  # open Sundays
+    assert note_for("Are you closed on Mondays?").endswith('with "Yes,".')
+    assert note_for("Are you closed now?").endswith('with "Yes,".')  # 4:05 pm, closes at 3
+    assert note_for("Are you shut on Sunday at 2 pm?").endswith('with "No,".')
+    assert note_for("Are you closed every day?").endswith('with "No,".')
+
+
+def test_a_question_about_the_days_gets_them_as_its_answer():
+    n = note_for("Which days do you bake?")
+    assert 'Begin your answer with "Mill Bakery is open on Wednesday, Thursday, Friday, ' \
+           'Saturday and Sunday, and closed on Monday and Tuesday."' in n
+    assert 'with "Mill Bakery is closed on Monday and Tuesday, and open on' in note_for(
+        "Which days are you closed?")
+    assert "Begin your answer" not in note_for("What are your opening hours?")
+
+
+def test_coming_in_on_a_day_asks_for_its_hours_and_without_one_does_not():
+    n = note_for("Can I bring my car in on Monday?")
+    assert "closed every Monday" in n or "closed all day" in n
+    assert n.endswith('with "No,".')
+    n = note_for("Can I bring my dog in?")
+    assert "Begin your answer" not in n and "say nothing about: dog" in n

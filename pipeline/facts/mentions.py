@@ -302,6 +302,10 @@ TOPIC_WORDS = {
     "week": r"\b((what|which) days|days (are|do) you|days? of the week|opening hours|your hours|"
             r"(open|closed|work)\w*( on)? (every ?day|each day|all week|(seven|7) days|daily))\b",
 }
+# coming in on a day asks for its hours ("can I bring my car in on Saturday or Sunday?");
+# without a day or a time it does not ("can I bring my dog in?")
+VISIT = re.compile(r"\b(visit|come (in|by|over|round|along)|stop (by|in)|drop (by|in|off)|"
+                   r"pop (in|by)|bring (\w+ ){0,3}in)\b")
 YES_NO = re.compile(r"^\W*(?:and |so |but |ok(?:ay)? |hi |hello |then )?(are|is|can|could|will|"
                     r"would|do|does|may|might|should|shall|am)\b", re.I)
 
@@ -325,12 +329,17 @@ def find(text: str, today: date, items: tuple[Item, ...],
          closed_names: dict[date, str] | None = None) -> Mentions:
     low = text.lower().replace("’", "'")
     found_items = tuple(find_items(text, items))
+    days = tuple(find_days(text, today, closed_names))
+    time = find_time(text)
+    topics = {t for t, pat in TOPIC_WORDS.items() if re.search(pat, low)}
+    if (days or time is not None) and VISIT.search(low):
+        topics.add("hours")
     return Mentions(
         elliptical=bool(ELLIPTICAL.match(low)) or len(words_of(low)) <= 3,
         yes_no=is_yes_no(text),
-        days=tuple(find_days(text, today, closed_names)),
-        time=find_time(text),
+        days=days,
+        time=time,
         now=bool(re.search(NOW_WORDS, low)),
         items=found_items,
         quantity=None if found_items else find_quantity(text),
-        topics=frozenset(t for t, pat in TOPIC_WORDS.items() if re.search(pat, low)))
+        topics=frozenset(topics))

@@ -31,6 +31,10 @@ something anything way today tomorrow now have offer offers sell sells buy make 
 bring come go get there's any
 """
 _STOP = frozenset(_STOP_WORDS.split())
+_ASKS_DAYS = re.compile(r"\bdays?\b", re.I)
+_ASKS_CLOSED = re.compile(r"\b(closed|close|shut|off)\b", re.I)
+_CLOSED_WORD = re.compile(r"\b(closed|shut)\b", re.I)
+_OPEN_WORD = re.compile(r"\bopen", re.I)
 _QUESTION = re.compile(r"\?|^\s*(do|does|did|can|could|is|are|was|will|would|what|when|where|"
                        r"who|why|how|which|may)\b", re.I)
 
@@ -112,6 +116,17 @@ def mixed_days(b: Business, days: list[DayRef], today: date) -> str:
     return f"{b.name} is open {' and '.join(opened)}, but closed {' and '.join(shut)}."
 
 
+def week_days(b: Business, closed_first: bool = False) -> str:
+    """ "Riverside Bakery is open on Wednesday, ..., and closed on Monday and Tuesday." """
+    closed = b.closed_weekdays()
+    if not closed:
+        return f"{b.name} is open every day of the week."
+    opened = f"open on {spoken.each_weekday([d for d in range(7) if d not in closed])}"
+    shut = f"closed on {spoken.each_weekday(closed)}"
+    first, then = (shut, opened) if closed_first else (opened, shut)
+    return f"{b.name} is {first}, and {then}."
+
+
 def time_line(b: Business, d: date, t: int, today: date) -> str:
     """A yes/no verdict first: a small model otherwise answers "yes" to a time it was told is
     after closing."""
@@ -190,16 +205,19 @@ def uncovered(b: Business, text: str) -> list[str]:
 
 
 def verdict(lines: list[str], b: Business, m: Mentions, days: list[DayRef],
-            now: datetime) -> bool | None:
+            now: datetime, asks_closed: bool = False) -> bool | None:
     """The yes or no a yes/no question gets: a time or lead-time verdict, else whether the
-    business is open on the day (or at the moment) asked about."""
+    business is open on the day (or at the moment) asked about. ``asks_closed``: the question
+    is whether it is closed ("are you closed on Sundays?"), so the hours' answer turns round."""
     for line in lines:
         if line.startswith(("Yes:", "No:")):
-            return line.startswith("Yes:")
+            yes = line.startswith("Yes:")
+            return yes != asks_closed if line.startswith(("Yes: at", "No: at")) else yes
     if "hours" not in m.topics:
         return None
     if "week" in m.topics and not days:  # "are you open every day?"
-        return not b.closed_weekdays()
+        closed = b.closed_weekdays()
+        return len(closed) == 7 if asks_closed else not closed
     if m.now and all(r.day == now.date() for r in days):  # "are you still open (today)?"
         days = []
     if days:
@@ -207,9 +225,9 @@ def verdict(lines: list[str], b: Business, m: Mentions, days: list[DayRef],
                  for r in days}
         # "open on weekends?" when Saturday is and Sunday is not: neither yes nor no (a forced
         # "Yes," made the model say only the closed day)
-        return opens.pop() if len(opens) == 1 else None
+        return opens.pop() != asks_closed if len(opens) == 1 else None
     t = now.hour * 60 + now.minute
-    return any(a <= t < z for a, z in b.ranges_on(now.date()))
+    return any(a <= t < z for a, z in b.ranges_on(now.date())) != asks_closed
 
 
 def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
@@ -244,17 +262,21 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
         lines.append(open_now(b, now))
     lines += price_lines(b, m.items)
     if week:
-        closed = b.closed_weekdays()
-        open_days = [d for d in range(7) if d not in closed]
-        lines.append(f"{b.name} is open on {spoken.each_weekday(open_days)}"
-                     + (f", and closed on {spoken.each_weekday(closed)}." if closed else "."))
+        said = week_days(b, closed_first=bool(_ASKS_CLOSED.search(text)))
+        # "which days do you see patients?" got the plain facts ("sees adults and children"),
+        # "which days are you closed?" the holiday dates: a question about the days gets the
+        # days as its answer's opening words
+        asks_days = not m.yes_no and _ASKS_DAYS.search(text)
+        lines.append(f'Begin your answer with "{said}"' if asks_days else said)
         # the closed days are said once, above: "Monday and Tuesday: closed" first in this
         # line drew "you can come in on Monday, Tuesday, ..." (held-out bakery-39, 3 of 3)
         lines.append(f"{b.name}'s opening hours: "
                      + "; ".join(h for h in hours_lines(b) if not h.endswith(": closed")) + ".")
     if "name" in m.topics:
         lines.append(f"The caller has reached {b.name}.")
-    answer = verdict(lines, b, m, days, now) if m.yes_no else None
+    # "are you closed on Sundays?" got "Yes," on a Sunday it is open
+    asks_closed = bool(_CLOSED_WORD.search(text)) and not _OPEN_WORD.search(text)
+    answer = verdict(lines, b, m, days, now, asks_closed) if m.yes_no else None
     if answer is not None:
         # the 1.5B opened with "Yes" even under a "No:" line (then said why it was no)
         lines.append(f'Begin your answer with "{"Yes" if answer else "No"},".')
