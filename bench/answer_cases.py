@@ -334,11 +334,13 @@ def open_claim(day: str) -> tuple[str, ...]:
 
 def closed_claim(day: str) -> tuple[str, ...]:
     """Claims of being closed on ``day``, lists included ("closed mondays and tuesdays");
-    "closed monday, wednesday to sunday we're open" does not claim wednesday closed."""
+    "closed monday, wednesday to sunday we're open" does not claim wednesday closed, nor does
+    "not closed on saturdays" claim saturday closed."""
     d = _d(day)
     return (
-        rf"\b(?:closed|not open|aren'?t open|are not open|won'?t be open|will not be open|"
-        rf"don'?t open|do not open|not be open|shut)(?: on| this| every| next| all day)? "
+        rf"(?<!not )(?<!n't )(?<!never )\b(?:closed|not open|aren'?t open|are not open|"
+        rf"won'?t be open|will not be open|don'?t open|do not open|not be open|shut)"
+        rf"(?: on| this| every| next| all day)? "
         rf"(?:{_ANYDAY}(?:,| and| or|, and|, or) )*{d}\b"
         rf"(?! ?(?:to|through|thru|until|till|-) )(?! (?:morning|afternoon|evening)s?\b)",
         rf"\b{d},? (?:we'?re|we are|we'?ll be|we will be) (?:closed|not open|shut)\b",

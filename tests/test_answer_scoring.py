@@ -540,7 +540,9 @@ PAIRS: list[tuple[str, list[str], list[str]]] = [
     ("dental-43", ["No, we're open on Wednesdays from 10 to 7.", "No, Wednesday is our late day."],
      ["Yes, we're closed on Wednesdays.", "We're closed on Wednesdays."]),
     ("garage-43", ["No, we're open on Saturdays from 8 to 12.",
-                   "No, Saturday mornings we're open."],
+                   "No, Saturday mornings we're open.",
+                   # scored wrong in the first run: "closed on saturdays" was a claim
+                   "No, Oakwood Auto Repair is not closed on Saturdays."],
      ["Yes, we're closed on Saturdays.", "Saturdays we're closed."]),
     ("garage-35", ["Yes, this is Oakwood Auto Repair.", "That's right.",
                    "You've reached Oakwood Auto Repair."],
