@@ -220,7 +220,7 @@ def llm_backend(cfg: Config, tools: ToolPolicy | None,
         assert model is not None
         return LlmPool(model, cfg.sip.max_calls, llm.threads, llm.context_tokens,
                        llm.gpu_layers, system_prompt(cfg), llm.greeting, specs,
-                       llm.repack_weights)
+                       llm.repack_weights, llm.batch_tokens)
     from pipeline.reply.breaker import CircuitBreaker
     from pipeline.reply.openai_llm import OpenAiLlm, ServerSettings
 

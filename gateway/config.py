@@ -154,6 +154,10 @@ class LlmConfig:
     repack_weights: bool = _spec(True, doc="let llama.cpp keep one interleaved copy of the "
                                            "weights in memory (faster kernels); false = run "
                                            "from the shared file mapping")
+    batch_tokens: int = _spec(128, lo=8, hi=4096,
+                              doc="tokens llama.cpp evaluates per step; every call's context "
+                                  "keeps a work buffer in proportion (1.5B: 76 MB at 128, "
+                                  "303 MB at 512); a GPU may want 512")
     model_sha256: str = _spec("", doc="expected sha256 of a custom model; empty = not checked")
     threads: int = _spec(2, lo=1, hi=64)
     context_tokens: int = _spec(2048, lo=256, hi=32768)
