@@ -9,9 +9,12 @@ in the log).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -155,7 +158,7 @@ class Registrar:
             ["kamailio", "-DD", "-E", "-f", str(KAMAILIO_CFG), "-Y", str(workdir),
              "-P", str(workdir / "kamailio.pid"), "-A", f"PORT={self.port}",
              "-A", f'PASSWORD="{PASSWORD}"', "-A", f'CTL_SOCK="unix:{self.ctl}"'],
-            stdout=self._log, stderr=subprocess.STDOUT)
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -173,13 +176,15 @@ class Registrar:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        # the whole process group: kamailio's forked workers outlived a terminated main
+        # process (found still running, parent 1, after the suite)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
         self._log.close()
 
 
