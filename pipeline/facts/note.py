@@ -81,13 +81,18 @@ def closed_reason(b: Business, d: date) -> str:
     return " (a holiday closure)" if d in b.closed_dates else ""
 
 
+def spans_of(b: Business, ref: DayRef) -> tuple[tuple[int, int], ...]:
+    """The opening ranges of the day asked about: the weekday's hours for "on Saturdays",
+    that date's (holidays included) for "Saturday" or "December 24th"."""
+    return b.hours.get(ref.day.weekday(), ()) if ref.every else b.ranges_on(ref.day)
+
+
 def day_line(b: Business, ref: DayRef, today: date) -> str:
+    spans = spans_of(b, ref)
     if ref.every:
-        spans = b.hours.get(ref.day.weekday(), ())
         day = DAY_NAMES[ref.day.weekday()].capitalize()
         return (f"On {day}s {b.name} is open from {spoken.ranges(spans)}." if spans
                 else f"{b.name} is closed every {day}.")
-    spans = b.ranges_on(ref.day)
     when = on_day(ref.day, today)
     if spans:
         return f"{when[0].upper()}{when[1:]}, {b.name} is open from {spoken.ranges(spans)}."
@@ -108,11 +113,9 @@ def mixed_days(b: Business, days: list[DayRef], today: date) -> str:
     """The answer to "open on Saturday and Sunday?" when one is open and one is not. Told
     each day's hours and "answer for each", the 1.5B still said only one of them ("No, closed
     every Sunday"), so the gateway words the whole answer."""
-    def spans(ref: DayRef) -> tuple[tuple[int, int], ...]:
-        return b.hours.get(ref.day.weekday(), ()) if ref.every else b.ranges_on(ref.day)
-
-    opened = [f"{said_day(r, today)} from {spoken.ranges(spans(r))}" for r in days if spans(r)]
-    shut = [said_day(r, today) for r in days if not spans(r)]
+    opened = [f"{said_day(r, today)} from {spoken.ranges(spans_of(b, r))}"
+              for r in days if spans_of(b, r)]
+    shut = [said_day(r, today) for r in days if not spans_of(b, r)]
     return f"{b.name} is open {' and '.join(opened)}, but closed {' and '.join(shut)}."
 
 
@@ -221,8 +224,7 @@ def verdict(lines: list[str], b: Business, m: Mentions, days: list[DayRef],
     if m.now and all(r.day == now.date() for r in days):  # "are you still open (today)?"
         days = []
     if days:
-        opens = {bool(b.hours.get(r.day.weekday(), ()) if r.every else b.ranges_on(r.day))
-                 for r in days}
+        opens = {bool(spans_of(b, r)) for r in days}
         # "open on weekends?" when Saturday is and Sunday is not: neither yes nor no (a forced
         # "Yes," made the model say only the closed day)
         return opens.pop() != asks_closed if len(opens) == 1 else None
@@ -247,8 +249,7 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
     if t is not None:
         for ref in days or [DayRef(today, "today")]:
             if ref.every:
-                spans = b.hours.get(ref.day.weekday(), ())
-                inside = any(a <= t < z for a, z in spans)
+                inside = any(a <= t < z for a, z in spans_of(b, ref))
                 lines.append(f"{'Yes' if inside else 'No'}: at {spoken.clock(t)} on {ref.said} "
                              f"{b.name} is {'open' if inside else 'closed'}.")
             else:

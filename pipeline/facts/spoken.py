@@ -45,7 +45,6 @@ def each_weekday(days: list[int]) -> str:
 
 def weekdays(days: list[int]) -> str:
     """[0, 1, 2, 3, 4] -> "Monday to Friday"; [0, 2] -> "Monday and Wednesday"."""
-    names = [DAY_NAMES[d].capitalize() for d in days]
     if len(days) > 2 and days == list(range(days[0], days[0] + len(days))):
-        return f"{names[0]} to {names[-1]}"
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return f"{DAY_NAMES[days[0]].capitalize()} to {DAY_NAMES[days[-1]].capitalize()}"
+    return each_weekday(days)
