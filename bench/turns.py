@@ -362,9 +362,10 @@ def barge(audio: CallerAudio, ask_clip: np.ndarray, cut_clip: np.ndarray, mode: 
     return turn
 
 
-def count_interruptions(log: str, call_name: str) -> int:
-    return sum(1 for line in log.splitlines()
-               if f"[{call_name}]" in line and "bot interrupted" in line)
+def interruptions(log: str, skip: int) -> list[str]:
+    """The gateway's "bot interrupted" lines after the first ``skip`` ones: the bot stopped
+    audio the caller was hearing (a reply dropped before it played is logged otherwise)."""
+    return [line for line in log.splitlines() if "bot interrupted" in line][skip:]
 
 
 _ALIVE: list = []
@@ -420,7 +421,7 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
         for j in range(barge_turns):
             echo = j % 2 == 1
             gw = gateways["streaming"]
-            before = gw.log().count("bot interrupted")
+            before = len(interruptions(gw.log(), 0))
             audio = CallerAudio(echo_gain=10 ** (-rng.uniform(10, 20) / 20) if echo else 0.0,
                                 echo_delay_ticks=rng.randint(2, 10) if echo else 0)
             call = caller.call(gw.uri, audio)
@@ -433,13 +434,15 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
             settle(audio, run, f"barge{j}")
             caller.hangup(call)
             call = None
+            cuts = interruptions(gw.log(), before)
+            progress(f"barge{j}{' with echo' if echo else ''}: {len(cuts)} interruption(s) "
+                     + " | ".join(cuts))
             if echo:  # one interruption is the caller's; any other came from the echo
-                cuts = gw.log().count("bot interrupted") - before
-                run.false_barge_ins[f"barge{j}"] = max(0, cuts - 1)
+                run.false_barge_ins[f"barge{j}"] = max(0, len(cuts) - 1)
         # 3) echo only: the bot must never interrupt itself
         for k in range(echo_turns):
             gw = gateways["streaming"]
-            before = gw.log().count("bot interrupted")
+            before = len(interruptions(gw.log(), 0))
             audio = CallerAudio(echo_gain=10 ** (-rng.uniform(10, 20) / 20),
                                 echo_delay_ticks=rng.randint(2, 10))
             call = caller.call(gw.uri, audio)
@@ -451,7 +454,9 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
             run.turns.append(t)
             caller.hangup(call)
             call = None
-            run.false_barge_ins[f"echo{k}"] = gw.log().count("bot interrupted") - before
+            cuts = interruptions(gw.log(), before)
+            progress(f"echo{k}: {len(cuts)} interruption(s) " + " | ".join(cuts))
+            run.false_barge_ins[f"echo{k}"] = len(cuts)
     finally:
         caller.close()
         for gw in gateways.values():
@@ -480,6 +485,7 @@ def summarize(run: Run) -> dict:
     out["barge_in_attempts_without_cut"] = sum(
         1 for t in run.turns if t.kind == "barge_in" and t.barge_in_ms is None)
     out["false_barge_ins"] = sum(run.false_barge_ins.values())
+    out["false_barge_ins_by_call"] = dict(run.false_barge_ins)
     out["echo_turns"] = len(run.false_barge_ins)
     out["still_talking"] = run.still_talking
     return out

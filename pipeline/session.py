@@ -314,8 +314,12 @@ class CallSession:
             if self.playout.played(u.id):  # its last frame is the last one handed out
                 rec.audio_end = self.last_audio_out + FRAME_SAMPLES / BRIDGE_RATE
             self.on_turn_done(rec)
-        self.log.info("bot %s: %r", "interrupted" if u.interrupted else "said",
-                      heard if u.interrupted else u.generated_text)
+        if not u.interrupted:
+            self.log.info("bot said: %r", u.generated_text)
+        elif self.playout.played(u.id):
+            self.log.info("bot interrupted: %r", heard)
+        else:  # not a barge-in: the caller never heard it (they went on, or the call ended)
+            self.log.info("bot reply dropped before it was heard: %r", u.generated_text)
         if u.after_played is not None:
             if u.interrupted:
                 self.log.info("the caller cut in: the action after this utterance is dropped")
