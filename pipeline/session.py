@@ -45,6 +45,7 @@ from pipeline.core.conversation import (
     FalseInterruption,
     Interrupt,
     PausePlayout,
+    Prepare,
     Respond,
     ResumePlayout,
     Say,
@@ -294,6 +295,8 @@ class CallSession:
                     self._turn_ended(a)
                 case FalseInterruption():
                     self._resume_after(a)
+                case Prepare():
+                    self._prepare()
 
     def _check_done(self) -> None:
         u = self._utterances.get(self.core.utterance_id)
@@ -396,6 +399,15 @@ class CallSession:
                       after_played=self._say_hooks.pop(a.utterance_id, None))
         self._utterances[u.id] = u
         self._worker.say(u, a.text)
+
+    def _prepare(self) -> None:
+        """The reply's prompt, as far as it is known before the caller's words: the history,
+        and the start of the facts note that will precede them (read by the model now, while
+        the caller talks, the reply reads only the rest: ~20 fewer tokens, ~0.25 s with the
+        1.5B model on 2 cores)."""
+        head = [] if self.facts is None else [
+            {"role": "system", "content": self.facts.head(self.wall())}]
+        self._worker.prefill([*self.history.messages(), *head])
 
     def _start_reply(self, a: Respond) -> None:
         u = Utterance(a.utterance_id, self.playout, held=a.speculative)

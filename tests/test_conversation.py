@@ -9,6 +9,7 @@ from pipeline.core.conversation import (
     Discard,
     Interrupt,
     PausePlayout,
+    Prepare,
     Respond,
     ResumePlayout,
     Say,
@@ -120,6 +121,25 @@ def test_full_turn_transcribes_then_responds():
     assert conv.state is State.BOT_SPEAKING
     conv.on_utterance_done(resp.utterance_id)
     assert conv.state is State.LISTENING
+
+
+def test_a_turn_begun_in_silence_prepares_the_reply_once():
+    conv, _ = answered_conversation()
+    acts = feed(conv, timeline((0.0, 320), (0.9, 512), (0.0, 300), (0.9, 512), (0.0, 800)))
+    # at the turn's first words only: not again when the caller goes on after a pause
+    assert [type(a) for a in acts].count(Prepare) == 1
+    assert isinstance(acts[0], Prepare)
+    tr = [a for a in acts if isinstance(a, Transcribe)][-1]
+    (resp,) = [a for a in conv.on_transcript(tr.turn_id, "When do you open?")
+               if isinstance(a, Respond)]
+    conv.on_playout_started(resp.utterance_id)
+    # over the bot's words (a barge-in) the model is busy with the reply: nothing to prepare
+    acts = feed(conv, timeline((0.9, 600), (0.0, 700)), start=3000 * MS)
+    assert not [a for a in acts if isinstance(a, Prepare)] and conv.barge_ins == 1
+    off, _ = answered_conversation()
+    off.s = settings(prepare=False)
+    assert not [a for a in feed(off, timeline((0.9, 512), (0.0, 700)))
+                if isinstance(a, Prepare)]
 
 
 def test_empty_transcript_goes_back_to_listening():

@@ -43,3 +43,35 @@ def test_every_slot_holds_the_warm_prefix_and_answers_from_it(pool: LlmPool) -> 
     finally:
         for s in slots:
             pool.release(s)
+
+
+def reused(llm, messages: list[dict[str, str]]) -> tuple[int, str]:
+    """Tokens of the request's prompt already in the context before it, and the greedy reply."""
+    before = list(llm.input_ids[:llm.n_tokens])
+    reply = "".join(stream_chat(llm, messages, 24, 0.0))
+    after = list(llm.input_ids[:llm.n_tokens])
+    common = next((i for i, (a, b) in enumerate(zip(before, after)) if a != b), len(before))
+    return common, reply
+
+
+def test_prefill_reads_the_prompt_start_and_the_reply_is_unchanged(pool: LlmPool) -> None:
+    """What the gateway does while the caller speaks (pipeline/session.py ``_prepare``): the
+    history and the facts note's first line are read before the caller's words are known;
+    the reply then starts from them and is the one it would have been."""
+    head = {"role": "system",
+            "content": "Note for this turn: it is now Monday, December 7, 2026, 9:15 am."}
+    start = [{"role": "system", "content": SYSTEM},
+             {"role": "assistant", "content": GREETING}, head]
+    full = [*start, {"role": "user", "content": "Are you open today?"}]
+    cold, warm = pool.acquire(), pool.acquire()
+    try:
+        pool.prefill(warm, start)
+        cold_reused, cold_reply = reused(cold, full)
+        warm_reused, warm_reply = reused(warm, full)
+    finally:
+        pool.release(cold)
+        pool.release(warm)
+    # the note's line (~20 tokens) and its role header were read ahead
+    print(f"\nprompt tokens already read: {cold_reused} cold, {warm_reused} prefilled")
+    assert warm_reused >= cold_reused + 15, (cold_reused, warm_reused)
+    assert warm_reply.strip() and warm_reply == cold_reply, (cold_reply, warm_reply)

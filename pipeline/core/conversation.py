@@ -146,8 +146,15 @@ class FalseInterruption:
     turn_id: int
 
 
+@dataclass(frozen=True)
+class Prepare:
+    """The caller began a turn while the bot is silent: read the next reply's prompt as far
+    as it is known (the conversation so far) into the model now, so that the reply reads only
+    the caller's words."""
+
+
 Action = (Say | Transcribe | Respond | Commit | Discard | PausePlayout | ResumePlayout
-          | Interrupt | Cancel | ScoreTurn | TurnEnded | FalseInterruption)
+          | Interrupt | Cancel | ScoreTurn | TurnEnded | FalseInterruption | Prepare)
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,8 @@ class TurnSettings:
     """Fewer words than this over the bot (none of them "stop", "wait"...) resume it."""
     barge_in_confirm: int = 16000
     """Caller speech over the bot this long interrupts it without waiting for the words."""
+    prepare: bool = True
+    """Ask for ``Prepare`` when a caller's turn starts in silence."""
 
 
 @dataclass
@@ -475,7 +484,7 @@ class Conversation:
         if self.state is State.LISTENING:
             self._turn_start = ev.speech_start
             self._enter(State.CALLER_SPEAKING)
-            return []
+            return [Prepare()] if self.s.prepare else []
         if self.state is State.THINKING:
             self._held_answer = None
             # the caller goes on before we answered: drop the reply, hear the whole turn again

@@ -232,12 +232,18 @@ def verdict(lines: list[str], b: Business, m: Mentions, days: list[DayRef],
     return any(a <= t < z for a, z in b.ranges_on(now.date())) != asks_closed
 
 
+def head(now: datetime) -> str:
+    """The note's first line, whatever the caller asks: it starts every turn's note, so the
+    model can read it before the caller's words are known."""
+    today = now.date()
+    return (f"Note for this turn: it is now {spoken.day(today)}, {today.year}, "
+            f"{spoken.clock(now.hour * 60 + now.minute)}.")
+
+
 def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
     """The note for this turn (``now``: local wall time of the business): verdicts first
     (times, lead times), then the days named, then "now", then prices."""
     today = now.date()
-    head = (f"Note for this turn: it is now {spoken.day(today)}, {today.year}, "
-            f"{spoken.clock(now.hour * 60 + now.minute)}.")
     lines: list[str] = []
     t = m.time
     now_t = now.hour * 60 + now.minute
@@ -290,4 +296,4 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
         if missing:
             lines.append(f"The facts say nothing about: {', '.join(missing)}. Do not guess: "
                          f'answer exactly "{b.fallback}"')
-    return "\n".join([head, *lines])
+    return "\n".join([head(now), *lines])

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from pipeline.facts import mentions
 from pipeline.facts.business import Business
-from pipeline.facts.note import note
+from pipeline.facts.note import head, note
 
 
 class CallFacts:
@@ -20,6 +20,10 @@ class CallFacts:
     def local(self, wall: float) -> datetime:
         """Unix time -> the business's local wall time (naive)."""
         return datetime.fromtimestamp(wall, self._zone).replace(tzinfo=None)
+
+    def head(self, wall: float) -> str:
+        """The start of any note at Unix time ``wall`` (before the caller's words are known)."""
+        return head(self.local(wall))
 
     def note(self, text: str, wall: float, commit: bool = True) -> str:
         """The note for the caller's ``text`` said at Unix time ``wall``; ``commit``: the turn

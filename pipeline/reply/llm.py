@@ -166,6 +166,13 @@ class LlmPool:
             return first_tool_call(stream_chat(self._router, messages, 64, 0.0, cancelled,
                                                self.tools))
 
+    def prefill(self, llm: Any, messages: list[dict[str, str]]) -> None:
+        """Read ``messages`` into context ``llm`` ahead of a request that starts with them:
+        llama.cpp keeps the longest common token prefix, so that request reads only the rest.
+        (One token is generated: llama-cpp-python has no evaluate-only chat call.)"""
+        for _ in stream_chat(llm, messages, 1, 0.0):
+            pass
+
     def acquire(self, timeout: float = 5.0):  # -> Llama
         return self._free.get(timeout=timeout)
 

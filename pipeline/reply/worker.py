@@ -72,6 +72,11 @@ class ReplyWorker:
                 messages: list[dict[str, str]]) -> None:
         self._jobs.put(lambda: self._respond(u, rec, messages))
 
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        """Read ``messages`` into this call's context (the start of the next reply's prompt);
+        skipped when another job is waiting, which would start from its own prompt anyway."""
+        self._jobs.put(lambda: self._prefill(messages))
+
     def close(self) -> None:
         """The thread ends after the job in hand."""
         self._jobs.put(None)
@@ -102,6 +107,16 @@ class ReplyWorker:
         self._speak_all(u, text)
         u.generated_text = text
         self._done_generating(u)
+
+    def _prefill(self, messages: list[dict[str, str]]) -> None:
+        # only a backend that keeps this call's context can (a server keeps its own prompt
+        # cache); the cascade baseline reads the whole prompt every turn by design
+        prefill = getattr(self.engines.llm, "prefill", None)
+        if prefill is None or not self.options.prompt_cache or not self._jobs.empty():
+            return
+        if self._llm is None:
+            self._llm = self.engines.llm.acquire(timeout=30.0)
+        prefill(self._llm, messages)
 
     def _respond(self, u: Utterance, rec: TurnRecord | None,
                  messages: list[dict[str, str]]) -> None:
