@@ -50,7 +50,8 @@ def reused(llm, messages: list[dict[str, str]]) -> tuple[int, str]:
     before = list(llm.input_ids[:llm.n_tokens])
     reply = "".join(stream_chat(llm, messages, 24, 0.0))
     after = list(llm.input_ids[:llm.n_tokens])
-    common = next((i for i, (a, b) in enumerate(zip(before, after)) if a != b), len(before))
+    pairs = zip(before, after, strict=False)  # the prompt may be shorter than the cache
+    common = next((i for i, (a, b) in enumerate(pairs) if a != b), len(before))
     return common, reply
 
 
