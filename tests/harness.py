@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,6 +187,27 @@ def wait_closed(journal: Path, timeout: float = 30.0) -> list[dict]:
         time.sleep(0.3)
     raise TimeoutError(f"records still open: {records.read(journal).records()}")
 
+def answered(journal: Path, turns: int, grace: float = 2.0) -> Callable[[], bool]:
+    """For ``baresip_call(until=...)``: true ``grace`` seconds after the journal's open
+    call has ``turns`` caller turns whose replies were played out (a turn is journalled
+    once its reply's last frame was handed out; the grace lets it reach the caller)."""
+    from gateway import records
+
+    since: list[float] = []
+
+    def done() -> bool:
+        if not since:
+            recs = records.read(journal).records() if journal.exists() else []
+            call = recs[-1] if recs and recs[-1]["state"] == "open" else {"turns": []}
+            spoken = [t for t in call["turns"] if t.get("caller_text")]
+            if len(spoken) < turns:
+                return False
+            since.append(time.monotonic())
+        return time.monotonic() - since[0] >= grace
+
+    return done
+
+
 # --- audio -----------------------------------------------------------------------------------
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -280,11 +302,15 @@ class CallResult:
 
 
 def baresip_call(workdir: Path, target: str, source: np.ndarray, rate: int = 16000,
-                 codecs: tuple[str, ...] = ("g722",), seconds: float | None = None) -> CallResult:
+                 codecs: tuple[str, ...] = ("g722",), seconds: float | None = None,
+                 until: Callable[[], bool] | None = None) -> CallResult:
     """Dial ``target`` with baresip, play ``source`` as the microphone, record both ways.
 
     G.722 runs at 16 kHz end to end; for G.711 pass rate=8000 (baresip's own resampler would
     otherwise cut the band above ~1.5 kHz and ruin speech recognition).
+
+    ``until``: polled while the call lasts; once it is true the caller hangs up (SIGTERM:
+    baresip sends BYE and closes its recordings) instead of waiting out the source's silence.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     rec = workdir / "rec"
@@ -299,10 +325,24 @@ def baresip_call(workdir: Path, target: str, source: np.ndarray, rate: int = 160
         rtp_hi=rtp_lo + 19, codec_modules="\n".join(f"module\t{c}.so" for c in codecs)))
     (workdir / "accounts").write_text("<sip:caller@127.0.0.1>;regint=0\n")
     duration = seconds if seconds is not None else len(source) / rate + 1.0
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         ["baresip", "-f", str(workdir), "-e", f"/dial {target}", "-t", str(int(duration) + 1)],
-        capture_output=True, timeout=duration + 30)
-    log = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if until is not None:
+        end = time.monotonic() + duration + 30
+        while proc.poll() is None and time.monotonic() < end and not until():
+            time.sleep(0.2)
+        for _ in range(2):  # a second SIGTERM quits at once (a BYE to a dead peer waits)
+            if proc.poll() is None:
+                proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
+    try:
+        out, _ = proc.communicate(timeout=duration + 30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    log = out.decode("utf-8", "replace")
     dec = sorted(rec.glob("*-dec.wav"))
     enc = sorted(rec.glob("*-enc.wav"))
     if not dec or not enc:

@@ -18,6 +18,7 @@ from pipeline.reply.openai_llm import ERROR_KINDS, LlmError, OpenAiLlm, ServerSe
 from tests.harness import (
     GatewayProcess,
     active_spans,
+    answered,
     baresip_call,
     espeak,
     free_tcp_port,
@@ -125,8 +126,10 @@ def test_server_killed_mid_call_apology_then_answered_again(gateway, server, whi
     source = np.concatenate([np.zeros(6 * RATE, np.int16), q1, gap, q2, tail]).astype(np.int16)
     asked_before = server.chat_requests()
     out: dict = {}
+    # the caller hangs up once both turns were answered (the tail is only a longest wait)
+    done = answered(gateway.workdir / "calls.jsonl", 2)
     caller = threading.Thread(target=lambda: out.setdefault(
-        "result", baresip_call(tmp_path / "caller", gateway.uri, source, RATE)))
+        "result", baresip_call(tmp_path / "caller", gateway.uri, source, RATE, until=done)))
     caller.start()
     # the caller's first turn reaches the server: kill it while it serves that request
     deadline = time.monotonic() + 40

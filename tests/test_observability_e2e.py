@@ -181,10 +181,12 @@ def test_kill_9_during_a_call_leaves_an_aborted_record(tmp_path):
                              np.zeros(15 * rate, np.int16)]).astype(np.int16)
     gw = start_gateway(tmp_path / "gw")
     caller: dict = {}
+    killed = threading.Event()
 
     def dial() -> None:
         try:
-            caller["result"] = baresip_call(tmp_path / "caller", gw.uri, source, rate)
+            caller["result"] = baresip_call(tmp_path / "caller", gw.uri, source, rate,
+                                            until=killed.is_set)
         except Exception as e:  # noqa: BLE001 - the call is cut: that is the point
             caller["error"] = e
 
@@ -202,6 +204,7 @@ def test_kill_9_during_a_call_leaves_an_aborted_record(tmp_path):
         cid = recs[-1]["id"]
         gw.proc.send_signal(signal.SIGKILL)
         gw.proc.wait(10)
+        killed.set()  # the caller hangs up too (a real one would, on the dead line)
     finally:
         gw.stop()
     t.join(60)
