@@ -177,3 +177,16 @@ def test_a_line_without_echo_keeps_the_configured_tail():
     far = speech_levels(600, seed=8)
     push_levels(g, np.full(600, 120.0), far)
     assert g.delay_frames is None and g.tail == 20
+
+
+def test_closest_db_reports_how_near_the_line_came_to_the_bot():
+    gate = EchoGate(tail_frames=3, adaptive=False)
+    for near, far in [(1000, 10000)] * 10 + [(7000, 10000)] + [(1000, 10000)] * 5:
+        gate.push(tone(near), tone(far))
+    db, near, far = gate.closest_db(50)
+    assert abs(near - 7000) < 20 and abs(far - 10000) < 20 and abs(db + 3.1) < 0.1
+    # only frames while the bot talked count, and only the last ``frames`` of them
+    assert abs(gate.closest_db(5)[1] - 1000) < 20
+    quiet = EchoGate(tail_frames=3, adaptive=False)
+    quiet.push(tone(5000), tone(0))
+    assert quiet.closest_db(50) == (float("-inf"), 0, 0)

@@ -139,6 +139,18 @@ class EchoGate:
             self.delay_frames, self.delay_correlation = lag, c
             self.tail = max(self.tail, lag + DELAY_SLACK + 1)
 
+    def closest_db(self, frames: int) -> tuple[float, int, int]:
+        """Over the last ``frames`` frames while the bot talked: how close (dB) the line's peak
+        came to the bot's peak over the tail, with those two peaks. For the log of a barge-in:
+        an echo that got through shows up here as a level the gate should have held."""
+        near, far = list(self._near), list(self._far)
+        best = (float("-inf"), 0, 0)
+        for i in range(max(0, len(near) - frames), len(near)):
+            f = max(far[max(0, i - self.tail + 1): i + 1], default=0)
+            if f >= SILENT_PEAK and near[i] > 0:
+                best = max(best, (20 * float(np.log10(near[i] / f)), near[i], f))
+        return best
+
     @property
     def threshold_db(self) -> float:
         return 20 * float(np.log10(self.ratio))
