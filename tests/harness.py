@@ -311,6 +311,7 @@ def baresip_call(workdir: Path, target: str, source: np.ndarray, rate: int = 160
 
     ``until``: polled while the call lasts; once it is true the caller hangs up (SIGTERM:
     baresip sends BYE and closes its recordings) instead of waiting out the source's silence.
+    A call the other side ends is left at once too.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     rec = workdir / "rec"
@@ -325,24 +326,27 @@ def baresip_call(workdir: Path, target: str, source: np.ndarray, rate: int = 160
         rtp_hi=rtp_lo + 19, codec_modules="\n".join(f"module\t{c}.so" for c in codecs)))
     (workdir / "accounts").write_text("<sip:caller@127.0.0.1>;regint=0\n")
     duration = seconds if seconds is not None else len(source) / rate + 1.0
-    proc = subprocess.Popen(
-        ["baresip", "-f", str(workdir), "-e", f"/dial {target}", "-t", str(int(duration) + 1)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    if until is not None:
-        end = time.monotonic() + duration + 30
-        while proc.poll() is None and time.monotonic() < end and not until():
-            time.sleep(0.2)
-        for _ in range(2):  # a second SIGTERM quits at once (a BYE to a dead peer waits)
-            if proc.poll() is None:
-                proc.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(5)
-    try:
-        out, _ = proc.communicate(timeout=duration + 30)
-    except subprocess.TimeoutExpired:
+    log_path = workdir / "baresip.log"
+    # line-buffered, so that the call's end shows in the log while baresip still runs
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            ["stdbuf", "-oL", "baresip", "-f", str(workdir), "-e", f"/dial {target}",
+             "-t", str(int(duration) + 1)], stdout=out, stderr=subprocess.STDOUT)
+    end = time.monotonic() + duration + 30
+    # the other side hung up: nothing more to hear, so do not wait out the source
+    while (proc.poll() is None and time.monotonic() < end
+           and b"session closed" not in log_path.read_bytes()
+           and not (until is not None and until())):
+        time.sleep(0.2)
+    for _ in range(2):  # a second SIGTERM quits at once (a BYE to a dead peer waits)
+        if proc.poll() is None:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+    if proc.poll() is None:
         proc.kill()
-        out, _ = proc.communicate()
-    log = out.decode("utf-8", "replace")
+        proc.wait()
+    log = log_path.read_bytes().decode("utf-8", "replace")
     dec = sorted(rec.glob("*-dec.wav"))
     enc = sorted(rec.glob("*-enc.wav"))
     if not dec or not enc:
