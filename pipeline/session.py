@@ -351,8 +351,8 @@ class CallSession:
         if self.playout.played(u.id):
             g = self._gate
             closest, near, far = g.closest_db(50)
-            self.log.info("barge-in over the bot: the line came within %.1f dB of the bot in the "
-                          "last second (peaks %d / %d); echo gate threshold %.1f dB, tail %d ms, "
+            self.log.info("barge-in over the bot: in the last second the line peaked at %+.1f dB "
+                          "against the bot (%d / %d); echo gate threshold %.1f dB, tail %d ms, "
                           "echo delay %s", closest, near, far, g.threshold_db, g.tail * 20,
                           "unknown" if g.delay_frames is None else f"{g.delay_frames * 20} ms")
         rec = self._turn_of_utterance.get(u.id)
