@@ -307,19 +307,20 @@ class CallSession:
     def _finish_utterance(self, u: Utterance) -> None:
         self._utterances.pop(u.id, None)
         heard = u.heard_text() if u.interrupted else u.spoken_text()
-        if u.interrupted and self.playout.played(u.id) == 0:
+        played = self.playout.played(u.id)  # final: it was interrupted or played to its end
+        if u.interrupted and played == 0:
             self.history.retract_user()  # never heard: the caller's turn goes on
         else:
             self.history.add_bot(heard, interrupted=u.interrupted)
         rec = self._turn_of_utterance.pop(u.id, None)
         if rec is not None:
             rec.bot_text, rec.heard_text, rec.interrupted = u.generated_text, heard, u.interrupted
-            if self.playout.played(u.id):  # its last frame is the last one handed out
+            if played:  # its last frame is the last one handed out
                 rec.audio_end = self.last_audio_out + FRAME_SAMPLES / BRIDGE_RATE
             self.on_turn_done(rec)
         if not u.interrupted:
             self.log.info("bot said: %r", u.generated_text)
-        elif self.playout.played(u.id):
+        elif played:
             self.log.info("bot interrupted: %r", heard)
         else:  # not a barge-in: the caller never heard it (they went on, or the call ended)
             self.log.info("bot reply dropped before it was heard: %r", u.generated_text)
@@ -348,7 +349,8 @@ class CallSession:
         if u is None:
             return
         u.interrupt()
-        if self.playout.played(u.id):
+        played = self.playout.played(u.id)
+        if played:
             g = self._gate
             closest, near, far = g.closest_db(50)
             self.log.info("barge-in over the bot: in the last second the line peaked at %+.1f dB "
@@ -356,7 +358,7 @@ class CallSession:
                           "echo delay %s", closest, near, far, g.threshold_db, g.tail * 20,
                           "unknown" if g.delay_frames is None else f"{g.delay_frames * 20} ms")
         rec = self._turn_of_utterance.get(u.id)
-        if rec is not None and self.playout.played(u.id):
+        if rec is not None and played:
             rec.barge_in_seconds = max(
                 0.0, self.last_audio_out - self._audio.arrived(a.speech_start))
         self._finish_utterance(u)
@@ -411,7 +413,10 @@ class CallSession:
         """The reply's prompt, as far as it is known before the caller's words: the history,
         and the start of the facts note that will precede them (read by the model now, while
         the caller talks, the reply reads only the rest: ~20 fewer tokens, ~0.25 s with the
-        1.5B model on 2 cores)."""
+        1.5B model on 2 cores). Only a backend that keeps this call's context can (a server
+        keeps its own prompt cache); the cascade baseline reads the whole prompt every turn."""
+        if not hasattr(self.engines.llm, "prefill") or not self.options.prompt_cache:
+            return
         head = [] if self.facts is None else [
             {"role": "system", "content": self.facts.head(self.wall())}]
         self._worker.prefill([*self.history.messages(), *head])

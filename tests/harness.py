@@ -187,6 +187,7 @@ def wait_closed(journal: Path, timeout: float = 30.0) -> list[dict]:
         time.sleep(0.3)
     raise TimeoutError(f"records still open: {records.read(journal).records()}")
 
+
 def answered(journal: Path, turns: int, grace: float = 2.0) -> Callable[[], bool]:
     """For ``baresip_call(until=...)``: true ``grace`` seconds after the journal's open
     call has ``turns`` caller turns whose replies were played out (a turn is journalled

@@ -52,7 +52,7 @@ class ReplyWorker:
         self.clock = clock
         self._thread_init = thread_init
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._llm = None  # this call's LLM context, taken at the first reply
+        self._llm = None  # this call's LLM context (``_context``)
         self._secrets = SpeechGuard(
             options.never_say,
             options.system_prompt if options.prompt_secrets is None else options.prompt_secrets)
@@ -73,8 +73,9 @@ class ReplyWorker:
         self._jobs.put(lambda: self._respond(u, rec, messages))
 
     def prefill(self, messages: list[dict[str, str]]) -> None:
-        """Read ``messages`` into this call's context (the start of the next reply's prompt);
-        skipped when another job is waiting, which would start from its own prompt anyway."""
+        """Read ``messages`` into this call's context (the start of the next reply's prompt;
+        the backend has ``prefill``); skipped when another job is waiting, which would start
+        from its own prompt anyway."""
         self._jobs.put(lambda: self._prefill(messages))
 
     def close(self) -> None:
@@ -108,15 +109,15 @@ class ReplyWorker:
         u.generated_text = text
         self._done_generating(u)
 
-    def _prefill(self, messages: list[dict[str, str]]) -> None:
-        # only a backend that keeps this call's context can (a server keeps its own prompt
-        # cache); the cascade baseline reads the whole prompt every turn by design
-        prefill = getattr(self.engines.llm, "prefill", None)
-        if prefill is None or not self.options.prompt_cache or not self._jobs.empty():
-            return
+    def _context(self):  # -> Llama, or a server backend's per-call handle
+        """This call's LLM context, taken at its first use and kept until the thread ends."""
         if self._llm is None:
             self._llm = self.engines.llm.acquire(timeout=30.0)
-        prefill(self._llm, messages)
+        return self._llm
+
+    def _prefill(self, messages: list[dict[str, str]]) -> None:
+        if self._jobs.empty():
+            self.engines.llm.prefill(self._context(), messages)
 
     def _respond(self, u: Utterance, rec: TurnRecord | None,
                  messages: list[dict[str, str]]) -> None:
@@ -129,10 +130,9 @@ class ReplyWorker:
                                            or self._route(u, rec, caller_text)):
             self._done_generating(u)
             return
-        if self._llm is None:
-            self._llm = self.engines.llm.acquire(timeout=30.0)
+        llm = self._context()
         if not self.options.prompt_cache:
-            self._llm.reset()  # forget the evaluated prefix: the whole prompt is read again
+            llm.reset()  # forget the evaluated prefix: the whole prompt is read again
         t0 = self.clock()
         chunker = ClauseChunker(first_max_words=FIRST_CLAUSE_WORDS)
         parts: list[str] = []
@@ -145,7 +145,7 @@ class ReplyWorker:
                     u.add_clause(clause, speech.pcm, speech.word_ends)
 
         try:
-            for piece in stream_chat(self._llm, messages, self.engines.max_tokens,
+            for piece in stream_chat(llm, messages, self.engines.max_tokens,
                                      self.engines.temperature, lambda: u.cancelled,
                                      watch=u.on_cancel):
                 if rec is not None and rec.llm_first_token_seconds is None:
