@@ -385,7 +385,7 @@ def progress(msg: str) -> None:
 
 
 def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed: int,
-              llm: str = "") -> Run:
+              llm: str = "", turn_toml: str = "") -> Run:
     rng = random.Random(seed)
     clips = {}
     for text in QUESTIONS + TWO_PART + LONG_ASKS + INTERRUPTIONS:
@@ -393,8 +393,8 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
     gateways = {}
     for mode in MODES:
         (workdir / mode).mkdir(exist_ok=True)
-        gateways[mode] = GatewayProcess(workdir / mode, extra_toml=f'[turn]\nmode = "{mode}"',
-                                        llm=llm).start()
+        gateways[mode] = GatewayProcess(
+            workdir / mode, extra_toml=f'[turn]\nmode = "{mode}"\n{turn_toml}', llm=llm).start()
     progress("gateways ready")
     caller = Caller()
     _ALIVE.append(caller)  # pjsua2 objects live until os._exit (see Caller.close)
@@ -501,6 +501,9 @@ def main() -> int:
                     help="long answers the caller interrupts, half of them with echo (default 8)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--llm", default="", help="[llm] bundled (default: the config's default)")
+    ap.add_argument("--turn", metavar="TOML", default="",
+                    help="more [turn] settings (TOML lines), e.g. "
+                         "'end_of_message_model = \"qwen2.5-coder-0.5b\"'")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--keep", metavar="DIR",
                     help="work in DIR and keep it (gateway logs, journals, turn audio)")
@@ -509,11 +512,11 @@ def main() -> int:
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         run = run_bench(args.turns, args.echo_turns, args.barge_turns, Path(args.keep), args.seed,
-                        args.llm)
+                        args.llm, args.turn)
     else:
         with tempfile.TemporaryDirectory(prefix="bench-turns-") as tmp:
             run = run_bench(args.turns, args.echo_turns, args.barge_turns, Path(tmp), args.seed,
-                            args.llm)
+                            args.llm, args.turn)
     res = summarize(run)
     for t in run.turns:
         ttfa = "-" if t.ttfa_ms is None else f"{t.ttfa_ms:.0f}"
