@@ -474,13 +474,12 @@ class FixedEnd:
         return self.p
 
 
-def frames_to_answer(p_end: float):
+def frames_to_answer(p_end: float, words: str = "Had he married a more amiable woman"):
     from pipeline.core.end_of_turn import EndOfTurnSettings
 
     eot = EndOfTurnSettings(smart=True, min_silence=3200, max_silence=24000,
                             message_end_below=0.05)
-    session, _, failures = make_session(["Had he married a more amiable woman"], "Indeed.",
-                                        eot=eot)
+    session, _, failures = make_session([words], "Indeed.", eot=eot)
     session.engines.smart_turn = FixedScore()
     session.engines.end_of_message = FixedEnd(p_end)
     with in_call(session, failures) as clock:
@@ -499,3 +498,14 @@ def test_words_the_llm_says_go_on_hold_an_answer_the_audio_called_complete():
     assert rec2.end_of_message == pytest.approx(0.5) and rec2.end_of_turn_reason == "complete"
     assert held >= 75  # not before the longest wait (1.5 s) had passed without more speech
     assert prompt < 50
+
+
+def test_the_llm_is_not_asked_about_words_it_cannot_change():
+    # only words that seem to end can be turned into words that go on: a question heard as
+    # one, or a trailing "and", is answered (or waited for) without the model's ~100 ms
+    for words in ("Are you open on Sunday?", "I want to book and"):
+        _, rec, eom = frames_to_answer(0.01, words)
+        assert eom.asked == [] and rec.end_of_message is None, words
+    assert rec.end_of_turn_reason == "incomplete"
+    _, rec, _ = frames_to_answer(0.01, "Are you open on Sunday?")
+    assert rec.end_of_turn_reason == "complete"
