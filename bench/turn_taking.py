@@ -333,8 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--limit", type=int, default=None, help="first N recordings only")
     ap.add_argument("--out", type=Path, default=None, help="also write the report here")
-    ap.add_argument("--stt-ms", type=int, default=400,
-                    help="time from asking for a transcript to having it (default 400)")
+    ap.add_argument("--stt-ms", type=int, default=200,
+                    help="time from asking for a transcript to having it (default 200: Whisper "
+                         "decodes a pause's words in ~100-200 ms here; a later figure hides "
+                         "cut-offs, as words that come after the caller went on end no turn)")
     ap.add_argument("--eom-llm", default="qwen2.5-coder-0.5b",
                     help="bundled LLM asked for the end-of-message probability ('': skip)")
     ap.add_argument("--first-audio-ms", default="500,800,1300",
