@@ -91,7 +91,7 @@ def turn_settings(cfg: Config) -> TurnSettings:
             complete_threshold=t.turn_complete_threshold,
             incomplete_threshold=t.turn_incomplete_threshold,
             questions_lift_low_scores=t.question_lifts_low_scores,
-            message_end_below=t.end_of_message_below if t.end_of_message_model else 0.0),
+            message_end_below=t.end_of_message_below if end_of_message_model(cfg) else 0.0),
         resume_false_interruptions=t.resume_false_interruptions,
         interruption_min_words=t.interruption_min_words,
         barge_in_confirm=ms_to_samples(t.barge_in_confirm_ms),
@@ -194,9 +194,18 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
     return engines
 
 
+def end_of_message_model(cfg: Config) -> str:
+    """The bundled LLM [turn] end_of_message_model names ("auto": the small one, unless the
+    replies come from a model server, whose users moved the models off this box)."""
+    name = cfg.turn.end_of_message_model
+    if name == "auto":
+        return "qwen2.5-coder-0.5b" if cfg.llm.backend == "embedded" else ""
+    return name
+
+
 def end_of_message(cfg: Config) -> EndOfMessage | None:
     """[turn] end_of_message_model: its own small context, shared by the process's calls."""
-    name = cfg.turn.end_of_message_model
+    name = end_of_message_model(cfg)
     if not name or cfg.turn.end_of_turn != "smart":
         return None
     from pipeline import models

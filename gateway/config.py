@@ -86,8 +86,9 @@ class TurnConfig:
     turn_incomplete_threshold: float = _spec(0.1, lo=0.0, hi=1.0)
     question_lifts_low_scores: bool = _spec(True)
     end_of_message_model: str = _spec(
-        "", choices=("", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"),
+        "auto", choices=("auto", "", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"),
         doc="bundled LLM asked whether the words heard at a pause end the caller's message; "
+            "auto = the 0.5B when [llm] backend is embedded (none beside a model server); "
             "empty = not asked")
     end_of_message_below: float = _spec(0.05, lo=0.0, hi=1.0,
                                         doc="that probability below this: the words go on")

@@ -43,3 +43,21 @@ def test_the_final_mark_is_dropped_and_a_reused_prefix_gives_the_same_answer(eom
     first = eom.probability("Are you open on Sunday")
     eom.probability("Do you sell croissants")  # the context now holds other words
     assert eom.probability("Are you open on Sunday.") == pytest.approx(first, abs=1e-6)
+
+
+@pytest.mark.parametrize("toml, model", [
+    ("", "qwen2.5-coder-0.5b"),  # the default: the replies' LLM runs here, so does this one
+    ('[llm]\nbackend = "openai"\nbase_url = "http://10.0.0.5:8080/v1"', ""),
+    ('[llm]\nbackend = "openai"\nbase_url = "http://10.0.0.5:8080/v1"\n'
+     '[turn]\nend_of_message_model = "qwen2.5-coder-0.5b"', "qwen2.5-coder-0.5b"),
+    ('[turn]\nend_of_message_model = ""', ""),
+])
+def test_auto_asks_the_small_model_only_beside_an_embedded_llm(tmp_path, toml, model):
+    from gateway import config
+    from gateway.app import end_of_message_model, turn_settings
+
+    path = tmp_path / "voicebot.toml"
+    path.write_text(toml)
+    cfg = config.load(path, env={})
+    assert end_of_message_model(cfg) == model
+    assert turn_settings(cfg).eot.message_end_below == (0.05 if model else 0.0)
