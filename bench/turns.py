@@ -273,6 +273,17 @@ def last_loud_before_gap_ms(frames: list[np.ndarray], from_tick: int,
     return None if last is None else from_tick * 20 + (last + 1) * 10.0
 
 
+def line_levels(audio: CallerAudio) -> str:
+    """Peaks so far of what the caller heard and what it sent back: with only its echo on
+    the line, what it sent stays ``echo_gain`` under what it heard."""
+    def peak(frames: list[np.ndarray]) -> int:
+        return max((int(np.abs(f.astype(np.int32)).max()) for f in frames), default=0)
+
+    with audio.lock:
+        heard, sent = peak(list(audio.recv)), peak(list(audio.sent))
+    return f"heard {heard}, sent {sent}, echo gain {audio.echo_gain:.2f}"
+
+
 def speech_bounds_ms(pcm: np.ndarray) -> tuple[float, float]:
     """(first, last+1) loud 10 ms of a clip, in ms from its start."""
     x = pcm[: len(pcm) // 160 * 160].astype(np.float64).reshape(-1, 160)
@@ -447,6 +458,7 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
                                 echo_delay_ticks=rng.randint(2, 10))
             call = caller.call(gw.uri, audio)
             wait_quiet(audio)
+            greeting = line_levels(audio)
             text = LONG_ASKS[k % len(LONG_ASKS)]
             t = ask(audio, clips[text], "streaming", text, "echo")
             settle(audio, run, f"echo{k}", quiet_ms=1500)
@@ -455,7 +467,8 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
             caller.hangup(call)
             call = None
             cuts = interruptions(gw.log(), before)
-            progress(f"echo{k}: {len(cuts)} interruption(s) " + " | ".join(cuts))
+            progress(f"echo{k}: {len(cuts)} interruption(s) " + " | ".join(cuts)
+                     + f" [greeting: {greeting}]")
             run.false_barge_ins[f"echo{k}"] = len(cuts)
     finally:
         caller.close()
