@@ -128,5 +128,6 @@ class TurnTranscriber:
             return
         t0 = self.clock()
         rec.end_of_message = eom.probability(text)
-        self.log.debug("turn %d: end of message %.3f (%.0f ms)", rec.turn_id,
-                       rec.end_of_message, (self.clock() - t0) * 1000)
+        # info: a statement held for the longest wait is explained by this line
+        self.log.info("turn %d: p(end of message) %.3f (%.0f ms)", rec.turn_id,
+                      rec.end_of_message, (self.clock() - t0) * 1000)
