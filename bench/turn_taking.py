@@ -70,7 +70,7 @@ from pipeline.core.conversation import (
     TurnEnded,
     TurnSettings,
 )
-from pipeline.core.end_of_turn import EndOfTurnSettings
+from pipeline.core.end_of_turn import EndOfTurnSettings, end_of_message_can_change
 from pipeline.reply.end_of_message import EndOfMessage
 from pipeline.stt.transcriber import POST_ROLL, PRE_ROLL
 from pipeline.stt.whisper import WhisperStt
@@ -290,7 +290,9 @@ def play(case: Case, pcm: np.ndarray, settings: TurnSettings, m: Models, key: st
                 handle(conv.on_turn_score(a.pause_id, m.score(audio[a.start:a.end])), now)
             elif isinstance(a, Transcribe):
                 text = m.transcript(key, audio, a.start, a.end)
-                if ask_llm and text:  # the model reads the words once they are in
+                # as the gateway does: the model reads the words once they are in, and only
+                # words it can change (pipeline/stt/transcriber.py)
+                if ask_llm and end_of_message_can_change(text):
                     pending.append((now + m.stt_samples + m.eom_samples, a.turn_id, text,
                                     m.end_of_message(text)))
                 else:
@@ -388,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         say("|---|---|---|---|---|---|---|---|")
         for name in pols:
             rs = results[(rate_name, name)]
-            mid = [(c, o) for c, o in rs if c.kind in ("pause", "dictation")]
+            mid = mid_utterance(rs)
             cut = sum(cut_off(c, o) for c, o in mid)
             early = sum(bool(o.end_at) and o.end_at[0] < c.resume_at for c, o in mid)
             dict_cut = sum(c.kind == "dictation" and cut_off(c, o) for c, o in mid)
@@ -410,8 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         say("| policy | " + " | ".join(f"{ms} ms" for ms in first_audio) + " |")
         say("|---|" + "---|" * len(first_audio))
         for name in pols:
-            mid = [(c, o) for c, o in results[(rate_name, name)]
-                   if c.kind in ("pause", "dictation")]
+            mid = mid_utterance(results[(rate_name, name)])
             say(f"| {name} | " + " | ".join(
                 pct(sum(talked_over(c, o, ms * MS) for c, o in mid), len(mid))
                 for ms in first_audio) + " |")
@@ -428,6 +429,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
     return 0
+
+
+def mid_utterance(rs: list[tuple[Case, Outcome]]) -> list[tuple[Case, Outcome]]:
+    """The cases with a pause inserted inside an utterance."""
+    return [(c, o) for c, o in rs if c.kind in ("pause", "dictation")]
 
 
 def cut_off(c: Case, o: Outcome) -> bool:

@@ -279,8 +279,8 @@ def line_levels(audio: CallerAudio) -> str:
     def peak(frames: list[np.ndarray]) -> int:
         return max((int(np.abs(f.astype(np.int32)).max()) for f in frames), default=0)
 
-    with audio.lock:
-        heard, sent = peak(list(audio.recv)), peak(list(audio.sent))
+    # copies of lists the clock thread appends to (``audio.lock`` guards only ``out``)
+    heard, sent = peak(list(audio.recv)), peak(list(audio.sent))
     return f"heard {heard}, sent {sent}, echo gain {audio.echo_gain:.2f}"
 
 

@@ -140,14 +140,20 @@ def cue(text: str) -> Cue:
     return Cue.ASKS if t.endswith("?") else Cue.ENDS
 
 
+def end_of_message_can_change(text: str) -> bool:
+    """Whether a language model's end-of-message probability can change the cue of ``text``:
+    only words that seem to end can turn into words that go on (a "?" the speech-to-text
+    heard, or a trailing "and", already says what it says)."""
+    return cue(text) is Cue.ENDS
+
+
 def words_cue(s: EndOfTurnSettings, text: str, end_of_message: float | None = None) -> Cue:
     """``cue(text)``, unless the language model's ``end_of_message`` probability says that
-    words which seem to end go on (a "?" the speech-to-text heard is kept)."""
-    c = cue(text)
-    if (c is Cue.ENDS and end_of_message is not None
-            and end_of_message < s.message_end_below):
+    words which seem to end go on."""
+    if (end_of_message is not None and end_of_message < s.message_end_below
+            and end_of_message_can_change(text)):
         return Cue.CONTINUES
-    return c
+    return cue(text)
 
 
 def _dictating(words: list[str]) -> bool:

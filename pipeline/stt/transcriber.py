@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.audio.frames import BRIDGE_RATE, int16_to_float, write_wav
 from pipeline.core.conversation import Transcribe
-from pipeline.core.end_of_turn import Cue, cue
+from pipeline.core.end_of_turn import end_of_message_can_change
 from pipeline.models import Engines
 from pipeline.stt.base import StreamWorker, SttUnavailable, Transcript, TurnWords
 from pipeline.turn_record import TurnRecord
@@ -122,10 +122,8 @@ class TurnTranscriber:
         """The LLM's probability that the message ends with ``text`` (~80-140 ms with the
         0.5B on 2 cores), into ``rec`` for the conversation core."""
         eom = self.engines.end_of_message
-        # it can only turn words that seem to end into words that go on: a question the
-        # speech-to-text heard ("...on Sunday?") or a trailing "and" needs no model
-        if eom is None or cue(text) is not Cue.ENDS:
-            return
+        if eom is None or not end_of_message_can_change(text):
+            return  # ~100 ms saved before a question heard as one is answered
         t0 = self.clock()
         rec.end_of_message = eom.probability(text)
         # info: a statement held for the longest wait is explained by this line
