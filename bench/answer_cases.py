@@ -38,9 +38,16 @@ class Case:
     must_not: tuple[str, ...]  # regexes; NONE may match the normalised last answer
     held_out: bool = False  # never used to tune prompts
     note: str = ""  # for a human: the right answer and why
+    style: str = ""
+    """How the caller phrases it, for the natural-phrasing set (one of STYLES); "" for the
+    questions worded like the facts."""
 
 
-CATEGORIES = ("days", "times", "relative", "prices", "lead", "unknown", "followup", "contact")
+CATEGORIES = ("days", "times", "relative", "prices", "lead", "unknown", "followup", "contact",
+              "partial")
+"""``partial``: two questions in one, the facts answer one of them: the known part and the
+fallback for the other are both required."""
+STYLES = ("filler", "synonym", "indirect", "two-in-one", "loose-time", "you-guys")
 
 BUSINESS_KEYS = (
     "name", "timezone", "hours", "closed_dates", "address", "phone", "prices", "currency",
@@ -96,6 +103,20 @@ PERSONAS: dict[str, Persona] = {
         "facts": ["Oil changes are done while you wait.", "We work on cars and light trucks."],
         "fallback": ("I don't have that information, but I can take a message and someone "
                      "will call you back."),
+    }),
+    "vet": Persona("vet", {
+        "name": "Harbor Street Vets",
+        "timezone": "America/New_York",
+        "hours": ["mon-fri 08:00-18:00", "sat 09:00-13:00"],
+        "closed_dates": ["2026-12-25 Christmas Day", "2027-01-01 New Year's Day"],
+        "address": "48 Harbor Street, Portland",
+        "phone": "555 0170",
+        "prices": ["vaccination: 35", "nail trim: 15", "check-up: 50", "dental cleaning: 120"],
+        "currency": "dollars",
+        "lead_times": ["dental cleaning: 3"],
+        "facts": ["We treat cats, dogs, rabbits and other small pets.",
+                  "Walk-ins are welcome for check-ups."],
+        "fallback": "I'm sorry, I don't know that, but I can take a message.",
     }),
 }
 
@@ -452,11 +473,13 @@ _RAW: list[tuple[str, dict[str, Any]]] = []
 
 def _add(persona: str, category: str, clock: str, turns: str | tuple[str, ...],
          must: tuple[str, ...] | list[str], must_not: tuple[str, ...] | list[str] = (), *,
-         held: bool = False, note: str) -> None:
+         held: bool = False, note: str, style: str = "") -> None:
+    assert style in ("", *STYLES), style
     _RAW.append((persona, {
         "category": category, "clock": clock,
         "turns": (turns,) if isinstance(turns, str) else tuple(turns),
         "must": tuple(must), "must_not": tuple(must_not), "held_out": held, "note": note,
+        "style": style,
     }))
 
 
@@ -464,10 +487,11 @@ def _add(persona: str, category: str, clock: str, turns: str | tuple[str, ...],
 _MOVED = "(moved to tuning on 2026-12-05: its failure shaped the note) "
 
 
-def _unknown(persona: str, clock: str, question: str, *claims: str, held: bool = False,
-             note: str) -> None:
+def _unknown(persona: str, clock: str, question: str | tuple[str, ...], *claims: str,
+             held: bool = False, note: str, style: str = "") -> None:
     fb = _fallback(*claims)
-    _add(persona, "unknown", clock, question, fb["must"], fb["must_not"], held=held, note=note)
+    _add(persona, "unknown", clock, question, fb["must"], fb["must_not"], held=held, note=note,
+         style=style)
 
 
 # ---- bakery: wed-fri 7-3, sat/sun 8-1, closed mon/tue; closed Dec 25, Dec 26, Jan 1 ----------
@@ -992,6 +1016,530 @@ _add(D, "days", _DN_MON, "Are you closed on Wednesdays?",
 _add(G, "days", _GA_MON, "Are you closed on Saturdays?",
      [any_of(_NO_START, *open_claim("saturday"))], [_YES_START, *closed_claim("saturday")],
      held=True, note="No: Saturday 8 am to 12 noon.")
+
+
+# ---- vet (tuning): questions phrased as callers talk, written by the developers to tune the
+# meaning of questions (pipeline/facts/relevance.py) on; the first four are the ones a new user
+# asked. Mon-Fri 8-6, Sat 9-1, closed Sunday; vaccination 35, nail trim 15, check-up 50, dental
+# cleaning 120 (3 days ahead). -----------------------------------------------------------------
+V = "vet"
+_VT_WED = "2026-12-09T10:00"  # a Wednesday
+
+_add(V, "prices", _VT_WED, "Hi, um, I was wondering what you guys charge for trimming a dog's "
+     "nails?", [money("15")], [other_money("15")], style="you-guys", note="Nail trim: 15.")
+_add(V, "partial", _VT_WED, "How much are the shots, and do I need an appointment for them?",
+     [money("35"), *FALLBACK_MUST], [other_money("35")], style="two-in-one",
+     note="Vaccination 35; appointments are not in the facts.")
+_add(V, "times", _VT_WED, "Yeah hi, I wanted to check, could I come by on Saturday morning, "
+     "like around ten?", [_AFFIRM], [_NO_START, *closed_claim("saturday")], style="loose-time",
+     note="Saturday 9 am to 1 pm: yes.")
+_add(V, "relative", _VT_WED, "Is there any way someone could see my cat this Sunday?",
+     [_NEG], [_YES_START, *open_claim("sunday")], style="indirect", note="Closed Sundays.")
+_unknown(V, _VT_WED, "Do you guys do surgery on Saturdays?", style="you-guys",
+         note="Surgery is not in the facts.")
+_unknown(V, _VT_WED, "Um, hi, is there parking there?", style="filler", note="Not in the facts.")
+_add(V, "prices", _VT_WED, "What would a regular checkup for my dog run me?", [money("50")],
+     [other_money("50")], style="synonym", note="Check-up 50.")
+_add(V, "prices", _VT_WED, "My cat's teeth are looking pretty gross, how much do you charge to "
+     "clean them?", [money("120")], [other_money("120")], style="indirect",
+     note="Dental cleaning 120.")
+_add(V, "lead", _VT_WED, "Could I get my dog's teeth cleaned tomorrow?", [_NEG], [_AGREE],
+     style="indirect", note="Dental cleaning needs 3 days' notice: no (Saturday earliest).")
+_add(V, "times", _VT_WED, "Are you guys open after work today?",
+     [any_of(_AFFIRM, close_at(18))], [_NO_START, closes_at_not(18)], style="loose-time",
+     note="Wednesday until 6 pm: yes.")
+_add(V, "relative", _VT_WED, "Can I bring him in tonight?", [any_of(_NEG, close_at(18))],
+     [_YES_START, closes_at_not(18)], style="loose-time",
+     note="Wednesday closes at 6 pm: not in the evening.")
+_add(V, "partial", _VT_WED, "Do you do nail trims, and do you take pet insurance?",
+     [any_of(_AFFIRM, money("15")), *FALLBACK_MUST], [other_money("15")], style="two-in-one",
+     note="Nail trims yes (15); insurance is not in the facts.")
+_unknown(V, _VT_WED, "Do you guys sell dog food?", style="you-guys", note="Not in the facts.")
+_unknown(V, _VT_WED, "My puppy needs a microchip, can you do that?", style="indirect",
+         note="Microchips are not in the facts.")
+_add(V, "contact", _VT_WED, "Where are you guys located?", [r"\b48 harbor"], [],
+     style="you-guys", note="48 Harbor Street, Portland.")
+_add(V, "prices", _VT_WED, "How much is a checkup, and can I just walk in?",
+     [money("50"), any_of(_AFFIRM, r"\bwalk-? ?ins?\b")], [other_money("50")],
+     style="two-in-one", note="Check-up 50; walk-ins welcome.")
+_add(V, "days", _VT_WED, "So, uh, are you open on Sundays at all?", [_NEG],
+     [_YES_START, *open_claim("sunday")], style="filler", note="Closed Sundays.")
+_add(V, "relative", _VT_WED, "Could I pop in first thing tomorrow morning?",
+     [any_of(_AFFIRM, opens_at(8))], [_NO_START, opens_at_not(8)], style="loose-time",
+     note="Thursday from 8 am: yes.")
+_add(V, "prices", _VT_WED, "How much for a rabies shot?", [money("35")], [other_money("35")],
+     style="synonym", note="A vaccination: 35.")
+_unknown(V, _VT_WED, "Can you guys board my dog over Christmas?", style="you-guys",
+         note="Boarding is not in the facts.")
+_add(V, "partial", _VT_WED, "How much is a nail trim, and do you do grooming too?",
+     [money("15"), *FALLBACK_MUST], [other_money("15")], style="two-in-one",
+     note="Nail trim 15; grooming is not in the facts.")
+_unknown(V, _VT_WED, "Hi there, um, who's the vet working today?", r"\bdr\.? [a-z]",
+         style="filler", note="Staff are not in the facts.")
+_add(V, "prices", _VT_WED, "What do the vaccinations cost, and what about nail trims?",
+     [money("35"), money("15")], [], style="two-in-one", note="35 and 15.")
+_add(V, "times", _VT_WED, "What time do you guys close on Saturday?", [tm(13)],
+     [closes_at_not(13)], style="you-guys", note="1 pm.")
+_add(V, "relative", _VT_WED, "Oh hey, are you still open right now?", [_AFFIRM],
+     [_NO_START, closes_at_not(18)], style="filler", note="Wednesday 10 am: open until 6 pm.")
+
+
+# ---- natural phrasing, held out ----------------------------------------------------------------
+# BEGIN NATURAL HELD-OUT CASES
+# Written from the three tables and the calendar only, in the words callers use (lay words for
+# the listed items, fillers, two questions in one breath, loose times). Every case is held out.
+
+# -- bakery (Chicago): wed-fri 7-3, sat/sun 8-1; closed mon/tue, Dec 25, Dec 26, Jan 1 --------
+_add(B, "times", _BK_WED,
+     "Hi, um, yeah, I was just wondering what time you open up on, uh, Sunday?",
+     [tm(8)],
+     [opens_at_not(8), r"\bsundays?,? (?:at |from )?7(?![\d:])", *closed_claim("sunday")],
+     held=True, style="filler",
+     note="8 am: Sunday is on the sat,sun 08:00-13:00 line (7 am is the Wed-Fri time).")
+_add(B, "prices", _BK_WED, "Hey, how much for one of those cinnamon buns?",
+     [money("3.25")], [other_money("3.25")], held=True, style="synonym",
+     note="'Cinnamon bun' = the cinnamon roll: 3.25 dollars.")
+_add(B, "lead", "2026-12-04T10:00",
+     "Hi, so my son's birthday party is tomorrow and I totally forgot about the cake. Could I "
+     "still get one from you for tomorrow?",
+     [_NEG], [_AGREE], held=True, style="indirect",
+     note="Friday -> Saturday is 1 day; birthday cakes need 2 days: no (Sunday the 6th is the "
+          "earliest, and Sunday is open).")
+_add(B, "prices", _BK_WED,
+     "Hey, quick one, what are you charging for croissants these days, and how about one of "
+     "the party platters?",
+     [money("2.50"), money("45")], [money(x) for x in ("3.25", "35", "40", "47.50")],
+     held=True, style="two-in-one",
+     note="Both known: croissant 2.50 dollars, party platter 45 dollars.")
+_add(B, "days", _BK_WED,
+     "Two things, are you open on Tuesday, and what time do you get going Wednesday morning?",
+     [_CLOSED, tm(7)],
+     [_YES_START, *open_claim("tuesday"), opens_at_not(7), r"\bwednesdays?,? (?:at |from )?8\b"],
+     held=True, style="two-in-one",
+     note="Both known: closed Tuesdays; Wednesday opens at 7 am.")
+_add(B, "times", _BK_WED, "Could I pop by after work on Thursday to pick up a loaf?",
+     [any_of(_NEG, close_at(15))],
+     [_AGREE, r"\bopen (?:until|till) (?:5|5:30|6|7)\b",
+      r"\b(?:close|closes|closing) (?:at )?(?:5|5:30|6|7)(?![\d:])(?! on (?:saturday|sunday))"],
+     held=True, style="loose-time",
+     note="'After work' on a weekday ~5:30-6 pm; Thursday closes at 3 pm: no (pointing to the "
+          "weekend, 8 am to 1 pm, is fine).")
+_add(B, "relative", "2026-12-05T18:00",
+     "Are you guys open first thing tomorrow? I wanted to grab some croissants early.",
+     [tm(8)],
+     [_NO_START, *closed_claim("sunday"), *closed_claim("tomorrow"), opens_at_not(8),
+      day_range("(?:sunday|tomorrow)", "7", _T)],
+     held=True, style="loose-time",
+     note="Saturday evening; tomorrow is Sunday Dec 6: 'first thing' = opening time, 8 am "
+          "(not the weekday 7 am). The opening time is required.")
+_add(B, "relative", "2026-12-04T14:30",
+     "I'm leaving the office in a bit, if I come over in an hour or so will you still be open?",
+     [any_of(_NEG, close_at(15))],
+     [_AGREE, r"\b(?:close|closes|closing|until|till) (?:at )?(?:4|5|6)(?![\d:])"],
+     held=True, style="loose-time",
+     note="Friday 14:30 + about an hour = ~3:30 pm; Friday closes at 3 pm: no.")
+_add(B, "relative", "2026-12-22T10:00", "Do you guys open the day after Christmas?",
+     [_CLOSED],
+     [_YES_START, *open_claim("saturday"), *open_claim(r"(?:the )?26th"),
+      *open_claim(r"december 26(?:th)?"), *open_claim("boxing day")],
+     held=True, style="you-guys",
+     note="Dec 26 is a Saturday but a configured closed date: closed.")
+_add(B, "prices", _BK_WED, "What do you guys charge for one of your birthday cakes?",
+     [money("35")], [other_money("35")], held=True, style="you-guys",
+     note="35 dollars.")
+_add(B, "prices", _BK_WED,
+     "I'm having a few people over on Sunday, I was thinking two loaves of the sourdough and "
+     "maybe four of the cinnamon rolls. What would that come to?",
+     [money("25")], [money(x) for x in ("9.25", "18.50", "24", "26", "28", "37")],
+     held=True, style="indirect",
+     note="2 x 6 + 4 x 3.25 = 12 + 13 = 25 dollars.")
+_add(B, "lead", _BK_WED, "How much notice do you need for one of your party trays?",
+     [any_of(r"(?<![\d.])1 day\b", r"\ba day\b", r"\b24 hours\b",
+             r"\bday (?:before|ahead|in advance)\b")],
+     [r"(?<![\d.])(?:2|3|4|5|7) days?\b", r"\b48 hours\b", r"\b(?:a|1) weeks?\b"],
+     held=True, style="synonym",
+     note="'Party tray' = the party platter: 1 day's notice.")
+_add(B, "partial", _BK_WED, "How much is a croissant, and do you do almond ones too?",
+     [money("2.50"), *FALLBACK_MUST],
+     [other_money("2.50"), _NW + r"\bwe (?:do|don'?t|do not|have|make|bake|sell|offer)(?: not)?"
+      r"(?: have| make| bake| sell| offer)? (?:any |some )?almond",
+      r"\balmond (?:croissants?|ones?) (?:are|is|cost)\b"],
+     held=True, style="two-in-one",
+     note="Croissant 2.50 dollars; almond croissants are not in the facts: fallback for that "
+          "part.")
+_add(B, "partial", _BK_WED, "Do you guys deliver? And what time do you close Saturdays?",
+     [tm(13), *FALLBACK_MUST],
+     [closes_at_not(13), day_range("saturday", _T, "(?:2|3)"),
+      _NW + r"\bwe (?:do|don'?t|do not|can|can'?t|cannot|offer)(?: not)?(?: offer)? "
+      r"(?:deliver|delivery|deliveries)",
+      r"\b(?:no|free) delivery\b", r"\bdelivery (?:is|costs)\b"],
+     held=True, style="two-in-one",
+     note="Saturday closes at 1 pm; delivery is not in the facts: fallback for that part.")
+_unknown(B, _BK_WED,
+         "Hi there, um, do you do, like, vegan stuff? Anything without eggs or butter?",
+         _NW + r"\bwe (?:do|don'?t|do not|have|make|bake|sell|offer)(?: not)?(?: have| make|"
+         r" bake| sell| offer)? (?:any |some |a few )?(?:vegan|dairy[ -]free|egg[ -]free)",
+         r"\bvegan (?:options?|items?|products?|treats?|breads?|loaves|pastries) (?:is|are)\b",
+         r"\bour vegan\b", held=True, style="filler",
+         note="Vegan products are not in the facts: fallback, no yes/no.")
+_unknown(B, _BK_WED,
+         "It's for my daughter, could you write her name on the cake, like Happy Birthday "
+         "Emma?",
+         _NW + r"\b(?:we|i)(?:'ll| will| can| can'?t| cannot| could| do| don'?t| do not)(?: not)?"
+         r"(?: happily| certainly| gladly| definitely)? (?:write|put|pipe|add|include|do) "
+         r"(?:a |the |her |any |your |that |custom )?(?:name|message|writing|inscription|"
+         r"lettering|happy birthday)",
+         r"\b(?:writing|inscription|personali[sz]ation|lettering|a message) (?:is|costs|comes) "
+         r"(?:free|included|extra)", r"\bno problem\b",
+         held=True, style="indirect",
+         note="Writing on cakes is not in the facts (only how cakes are ordered): fallback.")
+_unknown(B, _BK_WED,
+         "Hey, quick question, do you guys have anywhere to sit and eat, or is it just "
+         "grab-and-go?",
+         _NW + r"\b(?:we have|we'?ve got|there'?s|there is|there are)(?: a few| some| plenty of)?"
+         r" (?:seating|tables|seats|a seating area)\b",
+         r"\b(?:takeaway|take-out|takeout|to-go|grab-and-go)[ -]only\b",
+         r"\bno (?:seating|tables|seats)\b",
+         _NW + r"\bwe (?:do|don'?t|do not) have (?:any )?(?:seating|tables|seats)",
+         r"\bit'?s (?:just )?grab-and-go\b",
+         held=True, style="you-guys",
+         note="Seating is not in the facts: fallback.")
+_add(B, "followup", _BK_WED,
+     ("Hi there, what time do you open on Saturday?",
+      "Okay great, and, uh, how late do you stay open that day?"),
+     [tm(13)], [closes_at_not(13), day_range("saturday", _T, "(?:2|3)")],
+     held=True, style="filler",
+     note="Saturday 8 am to 1 pm: the last answer must say 1 pm (not the weekday 3 pm).")
+_add(B, "contact", _BK_WED, "I'm putting you into my GPS, what street are you on?",
+     [r"\bmill (?:road|rd)\b"], [r"(?<!\d)(?<!\d )(?!48 )\d+ mill\b"],
+     held=True, style="indirect",
+     note="48 Mill Road, Springfield.")
+_add(B, "lead", _BK_WED,
+     "What do the birthday cakes go for, and how much warning do you need to make one?",
+     [money("35"), r"(?<![\d.])2 days?\b|\b48 hours\b"],
+     [other_money("35"), r"(?<![\d.])(?:1|3|4|5|7) days?\b", r"\b(?:a|1) (?:day|week)s?\b",
+      r"\b24 hours\b"],
+     held=True, style="two-in-one",
+     note="Both known: 35 dollars, 2 days' notice.")
+
+# -- dental (London): mon/tue/thu 8:30-12:30 + 1:30-5:30, wed 10-7, fri 8:30-1; closed sat/sun,
+#    Dec 24, Dec 25, Dec 28, Jan 1; pounds -----------------------------------------------------
+_add(D, "prices", _DN_MON,
+     "Hiya, how much is it for a routine exam, just the regular six-monthly one?",
+     [money("55", "pounds")], [other_money("55", "pounds"), _DN_WRONG_CUR],
+     held=True, style="synonym",
+     note="'Routine exam' = the check-up: 55 pounds.")
+_add(D, "prices", _DN_MON,
+     "What would you charge to get my teeth cleaned, a scale and polish basically?",
+     [money("75", "pounds")], [other_money("75", "pounds"), _DN_WRONG_CUR],
+     held=True, style="synonym",
+     note="'Teeth cleaned' / 'scale and polish' = the cleaning: 75 pounds.")
+_add(D, "prices", _DN_MON,
+     "I've got my wedding in a couple of months and I'd like my teeth a few shades whiter. "
+     "What's that going to set me back?",
+     [money("299", "pounds")], [other_money("299", "pounds"), _DN_WRONG_CUR],
+     held=True, style="indirect",
+     note="Teeth whitening: 299 pounds.")
+_add(D, "lead", "2026-12-10T10:00",
+     "I've got a job interview on the 16th, that's next Wednesday, and I'd love to get my "
+     "teeth whitened before it. Can you fit me in?",
+     [_NEG], [_AGREE], held=True, style="indirect",
+     note="Thursday Dec 10 -> Wednesday Dec 16 is 6 days, any earlier day fewer; whitening "
+          "needs 7: no (Thursday the 17th is the earliest).")
+_add(D, "prices", _DN_MON, "How much is an X-ray, and do you see kids as well?",
+     [money("25", "pounds"), r"\b(?:children|kids|child)\b"],
+     [other_money("25", "pounds"), _DN_WRONG_CUR, _NO_START,
+      r"\b(?:don'?t|do not|can'?t|cannot) (?:see|treat) (?:children|kids)\b",
+      r"\bonly (?:see|treat) adults\b", r"\badults only\b"],
+     held=True, style="two-in-one",
+     note="Both known: x-ray 25 pounds; yes, adults and children are seen.")
+_add(D, "times", _DN_MON,
+     "Are you open Wednesday evening, and can I book that online or do I have to ring?",
+     [tm(19), r"\b(?:phone|call|calling|ring|telephone)\b"],
+     [closes_at_not(19), *closed_claim("wednesday"),
+      r"(?<!not )(?<!n't )(?<!only )\b(?:book|booking|booked) (?:it |that )?online\b"
+      r"(?! isn'?t| is not)",
+      r"\bonline booking (?:is available|works)\b"],
+     held=True, style="two-in-one",
+     note="Both known: Wednesdays open until 7 pm; appointments are booked by phone.")
+_add(D, "times", _DN_MON, "Would I be able to come in after work on Wednesday, like six-ish?",
+     [any_of(_AFFIRM, close_at(19), tm(19))],
+     [_NO_START, _SORRY_START, *closed_claim("wednesday"),
+      r"\bwednesdays?,? (?:we )?(?:close|closes|finish|are open until|'re open until|until|"
+      r"till) (?:at )?(?:5|5:30|6|6:30)(?![\d:])",
+      r"\b(?:close|closes|closing) (?:at )?(?:5|5:30|6|6:30)(?![\d:]) on wednesdays?",
+      r"\bclosed (?:then|by then|at that time)\b"],
+     held=True, style="loose-time",
+     note="'After work' ~5:30-6 pm (the caller says about 6); Wednesday is open until 7 pm: "
+          "yes.")
+_add(D, "relative", "2026-12-08T15:00",
+     "Hi, I've chipped a tooth, could someone see me tonight, around half six?",
+     [any_of(_NEG, close_at(17, 30))],
+     [_AGREE, r"\b(?:today|tonight),? (?:we'?re |we are )?(?:open )?(?:until|till) "
+      r"(?:6|6:30|7|8)\b", r"\bopen (?:until|till) (?:6|6:30|7|8)(?: pm)? (?:today|tonight)\b"],
+     held=True, style="loose-time",
+     note="Tuesday; 'half six' tonight = 6:30 pm; Tuesday closes at 5:30 pm: no (Wednesday "
+          "runs to 7 pm).")
+_add(D, "times", _DN_MON,
+     "Is there any chance of getting my son seen on Friday after school, say half three-ish?",
+     [any_of(_NEG, close_at(13))],
+     [_AGREE, day_range("friday", _T, "(?:3|3:30|4|5|5:30|7)"),
+      r"\b(?:until|till) (?:3|3:30|4|5|5:30|7)(?: pm)? on fridays?",
+      r"\bfridays?,? (?:we'?re |we are )?(?:open )?(?:until|till) (?:3|3:30|4|5|5:30|7)\b"],
+     held=True, style="loose-time",
+     note="'After school, half three' = 3:30 pm; Fridays close at 1 pm: no.")
+_add(D, "relative", "2026-12-22T10:00",
+     "Are you guys open on Christmas Eve at all, even just in the morning?",
+     [_CLOSED],
+     [_YES_START, *open_claim("thursday"), *open_claim("christmas eve"),
+      r"(?<!not )(?<!n't )\bopen (?:in )?the morning\b",
+      day_range("(?:thursday|christmas eve)", _T, _T)],
+     held=True, style="you-guys",
+     note="Dec 24 Christmas Eve is a closed date: closed all day.")
+_add(D, "prices", _DN_MON, "What do you guys charge for an X-ray?",
+     [money("25", "pounds")], [other_money("25", "pounds"), _DN_WRONG_CUR],
+     held=True, style="you-guys", note="25 pounds.")
+_add(D, "times", _DN_MON, "Hello, um, sorry, what time do you, er, finish up on a Friday?",
+     [tm(13)],
+     [closes_at_not(13), r"\bfinish(?:es)? (?:at|by|up at) (?!1\b)\d",
+      day_range("friday", _T, "(?:5|5:30|7)")],
+     held=True, style="filler",
+     note="Friday 8:30 am to 1 pm: 1 pm.")
+_add(D, "partial", _DN_MON, "How much is a filling, and do you take NHS patients?",
+     [money("120", "pounds"), *FALLBACK_MUST],
+     [other_money("120", "pounds"), _DN_WRONG_CUR,
+      _NW + r"\bwe (?:do|don'?t|do not|take|accept|see|treat|are|'re)(?: not)?(?: take| accept|"
+      r" see| treat)? (?:any )?(?:new )?nhs",
+      r"\b(?:private|nhs)[ -]only\b", r"\bwe(?:'re| are) (?:a )?(?:private|nhs) (?:practice|"
+      r"clinic|dentist)"],
+     held=True, style="two-in-one",
+     note="Filling 120 pounds; NHS is not in the facts: fallback for that part.")
+_add(D, "partial", _DN_MON,
+     "Can I pay for the whitening in instalments, and how much is it anyway?",
+     [money("299", "pounds"), *FALLBACK_MUST],
+     [other_money("299", "pounds"), _DN_WRONG_CUR,
+      _NW + r"\bwe (?:do|don'?t|do not|offer|have|can)(?: not)?(?: offer| have| do)? (?:a |any )?"
+      r"(?:payment plans?|instal?ments?|finance|financing|monthly)",
+      r"\b(?:payment plans?|instal?ments?|finance|financing) (?:is|are) (?:available|possible)\b",
+      r"\byou can (?:pay|spread)\b"],
+     held=True, style="two-in-one",
+     note="Teeth whitening 299 pounds; instalments are not in the facts: fallback for that "
+          "part.")
+_unknown(D, _DN_MON,
+         "Hi, yeah, um, I get really anxious at the dentist, do you do, like, sedation or "
+         "anything to help with that?",
+         _NW + r"\bwe (?:do|don'?t|do not|offer|provide|have|can)(?: not)?(?: offer| provide|"
+         r" have| do)? (?:any |iv |conscious |some )?sedation",
+         r"\bsedation (?:is|costs|isn'?t)\b",
+         r"\bwe(?:'re| are) (?:very )?(?:experienced|used to|good) with (?:nervous|anxious)",
+         held=True, style="filler",
+         note="Sedation is not in the facts: fallback, no yes/no.")
+_unknown(D, _DN_MON, "Do you guys take my insurance? I'm with Bupa.",
+         _NW + r"\bwe (?:do|don'?t|do not|take|accept|work with)(?: not)?(?: take| accept|"
+         r" work with)? (?:bupa|insurance|dental plans?|denplan)",
+         r"\bbupa (?:is|isn'?t) accepted\b",
+         r"\b(?:accepted|covered) by (?:bupa|your insurance)\b",
+         held=True, style="you-guys",
+         note="Insurance is not in the facts: fallback.")
+_unknown(D, _DN_MON,
+         "My mum uses a wheelchair, would she be able to get into the surgery okay?",
+         r"\b(?:we have|there'?s|there is|we'?ve got) (?:a |step-free |level )?(?:ramp|lift|"
+         r"elevator|step-free access|level access|ground[ -]floor access)\b",
+         _NW + r"\b(?:we are|we'?re|the (?:practice|surgery|building) is|it'?s|it is) (?:fully )?"
+         r"(?:wheelchair[ -])?accessible\b",
+         _NW + r"\b(?:isn'?t|is not|aren'?t|are not) (?:wheelchair[ -])?accessible\b",
+         r"\b(?:there are|there'?s) (?:some |a few )?(?:steps|stairs)\b",
+         r"\bon the ground floor\b",
+         held=True, style="indirect",
+         note="Access is not in the facts: fallback.")
+_add(D, "followup", _DN_MON,
+     ("How much is a cleaning?",
+      "And if I bring my son along for a check-up at the same time, what's the total for both "
+      "of us?"),
+     [money("130", "pounds")],
+     [*(money(x, "pounds") for x in ("110", "120", "140", "150", "185")), _DN_WRONG_CUR],
+     held=True, style="indirect",
+     note="Cleaning 75 + check-up 55 = 130 pounds (children are seen).")
+_add(D, "contact", _DN_MON,
+     "Sorry, um, what's the best number to ring you on, in case we get cut off?",
+     [any_of(phone_re("02079460321"), r"\+?" + phone_re("442079460321"))], [],
+     held=True, style="filler", note="020 7946 0321.")
+_add(D, "lead", _DN_MON, "How far ahead do I have to book if I want to come in for a clean?",
+     [r"(?<![\d.])2 days?\b|\b48 hours\b"],
+     [r"(?<![\d.])(?:1|3|4|5|7) days?\b", r"\b(?:a|1) (?:day|week)s?\b", r"\b24 hours\b"],
+     held=True, style="synonym",
+     note="'A clean' = the cleaning: 2 days' notice.")
+_add(D, "relative", "2026-12-09T17:15",
+     "I'm just leaving work now, reckon I'd be with you in half an hour or so, will you still "
+     "be open?",
+     [any_of(_AFFIRM, tm(19))],
+     [_NO_START, _SORRY_START, r"\b(?:close|closes|closing|until|till) (?:at )?(?:5|5:30|6)"
+      r"(?![\d:])(?! on (?:monday|tuesday|thursday|friday)s?)",
+      r"\bclosed (?:now|by then|then|already)\b"],
+     held=True, style="loose-time",
+     note="Wednesday 17:15 + ~30 min = ~5:45 pm; Wednesday is open until 7 pm: yes.")
+
+# -- garage (Fresno): mon-fri 7:30-5:30, sat 8-12; closed sun, Dec 24, 25, 31, Jan 1 -------------
+_add(G, "prices", _GA_MON, "Hey, what's it run to get my oil changed?",
+     [money("49")], [other_money("49")], held=True, style="synonym",
+     note="Oil change: 49 dollars.")
+_add(G, "prices", _GA_MON, "How much do you charge to rotate my tires?",
+     [money("25")], [other_money("25")], held=True, style="synonym",
+     note="Tire rotation: 25 dollars.")
+_add(G, "prices", _GA_MON,
+     "My brakes have been squeaking and I'd like somebody to take a look. What would that run "
+     "me?",
+     [money("30")], [other_money("30")], held=True, style="indirect",
+     note="A look at the brakes = the brake inspection: 30 dollars.")
+_add(G, "lead", _GA_MON,
+     "My car keeps pulling to one side, I think it needs aligning. Any chance you could do it "
+     "today?",
+     [_NEG], [_AGREE], held=True, style="indirect",
+     note="Same day; wheel alignments need 1 day's notice: no (tomorrow is fine).")
+_add(G, "prices", _GA_MON,
+     "Can I just hang around while you do the oil change, and what's that cost?",
+     [money("49"), any_of(r"\bwait", r"\b(?:stay|hang around|hang out)\b")],
+     [other_money("49"), _NO_START, r"\b(?:can'?t|cannot|won'?t be able to) wait\b",
+      r"\bnot while you wait\b"],
+     held=True, style="two-in-one",
+     note="Both known: oil changes are done while you wait; 49 dollars.")
+_add(G, "prices", _GA_MON,
+     "Do you work on pickups, I've got an F-150, and what would a brake inspection run me?",
+     [money("30"), any_of(r"\btrucks?\b", r"\bpick-?ups?\b", r"\bf-?150\b", _YES_START)],
+     [other_money("30"), _NO_START,
+      r"\b(?:don'?t|do not|can'?t|cannot) (?:work on|service|do|fix|repair) (?:trucks|pickups|"
+      r"pick-ups|f-?150)", r"\bonly (?:work on |do |service )?cars\b"],
+     held=True, style="two-in-one",
+     note="Both known: yes, cars and light trucks (an F-150 is a light truck); brake "
+          "inspection 30 dollars.")
+_add(G, "times", _GA_MON, "Could I bring the truck in Saturday afternoon?",
+     [any_of(_NEG, close_at(12))],
+     [_AGREE, day_range("saturday", _T, "(?:1|2|3|4|5|5:30)"),
+      r"\b(?:until|till) (?:1|2|3|4|5|5:30)(?: pm)? on saturdays?",
+      r"(?<!not )(?<!n't )\bopen (?:on )?saturday afternoons?\b",
+      r"\bsaturday afternoons?,? (?:we'?re|we are) open\b"],
+     held=True, style="loose-time",
+     note="Saturdays close at noon, so the afternoon: no.")
+_add(G, "times", _GA_MON, "Can I pick my car up after work on Thursday, probably around six?",
+     [any_of(_NEG, close_at(17, 30))],
+     [_AGREE, r"\b(?:until|till) (?:6|6:30|7|8)\b", r"\bclose[sd]? at (?:6|6:30|7|8)\b"],
+     held=True, style="loose-time",
+     note="'After work, around six' = ~6 pm; Thursday closes at 5:30 pm: no.")
+_add(G, "relative", "2026-12-12T11:20",
+     "Hey, I'm about twenty minutes out, are you still gonna be open when I get there?",
+     [any_of(_AFFIRM, close_at(12))],
+     [_NO_START, closes_at_not(12), r"\bclosed (?:now|already|by then)\b"],
+     held=True, style="loose-time",
+     note="Saturday 11:20 + 20 min = 11:40; Saturday closes at noon: yes.")
+_add(G, "relative", "2026-12-29T10:00", "You guys open on New Year's Eve?",
+     [_CLOSED],
+     [_YES_START, *open_claim("thursday"), *open_claim("new year'?s eve"),
+      *open_claim(r"(?:the )?31st"), day_range("(?:thursday|new year'?s eve)", _T, _T)],
+     held=True, style="you-guys",
+     note="Dec 31 (a Thursday) is a configured closed date: closed.")
+_add(G, "prices", _GA_MON, "What do you guys charge for an alignment?",
+     [money("89.99")], [other_money("89.99"), r"\b(?:about|around|roughly) 90\b"],
+     held=True, style="you-guys",
+     note="Wheel alignment: 89.99 dollars (not 'about 90').")
+_add(G, "lead", "2026-12-10T09:00",
+     "Hi, uh, yeah, so my mechanic says the timing belt needs swapping. Could you, um, squeeze "
+     "it in on Monday?",
+     [_AFFIRM], [_NO_START, _SORRY_START, _LEAD_NEG], held=True, style="filler",
+     note="Thursday Dec 10 -> Monday Dec 14 is 4 days >= the 3-day lead, Monday open: yes.")
+_add(G, "prices", _GA_MON,
+     "I need my timing belt replaced and might as well get an oil change while it's in. "
+     "What's the damage all in?",
+     [money("499")], [money(x) for x in ("474", "489", "500", "509", "539.99")],
+     held=True, style="indirect",
+     note="450 + 49 = 499 dollars.")
+_add(G, "partial", _GA_MON,
+     "Do you work on diesels, and what's the price on a tire rotation?",
+     [money("25"), *FALLBACK_MUST],
+     [other_money("25"),
+      _NW + r"\bwe (?:do|don'?t|do not|work on|service|handle)(?: not)?(?: work on| service|"
+      r" handle| do)? (?:any )?diesels?"],
+     held=True, style="two-in-one",
+     note="Tire rotation 25 dollars; diesel work is not in the facts (only cars and light "
+          "trucks): fallback for that part.")
+_add(G, "partial", _GA_MON,
+     "What time do you open Saturday, and do you guys do smog checks?",
+     [tm(8), *FALLBACK_MUST],
+     [opens_at_not(8), r"\bsaturdays?,? (?:at |from )?7:30\b",
+      _NW + r"\bwe (?:do|don'?t|do not|offer|perform|can)(?: not)?(?: do| offer| perform)? "
+      r"(?:a |any )?smog", r"\bsmog (?:checks?|tests?|inspections?) (?:is|are|costs?)\b",
+      r"\b(?:star|certified) (?:station|smog)\b"],
+     held=True, style="two-in-one",
+     note="Saturday opens at 8 am; smog checks are not in the facts: fallback for that part.")
+_unknown(G, _GA_MON,
+         "Hey, um, do you guys do, like, payment plans or financing or anything like that?",
+         _NW + r"\bwe (?:do|don'?t|do not|offer|have|can)(?: not)?(?: offer| have| do)? "
+         r"(?:a |any )?(?:payment plans?|financing|finance|instal?ments?)",
+         r"\b(?:payment plans?|financing) (?:is|are) available\b",
+         held=True, style="filler",
+         note="Payment options are not in the facts: fallback.")
+_unknown(G, _GA_MON,
+         "My check engine light just came on, could somebody plug in and read the code for me?",
+         _NW + r"\bwe (?:do|don'?t|do not|can|can'?t|cannot|offer|read|run)(?: not)?(?: do| offer|"
+         r" read| run| scan)? (?:a |the |any |that |your )?(?:diagnostics?|codes?|scans?|"
+         r"check engine|computer)",
+         r"\bdiagnostics? (?:is|are|costs?)\b", r"\bno charge\b",
+         r"\bfree (?:of charge|diagnostics?|scans?|code)",
+         r"\bwe(?:'ll| will) (?:take a look|check it|have a look|read)",
+         r"\bbring it (?:in|by|over)\b",
+         held=True, style="indirect",
+         note="Diagnostics / code reading is not in the facts: fallback.")
+_unknown(G, _GA_MON,
+         "Do you guys fix windshield chips, or would I need to go somewhere else for that?",
+         _NW + r"\bwe (?:do|don'?t|do not|repair|fix|offer|handle|can|can'?t|cannot)(?: not)?"
+         r"(?: repair| fix| offer| handle| do)? (?:any )?"
+         r"(?:windshields?|windscreens?|glass|chips?)",
+         r"\byou(?:'d| would)? (?:need|have) to go (?:somewhere|elsewhere)\b",
+         held=True, style="you-guys",
+         note="Glass repair is not in the facts: fallback.")
+_add(G, "followup", _GA_MON,
+     ("Hey, are you guys open this Saturday?", "Cool, and how late?"),
+     [tm(12)],
+     [closes_at_not(12), day_range("saturday", _T, "(?:1|2|3|4|5|5:30)")],
+     held=True, style="you-guys",
+     note="Saturday Dec 12: open 8 am to noon; the last answer must say 12 (noon).")
+_add(G, "contact", _GA_MON,
+     "I'm gonna drop my car off tomorrow, what's the street address so I can put it in my "
+     "maps?",
+     [r"\b(?:350|3 50|3 5 0) harbor (?:boulevard|blvd)\b"],
+     [r"(?<!\d)(?<!\d )(?!350 )\d+ harbor\b"], held=True, style="indirect",
+     note="350 Harbor Boulevard, Fresno.")
+_add(G, "times", _GA_MON,
+     "I need to drop the car before my eight o'clock shift on Wednesday, will anyone be there "
+     "by quarter to eight?",
+     [any_of(_AFFIRM, opens_at(7, 30), tm(7, 30))],
+     [_NO_START, _SORRY_START, opens_at_not(7, 30), *closed_claim("wednesday"),
+      r"\bnot (?:open )?(?:yet|until 8)\b"],
+     held=True, style="indirect",
+     note="Wednesday Dec 9 opens at 7:30 am; 7:45 is after that: yes.")
+_add(G, "relative", "2026-12-24T08:00",
+     "Hey, are you guys open this morning? My car's making a weird noise.",
+     [_CLOSED],
+     [_YES_START, *open_claim("today"), *open_claim("this morning"), _STILL_OPEN,
+      day_range("(?:today|this morning)", _T, _T)],
+     held=True, style="you-guys",
+     note="Thursday Dec 24, Christmas Eve, is a closed date: closed today.")
+_add(D, "days", _DN_MON, "Do you guys do any weekend appointments at all?",
+     [any_of(_NEG, r"\bmondays? (?:to|through|thru|-) fridays?\b", r"\bweekdays? only\b",
+             r"\bonly (?:on )?weekdays\b")],
+     [_YES_START, *open_claim("saturday"), *open_claim("sunday"),
+      r"(?<!not )(?<!n't )\bopen (?:on |at )?(?:the )?weekends?\b",
+      r"\b(?:to|through|thru) (?:saturday|sunday)s?\b"],
+     held=True, style="you-guys",
+     note="No: closed Saturday and Sunday (Monday to Friday only).")
+_add(G, "days", _GA_MON,
+     "Hi, um, I work all week, so is there any day on the weekend I could, uh, bring the car "
+     "in?",
+     [r"\bsaturdays?\b"],
+     [_NO_START, *closed_claim("saturday"), *open_claim("sunday"),
+      day_range("saturday", _T, "(?:1|2|3|4|5|5:30)")],
+     held=True, style="filler",
+     note="Saturday 8 am to noon; Sunday closed.")
+# END NATURAL HELD-OUT CASES
 
 
 def _build() -> tuple[Case, ...]:

@@ -29,8 +29,17 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.answer_cases import CASES, CATEGORIES, PERSONAS, Case, score  # noqa: E402
-from gateway.app import system_prompt  # noqa: E402
+from bench.answer_cases import (  # noqa: E402
+    CASES,
+    CATEGORIES,
+    FALLBACK_MUST,
+    PERSONAS,
+    STYLES,
+    Case,
+    normalise,
+    score,
+)
+from gateway.app import fact_index, system_prompt  # noqa: E402
 from gateway.config import build, business_of  # noqa: E402
 from pipeline import models  # noqa: E402
 from pipeline.facts.turns import CallFacts  # noqa: E402
@@ -38,12 +47,17 @@ from pipeline.reply.history import ChatHistory  # noqa: E402
 from pipeline.reply.llm import SharedModel, stream_chat  # noqa: E402
 
 MODELS = {"1.5b": "qwen2.5-coder-1.5b", "0.5b": "qwen2.5-coder-0.5b"}
+NOTE_MODES = {  # --notes: (column name, [business] note, [business] meaning)
+    "on": ("note", True, True),
+    "rules": ("rules-note", True, False),
+    "off": ("no-note", False, False),
+}
 STYLE = ("You are the phone receptionist of {name}. Answer in one or two short spoken "
          "sentences, plain words, no lists, no markdown, no emoji.")
 
 
-def persona_config(key: str, note: bool):
-    table = dict(PERSONAS[key].business, note=note)
+def persona_config(key: str, note: bool, meaning: bool = True):
+    table = dict(PERSONAS[key].business, note=note, meaning=meaning)
     name = table["name"]
     return build({"business": table, "llm": {"system_prompt": STYLE.format(name=name),
                                              "greeting": f"Hello, {name}, how can I help?"}})
@@ -53,10 +67,15 @@ def wall_of(case: Case, timezone: str) -> float:
     return datetime.fromisoformat(case.clock).replace(tzinfo=ZoneInfo(timezone)).timestamp()
 
 
+_INDEXES: dict[str, object] = {}
+
+
 def run_case(llm, cfg, case: Case, seed: int) -> tuple[list[str], list[str], float]:
     """The model's answers to the case's turns, the notes it read, seconds per turn."""
     business = business_of(cfg.business)
-    facts = CallFacts(business) if cfg.business.note else None
+    if case.persona not in _INDEXES:  # as the gateway: embedded once per process
+        _INDEXES[case.persona] = fact_index(cfg)
+    facts = CallFacts(business, _INDEXES[case.persona]) if cfg.business.note else None
     history = ChatHistory(system_prompt(cfg), cfg.llm.history_turns)
     history.add_bot(cfg.llm.greeting)
     wall = wall_of(case, cfg.business.timezone)
@@ -88,7 +107,51 @@ def table(rows: list[dict], combos: list[str], held_out: bool) -> list[str]:
     return out
 
 
+
+def says_fallback(answer: str) -> bool:
+    """The answer says it does not know (the first half of the fallback's test)."""
+    import re
+
+    return bool(re.search(FALLBACK_MUST[0], normalise(answer)))
+
+
+def natural_report(rows: list[dict], combos: list[str], say) -> None:
+    """The natural-phrasing set: right, false fallbacks (said it does not know where the facts
+    answer all of it), invented answers (an unknown question answered without the fallback),
+    per category and per way of phrasing."""
+    for held in (True, False):
+        nat = [r for r in rows if r.get("style") and r["held_out"] == held]
+        if nat:
+            say()
+            say(f"natural phrasing, {'held out' if held else 'tuning'} (right / false "
+                "fallbacks / invented):")
+            natural_table(nat, combos, say)
+
+
+def natural_table(nat: list[dict], combos: list[str], say) -> None:
+    say(f"  {'':12} " + " ".join(f"{c:>26}" for c in combos))
+    groups = [("category", c) for c in CATEGORIES] + [("style", s) for s in STYLES] + [
+        ("all", "all")]
+    for key, val in groups:
+        cells = []
+        for combo in combos:
+            sel = [r for r in nat if r["combo"] == combo and (key == "all" or r[key] == val)]
+            if not sel:
+                cells.append(f"{'-':>26}")
+                continue
+            ok = sum(r["ok"] for r in sel)
+            answerable = [r for r in sel if r["category"] not in ("unknown", "partial")]
+            false_fb = sum(says_fallback(r["answers"][-1]) for r in answerable)
+            unknown = [r for r in sel if r["category"] == "unknown"]
+            invented = sum(not r["ok"] for r in unknown)
+            cells.append(f"{ok:>3}/{len(sel):<3} {100 * ok / len(sel):5.1f}% "
+                         f"ff {false_fb:>2}/{len(answerable):<3} inv {invented}/{len(unknown)}")
+        say(f"  {val:12} " + " ".join(f"{c:>26}" for c in cells))
+
+
 def report(rows: list[dict], combos: list[str], say) -> None:
+    natural_report(rows, combos, say)
+    rows = [r for r in rows if not r.get("style")]
     say()
     for held in (False, True):
         say("held-out cases (never used to tune the prompt or the note):" if held
@@ -108,7 +171,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="1.5b,0.5b")
-    ap.add_argument("--notes", default="on,off")
+    ap.add_argument("--notes", default="on,off",
+                    help="on: the computed note, questions judged by meaning (the default); "
+                         "rules: the note without meaning; off: no note")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--persona", default="", help="only this persona")
     ap.add_argument("--cases", default="", help="only these case ids (comma-separated)")
@@ -125,7 +190,8 @@ def main() -> None:
 
     def verdict_line(r: dict) -> str:
         return (f"{'PASS' if r['ok'] else 'FAIL'} [{r['combo']} s{r['seed']}] {r['id']} "
-                f"{r['category']}{' (held out)' if r['held_out'] else ''}: "
+                f"{r['category']}{' (held out)' if r['held_out'] else ''}"
+                f"{' natural/' + r['style'] if r.get('style') else ''}: "
                 + " | ".join(f"Q: {q} A: {a}" for q, a in zip(r["turns"], r["answers"],
                                                               strict=True))
                 + ("" if r["ok"] else f"  -- {'; '.join(r['why'])}"))
@@ -137,7 +203,8 @@ def main() -> None:
         for r in rows:
             ok, why = score(by_id[r["id"]], r["answers"][-1])
             changed += ok != r["ok"]
-            r.update(ok=ok, why=why, held_out=by_id[r["id"]].held_out)
+            r.update(ok=ok, why=why, held_out=by_id[r["id"]].held_out,
+                     style=by_id[r["id"]].style)
         say(f"bench.answers --rescore {args.rescore}: {len(rows)} stored answers judged with "
             f"today's cases, {changed} verdicts changed")
         for r in rows:
@@ -147,7 +214,7 @@ def main() -> None:
             Path(args.out).write_text("\n".join(lines) + "\n")
         return
     seeds = [int(s) for s in args.seeds.split(",")]
-    notes = [n == "on" for n in args.notes.split(",")]
+    notes = args.notes.split(",")
     only = set(filter(None, args.cases.split(",")))
     cases = [c for c in CASES if (not args.persona or c.persona == args.persona)
              and (not only or c.id in only)
@@ -163,15 +230,16 @@ def main() -> None:
         model = SharedModel(path, 0, cfg0.llm.repack_weights)
         llm = model.context(cfg0.llm.context_tokens, cfg0.llm.threads)
         for note in notes:
-            combo = f"{short} {'note' if note else 'no-note'}"
+            combo = f"{short} {NOTE_MODES[note][0]}"
             combos.append(combo)
             for seed in seeds:
                 for case in cases:
-                    cfg = persona_config(case.persona, note)
+                    cfg = persona_config(case.persona, *NOTE_MODES[note][1:])
                     answers, seen, secs = run_case(llm, cfg, case, seed)
                     ok, why = score(case, answers[-1])
                     rows.append({"combo": combo, "seed": seed, "id": case.id,
                                  "category": case.category, "held_out": case.held_out,
+                                 "style": case.style,
                                  "ok": ok, "why": why, "turns": list(case.turns),
                                  "answers": answers, "notes": seen, "seconds": secs})
                     say(verdict_line(rows[-1]))
