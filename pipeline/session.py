@@ -108,7 +108,8 @@ class CallSession:
         self.clock = clock
         self.wall = wall
         """Unix time: the facts note's "now" (the business's local time is computed from it)."""
-        self.facts = None if options.business is None else CallFacts(options.business)
+        self.facts = (None if options.business is None
+                      else CallFacts(options.business, engines.fact_index))
         self.log = logging.LoggerAdapter(log, {"call": call_id})
         self.turns: list[TurnRecord] = []
         self.playout = PlayoutBuffer()
@@ -438,7 +439,8 @@ class CallSession:
         else:
             self.history.add_user(a.text, note)
             messages = self.history.messages()
-        self._worker.respond(u, rec, messages)
+        then = "" if self.facts is None else self.facts.then_say(note)
+        self._worker.respond(u, rec, messages, then)
 
     def _mark_committed(self, rec: TurnRecord) -> None:
         rec.committed = self.clock()

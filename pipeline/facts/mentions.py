@@ -21,6 +21,15 @@ _NUMBER_WORDS.update({"a": 1, "an": 1, "single": 1, "dozen": 12, "couple": 2,
 
 
 @dataclass(frozen=True)
+class Period:
+    """A stretch of the day said loosely: minutes after midnight, [start, end)."""
+    start: int
+    end: int
+    said: str
+    """The caller's words ("in the morning", "after work")."""
+
+
+@dataclass(frozen=True)
 class DayRef:
     day: date
     said: str
@@ -34,6 +43,8 @@ class Mentions:
     days: tuple[DayRef, ...] = ()
     time: int | None = None
     """A time of day the caller named, minutes after midnight."""
+    period: Period | None = None
+    """A part of the day named loosely ("Saturday morning", "after work", "tonight")."""
     now: bool = False
     items: tuple[tuple[Item, int | None], ...] = ()
     """Items named, each with the quantity said before it (None: no quantity)."""
@@ -53,19 +64,20 @@ class Mentions:
         if before is None or not self.elliptical:
             return self
         out = self
-        if self.time is not None and not self.days and before.days:
+        if (self.time is not None or self.period) and not self.days and before.days:
             out = replace(out, days=before.days)
         if not self.items and before.items and self.quantity is not None:
             out = replace(out, items=tuple((i, self.quantity) for i, _ in before.items))
-        if (self.days or self.time is not None) and not self.topics and not self.items:
+        if (self.days or self.time is not None or self.period) and not self.topics \
+                and not self.items:
             out = replace(out, topics=out.topics | (before.topics & {"hours"}),
                           yes_no=out.yes_no or before.yes_no)
         return out
 
     @property
     def empty(self) -> bool:
-        return not (self.days or self.time is not None or self.now or self.items
-                    or self.topics)
+        return not (self.days or self.time is not None or self.period or self.now
+                    or self.items or self.topics)
 
 
 def words_of(text: str) -> list[str]:
@@ -220,6 +232,44 @@ def _hour(h: int, suffix: str) -> int | None:
     return h + 12 if 1 <= h <= 6 else h
 
 
+# what callers mean by a loose time of day (a day-time business's sense of it)
+_PERIODS = (
+    (r"\bafter work\b", 17 * 60 + 30, 19 * 60, "after work"),
+    (r"\b(?:lunch ?time|lunch ?break|over lunch|at lunch)\b", 12 * 60, 13 * 60 + 30,
+     "at lunchtime"),
+    (r"\b(?:tonight|at night)\b", 18 * 60, 22 * 60, "in the evening"),
+    (r"\bevenings?\b", 17 * 60, 21 * 60, "in the evening"),
+    (r"\bafternoons?\b", 12 * 60, 17 * 60, "in the afternoon"),
+    (r"\bmornings?\b", 8 * 60, 12 * 60, "in the morning"),
+)
+
+
+def find_period(text: str) -> Period | None:
+    """A loose time of day ("Saturday morning", "after work", "tonight"); a clock time said
+    with it ("around ten in the morning") is ``find_time``'s."""
+    low = text.lower()
+    for pat, start, end, said in _PERIODS:
+        if re.search(pat, low):
+            return Period(start, end, said)
+    return None
+
+
+_WHEN = re.compile(
+    r"\b(?:(?:on |at |by |around |about |for |this |next |in the )?(?:(?:the )?day after "
+    r"tomorrow|tomorrow|today|tonight|weekends?|(?:monday|tuesday|wednesday|thursday|friday|"
+    r"saturday|sunday)s?|mornings?|afternoons?|evenings?|after work|lunch ?time|noon|midday|"
+    r"(?:over |during )?(?:the )?holidays?|christmas(?: eve| day)?|new year'?s(?: eve| day)?|"
+    r"boxing day|thanksgiving|easter|halloween|valentine'?s day))"
+    r"\b|\b(?:at |by |around |about |until |till |after |before )?\d{1,2}(?:[:.]\d\d)?"
+    r"(?: ?[ap]\.? ?m\.?| o'clock)?(?![\w:])", re.I)
+
+
+def without_times(text: str) -> str:
+    """The question with its days and times taken out: what it asks about then ("do you do
+    surgery on Saturdays?" -> "do you do surgery?")."""
+    return re.sub(r"\s+([?.!,])", r"\1", re.sub(r"\s+", " ", _WHEN.sub(" ", text))).strip()
+
+
 # --- items -------------------------------------------------------------------------------
 
 def stem(word: str) -> str:
@@ -331,14 +381,16 @@ def find(text: str, today: date, items: tuple[Item, ...],
     found_items = tuple(find_items(text, items))
     days = tuple(find_days(text, today, closed_names))
     time = find_time(text)
+    period = None if time is not None else find_period(text)
     topics = {t for t, pat in TOPIC_WORDS.items() if re.search(pat, low)}
-    if (days or time is not None) and VISIT.search(low):
+    if (days or time is not None or period is not None) and VISIT.search(low):
         topics.add("hours")
     return Mentions(
         elliptical=bool(ELLIPTICAL.match(low)) or len(words_of(low)) <= 3,
         yes_no=is_yes_no(text),
         days=days,
         time=time,
+        period=period,
         now=bool(re.search(NOW_WORDS, low)),
         items=found_items,
         quantity=None if found_items else find_quantity(text),

@@ -13,30 +13,14 @@ from datetime import date, datetime, timedelta
 
 from pipeline.facts import spoken
 from pipeline.facts.business import DAY_NAMES, Business, Item
-from pipeline.facts.mentions import DayRef, Mentions, stem, words_of
-from pipeline.facts.prompt import facts_block, hours_lines
+from pipeline.facts.mentions import DayRef, Mentions, Period
+from pipeline.facts.prompt import hours_lines
+from pipeline.facts.relevance import Part
 
-_STOP_WORDS = """
-a about above after again against all am an and any are aren't as at be because been before
-being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
-don't down during each few for from further get got had has have having he her here hers him his
-how i i'd i'll i'm i've if in into is isn't it it's its just let's like me more most my no nor
-not of off on once only or other our out over own please sorry pardon excuse same she should so
-some such than thank
-thanks that that's the their them then there there's these they this those through to too under
-until up very was we we're were what what's when where which while who whom why will with would
-you you're your yours yes hi hello hey okay ok well um uh also much many ask asking wanted want
-wonder wondering know tell need could maybe sure really still just kind sort thing things
-something anything way today tomorrow now have offer offers sell sells buy make makes take takes
-bring come go get there's any
-"""
-_STOP = frozenset(_STOP_WORDS.split())
 _ASKS_DAYS = re.compile(r"\bdays?\b", re.I)
 _ASKS_CLOSED = re.compile(r"\b(closed|close|shut|off)\b", re.I)
 _CLOSED_WORD = re.compile(r"\b(closed|shut)\b", re.I)
 _OPEN_WORD = re.compile(r"\bopen", re.I)
-_QUESTION = re.compile(r"\?|^\s*(do|does|did|can|could|is|are|was|will|would|what|when|where|"
-                       r"who|why|how|which|may)\b", re.I)
 
 
 def days_ahead(d: date, today: date) -> str:
@@ -199,23 +183,29 @@ def lead_lines(b: Business, m: Mentions, today: date) -> list[str]:
     return lines
 
 
-def uncovered(b: Business, text: str) -> list[str]:
-    """Content words of a question that appear nowhere in the facts: what the facts cannot
-    answer (a caller asking about parking when parking is not written down)."""
-    known = {stem(w) for w in words_of(facts_block(b))}  # the plain facts are in it too
-    return [w for w in words_of(text)
-            if w not in _STOP and not w.isdigit() and len(w) > 2 and stem(w) not in known]
+def period_line(b: Business, ref: DayRef, p: Period, today: date) -> str:
+    """ "Saturday morning", "after work": open during any of it is a yes, with that day's
+    hours (the caller picks the time)."""
+    spans = spans_of(b, ref)
+    when = f"on {ref.said}" if ref.every else on_day(ref.day, today)
+    at = f"{p.said} {when}"
+    if not spans:
+        return f"No: {at} {b.name} is closed (closed all day{closed_reason(b, ref.day)})."
+    if any(a < p.end and z > p.start for a, z in spans):
+        return f"Yes: {at} {b.name} is open; that day's hours: {spoken.ranges(spans)}."
+    return f"No: {at} {b.name} is closed; that day's hours: {spoken.ranges(spans)}."
 
 
 def verdict(lines: list[str], b: Business, m: Mentions, days: list[DayRef],
-            now: datetime, asks_closed: bool = False) -> bool | None:
+            now: datetime, asks_closed: bool = False, lead: tuple[str, ...] = ()) -> bool | None:
     """The yes or no a yes/no question gets: a time or lead-time verdict, else whether the
     business is open on the day (or at the moment) asked about. ``asks_closed``: the question
-    is whether it is closed ("are you closed on Sundays?"), so the hours' answer turns round."""
+    is whether it is closed ("are you closed on Sundays?"), so the hours' answer turns round
+    (not a lead-time verdict's, among ``lead``)."""
     for line in lines:
         if line.startswith(("Yes:", "No:")):
             yes = line.startswith("Yes:")
-            return yes != asks_closed if line.startswith(("Yes: at", "No: at")) else yes
+            return yes if line in lead else yes != asks_closed
     if "hours" not in m.topics:
         return None
     if "week" in m.topics and not days:  # "are you open every day?"
@@ -240,9 +230,54 @@ def head(now: datetime) -> str:
             f"{spoken.clock(now.hour * 60 + now.minute)}.")
 
 
-def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
+ANSWER_ONLY_THE_REST = "Answer only the other question, in one sentence."
+
+
+def meaning_lines(b: Business, parts: list[Part], m: Mentions) -> list[str]:
+    """What the facts say about each question of the turn that the computed lines above do not
+    cover (found by meaning, pipeline/facts/relevance.py): the fact a question is about; for a
+    question only near some facts, those facts and the model to judge; for one no fact is
+    near, the fallback (after the answered part, if there is one)."""
+    out: list[str] = []
+    stated = {i.name for i, _ in m.items}
+    fallback = f'"{b.fallback}"'
+    answered = any(p.known for p in parts)  # a day line alone answers no question
+    unknown = [p.text for p in parts if p.unknown]
+    for p in parts:
+        if p.ruled or p.unknown:
+            continue
+        if p.known:
+            f = p.nearest[0]
+            if f.said not in out and not (f.topic == "price" and f.item is not None
+                                          and f.item.name in stated):
+                out.append(f.said)
+        else:
+            near = " ".join(f.said for f in p.nearest)
+            out.append(f'Nearest facts to "{p.text}": {near} If they answer it, answer from '
+                       f"them; if they do not, do not guess: say {fallback}")
+    if unknown and not answered and not out:  # (days named in it keep their lines)
+        out.append(f"The facts say nothing about this. Do not guess: answer exactly {fallback}")
+    elif unknown:
+        # told to answer the rest and then say the fallback, the 1.5B answered both questions
+        # or neither: it answers the known one, and the gateway says the fallback after it
+        # (``then_say``)
+        asked = " or ".join(f'"{t}"' for t in unknown)
+        out.append(f"The facts do not answer {asked}; do not answer it. {ANSWER_ONLY_THE_REST}")
+    return out
+
+
+def then_say(b: Business, note_text: str) -> str:
+    """What the gateway says after the model's answer to ``note_text``'s turn: the fallback,
+    when the turn asked something the facts answer and something they do not (meaning_lines
+    asked the model to answer only the first)."""
+    return b.fallback if ANSWER_ONLY_THE_REST in note_text else ""
+
+
+def note(b: Business, now: datetime, m: Mentions, text: str,
+         parts: list[Part] | None = None) -> str:
     """The note for this turn (``now``: local wall time of the business): verdicts first
-    (times, lead times), then the days named, then "now", then prices."""
+    (times, lead times), then the days named, then "now", then prices; then what the facts say
+    about the rest of the turn's questions (``parts``, judged by meaning), or the fallback."""
     today = now.date()
     lines: list[str] = []
     t = m.time
@@ -252,6 +287,10 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
         lines.append(f"{spoken.clock(t)} today has already passed.")
         days = [DayRef(today + timedelta(days=1), "tomorrow")]
     timed: set[date] = set()
+    if t is None and m.period is not None and (days or not m.now):
+        for ref in days or [DayRef(today, "today")]:
+            lines.append(period_line(b, ref, m.period, today))
+            timed.add(ref.day)
     if t is not None:
         for ref in days or [DayRef(today, "today")]:
             if ref.every:
@@ -261,7 +300,8 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
             else:
                 lines.append(time_line(b, ref.day, t, today))
                 timed.add(ref.day)
-    lines += lead_lines(b, m, today)
+    lead = tuple(lead_lines(b, m, today))
+    lines += lead
     named = [day_line(b, ref, today) for ref in days if ref.every or ref.day not in timed]
     lines += named
     week = "week" in m.topics and not days
@@ -283,7 +323,7 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
         lines.append(f"The caller has reached {b.name}.")
     # "are you closed on Sundays?" got "Yes," on a Sunday it is open
     asks_closed = bool(_CLOSED_WORD.search(text)) and not _OPEN_WORD.search(text)
-    answer = verdict(lines, b, m, days, now, asks_closed) if m.yes_no else None
+    answer = verdict(lines, b, m, days, now, asks_closed, lead) if m.yes_no else None
     if answer is not None:
         # the 1.5B opened with "Yes" even under a "No:" line (then said why it was no)
         lines.append(f'Begin your answer with "{"Yes" if answer else "No"},".')
@@ -291,9 +331,6 @@ def note(b: Business, now: datetime, m: Mentions, text: str) -> str:
         # the days' own lines beside it still drew "No, closed every Sunday" (1 in 3)
         lines = [line for line in lines if line not in named]
         lines.append(f'Begin your answer with "{mixed_days(b, days, today)}"')
-    if not lines and m.empty and _QUESTION.search(text):
-        missing = uncovered(b, text)
-        if missing:
-            lines.append(f"The facts say nothing about: {', '.join(missing)}. Do not guess: "
-                         f'answer exactly "{b.fallback}"')
+    if parts:
+        lines += meaning_lines(b, parts, m)
     return "\n".join([head(now), *lines])

@@ -3,17 +3,22 @@ elliptical follow-up ("And on Sunday?")."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from pipeline.facts import mentions
 from pipeline.facts.business import Business
-from pipeline.facts.note import head, note
+from pipeline.facts.note import head, note, then_say
+from pipeline.facts.relevance import FactIndex, Part, has_topic
 
 
 class CallFacts:
-    def __init__(self, business: Business) -> None:
+    def __init__(self, business: Business, index: FactIndex | None = None) -> None:
+        """``index``: the facts embedded, to judge questions by meaning (None: only the
+        computed rules, and no fallback is asked for)."""
         self.business = business
+        self.index = index
         self._zone = ZoneInfo(business.timezone)
         self._last: mentions.Mentions | None = None
 
@@ -30,7 +35,44 @@ class CallFacts:
         stands (a speculative one may still change), so the next turn may follow it."""
         now = self.local(wall)
         b = self.business
-        m = mentions.find(text, now.date(), b.catalog(), b.closed_dates).follow(self._last)
+        said = mentions.find(text, now.date(), b.catalog(), b.closed_dates)
+        m = said.follow(self._last)
+        parts: list[Part] = []
+        if self.index is not None and m == said:  # a follow-up is about the turn before
+            parts, m = self.judge(text, m, now)
         if commit:
             self._last = m
-        return note(b, now, m, text)
+        return note(b, now, m, text, parts)
+
+    def then_say(self, note_text: str) -> str:
+        """Said by the gateway after the model's answer to the turn of ``note_text`` (the
+        fallback after the answered half of a two-part question), or ""."""
+        return then_say(self.business, note_text)
+
+    def judge(self, text: str, m: mentions.Mentions, now: datetime,
+              ) -> tuple[list[Part], mentions.Mentions]:
+        """Each question of the turn with its nearest facts; items named in other words, and
+        a yes/no question about a day whose nearest fact is the opening hours, added to what
+        the rules found."""
+        assert self.index is not None
+        b = self.business
+        parts = []
+        for p in self.index.judge(text):
+            pm = mentions.find(p.text, now.date(), b.catalog(), b.closed_dates)
+            ruled = bool(pm.items or pm.topics or pm.now)
+            if not ruled and not pm.empty:  # a day or a time: what is asked about then?
+                asked = mentions.without_times(p.text)
+                topic = self.index.part(asked)
+                if not has_topic(asked) or (
+                        topic.nearest and topic.nearest[0].topic == "hours"):
+                    # "is there any way someone could see my cat this Sunday?"
+                    m = replace(m, topics=m.topics | {"hours"})
+                    ruled = True
+                else:  # "do you do surgery on Saturdays?": the surgery is the question
+                    p = replace(topic, text=p.text)
+            parts.append(replace(p, ruled=ruled))
+        named = {i.name for i, _ in m.items}
+        extra = [(i, m.quantity) for i in self.index.items(parts) if i.name not in named]
+        if extra:
+            m = replace(m, items=m.items + tuple(extra), quantity=None)
+        return parts, m

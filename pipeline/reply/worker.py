@@ -69,8 +69,10 @@ class ReplyWorker:
         self._jobs.put(lambda: self._say(u, text))
 
     def respond(self, u: Utterance, rec: TurnRecord | None,
-                messages: list[dict[str, str]]) -> None:
-        self._jobs.put(lambda: self._respond(u, rec, messages))
+                messages: list[dict[str, str]], then: str = "") -> None:
+        """Answer ``messages``; ``then``: a sentence said after the model's answer (unless the
+        model said it itself)."""
+        self._jobs.put(lambda: self._respond(u, rec, messages, then))
 
     def prefill(self, messages: list[dict[str, str]]) -> None:
         """Read ``messages`` into this call's context (the start of the next reply's prompt;
@@ -120,7 +122,7 @@ class ReplyWorker:
             self.engines.llm.prefill(self._context(), messages)
 
     def _respond(self, u: Utterance, rec: TurnRecord | None,
-                 messages: list[dict[str, str]]) -> None:
+                 messages: list[dict[str, str]], then: str = "") -> None:
         if u.cancelled:
             return
         caller_text = messages[-1]["content"] if messages else ""
@@ -173,6 +175,9 @@ class ReplyWorker:
                     u.add_clause(clause, speech.pcm, speech.word_ends)
             elif not u.withheld:
                 speak(chunker.flush())
+            if then and not u.withheld and then.lower() not in "".join(parts).lower():
+                parts.append(f" {then}")
+                speak(chunker.feed(f" {then}") + chunker.flush())
         u.generated_text = self._secrets.redact("".join(parts).strip())
         self._done_generating(u)
 
