@@ -180,11 +180,13 @@ def main(argv: list[str] | None = None) -> int:
             whisper = cfg.stt.model if cfg.stt.backend == "whisper" else ""
             paths = models.resolve(whisper, cfg.llm.model, cfg.llm.model_sha256, cfg.tts.voice,
                                    cfg.llm.bundled)
+            embedder = models.minilm_dir()
         except models.ModelError as e:
             print(f"voicebot: model error: {e}", file=sys.stderr)
             return 3
         for k, v in vars(paths).items():
             print(f"{k}: {v}")
+        print(f"sentence embeddings: {embedder}")
         return 0
     from gateway.app import serve, setup_logging
     from pipeline.models import ModelError

@@ -66,3 +66,38 @@ def test_a_closure_today_is_told_from_the_computed_note(tmp_path, whisper):
                           or "is closed now" in notes[-1]), notes
     finally:
         assert gw.stop() == 0, gw.log()[-3000:]
+
+
+def test_a_two_part_question_gets_its_answered_part_then_the_fallback(tmp_path, whisper):
+    """A caller asks the way people do, with a service in their own words and a second
+    question the facts do not answer: the price is said, then the business's fallback (said
+    by the gateway after the model's answer)."""
+    need("baresip", "espeak-ng", "sox")
+    toml = (
+        '[business]\nname = "Harbor Street Vets"\ntimezone = "America/New_York"\n'
+        'hours = ["mon-fri 08:00-18:00", "sat 09:00-13:00"]\n'
+        'address = "48 Harbor Street"\nprices = ["vaccination: 35", "nail trim: 15"]\n'
+        'fallback = "I\'m sorry, I don\'t know that, but I can take a message."\n'
+        '[llm]\nsystem_prompt = "You are the receptionist of Harbor Street Vets. Answer in one '
+        'short spoken sentence."\n'
+        'greeting = "Hello, Harbor Street Vets, how can I help?"\n')
+    gw = GatewayProcess(tmp_path / "gw", extra_toml=toml, llm=DEFAULT_LLM).start()
+    try:
+        rate = 16000
+        q = espeak("Hi, what do you charge to trim my dog's nails, and do you take pet "
+                   "insurance?",
+                   tmp_path / "q.wav", rate=rate)
+        source = np.concatenate([np.zeros(5 * rate, np.int16), q,
+                                 np.zeros(12 * rate, np.int16)]).astype(np.int16)
+        result = baresip_call(tmp_path / "caller", gw.uri, source, rate)
+        spans = active_spans(result.sent, result.rate)
+        _, answer = answer_after(result, spans[-1][1])
+        text = transcribe(whisper, answer, result.rate).lower()
+        [rec] = wait_closed(gw.workdir / "calls.jsonl")
+        turns = [(t["caller_text"], t["bot_text"], t["facts_note"]) for t in rec["turns"]]
+        print(f"heard {text!r}; turns {turns}")
+        assert re.search(r"facts: \d+ embedded", gw.log())
+        assert re.search(r"\b(15|fifteen)\b", text), text
+        assert re.search(r"\bmessage\b", text), text
+    finally:
+        assert gw.stop() == 0, gw.log()[-3000:]
