@@ -80,11 +80,15 @@ def test_fillers_do_not_change_the_verdict(index):
 def test_a_question_no_fact_is_near_gets_the_fallback(index):
     n, then = note_of(index, "My puppy needs a microchip, can you do that?")
     assert "say nothing about this" in n and VET.fallback in n and not then
+    # near some facts, but about what they never mention
+    n, _ = note_of(index, "Do you take credit cards?")
+    assert "say nothing about this" in n and "Nearest facts" not in n
 
 
 def test_a_question_answered_in_part_gets_that_part_then_the_fallback(index):
-    n, then = note_of(index, "How much are the shots, and do I need an appointment for them?")
-    assert "One vaccination costs 35 dollars." in n and ANSWER_ONLY_THE_REST in n
+    n, then = note_of(index, "What do you charge to trim my dog's nails, and do I need an "
+                             "appointment?")
+    assert "One nail trim costs 15 dollars." in n and ANSWER_ONLY_THE_REST in n
     assert then == VET.fallback  # said by the gateway after the model's answer
 
 

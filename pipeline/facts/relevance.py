@@ -20,7 +20,8 @@ import numpy as np
 from pipeline.facts import spoken
 from pipeline.facts.business import Business, Item
 from pipeline.facts.embedder import Embedder
-from pipeline.facts.prompt import hours_lines
+from pipeline.facts.mentions import stem, words_of
+from pipeline.facts.prompt import facts_block, hours_lines
 
 KNOWN = 0.65
 """A part whose nearest fact is at least this close is about that fact (a priced item this
@@ -49,6 +50,8 @@ class Part:
     """Cosine of the nearest fact (0 when the facts are empty)."""
     nearest: tuple[Fact, ...]
     """The facts at least ``UNKNOWN`` close, nearest first (at most 2)."""
+    unfamiliar: tuple[str, ...] = ()
+    """Its content words that appear nowhere in the facts (by stem): "credit", "cards"."""
     ruled: bool = False
     """The computed rules (pipeline/facts/mentions.py) found what it asks about: a day, a
     time, an item, an hours or contact question."""
@@ -59,7 +62,11 @@ class Part:
 
     @property
     def unknown(self) -> bool:
-        return not self.ruled and self.score < UNKNOWN
+        """No fact is near; or some are, but not close, and it names what the facts never
+        mention: shown the nearest facts, the 1.5B answered "do you take credit cards?" with
+        "yes" and "what's the dentist's name?" with the practice's name, every time."""
+        return not self.ruled and (self.score < UNKNOWN or (not self.known
+                                                            and bool(self.unfamiliar)))
 
 
 def facts_of(b: Business) -> list[Fact]:
@@ -131,6 +138,23 @@ you your we us our i me my any at on in of for to from with be been get come go 
 _FUNCTION_WORDS = frozenset(_FUNCTION_TEXT.split())
 
 
+_COMMON_TEXT = """
+a about above after again against all am an and any are aren't as at be because been before
+being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
+don't down during each few for from further get got had has have having he her here hers him his
+how i i'd i'll i'm i've if in into is isn't it it's its just let's like me more most my no nor
+not of off on once only or other our out over own please sorry pardon excuse same she should so
+some such than thank
+thanks that that's the their them then there there's these they this those through to too under
+until up very was we we're were what what's when where which while who whom why will with would
+you you're your yours yes hi hello hey okay ok well um uh also much many ask asking wanted want
+wonder wondering know tell need could maybe sure really still just kind sort thing things
+something anything way today tomorrow now have offer offers sell sells buy make makes take takes
+bring come go get there's any
+"""
+_COMMON = frozenset(_COMMON_TEXT.split())
+
+
 def has_topic(text: str) -> bool:
     """Whether a question names anything beyond its question words ("and what about?" does
     not: it asks about the turn before, or about a day or time taken out of it)."""
@@ -176,17 +200,23 @@ class FactIndex:
                 rows.append(embedder.embed(probe))
                 owners.append(i)
         self._matrix = np.stack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
+        self._stems = {stem(w) for w in words_of(facts_block(business))}
         self._owner = np.array(owners)
+
+    def unfamiliar(self, text: str) -> tuple[str, ...]:
+        return tuple(w for w in words_of(strip_fillers(text))
+                     if w not in _COMMON and not w.isdigit() and len(w) > 2
+                     and stem(w) not in self._stems)
 
     def part(self, text: str) -> Part:
         if not len(self._owner):
-            return Part(text, 0.0, ())
+            return Part(text, 0.0, (), self.unfamiliar(text))
         sims = self._matrix @ self._embedder.embed(text)
         best = np.full(len(self.facts), -1.0)
         np.maximum.at(best, self._owner, sims)
         order = np.argsort(-best)
         nearest = tuple(self.facts[i] for i in order[:2] if best[i] >= UNKNOWN)
-        return Part(text, float(best[order[0]]), nearest)
+        return Part(text, float(best[order[0]]), nearest, self.unfamiliar(text))
 
     def judge(self, text: str) -> list[Part]:
         return [self.part(p) for p in parts_of(text)]
