@@ -34,6 +34,24 @@ def whisper():
     return WhisperStt(models.resolve().whisper_dir)
 
 
+def ask(gw: GatewayProcess, question: str, tmp_path, whisper, listen_s: int,
+        ) -> tuple[str, dict]:
+    """One real call: a caller (espeak through baresip) asks ``question`` and listens
+    ``listen_s`` seconds; what it heard (transcribed) and the call's record."""
+    rate = 16000
+    q = espeak(question, tmp_path / "q.wav", rate=rate)
+    source = np.concatenate([np.zeros(5 * rate, np.int16), q,
+                             np.zeros(listen_s * rate, np.int16)]).astype(np.int16)
+    result = baresip_call(tmp_path / "caller", gw.uri, source, rate)
+    spans = active_spans(result.sent, result.rate)
+    _, answer = answer_after(result, spans[-1][1])
+    text = transcribe(whisper, answer, result.rate).lower()
+    [rec] = wait_closed(gw.workdir / "calls.jsonl")
+    turns = [(t["caller_text"], t["bot_text"], t["facts_note"]) for t in rec["turns"]]
+    print(f"heard {text!r}; turns {turns}")
+    return text, rec
+
+
 def test_a_closure_today_is_told_from_the_computed_note(tmp_path, whisper):
     need("baresip", "espeak-ng", "sox")
     today = datetime.now(ZoneInfo("Europe/Paris")).date()
@@ -47,17 +65,7 @@ def test_a_closure_today_is_told_from_the_computed_note(tmp_path, whisper):
         'greeting = "Hello, Harbour Books, how can I help?"\n')
     gw = GatewayProcess(tmp_path / "gw", extra_toml=toml, llm=DEFAULT_LLM).start()
     try:
-        rate = 16000
-        q = espeak("Is the shop open today?", tmp_path / "q.wav", rate=rate)
-        source = np.concatenate([np.zeros(5 * rate, np.int16), q,
-                                 np.zeros(8 * rate, np.int16)]).astype(np.int16)
-        result = baresip_call(tmp_path / "caller", gw.uri, source, rate)
-        spans = active_spans(result.sent, result.rate)
-        _, answer = answer_after(result, spans[-1][1])
-        text = transcribe(whisper, answer, result.rate).lower()
-        [rec] = wait_closed(gw.workdir / "calls.jsonl")
-        turns = [(t["caller_text"], t["bot_text"], t["facts_note"]) for t in rec["turns"]]
-        print(f"heard {text!r}; turns {turns}")
+        text, rec = ask(gw, "Is the shop open today?", tmp_path, whisper, 8)
         assert re.search(r"\b(closed?|not open|aren't open)\b", text), text
         notes = [t["facts_note"] for t in rec["turns"] if t["caller_text"]]
         # open around the clock by its hours: only today's closure can make it closed (the
@@ -83,19 +91,8 @@ def test_a_two_part_question_gets_its_answered_part_then_the_fallback(tmp_path, 
         'greeting = "Hello, Harbor Street Vets, how can I help?"\n')
     gw = GatewayProcess(tmp_path / "gw", extra_toml=toml, llm=DEFAULT_LLM).start()
     try:
-        rate = 16000
-        q = espeak("Hi, what do you charge to trim my dog's nails, and do you take pet "
-                   "insurance?",
-                   tmp_path / "q.wav", rate=rate)
-        source = np.concatenate([np.zeros(5 * rate, np.int16), q,
-                                 np.zeros(20 * rate, np.int16)]).astype(np.int16)
-        result = baresip_call(tmp_path / "caller", gw.uri, source, rate)
-        spans = active_spans(result.sent, result.rate)
-        _, answer = answer_after(result, spans[-1][1])
-        text = transcribe(whisper, answer, result.rate).lower()
-        [rec] = wait_closed(gw.workdir / "calls.jsonl")
-        turns = [(t["caller_text"], t["bot_text"], t["facts_note"]) for t in rec["turns"]]
-        print(f"heard {text!r}; turns {turns}")
+        text, rec = ask(gw, "Hi, what do you charge to trim my dog's nails, and do you take "
+                        "pet insurance?", tmp_path, whisper, 20)
         assert re.search(r"facts: \d+ embedded", gw.log())
         assert re.search(r"\b(15|fifteen)\b", text), text
         # the fallback, said by the gateway after the model's answer
