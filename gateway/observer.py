@@ -299,7 +299,7 @@ class CallObserver:
     def _turn(self, live: _Live, rec: TurnRecord, ended_with_call: bool = False) -> None:
         jb = live.rtp.get("jb_delay_ms_avg") or 0.0
         entry = turn_entry(rec, live.t0, float(jb), live.edges)
-        if ended_with_call:
+        if ended_with_call or rec.ended_with_call:
             entry["ended_with_call"] = True
         with self._lock:
             first = entry["turn"] not in live.reported
@@ -351,9 +351,14 @@ class CallObserver:
             m.barge_in.observe(entry["barge_in_seconds"], exemplar=ex)
 
     @_safe
+    def now(self) -> tuple[float, float]:
+        """(monotonic, wall) on the observer's clocks: when a call ended, for ``ended``."""
+        return self._mono(), self._wall()
+
     def ended(self, key: str, sip_status: int | None, reason: str, by_bot: bool,
-              cause: str = "") -> None:
-        """The call is over (DISCONNECTED): write its close line."""
+              cause: str = "", at: tuple[float, float] | None = None) -> None:
+        """The call is over (DISCONNECTED): write its close line. ``at``: when it ended (from
+        ``now()``), if this is called later, once the conversation has let go of its turns."""
         with self._lock:
             live = self._calls.pop(key, None)
             self.metrics.active_calls.set(len(self._calls))
@@ -363,10 +368,10 @@ class CallObserver:
                     self._closed.pop(next(iter(self._closed)))
         if live is None:
             return  # refused before it was answered
-        self._close(live, sip_status, reason, by_bot, cause)
+        self._close(live, sip_status, reason, by_bot, cause, at or self.now())
 
     def _close(self, live: _Live, sip_status: int | None, reason: str, by_bot: bool,
-               cause: str) -> None:
+               cause: str, at: tuple[float, float]) -> None:
         """Write the call's close line; never raises, and whatever fails before it, the close
         line is still attempted (and the open line again if it was not written)."""
         if not live.open_written and live.open_line is not None:
@@ -384,14 +389,14 @@ class CallObserver:
             except Exception as e:  # noqa: BLE001
                 self._failed("turn", e, "writing a turn at the call's end")
         outcome = live.outcome or ("ended_by_bot" if by_bot else "ended_by_caller")
-        duration = max(0.0, self._mono() - live.t0)
+        duration = max(0.0, at[0] - live.t0)
         try:
             self.metrics.calls.labels(outcome).inc()
             self.metrics.call_duration.observe(duration)
             self.metrics.rtp_forget(live.id)
         except Exception as e:  # noqa: BLE001
             self._failed("close", e, "counting the call's end")
-        ts = self._wall()
+        ts = at[1]
         self._emit({"type": "close", "id": live.id, "end": _iso(ts), "end_ts": round(ts, 3),
                     "duration_seconds": round(duration, 3), "outcome": outcome,
                     "sip_status": sip_status, "sip_reason": reason,
@@ -412,7 +417,7 @@ class CallObserver:
             self._calls.clear()
             self.metrics.active_calls.set(0)
         for live in left:
-            self._close(live, None, "", True, cause)
+            self._close(live, None, "", True, cause, self.now())
 
 
 

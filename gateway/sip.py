@@ -354,20 +354,35 @@ class Gateway(CallControl):
             self._free_ports.append(call.port)
             call.port = None
         session, call.session = call.session, None
-        if session is not None:
-            # joining the session's threads takes up to a few seconds: not on pjsua's thread
-            threading.Thread(target=session.stop, name=f"{call.name}-stop", daemon=True).start()
-        self._observe_end(call)
+        end = self._call_end(call)
+        if session is None:
+            end()
+        else:
+            # joining the session's threads takes up to a few seconds: not on pjsua's thread.
+            # The close line waits for it: a reply cut by the hang-up is in the session's turn
+            # records only once the session has stopped.
+            def stop_then_close() -> None:
+                try:
+                    session.stop()
+                finally:
+                    end()
+
+            threading.Thread(target=stop_then_close, name=f"{call.name}-stop",
+                             daemon=True).start()
         self.call_done(call)
 
-    def _observe_end(self, call: GatewayCall) -> None:
+    def _call_end(self, call: GatewayCall) -> Callable[[], None]:
+        """What the call's close line says, read now (on pjsua's thread): a function that
+        writes it."""
         try:
             ci = call.getInfo()
             status, reason = int(ci.lastStatusCode), str(ci.lastReason)
         except pj.Error:
             status, reason = None, ""
-        self.observer.ended(call.name, status, reason, by_bot=call.bot_cause is not None,
-                            cause=call.bot_cause or "")
+        name, by_bot, cause = call.name, call.bot_cause is not None, call.bot_cause or ""
+        at = self.observer.now()
+        return lambda: self.observer.ended(name, status, reason, by_bot=by_bot, cause=cause,
+                                           at=at)
 
     # --- main loop -----------------------------------------------------------------------
 

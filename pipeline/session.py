@@ -214,6 +214,14 @@ class CallSession:
                 t.join(timeout)
         self._stt.close(timeout)
         if not any(t.is_alive() for t in self._threads):
+            # a reply still playing (or being written) when the call ended: its turn record
+            # gets the words generated and heard, like a barge-in's (the threads that would
+            # have finished it are gone)
+            for u in list(self._utterances.values()):
+                rec = self._turn_of_utterance.get(u.id)
+                if rec is not None:
+                    rec.ended_with_call = True
+                self._finish_utterance(u)
             if self._aec is not None:
                 self._aec.close()
             self._release()

@@ -51,6 +51,8 @@ class TurnRecord:
     end_of_message: float | None = None
     """The LLM's probability that the caller's message ended with these words (None: not
     asked: [turn] end_of_message_model is empty, or no words)."""
+    ended_with_call: bool = False
+    """The call ended while this turn's reply was being written or played."""
     false_interruption: bool = False
     """The turn was caller sound over the bot that was no interruption: the bot resumed."""
     facts_note: str = ""

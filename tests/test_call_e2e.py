@@ -79,7 +79,9 @@ def test_caller_asks_and_hears_the_answer(gateway, whisper, tmp_path, codec, rat
     text = transcribe(whisper, answer, result.rate)
     print(f"{codec}: TTFA on the caller's recording {ttfa * 1000:.0f} ms; heard {text!r}")
     assert re.search(r"\b(nine|9)(?![0-9])", text.lower()), text  # "9 am", "9am", "nine"
-    assert ttfa < 4.0
+    # a stall, not a figure: the first answer of a call on 2 shared cores took 2.6-4.2 s in
+    # CI (latency is measured by bench.turns, p50/p95 over many turns)
+    assert ttfa < 5.0
     assert f"codec': '{'G722/16000' if codec == 'g722' else 'PCMU/8000'}" in gateway.log()
 
 

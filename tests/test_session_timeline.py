@@ -293,6 +293,30 @@ def test_stop_mid_generation_leaves_no_thread_and_frees_the_llm():
     assert llm.free.acquire(timeout=1)  # the context went back to the pool
 
 
+def test_a_reply_cut_by_the_hang_up_is_recorded_before_stop_returns():
+    # the caller hangs up while the reply plays and the model still writes: the turn's record
+    # must carry the words generated and heard when stop() returns (the call's close line is
+    # written then; an empty reply was seen in CI)
+    reply = "Alpha bravo charlie delta, echo foxtrot golf hotel, india juliet kilo lima."
+    session, llm, failures = make_session(["Spell it"], reply)
+    llm.delay = 0.3
+    done = []
+    session.on_turn_done = done.append
+    clock = Clock(session)
+    session.start()
+    greet(clock, session)
+    caller_asks(clock)
+    clock.until(lambda: clock.bot_frames(clock.out[-1:]) == 1)  # the first clause plays
+    clock.run(30)
+    session.stop()
+    assert not failures
+    [rec] = [r for r in session.turns if r.caller_text == "Spell it"]
+    assert rec in done and rec.ended_with_call and rec.interrupted
+    said, heard = rec.bot_text.split(), rec.heard_text.split()
+    assert 0 < len(heard) <= len(said) and said[:len(heard)] == heard, (rec.bot_text,
+                                                                         rec.heard_text)
+
+
 def test_history_keeps_no_wordless_bot_turn():
     h = ChatHistory("sys", 6)
     h.add_user("Hello?")
