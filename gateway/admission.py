@@ -26,6 +26,7 @@ import ctypes
 import logging
 import math
 import re
+import secrets
 import threading
 import time
 import urllib.parse
@@ -215,6 +216,14 @@ class _PjsipModule(ctypes.Structure):
 _ON_DROPPED = ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # pjsip_tp_on_rx_dropped_cb
 
 
+class _DroppedData(ctypes.Structure):  # pjsip_tp_dropped_data
+    _fields_ = [("tp", ctypes.c_void_p), ("data", ctypes.c_void_p), ("len", ctypes.c_size_t),
+                ("status", ctypes.c_int)]
+
+
+PJSIP_TRANSPORT_UDP = 1
+
+
 def _pjsua_lib() -> ctypes.CDLL:
     import pjsua2
 
@@ -238,6 +247,9 @@ def _pjsua_lib() -> ctypes.CDLL:
     lib.pjsip_endpt_get_tpmgr.restype = ctypes.c_void_p
     lib.pjsip_endpt_get_tpmgr.argtypes = [ctypes.c_void_p]
     lib.pjsip_tpmgr_set_drop_data_cb.argtypes = [ctypes.c_void_p, _ON_DROPPED]
+    lib.pjsip_endpt_send_raw.argtypes = [
+        ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+        ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
     return lib
 
 
@@ -249,7 +261,11 @@ def _pjsua_lib() -> ctypes.CDLL:
 RX_POOL = 0
 RX_PACKET = 320
 RX_PKT_LEN = RX_PACKET + sip_screen.MAX_PACKET + 8
-RX_MSG_BUF = RX_PKT_LEN + 8 + 28 + 4 + 46 + 2 + 4 + 4  # src_addr, its len, src_name, port
+RX_SRC_ADDR = RX_PKT_LEN + 8  # pj_sockaddr (28 bytes), then its length (int)
+RX_SRC_ADDR_LEN = RX_SRC_ADDR + 28
+RX_SRC_NAME = RX_SRC_ADDR_LEN + 4  # char[PJ_INET6_ADDRSTRLEN = 46]
+RX_SRC_PORT = RX_SRC_NAME + 46 + 2
+RX_MSG_BUF = RX_SRC_PORT + 4 + 4
 RX_MSG_LEN = RX_MSG_BUF + 8
 
 
@@ -264,6 +280,31 @@ def rx_message(rdata: int) -> tuple[bytes, bool] | None:
             and 0 < received <= sip_screen.MAX_PACKET):
         return None
     return ctypes.string_at(buf, size), received >= sip_screen.MAX_PACKET
+
+
+def rx_source(rdata: int) -> str:
+    """"host:port" the datagram came from (for the log)."""
+    name = ctypes.string_at(rdata + RX_SRC_NAME, 46).split(b"\0", 1)[0]
+    port = ctypes.c_int.from_address(rdata + RX_SRC_PORT).value
+    return f"{name.decode('ascii', 'replace')}:{port}"
+
+
+def dropped_rdata(data: int) -> int | None:
+    """The ``pjsip_rx_data`` a dropped datagram was read into, from the drop callback's data.
+
+    PJSIP's UDP transport reads each datagram at the start of ``rdata->pkt_info.packet``,
+    skips the CRLFs that may lead it, and hands the drop callback a pointer to what follows;
+    ``rx_message`` then checks the struct around it. None for anything else (a stream
+    transport's message in the middle of its buffer)."""
+    skipped = 0
+    while skipped < 64 and ctypes.string_at(data - skipped - 1, 1) in (b"\r", b"\n"):
+        skipped += 1
+    for lead in range(skipped, -1, -1):
+        rdata = data - lead - RX_PACKET
+        buf = ctypes.c_void_p.from_address(rdata + RX_MSG_BUF).value or 0
+        if buf == data and rx_message(rdata) is not None:
+            return rdata
+    return None
 
 
 class InviteGate:
@@ -329,18 +370,58 @@ class InviteGate:
         # What PJSIP's parser cannot read never reaches a module: its transport manager
         # drops it and tells this callback (which leaves the data as it is)
         self.unparseable = 0
+        self._debug_log = LogBudget()
         self._on_dropped = on_dropped
         self._dropped_cb = _ON_DROPPED(self._on_drop)
         self._lib.pjsip_tpmgr_set_drop_data_cb(self._lib.pjsip_endpt_get_tpmgr(self._endpt),
                                                self._dropped_cb)
 
-    def _on_drop(self, _data: int) -> None:
+    def _on_drop(self, data: int) -> None:
+        """PJSIP's parser could not read a datagram. A request whose refusal the screen can
+        name (a Request-URI scheme PJSIP has no parser for: 416) gets it, written here from
+        the request's own text (PJSIP has no parsed message to answer from); the rest (random
+        bytes, a keep-alive, a response) stays dropped, and is counted."""
         try:
             with self._lock:
                 self.unparseable += 1
             self._on_dropped()
+            dropped = _DroppedData.from_address(data)
+            if dropped.status == 0 or not dropped.data:
+                return
+            rdata = dropped_rdata(dropped.data)
+            message = None if rdata is None else rx_message(rdata)
+            if rdata is None or message is None:
+                return
+            refusal = sip_screen.screen(*message)
+            if refusal is None:
+                self._log_refused(rdata, message[0], "dropped by PJSIP's parser")
+                return
+            try:
+                request = sip_screen.parse(message[0])
+            except sip_screen.Bad:
+                return  # no request line and headers to answer from
+            answer = sip_screen.stateless_response(request, refusal, secrets.token_hex(5))
+            if answer is None:
+                return
+            with self._lock:
+                self.screened += 1
+            self._on_screened(refusal)
+            self._log_refused(rdata, message[0], f"{refusal.status} {refusal.label}")
+            # to where it came from (RFC 3581 rport behaviour: also right behind a NAT)
+            addr_len = ctypes.c_int.from_address(rdata + RX_SRC_ADDR_LEN).value
+            if addr_len in (16, 28):
+                self._lib.pjsip_endpt_send_raw(self._endpt, PJSIP_TRANSPORT_UDP, None, answer,
+                                               len(answer), rdata + RX_SRC_ADDR, addr_len,
+                                               None, None)
         except Exception:  # noqa: BLE001 - never let an error cross into C
-            log.exception("counting a dropped message failed")
+            log.exception("handling a dropped message failed")
+
+    def _log_refused(self, rdata: int, raw: bytes, what: str) -> None:
+        """Debug: the first bytes of a request refused or dropped before pjsua (so an
+        operator can tell a refusal from a network problem); budgeted, escaped."""
+        if log.isEnabledFor(logging.DEBUG) and self._debug_log.allow(time.monotonic()):
+            log.debug("request from %s %s; its first bytes: %s", rx_source(rdata), what,
+                      sip_screen.printable(raw.decode("latin-1"), 160))
 
     def _register(self, name: bytes, priority: int, on_rx: Callable[[int], int]) -> None:
         cb = _ON_RX(on_rx)
@@ -374,6 +455,7 @@ class InviteGate:
             with self._lock:
                 self.screened += 1
             self._on_screened(refusal)
+            self._log_refused(rdata, message[0], f"refused {refusal.status} {refusal.label}")
             info = self._lib.pjsip_rx_data_get_info(rdata) or b""
             if request_method(info) != "ACK":  # an ACK is never answered
                 self._respond(rdata, refusal)

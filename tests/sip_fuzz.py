@@ -11,6 +11,13 @@ whole value, or a separator) of one field with one payload, or repeats or drops 
 - integer overflows (2^31, 2^32, 2^64, -1, 20 digits), an empty value;
 - a separator dropped or doubled; a header repeated (twice, 100 times) or missing.
 
+``valid_cases()`` are the other side: one legal but unusual change per case (RFC 4475's
+shapes), which a compliant user agent answers as it answers the plain INVITE (the call is
+taken: 200): a header folded onto a second line, whitespace before the colon and around
+separators, a header name in mixed case, a %-escaped character in a URI's user part, a long
+legal parameter or product token, the SIP version in lower case (RFC 3261 7.1: it is
+case-insensitive).
+
 ``cases()`` enumerates every (field, atom, payload) combination in a fixed order;
 ``sample(n, seed)`` picks a subset that still covers every field and every payload. A case
 is filled like a PROTOS case (``fill(ctx, teardown=False)``, the probe's context from
@@ -73,6 +80,9 @@ PAYLOADS: tuple[tuple[str, bytes], ...] = (
 
 STRUCTURAL = ("sep_drop", "sep_double", "repeat2", "repeat100", "missing")
 """Mutations of a field's shape rather than its content (per field, not per atom)."""
+
+VALID = ("fold", "spaces", "name_case", "escape", "long_value")
+"""Legal changes of a field (``valid_cases``): the message stays a valid INVITE."""
 
 _ATOM = re.compile(r"[^:;,/@<>= ]+")
 _SEPARATOR = re.compile(r"[:;,/@<>= ]")
@@ -142,7 +152,9 @@ class FuzzCase:
                      ) -> list[tuple[bytes, bytes]]:
         fields = list(fields)
         name, value = fields[index]
-        if self.mutation == "missing":
+        if self.mutation in VALID:
+            fields[index] = legal_change(self.mutation, name, value)
+        elif self.mutation == "missing":
             del fields[index]
         elif self.mutation == "repeat2":
             fields.insert(index, (name, value))
@@ -153,6 +165,8 @@ class FuzzCase:
         return fields
 
     def _mutate_value(self, value: bytes) -> bytes:
+        if self.mutation in VALID:
+            return legal_change(self.mutation, b"", value)[1]
         text = value.decode("latin-1")
         if self.mutation in ("sep_drop", "sep_double"):
             seps = list(_SEPARATOR.finditer(text))
@@ -222,6 +236,61 @@ def cases() -> list[FuzzCase]:
                     add(target, name, i)
         for mutation in STRUCTURAL:
             add(target, mutation, 0)
+    return out
+
+
+_USER = re.compile(rb"(sips?:)([A-Za-z])")
+_PARAMS = (b"Via", b"From", b"To", b"Contact", b"Session-Expires")
+
+
+def legal_change(mutation: str, name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    """(name, value) changed in a way RFC 3261's grammar allows (``VALID``); unchanged where
+    the change does not apply (``applies`` tells)."""
+    if mutation == "fold":  # LWS may hold a line break before whitespace (RFC 3261 7.3.1)
+        # the first ';' outside <...> (a URI holds no whitespace)
+        m = re.match(rb"(?:[^<;]|<[^>]*>)*;", value) if name else None
+        if m is not None:  # SEMI = SWS ";" SWS
+            cut = m.end() - 1
+            return name, value[:cut] + b"\r\n \t" + value[cut:]
+        return name, b"\r\n  " + value  # after HCOLON
+    if mutation == "spaces":  # HCOLON = *( SP / HTAB ) ":" SWS
+        return name + b" \t", b"   " + value
+    if mutation == "name_case":
+        if not name:  # the request line's SIP-Version is case-insensitive (RFC 3261 7.1)
+            return name, value.lower() if value.startswith(b"SIP/") else value
+        return bytes(c ^ 0x20 if i % 2 and chr(c).isalpha() else c
+                     for i, c in enumerate(name)), value
+    if mutation == "escape":  # any user character may be %-escaped (RFC 3261 19.1.2)
+        return name, _USER.sub(lambda m: m.group(1) + b"%%%02X" % m.group(2)[0], value, 1)
+    if mutation == "long_value":
+        if name in _PARAMS:
+            return name, value + b";x-" + b"long-parameter-name" * 3 + b"=" + b"v" * 240
+        if name == b"User-Agent":
+            return name, value + b" " + b"Long-Product-Token-" * 12 + b"/1.0 (" + b"c" * 200 + b")"
+    return name, value
+
+
+def applies(mutation: str, target: Target) -> bool:
+    """Whether ``legal_change`` changes ``target``'s field (the unfilled template)."""
+    template = _template(target).encode()
+    name = b"" if target.kind == "line" else (
+        HEADERS[target.index][0] if target.kind == "header" else "").encode()
+    if target.kind == "sdp":
+        return False  # SDP has no folding, escaping or case freedom of its own
+    if target.kind == "line":
+        return ((mutation == "escape" and target.name == "request-uri")
+                or (mutation == "name_case" and target.name == "version"))
+    return legal_change(mutation, name, template) != (name, template)
+
+
+def valid_cases(first: int = 100_000) -> list[FuzzCase]:
+    """Every (field, legal change) that applies, numbered from ``first`` (apart from
+    ``cases()``, whose numbers and sample stay as they were)."""
+    out: list[FuzzCase] = []
+    for target in TARGETS:
+        for mutation in VALID:
+            if applies(mutation, target):
+                out.append(FuzzCase(first + len(out), target, mutation, None))
     return out
 
 

@@ -36,6 +36,7 @@ SELECTION = sorted(set(protos.sample(CASES)) | set(protos.long_c_address(CASES))
     if CASES else []
 LONG_C = set(protos.long_c_address(CASES)) if CASES else set()
 FUZZ = sip_fuzz.sample(sip_fuzz.cases(), n=120, seed=14)
+VALID = sip_fuzz.valid_cases()
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +115,15 @@ def test_protos_case(runner, number):
 def test_fuzz_case(runner, case):
     """The grammar fuzzer's sample (every field and every mutation at least once)."""
     check(runner, case, f"fuzz case {case.number} ({case.describe()})")
+
+
+@pytest.mark.parametrize("case", VALID, ids=lambda c: f"valid{c.number}")
+def test_fuzz_valid_case(runner, case):
+    """A legal but unusual INVITE (folding, whitespace, case, escaping, long legal values) is
+    answered as the plain one is: the call is taken."""
+    out = check(runner, case, f"valid case {case.number} ({case.describe()})")
+    assert out.outcome == "200" and out.answered, (
+        f"valid case {case.number} ({case.describe()}) answered {out.outcome}: {out.seen}")
 
 
 def test_protos_summary(runner):

@@ -138,6 +138,72 @@ def test_content_length_must_match_the_datagram():
     assert verdict(msg, truncated=True) == (513, "too_large")
 
 
+def test_excess_octets_are_refused_only_where_pjsip_would_read_them_as_the_body():
+    # RFC 3261 18.3: discard what follows Content-Length; PJSIP takes the rest of the datagram
+    # for the body when there is a Content-Type, and reads no body without one
+    register = valid().replace(b"INVITE sip:", b"REGISTER sip:", 1).replace(
+        b"1 INVITE", b"1 REGISTER").split(b"\r\n\r\n")[0]
+    register = b"\r\n".join(ln for ln in register.split(b"\r\n")
+                             if not ln.startswith((b"Content-Type", b"Content-Length")))
+    second = b"INVITE sip:bot@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP x\r\n\r\n"
+    assert verdict(register + b"\r\nContent-Length: 0\r\n\r\n" + second) == (405, "method")
+    msg = valid()
+    assert verdict(msg + b"INVITE sip:x SIP/2.0\r\n") == (400, "content_length")
+
+
+def test_rfc_4475_shapes_pass_the_screen():
+    # an rtpmap without its clock rate (3.1.1.1's "31 LPC"), on a stream not taken
+    extra = b"a=sendrecv\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n"
+    assert verdict(replace(b"a=sendrecv\r\n", extra)) is None
+    # a header whose whole value is on the folded line
+    assert verdict(replace(b"Max-Forwards: 70", b"MaX-fOrWaRdS :\r\n   0070")) is None
+    assert verdict(replace(b"CSeq: 1 INVITE", b"cseq: 0009\r\n  INVITE")) is None
+    # Via with whitespace around its slashes, folded
+    assert verdict(replace(b"Via: SIP/2.0/UDP", b"Via  : SIP  /   2.0\r\n /UDP\r\n   ")) is None
+    # %-escaped user and parameter
+    assert verdict(replace(b"INVITE sip:bot@", b"INVITE sip:%62%6Ft@")) is None
+    # an unknown method of every token character: 501
+    odd = b"!odd-Method0123456789_*+`.%indeed'~"
+    msg = valid().replace(b"INVITE sip:", odd + b" sip:", 1).replace(b"1 INVITE", b"1 " + odd)
+    assert verdict(msg) == (501, "method")
+
+
+def test_a_stateless_response_copies_what_matches_it_and_adds_a_to_tag():
+    msg = replace(b"INVITE sip:bot@127.0.0.1:5060 ",
+                  b"OPTIONS nobodyKnowsThisScheme:opaque ").replace(b"1 INVITE", b"1 OPTIONS")
+    msg = msg.replace(b"Max-Forwards: 70", b"Via: SIP/2.0/UDP proxy.example;branch=z9hG4bK2")
+    req = sip_screen.parse(msg)
+    refusal = screen(msg)
+    assert refusal is not None and (refusal.status, refusal.label) == (416, "uri_scheme")
+    out = sip_screen.stateless_response(req, refusal, "t4g").decode()
+    head, _, body = out.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    assert lines[0] == "SIP/2.0 416 Unsupported URI Scheme" and body == ""
+    assert [ln for ln in lines if ln.startswith("Via: ")] == [
+        "Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bK-5c1ee9;rport",
+        "Via: SIP/2.0/UDP proxy.example;branch=z9hG4bK2"]
+    assert "To: <sip:bot@127.0.0.1:5060>;tag=t4g" in lines
+    assert 'From: "Fuzz" <sip:fuzz@127.0.0.1:40000>;tag=f00d' in lines
+    assert "Call-ID: c0ffee@x" in lines and "CSeq: 1 OPTIONS" in lines
+    assert lines[-1] == "Content-Length: 0"
+    # a To that already has a tag keeps it; an ACK and a request without a Call-ID get none
+    tagged = sip_screen.parse(msg.replace(b"5060>", b"5060>;tag=old", 1))
+    assert "tag=t4g" not in sip_screen.stateless_response(tagged, refusal, "t4g").decode()
+    ack = sip_screen.parse(msg.replace(b"OPTIONS nob", b"ACK nob").replace(b"1 OPTIONS", b"1 ACK"))
+    assert sip_screen.stateless_response(ack, refusal, "t") is None
+    no_id = sip_screen.parse(b"\r\n".join(ln for ln in msg.split(b"\r\n")
+                                           if not ln.startswith(b"Call-ID")))
+    assert sip_screen.stateless_response(no_id, refusal, "t") is None
+
+
+def test_a_stateless_response_carries_any_bytes_but_no_line_break():
+    msg = replace(b"Call-ID: c0ffee@x", b"Call-ID: a\rInjected: 1\xff\x01")
+    refusal = sip_screen.Refusal(400, "Bad Request", "header")
+    out = sip_screen.stateless_response(sip_screen.parse(msg), refusal, "t")
+    assert out is not None and b"\r\nInjected" not in out and b"\rInjected" not in out
+    assert b"Call-ID: a Injected: 1\xff\x01\r\n" in out
+
+
 def test_a_refusal_detail_is_printable_and_bounded():
     r = screen(replace(b"c=IN IP4 127.0.0.1", b"c=IN IP4 \xff\xfe" + b"\x1b" * 900))
     assert r is not None and r.status == 488

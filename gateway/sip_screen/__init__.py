@@ -38,10 +38,13 @@ from gateway.sip_screen.message import (
     Request,
     bad,
     parse,
+    printable,
 )
+from gateway.sip_screen.response import stateless_response
 from gateway.sip_screen.sdp import check_body
 
-__all__ = ["MAX_PACKET", "REASONS", "Bad", "Refusal", "has_tag", "parse", "screen"]
+__all__ = ["MAX_PACKET", "REASONS", "Bad", "Refusal", "has_tag", "parse", "printable", "screen",
+           "stateless_response"]
 
 
 def screen(raw: bytes, truncated: bool = False) -> Refusal | None:

@@ -30,8 +30,11 @@ def check_body_length(req: Request, truncated: bool) -> None:
         # RFC 3261 18.3: the datagram ends before the body does
         raise bad(400, "Bad Request", "content_length",
                   f"Content-Length {req.declared_length} but {body} body bytes")
-    if req.declared_length < body and req.body[req.declared_length:].strip(b"\r\n\t "):
-        # RFC 3261 18.3 says to discard the excess, but pjsua would read the whole datagram
+    if (req.declared_length < body and req.first("content-type") is not None
+            and req.body[req.declared_length:].strip(b"\r\n\t ")):
+        # RFC 3261 18.3 says to discard the excess, but PJSIP's parser takes the rest of the
+        # datagram for the body whenever there is a Content-Type (without one it reads no body,
+        # so the excess is discarded as the RFC says)
         raise bad(400, "Bad Request", "content_length",
                   f"Content-Length {req.declared_length} but {body} body bytes")
 

@@ -127,7 +127,7 @@ def parse(raw: bytes) -> Request:
             if not headers:
                 raise bad(400, "Bad Request", "header", "a continuation line first")
             name, value = headers[-1]
-            headers[-1] = (name, f"{value} {line.strip()}")
+            headers[-1] = (name, (value + " " + line.strip(" \t")).strip(" \t"))
             continue
         name, sep, value = line.partition(":")
         name = name.rstrip(" \t")

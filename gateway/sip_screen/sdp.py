@@ -170,8 +170,11 @@ def _sdp_attribute(value: str, formats: list[str]) -> None:
     if not TOKEN.fullmatch(name):
         raise bad(400, "Bad Request", "sdp", f"SDP attribute {value[:40]!r}")
     if name == "rtpmap":
-        m = re.fullmatch(r"(\d{1,3}) ([^/ ]{1,64})/(\d{1,10})(?:/(\d{1,2}))?", arg.strip())
-        if m is None or int(m.group(1)) > 127 or not 0 < int(m.group(3)) <= MAX_UINT32:
+        # no clock rate ("31 LPC") breaks RFC 4566's grammar, yet RFC 4475 3.1.1.1 calls such
+        # an offer valid: PJMEDIA skips the format, the other streams still negotiate
+        m = re.fullmatch(r"(\d{1,3}) ([^/ ]{1,64})(?:/(\d{1,10})(?:/(\d{1,2}))?)?", arg.strip())
+        if (m is None or int(m.group(1)) > 127
+                or (m.group(3) is not None and not 0 < int(m.group(3)) <= MAX_UINT32)):
             raise bad(400, "Bad Request", "sdp", f"SDP rtpmap {arg[:60]!r}")
     elif name == "fmtp":
         pt = arg.split(" ", 1)[0]
