@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pipeline.models import Engines
     from pipeline.options import SessionOptions
     from pipeline.reply.end_of_message import EndOfMessage
+    from pipeline.reply.engine import LlmEngine
     from pipeline.reply.llm import LlmPool
     from pipeline.reply.openai_llm import OpenAiLlm
     from pipeline.reply.tools import ToolPolicy
@@ -169,7 +170,7 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
     whisper_model = cfg.stt.model if cfg.stt.backend == "whisper" else ""
     paths = models.resolve(whisper_model, cfg.llm.model, cfg.llm.model_sha256,
                            cfg.tts.voice if cfg.tts.backend == "piper" else "", cfg.llm.bundled,
-                           embedded_llm=cfg.llm.backend == "embedded")
+                           embedded_llm=cfg.llm.backend in ("embedded", "engine"))
     stt = make_stt(cfg.stt.backend, cfg.stt.model, language=cfg.stt.language,
                    beam_size=cfg.stt.beam_size, threads=cfg.stt.threads,
                    bundled_whisper=paths.whisper_dir, uri=cfg.stt.uri,
@@ -217,7 +218,7 @@ def end_of_message_model(cfg: Config) -> str:
     replies come from a model server, whose users moved the models off this box)."""
     name = cfg.turn.end_of_message_model
     if name == "auto":
-        return "qwen2.5-coder-0.5b" if cfg.llm.backend == "embedded" else ""
+        return "qwen2.5-coder-0.5b" if cfg.llm.backend in ("embedded", "engine") else ""
     return name
 
 
@@ -251,15 +252,48 @@ def llm_backend(cfg: Config, tools: ToolPolicy | None,
     from pipeline.reply.breaker import CircuitBreaker
     from pipeline.reply.openai_llm import OpenAiLlm, ServerSettings
 
+    base_url, engine = llm.base_url, None
+    if llm.backend == "engine":
+        assert model is not None
+        engine = start_engine(cfg, model)
+        base_url = engine.base_url
     settings = ServerSettings(
-        base_url=llm.base_url, model=llm.server_model,
+        base_url=base_url, model=llm.server_model,
         api_key=os.environ.get(llm.api_key_env, "") if llm.api_key_env else "",
         connect_timeout=llm.connect_timeout, first_token_timeout=llm.first_token_timeout,
         timeout=llm.timeout, cache_prompt=llm.cache_prompt)
-    log.info("LLM: OpenAI-compatible server %s (model %s)", llm.base_url,
-             llm.server_model or "not named")
+    if engine is None:
+        log.info("LLM: OpenAI-compatible server %s (model %s)", llm.base_url,
+                 llm.server_model or "not named")
     return OpenAiLlm(settings, system_prompt(cfg), llm.greeting, specs,
-                     CircuitBreaker(llm.breaker_failures, llm.breaker_cooldown))
+                     CircuitBreaker(llm.breaker_failures, llm.breaker_cooldown), engine=engine)
+
+
+def engine_binary(cfg: Config) -> Path:
+    """[llm] engine_binary, or the llama-server scripts/setup.sh put beside this Python."""
+    import sys as _sys
+    from pathlib import Path
+
+    path = Path(cfg.llm.engine_binary) if cfg.llm.engine_binary else (
+        Path(_sys.prefix) / "bin" / "llama-server")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"[llm] backend = \"engine\": no llama-server at {path} ([llm] engine_binary; "
+            f"scripts/setup.sh install builds it)")
+    return path
+
+
+def start_engine(cfg: Config, model: Path) -> LlmEngine:
+    """The engine backend's llama-server, started and loaded (its lifetime is the process's)."""
+    from pipeline.reply.engine import EngineSettings, LlmEngine
+
+    llm = cfg.llm
+    engine = LlmEngine(EngineSettings(
+        binary=engine_binary(cfg), model=model,
+        slots=llm.engine_slots or cfg.sip.max_calls + 1, context_per_slot=llm.context_tokens,
+        threads=llm.threads, batch_tokens=llm.batch_tokens, gpu_layers=llm.gpu_layers))
+    engine.start()
+    return engine
 
 
 def make_tts(cfg: Config, piper_voice: Path,
@@ -340,6 +374,7 @@ def serve(cfg: Config) -> int:
     print("voicebot ready", flush=True)  # tests and supervisors wait for this line
     gw.run()
     gw.shutdown()
+    engines.llm.close()
     close_observability()
     log.info("stopped: %s", gw.stats)
     return 0

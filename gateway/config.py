@@ -121,9 +121,17 @@ class SttConfig:
 
 @dataclass(frozen=True)
 class LlmConfig:
-    backend: str = _spec("embedded", choices=("embedded", "openai"),
-                         doc="embedded: llama.cpp in this process; openai: an OpenAI-compatible "
+    backend: str = _spec("embedded", choices=("embedded", "engine", "openai"),
+                         doc="embedded: llama.cpp in this process, a context per call; engine: "
+                             "llama.cpp's llama-server started by the gateway, every call "
+                             "batched in each decode step; openai: an OpenAI-compatible "
                              "streaming chat server ([llm] base_url)")
+    engine_binary: str = _spec("", doc="engine backend: the llama-server to run; empty = the one "
+                                       "scripts/setup.sh built into the virtualenv (a CUDA "
+                                       "build goes here)")
+    engine_slots: int = _spec(0, lo=0, hi=256,
+                              doc="engine backend: conversations decoded together; 0 = [sip] "
+                                  "max_calls + 1 (the tool router)")
     base_url: str = _spec("http://127.0.0.1:8080/v1",
                           doc="openai backend: the server's API root; /chat/completions is added")
     server_model: str = _spec("", doc="openai backend: the request's model name (vLLM and "
@@ -440,6 +448,9 @@ def business_of(b: BusinessConfig):  # -> pipeline.facts.business.Business | Non
 def _check_llm(llm: LlmConfig, env: Mapping[str, str]) -> None:
     from urllib.parse import urlsplit
 
+    if llm.backend == "engine" and llm.engine_binary and not Path(llm.engine_binary).is_file():
+        raise ConfigError(f"[llm] engine_binary = {llm.engine_binary!r}: no such file (the "
+                          "llama-server to run; empty = the one scripts/setup.sh built)")
     if llm.backend != "openai":
         return
     url = urlsplit(llm.base_url)

@@ -48,7 +48,7 @@ REG_FAILURE_KINDS = ("4xx", "5xx", "6xx", "timeout", "transport")
 DTMF_METHODS = ("rfc4733", "sip_info")
 TRANSFER_OUTCOMES = ("accepted", "failed", "timeout")
 RECORD_STAGES = ("open", "media", "turn", "close", "observer")
-LLM_BACKENDS = ("embedded", "openai")
+LLM_BACKENDS = ("embedded", "engine", "openai")
 SPEECH_SERVICE_ERRORS = ("refused", "unreachable", "timeout", "closed", "protocol", "server",
                          "circuit_open")
 """pipeline.wyoming.client.KINDS (a test keeps them equal)."""
@@ -183,7 +183,8 @@ class Metrics:
         for b in LLM_BACKENDS:
             self.llm_first_token.labels(b)
         for k in ERROR_KINDS:
-            self.llm_errors.labels("openai", k)
+            for b in LLM_BACKENDS[1:]:  # the server backends
+                self.llm_errors.labels(b, k)
         for o in CALL_OUTCOMES:
             self.calls.labels(o)
         for s in STAGES:

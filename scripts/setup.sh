@@ -97,6 +97,43 @@ build_llama_wheel() {
     mv "$WHEELS.tmp"/llama_cpp_python-*.whl "$WHEELS"/ && rmdir "$WHEELS.tmp" 2>/dev/null || true
 }
 
+# llama.cpp's own server (the [llm] backend "engine"), built from the sources the
+# llama-cpp-python sdist carries (the same llama.cpp, the same CPU flags); the web UI is not
+# built (it would be downloaded), nor TLS (the engine listens on loopback).
+build_llama_server() {
+    local bin="$WHEELS/llama-server-$LLAMA_VERSION"
+    if [ ! -x "$bin" ]; then
+        say "building llama-server $LLAMA_VERSION (the LLM engine; ~5-10 min once, cached in $WHEELS)"
+        local log="$CACHE/llama-server-build.log" src="$CACHE/llama-server-src"
+        rm -rf "$src" && mkdir -p "$src"
+        "$VENV/bin/pip" download -q --no-deps --no-binary :all: -d "$src" \
+            "llama-cpp-python==$LLAMA_VERSION" >"$log" 2>&1 \
+            || { tail -n 20 "$log" >&2; die "cannot fetch the llama-cpp-python sources"; }
+        tar -xzf "$src"/llama_cpp_python-*.tar.gz -C "$src" \
+            || die "cannot unpack the llama-cpp-python sources"
+        local tree
+        tree="$(ls -d "$src"/llama_cpp_python-*/vendor/llama.cpp)"
+        # shellcheck disable=SC2086 # the flags are separate words
+        { cmake -S "$tree" -B "$src/build" -DCMAKE_BUILD_TYPE=Release $LLAMA_CMAKE_ARGS \
+              -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON \
+              -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF \
+              -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
+          && cmake --build "$src/build" --target llama-server -j "$(nproc)"; } >>"$log" 2>&1 &
+        local pid=$! last=""
+        while kill -0 "$pid" 2>/dev/null; do
+            sleep 15
+            local pct
+            pct="$(grep -o '\[ *[0-9]*%\]' "$log" 2>/dev/null | tail -n 1 || true)"
+            [ -n "$pct" ] && [ "$pct" != "$last" ] && say "  llama-server build $pct" && last="$pct"
+        done
+        wait "$pid" || { tail -n 30 "$log" >&2; die "llama-server build failed (log: $log)"; }
+        cp "$src/build/bin/llama-server" "$bin.tmp" && chmod 0755 "$bin.tmp" && mv "$bin.tmp" "$bin"
+        rm -rf "$src"
+    fi
+    cp "$bin" "$VENV/bin/llama-server.tmp" && chmod 0755 "$VENV/bin/llama-server.tmp" \
+        && mv "$VENV/bin/llama-server.tmp" "$VENV/bin/llama-server"
+}
+
 install() {
     local with_test="${1:-}"
     apt_install "${APT_RUN[@]}"
@@ -109,6 +146,7 @@ install() {
         "$VENV/bin/pip" install -q --upgrade pip
     fi
     build_llama_wheel
+    build_llama_server
     local extras="" stamp
     [ "$with_test" = "--test" ] && extras="[test]"
     stamp="$VENV/.installed-$( (cat "$ROOT/pyproject.toml" "$0"; echo "$WHEELS") | sha256sum | cut -c1-16)${extras:+-test}"

@@ -170,7 +170,7 @@ def test_request_body_keeps_messages_and_asks_for_the_prompt_cache():
 
 @pytest.mark.parametrize(("toml", "needle"), [
     ("[llm]\nbackend = 'remote'", "[llm] backend = 'remote' is invalid: expected one of "
-                                  "'embedded', 'openai'"),
+                                  "'embedded', 'engine', 'openai'"),
     ("[llm]\nbackend = 'openai'\nbase_url = 'localhost:8080'", "[llm] base_url = "
                                                                "'localhost:8080' is invalid"),
     ("[llm]\nbackend = 'openai'\nbase_url = 'http://h:99999/v1'", "bad port"),

@@ -131,6 +131,9 @@ class LlmPool:
         self._router = None if not self.tools else self.model.context(1024, threads)
         self._router_lock = threading.Lock()
 
+    def close(self) -> None:
+        """Nothing to stop: the contexts go with the process."""
+
     def warm_up(self) -> None:
         """Evaluate the system prompt (and greeting) in every context: every call's first
         request shares that prefix, so no caller waits for it."""

@@ -26,11 +26,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pipeline.reply.breaker import CircuitBreaker
 from pipeline.reply.sse import ChunkReader, SseDecoder, StreamError
+
+if TYPE_CHECKING:
+    from pipeline.reply.engine import LlmEngine
 
 log = logging.getLogger(__name__)
 
@@ -247,8 +250,14 @@ class OpenAiLlm:
 
     def __init__(self, settings: ServerSettings, system_prompt: str = "", greeting: str = "",
                  tools: list[dict] | None = None, breaker: CircuitBreaker | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 engine: LlmEngine | None = None) -> None:
         self.settings = settings
+        self.engine = engine
+        """The llama-server this process started ([llm] backend = "engine"); None: a server
+        run by someone else."""
+        if engine is not None:
+            self.backend = "engine"
         self.system_prompt = system_prompt
         self.greeting = greeting
         self.tools = tools or None
@@ -262,6 +271,11 @@ class OpenAiLlm:
                            f"{self.breaker.retry_in(self.clock()):.0f} s")
         body = chat_body(messages, max_tokens, temperature, self.settings, **kw)
         return ChatStream(self.settings, body, self.breaker, self.clock)
+
+    def close(self) -> None:
+        """Stop the engine this process started (a server run by someone else stays up)."""
+        if self.engine is not None:
+            self.engine.stop()
 
     def acquire(self, timeout: float = 5.0) -> RemoteChat:
         return RemoteChat(self)
