@@ -36,6 +36,24 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def free_baresip_port(host: str = "127.0.0.1") -> int:
+    """A SIP port for baresip: it listens on UDP and TCP at the port and on TLS at the next
+    one, and gives up its call when any of the three is taken (a free UDP port alone once
+    collided with another process's TCP socket)."""
+    for _ in range(100):
+        port = free_udp_port(host)
+        if port >= 65535:
+            continue
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind((host, port))
+                b.bind((host, port + 1))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free SIP port for baresip")
+
+
 def need(*tools: str) -> None:
     import pytest
 
@@ -320,7 +338,7 @@ def baresip_call(workdir: Path, target: str, source: np.ndarray, rate: int = 160
     rec.mkdir()
     src = workdir / "source.wav"
     write_wav(src, source, rate)
-    sip_port = free_udp_port()
+    sip_port = free_baresip_port()
     rtp_lo = 30000 + (sip_port % 1000) * 20
     (workdir / "config").write_text(BARESIP_CONFIG.format(
         sip_port=sip_port, source=src, rate=rate, rec_dir=rec, rtp_lo=rtp_lo,

@@ -277,6 +277,21 @@ class OpenAiLlm:
         if self.engine is not None:
             self.engine.stop()
 
+    def prefill(self, chat: RemoteChat, messages: list[dict[str, str]]) -> None:
+        """Have the engine read ``messages`` (the history, the start of the facts note) while
+        the caller still talks: llama-server keeps them in the slot whose prompt is most alike,
+        where the reply's request lands, and then reads only the turn's new words. A server
+        run by someone else is left alone (its cache policy is unknown)."""
+        if self.engine is None:
+            return
+        from pipeline.reply.llm import stream_chat
+
+        try:
+            for _ in stream_chat(chat, messages, 1, 0.0):
+                pass
+        except LlmError as e:  # the reply's own request will meet (and report) the failure
+            log.debug("prefill on the engine failed: %s", e)
+
     def acquire(self, timeout: float = 5.0) -> RemoteChat:
         return RemoteChat(self)
 
