@@ -283,15 +283,18 @@ def engine_binary(cfg: Config) -> Path:
     return path
 
 
-def start_engine(cfg: Config, model: Path) -> LlmEngine:
-    """The engine backend's llama-server, started and loaded (its lifetime is the process's)."""
+def start_engine(cfg: Config, model: Path, host: str = "127.0.0.1",
+                 port: int = 0) -> LlmEngine:
+    """The engine backend's llama-server, started and loaded (its lifetime is the process's;
+    ``port`` 0: a free one)."""
     from pipeline.reply.engine import EngineSettings, LlmEngine
 
     llm = cfg.llm
     engine = LlmEngine(EngineSettings(
         binary=engine_binary(cfg), model=model,
         slots=llm.engine_slots or cfg.sip.max_calls + 1, context_per_slot=llm.context_tokens,
-        threads=llm.threads, batch_tokens=llm.batch_tokens, gpu_layers=llm.gpu_layers))
+        threads=llm.threads, batch_tokens=llm.batch_tokens, gpu_layers=llm.gpu_layers,
+        host=host, port=port))
     engine.start()
     return engine
 

@@ -29,6 +29,14 @@ def _parser() -> argparse.ArgumentParser:
                         "as edge/run.sh expects)")
     w.add_argument("--config", dest="workers_config", metavar="FILE",
                    help="TOML config shared by the workers (same as the global --config)")
+    e = sub.add_parser("llm-server", help="run the LLM engine (llama-server, the config's "
+                                          "[llm] model) alone, e.g. on a model box for "
+                                          "gateways with [llm] backend = \"openai\"")
+    e.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    e.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
+    e.add_argument("--slots", type=int, default=0, metavar="N",
+                   help="conversations decoded together (default [llm] engine_slots, or "
+                        "[sip] max_calls + 1)")
     m = sub.add_parser("models", help="assemble and verify the bundled models (sha256)")
     m.add_argument("--quiet", action="store_true")
     c = sub.add_parser("calls", help="list recent calls from the call journal; "
@@ -148,6 +156,35 @@ def _write_html(rec: dict, out: str, audio_dir: str | None) -> int:
     return 0
 
 
+def _llm_server(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    """The engine the gateway would start, in the foreground until SIGTERM/SIGINT."""
+    import dataclasses
+    import signal
+    import threading
+
+    from gateway.app import setup_logging, start_engine
+    from pipeline import models
+
+    setup_logging(cfg.log.level)
+    llm = dataclasses.replace(cfg.llm, engine_slots=args.slots or cfg.llm.engine_slots)
+    cfg = dataclasses.replace(cfg, llm=llm)
+    try:
+        model = models.resolve("", cfg.llm.model, cfg.llm.model_sha256, "", cfg.llm.bundled,
+                               embedded_llm=True).llm
+        assert model is not None
+        engine = start_engine(cfg, model, host=args.host, port=args.port)
+    except (models.ModelError, FileNotFoundError, RuntimeError) as e:
+        print(f"voicebot: llm-server: {e}", file=sys.stderr)
+        return 3
+    print(f"voicebot llm-server ready: {engine.base_url}", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    engine.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if getattr(args, "workers_config", None):
@@ -169,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
 
         base = workers.DEFAULT_BASE_PORT if args.base_port is None else args.base_port
         return workers.main(cfg, args.workers, base, args.config)
+    if args.command == "llm-server":
+        return _llm_server(args, cfg)
     if args.command == "models":
         from pipeline import models
 

@@ -186,3 +186,31 @@ def test_a_call_is_answered_through_the_engine(tmp_path):
     while Path(f"/proc/{engine_pid}").exists() and _state(engine_pid) != "Z":
         assert time.monotonic() < deadline, "the engine outlived the gateway"
         time.sleep(0.1)
+
+
+@needs_engine
+def test_voicebot_llm_server_runs_the_engine_alone(tmp_path):
+    """The model box's command: the same engine in the foreground, ended by SIGTERM."""
+    from tests.harness import free_tcp_port
+
+    port = free_tcp_port()
+    proc = subprocess.Popen([str(Path(sys.prefix) / "bin" / "voicebot"), "llm-server",
+                             "--port", str(port), "--slots", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "llm-server ready" in line:
+                break
+        assert lines and f"http://127.0.0.1:{port}/v1" in lines[-1], "".join(lines)[-3000:]
+        llm = OpenAiLlm(ServerSettings(f"http://127.0.0.1:{port}/v1", first_token_timeout=60.0))
+        assert "paris" in ask(llm, "What is the capital of France?").lower()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        with pytest.raises(LlmError):
+            ask(llm, "Still there?")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
