@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -45,6 +46,9 @@ class EngineSettings:
     cache_reuse: int = 256
     """Smallest run of tokens a slot shifts in its cache instead of reading again."""
     gpu_layers: int = 0
+    nice: int = 5
+    """Scheduling niceness of the server: its threads spin while they decode, and the call's
+    own work (media, speech in and out) must not wait behind them on a small box."""
     host: str = "127.0.0.1"
     port: int = 0
     """0: a free port, chosen at each start."""
@@ -66,9 +70,14 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+def _child_setup(nice: int) -> Callable[[], None]:
+    def setup() -> None:  # runs in the child between fork and exec
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if nice:
+            os.nice(nice)
+
+    return setup
 
 
 class LlmEngine:
@@ -85,6 +94,8 @@ class LlmEngine:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
+        self.on_restart: Callable[[], None] = lambda: None
+        """Called once a restarted server is ready (its slots are empty again)."""
 
     @property
     def base_url(self) -> str:
@@ -124,7 +135,8 @@ class LlmEngine:
         cmd = command(self.settings, self.port)
         log.info("LLM engine: %s", " ".join(cmd))
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                                stderr=subprocess.STDOUT,
+                                preexec_fn=_child_setup(self.settings.nice))
         with self._lock:
             self._proc = proc
         threading.Thread(target=self._pump, args=(proc,), name="llm-engine-log",
@@ -184,3 +196,8 @@ class LlmEngine:
                 self.restarts += 1
             except (OSError, RuntimeError) as e:
                 log.error("LLM engine restart failed: %s", e)
+                continue
+            try:
+                self.on_restart()
+            except Exception:  # noqa: BLE001 - the server is up; calls are answered anyway
+                log.exception("warming the restarted LLM engine failed")

@@ -258,6 +258,7 @@ class OpenAiLlm:
         run by someone else."""
         if engine is not None:
             self.backend = "engine"
+            engine.on_restart = self.warm_up
         self.system_prompt = system_prompt
         self.greeting = greeting
         self.tools = tools or None
@@ -277,21 +278,6 @@ class OpenAiLlm:
         if self.engine is not None:
             self.engine.stop()
 
-    def prefill(self, chat: RemoteChat, messages: list[dict[str, str]]) -> None:
-        """Have the engine read ``messages`` (the history, the start of the facts note) while
-        the caller still talks: llama-server keeps them in the slot whose prompt is most alike,
-        where the reply's request lands, and then reads only the turn's new words. A server
-        run by someone else is left alone (its cache policy is unknown)."""
-        if self.engine is None:
-            return
-        from pipeline.reply.llm import stream_chat
-
-        try:
-            for _ in stream_chat(chat, messages, 1, 0.0):
-                pass
-        except LlmError as e:  # the reply's own request will meet (and report) the failure
-            log.debug("prefill on the engine failed: %s", e)
-
     def acquire(self, timeout: float = 5.0) -> RemoteChat:
         return RemoteChat(self)
 
@@ -308,11 +294,13 @@ class OpenAiLlm:
         prefix = [{"role": "system", "content": self.system_prompt}]
         if self.greeting:
             prefix.append({"role": "assistant", "content": self.greeting})
+        first = [*prefix, {"role": "user", "content": "Hello"}]
         t0 = self.clock()
         try:
             self.route("Hello")
-            for _ in stream_chat(self.acquire(), [*prefix, {"role": "user", "content": "Hello"}],
-                                 max_tokens=4, temperature=0.0):
+            if self.engine is not None:
+                self.fill_slots(first)
+            for _ in stream_chat(self.acquire(), first, max_tokens=4, temperature=0.0):
                 pass
         except LlmError as e:
             log.warning("LLM server %s did not answer the warm-up (%s); calls hear the "
@@ -320,6 +308,32 @@ class OpenAiLlm:
             return
         log.info("LLM server %s answered the warm-up in %.2f s", self.settings.base_url,
                  self.clock() - t0)
+
+    def fill_slots(self, messages: list[dict[str, str]]) -> None:
+        """Read the calls' prompt prefix into every slot of the engine, all at once (each
+        request takes an idle slot). A call then starts on a slot that holds it, as the
+        embedded backend copies it into each context: 4 calls whose first turns each read
+        the ~230-token prefix waited up to 10-15 s for their first words (1.5B, 2 cores)."""
+        from pipeline.reply.llm import stream_chat
+
+        assert self.engine is not None
+        errors: list[LlmError] = []
+
+        def one() -> None:
+            try:
+                for _ in stream_chat(self.acquire(), messages, 1, 0.0):
+                    pass
+            except LlmError as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=one, name=f"engine-slot-{i}")
+                   for i in range(self.engine.settings.slots)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
 
     def route(self, caller_text: str,
               cancelled: Callable[[], bool] = lambda: False) -> str | None:
