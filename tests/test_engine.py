@@ -154,7 +154,14 @@ def test_a_call_is_answered_through_the_engine(tmp_path):
 
     from pipeline import models
     from pipeline.stt.whisper import WhisperStt
-    from tests.harness import GatewayProcess, active_spans, baresip_call, espeak, need
+    from tests.harness import (
+        GatewayProcess,
+        active_spans,
+        answered,
+        baresip_call,
+        espeak,
+        need,
+    )
     from tests.test_llm_server_e2e import RATE, bot_audio, hear, last_closed_record
 
     need("baresip", "espeak-ng", "sox")
@@ -164,9 +171,12 @@ def test_a_call_is_answered_through_the_engine(tmp_path):
         log = gw.log()
         assert "LLM engine ready on http://127.0.0.1:" in log, log[-3000:]
         q = espeak("What time do you open in the morning?", tmp_path / "q.wav")
+        # the caller hangs up once the answer was played (40 s is only the longest wait: a
+        # check that the engine answers, not of how fast; bench.soak measures that)
         source = np.concatenate([np.zeros(6 * RATE, np.int16), q,
-                                 np.zeros(12 * RATE, np.int16)]).astype(np.int16)
-        result = baresip_call(tmp_path / "caller", gw.uri, source, RATE)
+                                 np.zeros(40 * RATE, np.int16)]).astype(np.int16)
+        result = baresip_call(tmp_path / "caller", gw.uri, source, RATE,
+                              until=answered(gw.workdir / "calls.jsonl", 1))
         q_end = active_spans(result.sent, RATE)[-1][1]
         answer = [s for s in active_spans(result.heard, RATE) if s[0] > q_end]
         assert answer, "the bot never answered"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -46,9 +45,6 @@ class EngineSettings:
     cache_reuse: int = 256
     """Smallest run of tokens a slot shifts in its cache instead of reading again."""
     gpu_layers: int = 0
-    nice: int = 5
-    """Scheduling niceness of the server: its threads spin while they decode, and the call's
-    own work (media, speech in and out) must not wait behind them on a small box."""
     host: str = "127.0.0.1"
     port: int = 0
     """0: a free port, chosen at each start."""
@@ -70,14 +66,9 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _child_setup(nice: int) -> Callable[[], None]:
-    def setup() -> None:  # runs in the child between fork and exec
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if nice:
-            os.nice(nice)
-
-    return setup
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class LlmEngine:
@@ -135,8 +126,10 @@ class LlmEngine:
         cmd = command(self.settings, self.port)
         log.info("LLM engine: %s", " ".join(cmd))
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT,
-                                preexec_fn=_child_setup(self.settings.nice))
+                                # not niced: the gateway's own threads spin between
+                                # decodes (llama.cpp, CTranslate2), and a niced server
+                                # starved behind them (an answer 36 s late on 2 cores)
+                                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         with self._lock:
             self._proc = proc
         threading.Thread(target=self._pump, args=(proc,), name="llm-engine-log",
