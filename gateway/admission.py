@@ -289,8 +289,9 @@ def rx_source(rdata: int) -> str:
     return f"{name.decode('ascii', 'replace')}:{port}"
 
 
-def dropped_rdata(data: int) -> int | None:
-    """The ``pjsip_rx_data`` a dropped datagram was read into, from the drop callback's data.
+def dropped_message(data: int) -> tuple[int, tuple[bytes, bool]] | None:
+    """The ``pjsip_rx_data`` a dropped datagram was read into, from the drop callback's data,
+    and ``rx_message`` of it.
 
     PJSIP's UDP transport reads each datagram at the start of ``rdata->pkt_info.packet``,
     skips the CRLFs that may lead it, and hands the drop callback a pointer to what follows;
@@ -302,8 +303,9 @@ def dropped_rdata(data: int) -> int | None:
     for lead in range(skipped, -1, -1):
         rdata = data - lead - RX_PACKET
         buf = ctypes.c_void_p.from_address(rdata + RX_MSG_BUF).value or 0
-        if buf == data and rx_message(rdata) is not None:
-            return rdata
+        message = rx_message(rdata) if buf == data else None
+        if message is not None:
+            return rdata, message
     return None
 
 
@@ -388,10 +390,10 @@ class InviteGate:
             dropped = _DroppedData.from_address(data)
             if dropped.status == 0 or not dropped.data:
                 return
-            rdata = dropped_rdata(dropped.data)
-            message = None if rdata is None else rx_message(rdata)
-            if rdata is None or message is None:
+            found = dropped_message(dropped.data)
+            if found is None:
                 return
+            rdata, message = found
             refusal = sip_screen.screen(*message)
             if refusal is None:
                 self._log_refused(rdata, message[0], "dropped by PJSIP's parser")

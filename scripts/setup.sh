@@ -73,6 +73,18 @@ LLAMA_CMAKE_ARGS="$(llama_cpu_flags)"
 # one cached wheel per instruction-set choice: a machine with another CPU builds its own
 WHEELS="$WHEELS/cpu-$(printf '%s' "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)"
 
+# Wait for the background build PID, saying its progress (cmake's "[ NN%]" lines in LOG)
+# every 15 s; on failure, show the log's end and return non-zero.
+watch_build() {
+    local pid="$1" log="$2" what="$3" last="" pct
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 15
+        pct="$(grep -o '\[ *[0-9]*%\]' "$log" 2>/dev/null | tail -n 1 || true)"
+        [ -n "$pct" ] && [ "$pct" != "$last" ] && say "  $what $pct" && last="$pct"
+    done
+    wait "$pid" || { tail -n 30 "$log" >&2; return 1; }
+}
+
 build_llama_wheel() {
     mkdir -p "$WHEELS"
     if ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
@@ -86,14 +98,7 @@ build_llama_wheel() {
     CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" CMAKE_ARGS="$LLAMA_CMAKE_ARGS" \
         "$VENV/bin/pip" wheel -v --no-deps --no-cache-dir --wheel-dir "$WHEELS.tmp" \
         "llama-cpp-python==$LLAMA_VERSION" >"$log" 2>&1 &
-    local pid=$! last=""
-    while kill -0 "$pid" 2>/dev/null; do
-        sleep 15
-        local pct
-        pct="$(grep -o '\[ *[0-9]*%\]' "$log" 2>/dev/null | tail -n 1 || true)"
-        [ -n "$pct" ] && [ "$pct" != "$last" ] && say "  llama.cpp build $pct" && last="$pct"
-    done
-    wait "$pid" || { tail -n 30 "$log" >&2; die "llama-cpp-python build failed (log: $log)"; }
+    watch_build $! "$log" "llama.cpp build" || die "llama-cpp-python build failed (log: $log)"
     mv "$WHEELS.tmp"/llama_cpp_python-*.whl "$WHEELS"/ && rmdir "$WHEELS.tmp" 2>/dev/null || true
 }
 
@@ -119,14 +124,7 @@ build_llama_server() {
               -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF \
               -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
           && cmake --build "$src/build" --target llama-server -j "$(nproc)"; } >>"$log" 2>&1 &
-        local pid=$! last=""
-        while kill -0 "$pid" 2>/dev/null; do
-            sleep 15
-            local pct
-            pct="$(grep -o '\[ *[0-9]*%\]' "$log" 2>/dev/null | tail -n 1 || true)"
-            [ -n "$pct" ] && [ "$pct" != "$last" ] && say "  llama-server build $pct" && last="$pct"
-        done
-        wait "$pid" || { tail -n 30 "$log" >&2; die "llama-server build failed (log: $log)"; }
+        watch_build $! "$log" "llama-server build" || die "llama-server build failed (log: $log)"
         cp "$src/build/bin/llama-server" "$bin.tmp" && chmod 0755 "$bin.tmp" && mv "$bin.tmp" "$bin"
         rm -rf "$src"
     fi

@@ -300,8 +300,9 @@ class OpenAiLlm:
             self.route("Hello")
             if self.engine is not None:
                 self.fill_slots(first)
-            for _ in stream_chat(self.acquire(), first, max_tokens=4, temperature=0.0):
-                pass
+            else:
+                for _ in stream_chat(self.acquire(), first, max_tokens=4, temperature=0.0):
+                    pass
         except LlmError as e:
             log.warning("LLM server %s did not answer the warm-up (%s); calls hear the "
                         "apology until it does", self.settings.base_url, e)
