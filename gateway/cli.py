@@ -57,17 +57,93 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--audio-dir", metavar="DIR",
                       help="with --html: draw the caller's turn WAVs kept in DIR "
                            "([log] turn_audio_dir)")
-    serve = cs.add_parser("serve", help="a read-only web page of recent calls, each linked to "
-                                        "its timeline (loopback by default)")
+    serve = cs.add_parser("serve", help="a web page of recent calls, each linked to its "
+                                        "timeline, and the inbox of messages at /messages "
+                                        "(loopback by default)")
     serve.add_argument("--port", type=int, default=None, metavar="N",
                        help="TCP port (default 9480; 0 = any free one)")
-    serve.add_argument("--address", default="127.0.0.1", metavar="ADDR",
+    serve.add_argument("--address", "--host", default="127.0.0.1", metavar="ADDR",
                        help="listen address (default 127.0.0.1: the pages show callers' numbers "
-                            "and words)")
+                            "and words; any other needs an access token in "
+                            "$VOICEBOT_INBOX_TOKEN)")
     serve.add_argument("--audio-dir", metavar="DIR",
                        help="draw the caller's turn WAVs kept in DIR (default: [log] "
                             "turn_audio_dir)")
+    ms = sub.add_parser("messages", help="the messages callers left, newest first (* unread); "
+                                         "'messages show ID' one in full, 'messages read ID' / "
+                                         "'unread ID' mark one")
+    ms.add_argument("--journal", metavar="FILE",
+                    help="call journal whose messages to read (default: [records] path of the "
+                         "config); they are in messages.jsonl beside it")
+    ms.add_argument("--unread", action="store_true", help="only the unread ones")
+    ms.add_argument("--json", action="store_true", help="print the messages as JSON lines")
+    mcs = ms.add_subparsers(dest="messages_command", metavar="{show,read,unread}")
+    mshow = mcs.add_parser("show", help="one message in full: its text, audio file and call")
+    mshow.add_argument("id", help="message id (or a unique prefix)")
+    mshow.add_argument("--json", action="store_true", help="print the message as JSON")
+    for verb in ("read", "unread"):
+        mark = mcs.add_parser(verb, help=f"mark a message {verb}")
+        mark.add_argument("id", help="message id (or a unique prefix)")
     return p
+
+
+def _find_message(messages: list[dict], key: str) -> dict:
+    """A message by id or unique id prefix."""
+    from gateway.records import clean_text
+
+    hits = [m for m in messages if m.get("id") == key] or [
+        m for m in messages if key and str(m.get("id", "")).startswith(key)]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise LookupError(f"no message {clean_text(key)!r}")
+    raise LookupError(f"{clean_text(key)!r} matches {len(hits)} messages: "
+                      + ", ".join(clean_text(m.get("id")) for m in hits[:10]))
+
+
+def _messages(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    import json
+
+    from gateway import records
+    from gateway.inbox import view
+    from gateway.inbox.store import MessageStore, messages_path, read_messages
+
+    path = messages_path(records.journal_path(args.journal or cfg.records.path))
+    messages = read_messages(path)
+    if args.messages_command is None:
+        shown = [m for m in messages if not m.get("read")] if args.unread else messages
+        if args.json:
+            for m in shown:
+                print(json.dumps(records.jsonable(m), ensure_ascii=False))
+        elif shown:
+            print(view.format_list(shown))
+        else:
+            print(f"voicebot: no {'unread ' if args.unread else ''}messages in {path}",
+                  file=sys.stderr)
+        return 0
+    try:
+        m = _find_message(messages, args.id)
+    except LookupError as e:
+        print(f"voicebot: {e.args[0]} in {path}", file=sys.stderr)
+        return 1
+    store = MessageStore(path)
+    if args.messages_command == "show":
+        if args.json:
+            print(json.dumps(records.jsonable(m), ensure_ascii=False))
+        else:
+            print(view.format_message(m, store.audio_path(m)))
+        return 0
+    read = args.messages_command == "read"
+    try:
+        store.mark(m["id"], read)
+    except OSError as e:
+        print(f"voicebot: cannot mark {records.clean_text(m['id'])}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"voicebot: {records.clean_text(m['id'])} marked {'read' if read else 'unread'}",
+          file=sys.stderr)
+    return 0
 
 
 def _calls(args: argparse.Namespace, cfg: config_mod.Config) -> int:
@@ -109,6 +185,7 @@ def _calls(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 
 def _serve(journal: Path, args: argparse.Namespace, turn_audio_dir: str) -> int:
+    import os
     import signal
     import threading
 
@@ -117,14 +194,17 @@ def _serve(journal: Path, args: argparse.Namespace, turn_audio_dir: str) -> int:
     port = calls_web.DEFAULT_PORT if args.port is None else args.port
     try:
         srv = calls_web.server(journal, args.address, port, args.audio_dir or turn_audio_dir
-                               or None, args.limit)
+                               or None, args.limit, os.environ.get(calls_web.TOKEN_ENV) or None)
+    except calls_web.AccessError as e:
+        print(f"voicebot: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         print(f"voicebot: cannot listen on {args.address}:{port}: {e.strerror}", file=sys.stderr)
         return 1
     host, bound = srv.server_address[:2]
     host = f"[{host}]" if ":" in str(host) else host
-    print(f"voicebot: recent calls of {journal} on http://{host}:{bound}/ (read-only; Ctrl-C "
-          "stops)", file=sys.stderr, flush=True)
+    print(f"voicebot: recent calls of {journal} on http://{host}:{bound}/ (messages at "
+          "/messages; Ctrl-C stops)", file=sys.stderr, flush=True)
 
     def stop(*_: object) -> None:
         # not an exception: wsgiref swallows one raised while it finishes a request. shutdown()
@@ -201,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "calls":
         return _calls(args, cfg)
+    if args.command == "messages":
+        return _messages(args, cfg)
     if args.command == "workers":
         from gateway import workers
 

@@ -49,6 +49,7 @@ DTMF_METHODS = ("rfc4733", "sip_info")
 TRANSFER_OUTCOMES = ("accepted", "failed", "timeout")
 RECORD_STAGES = ("open", "media", "turn", "close", "observer")
 LLM_BACKENDS = ("embedded", "engine", "openai")
+NOTIFY_CHANNELS = ("webhook", "mail")
 SPEECH_SERVICE_ERRORS = ("refused", "unreachable", "timeout", "closed", "protocol", "server",
                          "circuit_open")
 """pipeline.wyoming.client.KINDS (a test keeps them equal)."""
@@ -179,7 +180,21 @@ class Metrics:
             "server (an error event), circuit_open (not asked: it failed repeatedly). The call "
             "goes on: an apology, or a clause skipped",
             ["stage", "kind"], registry=r)
+        self.notify_queue_depth = Gauge(
+            "voicebot_notify_queue_depth", "Notifications waiting in the on-disk outbox, by "
+            "channel (webhook, mail); one that only grows: the receiver is down", ["channel"],
+            registry=r)
+        self.notify_delivered = Counter(
+            "voicebot_notify_delivered", "Notifications the receiver accepted, by channel",
+            ["channel"], registry=r)
+        self.notify_failures = Counter(
+            "voicebot_notify_failures", "Notification delivery attempts that failed (retried "
+            "later, never dropped), by channel", ["channel"], registry=r)
         # every label value exists from the start (a dashboard query never finds nothing)
+        for c in NOTIFY_CHANNELS:
+            self.notify_queue_depth.labels(c)
+            self.notify_delivered.labels(c)
+            self.notify_failures.labels(c)
         for b in LLM_BACKENDS:
             self.llm_first_token.labels(b)
         for k in ERROR_KINDS:
