@@ -20,8 +20,8 @@ from pipeline.core.conversation import TurnSettings
 from pipeline.core.end_of_turn import EndOfTurnSettings
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
+    from gateway.metrics import Metrics
+    from gateway.notify.notifier import Notifier
     from pipeline.facts.relevance import FactIndex
     from pipeline.models import Engines
     from pipeline.options import SessionOptions
@@ -125,6 +125,7 @@ def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
     ``tool_policy`` made of [tools])."""
     from gateway.config import business_of
     from pipeline.core.dtmf import KeypadSettings
+    from pipeline.messages.taking import MessagePrompts
     from pipeline.options import SessionOptions
     from pipeline.reply.tools import parse_targets
 
@@ -151,6 +152,9 @@ def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
         failure_offers_transfer=cfg.llm.offer_transfer,
         turn_audio_dir=cfg.log.turn_audio_dir,
         stt_apology=cfg.stt.apology,
+        messages=MessagePrompts(seen=cfg.messages.seen) if cfg.messages.enabled else None,
+        message_offer=cfg.messages.offer,
+        offer_message_after=cfg.business.fallback if business_of(cfg.business) else "",
     )
 
 
@@ -346,7 +350,7 @@ def serve(cfg: Config) -> int:
     limit_malloc_arenas()
     _sys.setswitchinterval(0.001)  # let the media clock thread in between Python glue
     try:
-        observer, close_observability = start_observability(cfg)
+        observer, office, close_observability = start_observability(cfg)
     except OSError as e:  # the journal cannot be opened: no call may go unrecorded
         print(f"voicebot: call journal: {e}", file=sys.stderr)
         return 4
@@ -355,7 +359,8 @@ def serve(cfg: Config) -> int:
         engines = load_engines(
             cfg, tools, lambda stage, kind: observer.metrics.speech_service_errors.labels(
                 stage, kind).inc())
-        gw = Gateway(cfg, engines, session_options(cfg, tools), observer=observer)
+        gw = Gateway(cfg, engines, session_options(cfg, tools), observer=observer,
+                     office=office)
         gw.start()
     except BaseException:
         close_observability()
@@ -384,13 +389,17 @@ def serve(cfg: Config) -> int:
 
 
 def start_observability(cfg: Config):
-    """Metrics registry and server, call journal (closing what a crash left open).
+    """Metrics registry and server, call journal (closing what a crash left open), the
+    message store and the business's notifications ([notify]).
 
-    Returns the call observer and a function that closes them (call after the SIP shutdown).
+    Returns the call observer, the message office (None: [messages] is off) and a function
+    that closes them all (call after the SIP shutdown).
     """
     from prometheus_client import CollectorRegistry
 
     from gateway import records
+    from gateway.inbox.desk import MessageOffice
+    from gateway.inbox.store import MessageStore, messages_path
     from gateway.metrics import Metrics, start_server
     from gateway.observer import CallObserver
 
@@ -407,13 +416,35 @@ def start_observability(cfg: Config):
                     path, len(aborted), ", ".join(aborted))
     journal = records.Journal(path, on_error=lambda e: metrics.journal_errors.inc())
     log.info("call journal: %s", path.resolve())
-    observer = CallObserver(metrics, journal)
+    notifier = start_notifier(cfg, path, metrics)
+    observer = CallObserver(metrics, journal,
+                            on_close=None if notifier is None else notifier.call_ended)
+    store = MessageStore(messages_path(path))
+    office = MessageOffice(store, notifier) if cfg.messages.enabled else None
+    if office is not None:
+        log.info("messages: %s", store.path.resolve())
     server = start_server(registry, cfg.metrics.listen_address, cfg.metrics.port)
 
     def close() -> None:
         observer.close_all("the gateway shut down")
+        if notifier is not None:  # what is not delivered waits on disk for the next start
+            notifier.close()
+        store.close()
         journal.close()
         if server is not None:
             server.close()
 
-    return observer, close
+    return observer, office, close
+
+
+def start_notifier(cfg: Config, journal: Path, metrics: Metrics) -> Notifier | None:
+    """The [notify] channels' outboxes, beside the journal (each worker has its own journal,
+    so its own outboxes); None when no channel is configured."""
+    if not cfg.notify.webhook_url and not cfg.notify.smtp_host:
+        return None
+    from gateway.notify.notifier import Notifier
+
+    state = journal.with_name(f"{journal.stem}.notify")
+    notifier = Notifier(cfg.notify, state, metrics)
+    log.info("notify: %s, queued in %s", " and ".join(notifier.channels), state.resolve())
+    return notifier

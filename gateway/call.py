@@ -29,6 +29,8 @@ class GatewayCall(pj.Call):
         self.name = name
         self.port: CallPort | None = None
         self.session: CallSession | None = None
+        self.record_id = ""  # the call record's id (set as it is answered)
+        self.remote_uri = ""  # the caller's From URI
         self._slot: int | None = None
         self.ended = False
         self.rtp: dict[str, float | int | str] = {}  # last stream statistics seen

@@ -209,8 +209,9 @@ class BusinessConfig:
                                         doc='"item: N": must be ordered or booked N days ahead')
     facts: tuple[str, ...] = _spec((), may_be_empty=True,
                                    doc="other facts, one plain sentence each")
-    fallback: str = _spec("I'm sorry, I don't know that, but I can take a message.",
-                          doc="what the bot says when the facts do not answer")
+    fallback: str = _spec("I'm sorry, I don't know that.",
+                          doc="what the bot says when the facts do not answer (with [messages] "
+                              "on, the bot then offers to take a message)")
     note: bool = _spec(True, doc="each turn, tell the model what the clock and the facts say "
                                  "about the caller's question (open now? that day's hours? "
                                  "a sum?); false = the facts in the prompt only")
@@ -282,6 +283,51 @@ class RecordsConfig:
 
 
 @dataclass(frozen=True)
+class MessagesConfig:
+    enabled: bool = _spec(True, doc="take messages: after the [business] fallback the bot offers "
+                                    "to take one, and a caller who asks can leave one (saved "
+                                    "beside the call journal, sent as [notify] says)")
+    offer: str = _spec("Would you like to leave a message?",
+                       doc="said after the [business] fallback; the caller's yes starts taking "
+                           "a message")
+    seen: str = _spec("the team will see it within one business day",
+                      doc='when the business will see a message: "Your message is saved, and '
+                          '<seen>."')
+
+
+NOTIFY_EVENTS = ("message", "call_end")
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    webhook_url: str = _spec("", doc="POST each event as JSON to this http:// or https:// URL; "
+                                      "empty = no webhook")
+    webhook_secret_env: str = _spec(
+        "VOICEBOT_WEBHOOK_SECRET", doc="environment variable holding the webhook's HMAC secret "
+                                       "(X-Voicebot-Signature); not set = unsigned, with a "
+                                       "warning at start")
+    webhook_events: tuple[str, ...] = _spec(NOTIFY_EVENTS, choices=NOTIFY_EVENTS,
+                                            doc="events the webhook receives")
+    smtp_host: str = _spec("", doc="mail server that sends each message by e-mail; empty = no "
+                                   "mail")
+    smtp_port: int = _spec(587, lo=1, hi=65535)
+    smtp_security: str = _spec("starttls", choices=("starttls", "tls", "none"),
+                               doc="starttls: upgrade after connecting (port 587); tls: TLS "
+                                   "from the start (port 465); none: plain (a local relay)")
+    smtp_user_env: str = _spec("VOICEBOT_SMTP_USER", doc="environment variable holding the SMTP "
+                                                         "user name; not set = no login")
+    smtp_password_env: str = _spec("VOICEBOT_SMTP_PASSWORD",
+                                   doc="environment variable holding the SMTP password")
+    mail_from: str = _spec("", doc="sender address; required with smtp_host")
+    mail_to: tuple[str, ...] = _spec((), may_be_empty=True,
+                                     doc="recipient addresses; required with smtp_host")
+    timeout_seconds: float = _spec(10.0, lo=0.5, hi=300.0,
+                                   doc="one delivery attempt, connect to answer")
+    max_backoff_seconds: float = _spec(300.0, lo=1.0, hi=86400.0,
+                                       doc="longest wait between retries (1 s, doubling)")
+
+
+@dataclass(frozen=True)
 class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
@@ -295,13 +341,16 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     records: RecordsConfig = field(default_factory=RecordsConfig)
+    messages: MessagesConfig = field(default_factory=MessagesConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
 
 SECTIONS: dict[str, type] = {
     "sip": SipConfig, "registration": RegistrationConfig, "turn": TurnConfig, "stt": SttConfig,
     "llm": LlmConfig, "business": BusinessConfig, "tts": TtsConfig, "tools": ToolsConfig,
     "dtmf": DtmfConfig, "log": LogConfig,
-    "metrics": MetricsConfig, "records": RecordsConfig,
+    "metrics": MetricsConfig, "records": RecordsConfig, "messages": MessagesConfig,
+    "notify": NotifyConfig,
 }
 ENV_PREFIX = "VOICEBOT_"
 
@@ -467,6 +516,43 @@ def _check_llm(llm: LlmConfig, env: Mapping[str, str]) -> None:
                           "is not set (it should hold the server's API key)")
 
 
+def _check_address(key: str, addr: str) -> None:
+    from email.utils import parseaddr
+
+    # a CR/LF here would let the address add its own mail headers
+    controls = any(ord(c) < 0x20 or c == "\x7f" for c in addr)
+    if controls or "@" not in parseaddr(addr)[1]:
+        raise ConfigError(f"[notify] {key}: {addr!r} is invalid: expected an e-mail address "
+                          "such as 'Front desk <desk@example.org>'")
+
+
+def _check_notify(n: NotifyConfig) -> None:
+    from urllib.parse import urlsplit
+
+    if n.webhook_url:
+        url = urlsplit(n.webhook_url)
+        try:
+            url.port  # noqa: B018 - raises on a bad port
+            ok = url.scheme in ("http", "https") and bool(url.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"[notify] webhook_url = {n.webhook_url!r} is invalid: expected an "
+                              "http:// or https:// URL such as 'https://example.org/voicebot'; "
+                              "empty = no webhook")
+    if not n.smtp_host:
+        return
+    if not n.mail_from:
+        raise ConfigError("[notify] mail_from is empty: [notify] smtp_host is set, so mail needs "
+                          "a sender address")
+    if not n.mail_to:
+        raise ConfigError("[notify] mail_to is empty: [notify] smtp_host is set, so mail needs "
+                          "at least one recipient")
+    _check_address("mail_from", n.mail_from)
+    for addr in n.mail_to:
+        _check_address("mail_to", addr)
+
+
 def _check_cross(cfg: Config) -> None:
     _check_stt(cfg.stt)
     _check_uri("stt", cfg.stt.backend, cfg.stt.uri)
@@ -474,6 +560,7 @@ def _check_cross(cfg: Config) -> None:
     business_of(cfg.business)
     _check_tools(cfg.tools, cfg.dtmf)
     _check_registration(cfg.registration)
+    _check_notify(cfg.notify)
     for key, addr in (("listen_address", cfg.sip.listen_address),
                       ("public_address", cfg.sip.public_address)):
         if addr:

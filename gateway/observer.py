@@ -148,6 +148,9 @@ class _Live:
     transfers: list[dict[str, Any]] = field(default_factory=list)
     open_line: dict[str, Any] | None = None
     open_written: bool = False  # else the close tries the open line again
+    said: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Turn -> what was said and how fast (the call's end event)."""
+    message_ids: list[str] = field(default_factory=list)
 
 
 class CallObserver:
@@ -163,9 +166,13 @@ class CallObserver:
 
     def __init__(self, metrics: Metrics, journal: Journal | None = None,
                  mono: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 on_close: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.metrics = metrics
         self.journal = journal
+        self.on_close = on_close
+        """Given each call's end event (``call_end_event``) after its close line: the
+        business's notifications."""
         self._mono, self._wall = mono, wall
         self._calls: dict[str, _Live] = {}
         self._closed: dict[str, _Live] = {}
@@ -280,6 +287,14 @@ class CallObserver:
                                    "reason": reason, "t": round(self._mono() - live.t0, 3)})
 
     @_safe
+    def message_saved(self, key: str, message_id: str) -> None:
+        """The caller left a message (the store has it): the call's record names it."""
+        live = self._calls.get(key)
+        if live is not None:
+            live.message_ids.append(message_id)
+            self._emit({"type": "message", "id": live.id, "message_id": message_id}, "turn")
+
+    @_safe
     def pipeline_error(self, key: str, stage: str) -> None:
         self.metrics.pipeline_errors.labels(stage).inc()
         self.mark_outcome(key, "failed")
@@ -304,6 +319,11 @@ class CallObserver:
         with self._lock:
             first = entry["turn"] not in live.reported
             live.reported.add(entry["turn"])
+            live.said[entry["turn"]] = {
+                "caller": entry["caller_text"],
+                "bot": entry["heard_text"] if entry["interrupted"] else entry["bot_text"],
+                "ttfa_ms": (None if entry["ttfa_seconds"] is None
+                            else round(entry["ttfa_seconds"] * 1000))}
         if first:
             try:
                 self._count_turn(live, entry)
@@ -407,7 +427,12 @@ class CallObserver:
                                            "failed": "a pipeline stage failed"}.get(outcome, ""),
                     "turn_count": len(live.reported), "barge_ins": live.barge_ins,
                     "dtmf": list(live.dtmf), "transfers": list(live.transfers),
-                    "rtp": dict(live.rtp)}, "close")
+                    "messages": list(live.message_ids), "rtp": dict(live.rtp)}, "close")
+        if self.on_close is not None:
+            try:
+                self.on_close(call_end_event(live, outcome, duration, ts))
+            except Exception as e:  # noqa: BLE001 - the call is over; its record is written
+                self._failed("close", e, "queuing the call's end event")
 
     @_safe
     def close_all(self, cause: str) -> None:
@@ -419,6 +444,19 @@ class CallObserver:
         for live in left:
             self._close(live, None, "", True, cause, self.now())
 
+
+
+def call_end_event(live: _Live, outcome: str, duration: float, end_ts: float) -> dict[str, Any]:
+    """What the business is told when a call ends: who, how it ended, what was said, how
+    fast the bot answered, and the messages left."""
+    turns = [live.said[k] for k in sorted(live.said)]
+    ttfa = sorted(t["ttfa_ms"] for t in turns if t["ttfa_ms"] is not None)
+    return {"event": "call_end", "call_id": live.id, "start": _iso(live.ts0),
+            "end": _iso(end_ts), "duration_seconds": round(duration, 3), "outcome": outcome,
+            "caller": (live.open_line or {}).get("remote_uri", ""), "turns": turns,
+            "ttfa_ms": {"p50": ttfa[len(ttfa) // 2] if ttfa else None,
+                        "max": ttfa[-1] if ttfa else None},
+            "message_ids": list(live.message_ids)}
 
 
 def detached_observer() -> CallObserver:

@@ -374,6 +374,10 @@ def fold(lines: Iterable[bytes | str]) -> Folded:
         elif kind == "close":
             rec.update({k: v for k, v in body.items() if k != "turns"})
             rec["state"] = "closed"
+        elif kind == "message":  # a message the caller left (the close line lists them too)
+            ids = rec.setdefault("messages", [])
+            if body.get("message_id") not in ids:
+                ids.append(body.get("message_id"))
         else:
             out.torn.append((n, text[:80]))
     for cid, by_no in turns.items():

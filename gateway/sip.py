@@ -31,6 +31,7 @@ from gateway.audio_edges import AudioEdges
 from gateway.call import BotAccount, GatewayCall
 from gateway.call_control import CallControl
 from gateway.config import Config
+from gateway.inbox.desk import MessageOffice
 from gateway.media_port import CallPort, init_fast_path, pcm_format
 from gateway.observer import CallObserver, detached_observer
 from gateway.sip_screen import Refusal
@@ -64,8 +65,11 @@ class Gateway(CallControl):
 
     def __init__(self, cfg: Config, engines: Engines, options: SessionOptions,
                  call_done: Callable[[GatewayCall], None] = lambda c: None,
-                 observer: CallObserver | None = None) -> None:
+                 observer: CallObserver | None = None,
+                 office: MessageOffice | None = None) -> None:
         self.cfg = cfg
+        self.office = office
+        """Where callers' messages go (None: no messages are taken)."""
         self.engines = engines
         self.options = options  # every call's session settings (built by gateway/app.py)
         self.call_done = call_done
@@ -268,14 +272,18 @@ class Gateway(CallControl):
         call.log.info("incoming from %s to %s", ci.remoteUri, ci.localUri)
         op.statusCode = pj.PJSIP_SC_OK
         # the call's record is on disk before the 200 OK leaves: no answered call is missing
-        self.observer.answering(call.name, {
+        call.record_id = self.observer.answering(call.name, {
             "remote_uri": ci.remoteUri, "local_uri": ci.localUri,
-            "remote_contact": ci.remoteContact, "sip_call_id": ci.callIdString})
+            "remote_contact": ci.remoteContact, "sip_call_id": ci.callIdString}) or ""
+        call.remote_uri = ci.remoteUri
         call.answer(op)
         self.stats.answered += 1
 
     def start_media(self, call: GatewayCall) -> None:
         """Create the call's port and conversation (on the pjsua thread, at media-up)."""
+        desk = None if self.office is None else self.office.desk(
+            call.record_id, call.remote_uri,
+            on_saved=lambda mid, name=call.name: self.observer.message_saved(name, mid))
         session = CallSession(
             call.name, testfault.engines_for(self.engines, self.fault, call.name),
             self.options,
@@ -286,7 +294,8 @@ class Gateway(CallControl):
             transfer=lambda uri, name=call.name: self.control.put(
                 lambda: self.start_transfer(name, uri)),
             hang_up=lambda cause, name=call.name: self.control.put(
-                lambda: self.bot_hang_up(name, cause)))
+                lambda: self.bot_hang_up(name, cause)),
+            caller=call.remote_uri, desk=desk)
         # audible edges for TTFA, on the session's clock
         edges = self.observer.media_started(call.name, session, AudioEdges(clock=session.clock))
         if self._free_ports:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pipeline.core.conversation import TurnSettings
 from pipeline.core.dtmf import KeypadSettings
 from pipeline.facts.business import Business
+from pipeline.messages.taking import MessagePrompts
 from pipeline.reply.tools import ToolPolicy
 
 
@@ -53,3 +54,11 @@ class SessionOptions:
     """If set, each caller turn's audio is written there as WAV (debugging)."""
     stt_apology: str = "Sorry, I didn't catch that. Could you say it again?"
     """Said after a turn the speech-to-text server failed on (empty: say nothing)."""
+    messages: MessagePrompts | None = None
+    """Taking messages ([messages]): what the bot says while taking one (None: it takes none,
+    and nothing offers one)."""
+    message_offer: str = ""
+    """Said after a reply that says ``offer_message_after`` ([messages] offer): the caller's
+    yes starts taking a message."""
+    offer_message_after: str = ""
+    """The [business] fallback."""

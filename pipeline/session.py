@@ -55,6 +55,7 @@ from pipeline.core.conversation import (
 )
 from pipeline.core.dtmf import KeyEvent, KeyEventKind, entry_text
 from pipeline.facts.turns import CallFacts
+from pipeline.messages.taking import MessageDesk
 from pipeline.models import Engines
 from pipeline.options import SessionOptions
 from pipeline.reply.history import ChatHistory
@@ -90,7 +91,10 @@ class CallSession:
                  transfer: Callable[[str], None] | None = None,
                  hang_up: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 caller: str = "", desk: MessageDesk | None = None) -> None:
+        """``caller``: the From URI; ``desk``: where a message the caller leaves goes (None:
+        this call takes none)."""
         self.call_id = call_id
         self.engines = engines
         self.options = options
@@ -143,7 +147,8 @@ class CallSession:
         self._stop = threading.Event()
         self._worker = ReplyWorker(call_id, engines, options, _CallActions(self),
                                    on_idle=lambda: self._inbox.put(_Call(self._check_done)),
-                                   log=self.log, clock=clock, thread_init=thread_init)
+                                   log=self.log, clock=clock, thread_init=thread_init,
+                                   caller=caller, desk=desk)
         self._stt = TurnTranscriber(
             call_id, engines, self._worker.submit,
             on_text=lambda turn_id, rec, text: self._inbox.put(
@@ -448,7 +453,11 @@ class CallSession:
             self.history.add_user(a.text, note)
             messages = self.history.messages()
         then = "" if self.facts is None else self.facts.then_say(note)
-        self._worker.respond(u, rec, messages, then)
+        audio = b""
+        if self.options.messages is not None and rec is not None and not rec.keypad:
+            audio = self._audio.span(rec.speech_start_sample - PRE_ROLL,
+                                     rec.speech_end_sample + POST_ROLL).tobytes()
+        self._worker.respond(u, rec, messages, then, audio)
 
     def _mark_committed(self, rec: TurnRecord) -> None:
         rec.committed = self.clock()

@@ -322,7 +322,7 @@ class CallResult:
 
 def baresip_call(workdir: Path, target: str, source: np.ndarray, rate: int = 16000,
                  codecs: tuple[str, ...] = ("g722",), seconds: float | None = None,
-                 until: Callable[[], bool] | None = None) -> CallResult:
+                 until: Callable[[], bool] | None = None, user: str = "caller") -> CallResult:
     """Dial ``target`` with baresip, play ``source`` as the microphone, record both ways.
 
     G.722 runs at 16 kHz end to end; for G.711 pass rate=8000 (baresip's own resampler would
@@ -330,7 +330,7 @@ def baresip_call(workdir: Path, target: str, source: np.ndarray, rate: int = 160
 
     ``until``: polled while the call lasts; once it is true the caller hangs up (SIGTERM:
     baresip sends BYE and closes its recordings) instead of waiting out the source's silence.
-    A call the other side ends is left at once too.
+    A call the other side ends is left at once too. ``user``: the caller's From user part.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     rec = workdir / "rec"
@@ -343,7 +343,7 @@ def baresip_call(workdir: Path, target: str, source: np.ndarray, rate: int = 160
     (workdir / "config").write_text(BARESIP_CONFIG.format(
         sip_port=sip_port, source=src, rate=rate, rec_dir=rec, rtp_lo=rtp_lo,
         rtp_hi=rtp_lo + 19, codec_modules="\n".join(f"module\t{c}.so" for c in codecs)))
-    (workdir / "accounts").write_text("<sip:caller@127.0.0.1>;regint=0\n")
+    (workdir / "accounts").write_text(f"<sip:{user}@127.0.0.1>;regint=0\n")
     duration = seconds if seconds is not None else len(source) / rate + 1.0
     log_path = workdir / "baresip.log"
     # line-buffered, so that the call's end shows in the log while baresip still runs

@@ -120,7 +120,8 @@ def make_session(stt_texts, reply, session_options=None, **settings):
                       tts=ScriptedTts())
     failures = []
     opts = dict(session_options or {})
-    call_control = {k: opts.pop(k) for k in ("transfer", "hang_up", "clock") if k in opts}
+    call_control = {k: opts.pop(k) for k in ("transfer", "hang_up", "clock", "caller", "desk")
+                    if k in opts}
     options = SessionOptions(settings=ts, greeting="Hi there.", system_prompt="Be brief.",
                              echo_tail_ms=0, **opts)
     s = CallSession("t1", engines, options,

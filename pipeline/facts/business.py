@@ -35,7 +35,7 @@ class Business:
     lead_times: tuple[Item, ...] = ()
     """Item -> whole days ahead it must be ordered or booked."""
     facts: tuple[str, ...] = ()
-    fallback: str = "I don't know that, but I can take a message."
+    fallback: str = "I'm sorry, I don't know that."
 
     def catalog(self) -> tuple[Item, ...]:
         """Every item named in prices or lead times, once (what a caller may ask about)."""

@@ -15,8 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.reply.tools import Decision, ToolCall, ToolPolicy, Verdict, confirmation
+from pipeline.reply.tools import (
+    Decision,
+    ToolCall,
+    ToolPolicy,
+    Verdict,
+    confirmation,
+    take_message_tool,
+)
 
+MESSAGE_TOOL = take_message_tool()
 DECLINED = "Alright, I won't. What else can I do for you?"
 
 
@@ -97,6 +105,13 @@ class ToolDialogue:
         entry = {"name": tool.name, "arguments": args, "decision": "offered",
                  "reason": "the model failed the turn"}
         return Step(StepKind.SAY, entry, self.asked, tool.confirm_prompt(args))
+
+    def offer_message(self, reason: str) -> dict[str, Any]:
+        """The bot's reply offered to take a message ([messages] offer): the caller's yes
+        starts taking it. Returns the entry for the turn's record."""
+        self.asked = Decision(Verdict.ASK_CONFIRMATION, MESSAGE_TOOL, {})
+        return {"name": MESSAGE_TOOL.name, "arguments": {}, "decision": "offered",
+                "reason": reason}
 
     def _settle(self, decision: Decision, entry: dict[str, Any]) -> Step:
         entry["decision"] = decision.verdict.value

@@ -218,9 +218,15 @@ YES = re.compile(r"\b(yes|yeah|yep|sure|please do|please|ok|okay|go ahead|correc
 NO = re.compile(r"\b(no|nope|don't|do not|not|cancel|stop|never mind|wait)\b")
 
 
+NOT_RIGHT = re.compile(r"\b(not|isn'?t|wasn'?t|that'?s not) (right|correct|it)\b"
+                       r"|\b(wrong|incorrect)\b")
+
+
 def confirmation(text: str) -> bool | None:
     """The caller's answer to "shall I ...?": True, False, or None (something else)."""
     t = text.lower()
+    if NOT_RIGHT.search(t):  # "yes, not right": the yes is not the answer
+        return False
     no, yes = NO.search(t), YES.search(t)
     if no and (not yes or no.start() <= yes.start()):
         return False
@@ -282,6 +288,36 @@ def end_call_tool() -> Tool:
         run, side_effect=True,
         caller_said=(r"\b(bye|goodbye|that's all|that is all|that's everything|nothing else|"
                      r"hang up|have a (good|nice|great) (day|one|evening))\b"))
+
+
+TAKE_MESSAGE = "take_message"
+
+# the caller asks to leave a message (never "did you get my message?"): the bot takes it
+MESSAGE_WISH = re.compile(
+    r"\b(leave|take|give|pass (on|along))\b[^.?!]{0,25}\bmessage\b"
+    r"|\b(call|ring|phone) me back\b|\bcall ?back\b|\bvoice ?mail\b|\bget back to me\b"
+    r"|\bhave (someone|somebody|them|her|him)\b[^.?!]{0,20}\b(call|ring|phone|contact)\b",
+    re.IGNORECASE)
+NO_MESSAGE = re.compile(r"\b(don'?t|do not|no need to|not)\b[^.?!]{0,15}\b(leave|take|want|need)\b"
+                        r"|\bno message\b", re.IGNORECASE)
+
+
+def wants_to_leave_message(text: str) -> bool:
+    """The caller asks to leave a message ("can I leave a message?", "have someone call me
+    back"), not declines one ("no, I don't need to leave a message")."""
+    return bool(MESSAGE_WISH.search(text)) and not NO_MESSAGE.search(text)
+
+
+def take_message_tool() -> Tool:
+    """Taking a message: a dialogue of its own (``pipeline/messages/taking.py``) the reply
+    worker runs instead of ``run``; a Tool so that the offer of one is a question the
+    caller's yes confirms like any other. Never offered to the model."""
+    def run(args: dict[str, Any], call: CallActions) -> ToolResult:
+        raise RuntimeError("take_message is run by the reply worker's message taker")
+
+    return Tool(TAKE_MESSAGE, "Take a message for the business.",
+                {"type": "object", "properties": {}}, run, side_effect=True,
+                caller_said=MESSAGE_WISH.pattern)
 
 
 def order_status_tool(path: Path = BUNDLED_ORDERS) -> Tool:

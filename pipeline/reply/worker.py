@@ -14,13 +14,17 @@ filters (``_speakable``) -> TTS -> the utterance (playout). A server backend's f
 
 from __future__ import annotations
 
+import copy
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
 
 from pipeline.audio.utterance import Utterance
+from pipeline.messages.taking import MessageDesk, MessageTaker
+from pipeline.messages.taking import Step as MessageStep
 from pipeline.models import Engines
 from pipeline.options import SessionOptions
 from pipeline.reply.chunker import ClauseChunker
@@ -28,7 +32,14 @@ from pipeline.reply.dialogue import Step, StepKind, ToolDialogue
 from pipeline.reply.guard import REFUSAL, ClauseVerdict, SpeechGuard
 from pipeline.reply.llm import stream_chat
 from pipeline.reply.openai_llm import LlmError
-from pipeline.reply.tools import CallActions, ToolResult, parse_tool_call
+from pipeline.reply.tools import (
+    TAKE_MESSAGE,
+    CallActions,
+    ToolPolicy,
+    ToolResult,
+    parse_tool_call,
+    wants_to_leave_message,
+)
 from pipeline.reply.tts import Speech, TtsUnavailable
 from pipeline.turn_record import TurnRecord
 
@@ -41,7 +52,8 @@ class ReplyWorker:
     def __init__(self, name: str, engines: Engines, options: SessionOptions,
                  actions: CallActions, on_idle: Callable[[], None],
                  log: logging.LoggerAdapter, clock: Callable[[], float] = time.monotonic,
-                 thread_init: Callable[[str], None] = lambda name: None) -> None:
+                 thread_init: Callable[[str], None] = lambda name: None,
+                 caller: str = "", desk: MessageDesk | None = None) -> None:
         self.name = name
         self.engines = engines
         self.options = options
@@ -56,9 +68,17 @@ class ReplyWorker:
         self._secrets = SpeechGuard(
             options.never_say,
             options.system_prompt if options.prompt_secrets is None else options.prompt_secrets)
-        self._dialogue = (ToolDialogue(options.tools, options.transfer_targets)
-                          if options.tools is not None else None)
+        self._dialogue = (ToolDialogue(options.tools or ToolPolicy([]), options.transfer_targets)
+                          if options.tools is not None or options.messages is not None else None)
         self._tool_runner: ToolRunner | None = None
+        self._caller = caller
+        """The caller's From URI (its number is offered as the callback number)."""
+        self._desk = desk if options.messages is not None else None
+        """Where a message the caller leaves is saved (None: no messages are taken)."""
+        self._taker: MessageTaker | None = None
+        """Taking a message: the caller's turns go to it until it is done."""
+        self._taker_before: tuple[Utterance, MessageTaker | None] | None = None
+        """The last turn the taker took, and the taker as it was before it."""
 
     # --- the listener's side (any thread; never blocks) ------------------------------------
 
@@ -69,10 +89,11 @@ class ReplyWorker:
         self._jobs.put(lambda: self._say(u, text))
 
     def respond(self, u: Utterance, rec: TurnRecord | None,
-                messages: list[dict[str, str]], then: str = "") -> None:
+                messages: list[dict[str, str]], then: str = "", audio: bytes = b"") -> None:
         """Answer ``messages``; ``then``: a sentence said after the model's answer (unless the
-        model said it itself)."""
-        self._jobs.put(lambda: self._respond(u, rec, messages, then))
+        model said it itself); ``audio``: the caller's speech of the turn (kept if it is a
+        message being taken)."""
+        self._jobs.put(lambda: self._respond(u, rec, messages, then, audio))
 
     def prefill(self, messages: list[dict[str, str]]) -> None:
         """Read ``messages`` into this call's context (the start of the next reply's prompt;
@@ -122,13 +143,19 @@ class ReplyWorker:
             self.engines.llm.prefill(self._context(), messages)
 
     def _respond(self, u: Utterance, rec: TurnRecord | None,
-                 messages: list[dict[str, str]], then: str = "") -> None:
+                 messages: list[dict[str, str]], then: str = "", audio: bytes = b"") -> None:
         if u.cancelled:
             return
         caller_text = messages[-1]["content"] if messages else ""
+        self._undo_superseded_turn()
+        if self._taker is not None:
+            self._take_message(u, rec, caller_text, audio)
+            self._done_generating(u)
+            return
         if rec is not None:
             rec.llm_backend = getattr(self.engines.llm, "backend", "embedded")
         if self._dialogue is not None and (self._answer_question(u, rec, caller_text)
+                                           or self._message_wish(u, rec, caller_text)
                                            or self._route(u, rec, caller_text)):
             self._done_generating(u)
             return
@@ -178,6 +205,10 @@ class ReplyWorker:
             if then and not u.withheld and then.lower() not in "".join(parts).lower():
                 parts.append(f" {then}")
                 speak(chunker.feed(f" {then}") + chunker.flush())
+            offer = "" if u.withheld else self._message_offer(rec, "".join(parts))
+            if offer:
+                parts.append(f" {offer}")
+                speak(chunker.feed(f" {offer}") + chunker.flush())
         u.generated_text = self._secrets.redact("".join(parts).strip())
         self._done_generating(u)
 
@@ -325,7 +356,88 @@ class ReplyWorker:
         if step.kind is StepKind.SAY:
             self._speak_all(u, step.text)
         elif step.kind is StepKind.RUN:
-            self._run_tool(u, step)
+            assert step.decision is not None and step.decision.tool is not None
+            if step.decision.tool.name == TAKE_MESSAGE:
+                self._start_taking(u)
+            else:
+                self._run_tool(u, step)
+
+    # --- taking a message (pipeline/messages/taking.py) ------------------------------------
+
+    def _message_offer(self, rec: TurnRecord | None, reply: str) -> str:
+        """After a reply that says the fallback: the offer to take a message, which the
+        caller's yes accepts (returns what to add to the reply: "" if the model said the
+        offer itself, or there is none)."""
+        o = self.options
+        if (self._desk is None or self._dialogue is None or not o.message_offer
+                or not o.offer_message_after
+                or _plain(o.offer_message_after) not in _plain(reply)):
+            return ""
+        entry = self._dialogue.offer_message("the reply said the fallback")
+        if rec is not None:
+            rec.tools.append(entry)
+        return "" if _plain(o.message_offer) in _plain(reply) else o.message_offer
+
+    def _message_wish(self, u: Utterance, rec: TurnRecord | None, caller_text: str) -> bool:
+        """The caller asked to leave a message: start taking it (once their turn is over: a
+        speculative turn waits for its commit)."""
+        if self._desk is None or not wants_to_leave_message(caller_text):
+            return False
+        if not u.wait_released():
+            return True  # the caller went on: the real turn asks again
+        if rec is not None:
+            rec.tools.append({"name": TAKE_MESSAGE, "arguments": {}, "decision": "run",
+                              "reason": "the caller asked to leave a message"})
+        self._start_taking(u)
+        return True
+
+    def _undo_superseded_turn(self) -> None:
+        """The caller went on talking before hearing a word of the answer to the last turn
+        the taker took: this turn holds that one's words again (the core merged them), so the
+        taker goes back to where it was (else "can I leave a message? ... please" would
+        start taking it, and then be taken for the caller's name)."""
+        if self._taker_before is None:
+            return
+        u, before = self._taker_before
+        self._taker_before = None
+        if u.cancelled and not u.heard_text().strip():
+            self._taker = before
+
+    def _start_taking(self, u: Utterance) -> None:
+        assert self.options.messages is not None
+        self._taker_before = (u, self._taker)
+        self._taker = MessageTaker(self.options.messages, self._caller)
+        self._follow(u, None, self._taker.start())
+
+    def _take_message(self, u: Utterance, rec: TurnRecord | None, caller_text: str,
+                      audio: bytes) -> None:
+        if not u.wait_released():
+            return  # a speculative turn the caller went on from: the real one comes
+        assert self._taker is not None
+        self._taker_before = (u, copy.deepcopy(self._taker))
+        keyed = "".join(re.findall(r"\d", caller_text)) if rec is not None and rec.keypad else ""
+        self._follow(u, rec, self._taker.turn(caller_text, audio, keyed))
+
+    def _follow(self, u: Utterance, rec: TurnRecord | None, step: MessageStep) -> None:
+        """Save what the step carries (before saying it is saved), then say its words."""
+        say = step.say
+        if step.save is not None:
+            assert self._desk is not None and self.options.messages is not None
+            self._taker_before = None  # saved: never taken again
+            entry: dict = {"name": TAKE_MESSAGE, "arguments": {}, "decision": "run"}
+            try:
+                entry["result"] = {"message_id": self._desk.save(step.save)}
+                entry["outcome"] = "ok"
+            except Exception as e:  # noqa: BLE001 - the caller must hear it was not saved
+                self.log.error("the message could not be saved: %r", e)
+                entry.update(outcome="error", error=type(e).__name__)
+                say = self.options.messages.not_saved
+            if rec is not None:
+                rec.tools.append(entry)
+        if step.done:
+            self._taker = None
+        if say:
+            self._speak_all(u, say)
 
     def _run_tool(self, u: Utterance, step: Step) -> None:
         """Run the tool off the worker so a slow one can be covered by the holding phrase."""
@@ -359,6 +471,11 @@ class ReplyWorker:
             entry["result"] = result.data
         self._speak_all(u, result.say)
         u.after_played = result.after_played
+
+
+def _plain(text: str) -> str:
+    """Lower-case words only: an offer is found in a reply whatever its punctuation."""
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
 
 
 class ToolJob:
