@@ -120,6 +120,13 @@ def system_prompt(cfg: Config) -> str:
     return with_facts(business, cfg.llm.system_prompt, cfg.business.note)
 
 
+def greeting(cfg: Config) -> str:
+    """[llm] greeting, after [recording] announcement when calls are recorded."""
+    if cfg.recording.enabled and cfg.recording.announcement:
+        return f"{cfg.recording.announcement} {cfg.llm.greeting}".strip()
+    return cfg.llm.greeting
+
+
 def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
     """What every call's session is set up with, from the config (``tools``: the policy
     ``tool_policy`` made of [tools])."""
@@ -132,7 +139,7 @@ def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
     d, turn = cfg.dtmf, cfg.turn
     return SessionOptions(
         settings=turn_settings(cfg),
-        greeting=cfg.llm.greeting,
+        greeting=greeting(cfg),
         system_prompt=system_prompt(cfg),
         prompt_secrets=cfg.llm.system_prompt,
         business=business_of(cfg.business) if cfg.business.note else None,

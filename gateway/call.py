@@ -17,6 +17,7 @@ from gateway.media_port import CallPort
 from pipeline.session import CallSession
 
 if TYPE_CHECKING:
+    from gateway.recording import CallRecording
     from gateway.sip import Gateway
 
 log = logging.getLogger("gateway.sip")  # one logger for the SIP glue (tests read its lines)
@@ -31,6 +32,7 @@ class GatewayCall(pj.Call):
         self.session: CallSession | None = None
         self.record_id = ""  # the call record's id (set as it is answered)
         self.remote_uri = ""  # the caller's From URI
+        self.recording: CallRecording | None = None  # [recording]: this call's WAV
         self._slot: int | None = None
         self.ended = False
         self.rtp: dict[str, float | int | str] = {}  # last stream statistics seen

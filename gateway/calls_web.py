@@ -58,6 +58,22 @@ table.calls td.from{overflow-wrap:anywhere;max-width:30em}
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
+RECORDING_SUFFIX = "/recording.wav"
+
+
+def recording_file(journal: Path, rec: Mapping[str, Any]) -> Path | None:
+    """The call's recording ([recording]), if the record names one that is there: only a
+    file in the recordings folder beside the journal is ever served."""
+    from gateway.recording import recordings_dir
+
+    rel = rec.get("recording")
+    if not isinstance(rel, str) or not rel:
+        return None
+    folder = recordings_dir(journal).resolve()
+    p = (journal.parent / rel).resolve()
+    return p if p.parent == folder and p.suffix == ".wav" and p.is_file() else None
+
+
 def call_href(call_id: Any) -> str:
     """The URL path of a call's page: its id, percent-encoded whatever it holds."""
     return "/calls/" + urllib.parse.quote(str(call_id), safe="")
@@ -177,13 +193,23 @@ def app(journal: Path, audio_dir: str | None = None, limit: int = 100,
         if path in ("/", "/calls", "/calls/"):
             recs = folded.records()
             page = list_page(recs[-limit:] if limit > 0 else recs, journal, inbox.unread())
+        elif path.startswith("/calls/") and path.endswith(RECORDING_SUFFIX):
+            rec = folded.calls.get(path[len("/calls/"):-len(RECORDING_SUFFIX)])
+            wav = recording_file(journal, rec) if rec is not None else None
+            if wav is None:
+                return _send(start, method, text_reply("404 Not Found", "no recording\n"))
+            return _send(start, method, Reply("200 OK", [("Content-Type", "audio/wav")],
+                                              wav.read_bytes()))
         elif path.startswith("/calls/"):
             rec = folded.calls.get(path[len("/calls/"):])
             if rec is None:
                 return _send(start, method,
                              text_reply("404 Not Found", "no such call in the journal\n"))
             waves = timeline.turn_waveforms(rec, audio_dir) if audio_dir else {}
-            page = timeline.render(rec, waves, state=records_view.state_of(rec))
+            href = (call_href(rec.get("id")) + RECORDING_SUFFIX
+                    if recording_file(journal, rec) is not None else None)
+            page = timeline.render(rec, waves, state=records_view.state_of(rec),
+                                   recording=href, play=True)
         else:
             return _send(start, method, text_reply("404 Not Found", "not found\n"))
         return _send(start, method, Reply("200 OK", [("Content-Type", "text/html; charset=utf-8")],

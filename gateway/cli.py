@@ -168,7 +168,7 @@ def _calls(args: argparse.Namespace, cfg: config_mod.Config) -> int:
             print(f"voicebot: {e.args[0]}", file=sys.stderr)
             return 1
         if args.html:
-            return _write_html(rec, args.html, args.audio_dir)
+            return _write_html(rec, args.html, args.audio_dir, path)
         if args.audio_dir:
             print("voicebot: --audio-dir goes with --html", file=sys.stderr)
             return 2
@@ -220,11 +220,14 @@ def _serve(journal: Path, args: argparse.Namespace, turn_audio_dir: str) -> int:
     return 0
 
 
-def _write_html(rec: dict, out: str, audio_dir: str | None) -> int:
+def _write_html(rec: dict, out: str, audio_dir: str | None, journal: Path) -> int:
     from gateway import records_view, timeline
+    from gateway.calls_web import recording_file
 
     waves = timeline.turn_waveforms(rec, audio_dir) if audio_dir else {}
-    page = timeline.render(rec, waves, state=records_view.state_of(rec))
+    wav = recording_file(journal, rec)
+    page = timeline.render(rec, waves, state=records_view.state_of(rec),
+                           recording=wav.as_uri() if wav is not None else None)
     try:
         Path(out).write_text(page, encoding="utf-8")
     except OSError as e:

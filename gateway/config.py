@@ -295,6 +295,18 @@ class MessagesConfig:
                           '<seen>."')
 
 
+@dataclass(frozen=True)
+class RecordingConfig:
+    enabled: bool = _spec(False, doc="record every call: one stereo WAV, the caller left and "
+                                     "the bot right, in recordings/ beside the call journal")
+    announcement: str = _spec("", doc='said before the greeting, e.g. "This call is recorded."; '
+                                      "empty = nothing")
+    keep_days: float = _spec(30.0, lo=0.0, hi=36500.0,
+                             doc="recordings older than this are deleted; 0 = kept forever")
+    max_minutes: float = _spec(60.0, lo=0.1, hi=1440.0,
+                               doc="a call is recorded up to this long (about 3.8 MB a minute)")
+
+
 NOTIFY_EVENTS = ("message", "call_end")
 
 
@@ -342,6 +354,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     records: RecordsConfig = field(default_factory=RecordsConfig)
     messages: MessagesConfig = field(default_factory=MessagesConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
 
 
@@ -350,7 +363,7 @@ SECTIONS: dict[str, type] = {
     "llm": LlmConfig, "business": BusinessConfig, "tts": TtsConfig, "tools": ToolsConfig,
     "dtmf": DtmfConfig, "log": LogConfig,
     "metrics": MetricsConfig, "records": RecordsConfig, "messages": MessagesConfig,
-    "notify": NotifyConfig,
+    "recording": RecordingConfig, "notify": NotifyConfig,
 }
 ENV_PREFIX = "VOICEBOT_"
 

@@ -113,8 +113,8 @@ def turn_result(entry: Mapping[str, Any]) -> str:
     return "answered" if entry["first_audio_at"] is not None else "unanswered"
 
 
-_STAGE_OF = {"answering": "open", "rtp": "media", "turn_done": "turn", "ended": "close",
-             "close_all": "close"}
+_STAGE_OF = {"answering": "open", "rtp": "media", "recorded": "media", "turn_done": "turn",
+             "ended": "close", "close_all": "close"}
 """The ``voicebot_record_errors_total`` stage of an observer method (the others: observer)."""
 
 
@@ -285,6 +285,17 @@ class CallObserver:
         if live is not None:
             live.transfers.append({"target": target, "status": status, "outcome": outcome,
                                    "reason": reason, "t": round(self._mono() - live.t0, 3)})
+
+    @_safe
+    def recorded(self, key: str, path: str, started: float | None, seconds: float) -> None:
+        """The call's recording ended: ``path`` (relative to the journal's folder) began at
+        ``started`` on the session's clock (the record's times: seconds since the answer)."""
+        live = self._calls.get(key)
+        if live is None:
+            return
+        self._emit({"type": "media", "id": live.id, "recording": path,
+                    "recording_start_at": None if started is None else round(started - live.t0, 3),
+                    "recording_seconds": round(seconds, 2)}, "media")
 
     @_safe
     def message_saved(self, key: str, message_id: str) -> None:

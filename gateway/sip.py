@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import pjsua2 as pj
 
-from gateway import registration, testfault
+from gateway import recording, records, registration, testfault
 from gateway.admission import InviteGate, LogBudget, request_line, request_uri, uri_user
 from gateway.audio_edges import AudioEdges
 from gateway.call import BotAccount, GatewayCall
@@ -70,6 +70,10 @@ class Gateway(CallControl):
         self.cfg = cfg
         self.office = office
         """Where callers' messages go (None: no messages are taken)."""
+        self.recordings = (recording.recordings_dir(records.journal_path(cfg.records.path))
+                           if cfg.recording.enabled else None)
+        """Where calls are recorded (None: [recording] is off)."""
+        self._swept_at = -math.inf
         self.engines = engines
         self.options = options  # every call's session settings (built by gateway/app.py)
         self.call_done = call_done
@@ -93,6 +97,7 @@ class Gateway(CallControl):
 
     def start(self) -> None:
         sip = self.cfg.sip
+        self._sweep_recordings()
         self.ep.libCreate()
         ep_cfg = pj.EpConfig()
         ua = ep_cfg.uaConfig
@@ -304,8 +309,14 @@ class Gateway(CallControl):
             port = CallPort(lateness=self.observer.metrics.observe_lateness)
             port.createPort(f"port-{len(self._ports)}", pcm_format())
             self._ports.append(port)
-        port.attach(edges.tap_inbound(session.push_inbound),
-                    edges.tap_outbound(session.pull_outbound))
+        inbound = edges.tap_inbound(session.push_inbound)
+        outbound = edges.tap_outbound(session.pull_outbound)
+        if self.recordings is not None and call.record_id:
+            call.recording = recording.CallRecording(
+                self.recordings / f"{call.record_id}.wav",
+                self.cfg.recording.max_minutes * 60, clock=session.clock)
+            inbound, outbound = call.recording.tap(inbound, outbound)
+        port.attach(inbound, outbound)
         call.port, call.session = port, session
         session.start()
 
@@ -362,6 +373,12 @@ class Gateway(CallControl):
             call.port.detach()
             self._free_ports.append(call.port)
             call.port = None
+        if call.recording is not None:  # the port is detached: no frame comes any more
+            rec, call.recording = call.recording, None
+            rec.close()
+            self.observer.recorded(call.name, f"{recording.FOLDER}/{rec.path.name}",
+                                   rec.started, rec.seconds)
+            self._sweep_recordings()
         session, call.session = call.session, None
         end = self._call_end(call)
         if session is None:
@@ -379,6 +396,22 @@ class Gateway(CallControl):
             threading.Thread(target=stop_then_close, name=f"{call.name}-stop",
                              daemon=True).start()
         self.call_done(call)
+
+    def _sweep_recordings(self) -> None:
+        """Delete recordings past [recording] keep_days: at start, then at most hourly as
+        calls end (off the SIP thread)."""
+        now = time.monotonic()
+        if self.recordings is None or now - self._swept_at < 3600:
+            return
+        self._swept_at = now
+        folder, days = self.recordings, self.cfg.recording.keep_days
+
+        def sweep() -> None:
+            gone = recording.sweep(folder, days)
+            if gone:
+                log.info("recordings: deleted %d older than %g days", gone, days)
+
+        threading.Thread(target=sweep, name="recordings-sweep", daemon=True).start()
 
     def _call_end(self, call: GatewayCall) -> Callable[[], None]:
         """What the call's close line says, read now (on pjsua's thread): a function that

@@ -733,10 +733,24 @@ def _state(rec: Mapping[str, Any]) -> str:
     return "open: no close line (in progress, or its gateway ended and has not restarted)"
 
 
+def _recording_html(rec: Mapping[str, Any], href: str, play: bool) -> str:
+    """The call's recording: a player (served pages) or a link (a page saved to a file)."""
+    start = _num(rec.get("recording_start_at"))
+    when = f" It starts {start:.2f} s after the answer." if start is not None else ""
+    link = f'<a href="{esc(href, 2000)}">{esc(rec.get("recording"), NAME)}</a>'
+    player = (f'<audio controls preload="none" src="{esc(href, 2000)}"></audio>'
+              if play else "")
+    return ('<section class="recording"><h2>Recording</h2>' + player
+            + f'<p class="note">The caller on the left, the bot on the right: {link}.{when}'
+            "</p></section>")
+
+
 def render(rec: Mapping[str, Any], waveforms: Mapping[int, Waveform] | None = None,
-           state: str | None = None) -> str:
+           state: str | None = None, recording: str | None = None,
+           play: bool = False) -> str:
     """The call's page. ``waveforms``: turn WAV envelopes by turn number (``turn_waveforms``);
-    ``state``: the outcome to show (default: the record's, or open)."""
+    ``state``: the outcome to show (default: the record's, or open); ``recording``: where
+    the call's recording is (a URL), played on the page with ``play``."""
     axis = Axis.of(call_seconds(rec))
     turns = place_turns(rec, _time(rec.get("duration_seconds")) or axis.seconds)
     transcript = "".join(_turn_html(t) for t in turns) or "<p>No turns.</p>"
@@ -744,10 +758,12 @@ def render(rec: Mapping[str, Any], waveforms: Mapping[int, Waveform] | None = No
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta http-equiv="Content-Security-Policy" '
-        "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        "content=\"default-src 'none'; style-src 'unsafe-inline'"
+        + ("; media-src 'self'" if recording and play else "") + '">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Call {esc(rec.get('id'), NAME)}</title><style>{CSS}</style></head><body>"
         + _header(rec, turns, shown_state)
+        + (_recording_html(rec, recording, play) if recording else "")
         + '<section class="timeline"><h2>Timeline</h2><p class="note">Seconds since the call '
         "was answered. Hover a bar or a marker for its values; a bar links to its turn.</p>"
         f'<div class="scroll">{timeline_svg(rec, turns, axis, waveforms or {})}</div>'
