@@ -314,6 +314,41 @@ class Run:
     false_barge_ins: dict[str, int] = field(default_factory=dict)
     still_talking: list[str] = field(default_factory=list)
     """Calls hung up on a bot still talking 60 s after a measured turn."""
+    stages: list[dict] = field(default_factory=list)
+    """The streaming gateway's own records of the question calls' turns (its stage times)."""
+
+
+STAGES = (
+    ("end-of-turn wait", lambda t: t["end_of_turn_seconds"]),
+    ("STT not overlapped, hand-offs",
+     lambda t: t["ttfa_bridge_seconds"] - t["end_of_turn_seconds"]
+     - t["tts_first_audio_seconds"]),
+    ("LLM first token", lambda t: t["llm_first_token_seconds"]),
+    ("first clause: tokens + synthesis",
+     lambda t: t["tts_first_audio_seconds"] - t["llm_first_token_seconds"]),
+    ("wire (jitter buffer in, a frame out)",
+     lambda t: t["ttfa_seconds"] - t["ttfa_bridge_seconds"]),
+)
+"""The stages of a turn's TTFA as the gateway records them (seconds), in order: their sum is
+the gateway's TTFA at the caller's side of its port (``ttfa_seconds``). The STT job often
+starts at a pause before the end of turn; only what is left of it after the end of turn adds
+to the TTFA (the second stage, with the queue hand-offs)."""
+
+
+def stage_table(turns: list[dict]) -> list[tuple[str, int, float, float]]:
+    """Per stage: name, n, median and p95 (ms), over the answered turns that have every time
+    (a tool turn has no LLM stream; a speculative answer's STT may precede the end of turn)."""
+    whole = [t for t in turns if t.get("ttfa_seconds") is not None and all(
+        t.get(k) is not None for k in ("end_of_turn_seconds", "stt_seconds",
+                                       "llm_first_token_seconds", "tts_first_audio_seconds",
+                                       "ttfa_bridge_seconds"))]
+    rows = []
+    for name, of in (*STAGES, ("gateway TTFA (the sum)", lambda t: t["ttfa_seconds"]),
+                     ("STT job (may start at a pause)", lambda t: t["stt_seconds"])):
+        v = [of(t) * 1000 for t in whole]
+        if v:
+            rows.append((name, len(v), pct(v, 0.5), pct(v, 0.95)))
+    return rows
 
 
 def wait_quiet(audio: CallerAudio, quiet_ms: int = 900, timeout: float = 60.0) -> None:
@@ -396,13 +431,13 @@ def progress(msg: str) -> None:
 
 
 def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed: int,
-              llm: str = "", turn_toml: str = "") -> Run:
+              llm: str = "", turn_toml: str = "", modes: tuple[str, ...] = MODES) -> Run:
     rng = random.Random(seed)
     clips = {}
     for text in QUESTIONS + TWO_PART + LONG_ASKS + INTERRUPTIONS:
         clips[text] = espeak(text, workdir / f"q{len(clips)}.wav")
     gateways = {}
-    for mode in MODES:
+    for mode in modes:
         (workdir / mode).mkdir(exist_ok=True)
         gateways[mode] = GatewayProcess(
             workdir / mode, extra_toml=f'[turn]\nmode = "{mode}"\n{turn_toml}', llm=llm).start()
@@ -428,6 +463,9 @@ def run_bench(turns: int, echo_turns: int, barge_turns: int, workdir: Path, seed
                     run.turns.append(t)
                 caller.hangup(call)
                 call = None  # no Call may outlive the library
+        # the streaming gateway's records of these calls (calls 1..len(calls))
+        run.stages = [t for r in gateways["streaming"].closed_records()
+                      if int(r["call"].split("-")[1]) <= len(calls) for t in r["turns"]]
         # 2) barge-in (streaming only: it is the product), with and without echo
         for j in range(barge_turns):
             echo = j % 2 == 1
@@ -494,6 +532,7 @@ def summarize(run: Run) -> dict:
     if b:
         out["barge_in"] = {"n": len(b), "p50_ms": pct(b, 0.5), "p95_ms": pct(b, 0.95),
                            "max_ms": max(b)}
+    out["stages"] = stage_table(run.stages)
     out["missed"] = sum(1 for t in run.turns if t.ttfa_ms is None)
     out["barge_in_attempts_without_cut"] = sum(
         1 for t in run.turns if t.kind == "barge_in" and t.barge_in_ms is None)
@@ -517,19 +556,24 @@ def main() -> int:
     ap.add_argument("--turn", metavar="TOML", default="",
                     help="more [turn] settings (TOML lines), e.g. "
                          "'end_of_message_model = \"qwen2.5-coder-0.5b\"'")
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help="the [turn] modes to call (default all; streaming is required)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--keep", metavar="DIR",
                     help="work in DIR and keep it (gateway logs, journals, turn audio)")
     args = ap.parse_args()
+    modes = tuple(m for m in MODES if m in args.modes.split(","))
+    if "streaming" not in modes:
+        ap.error("--modes must include streaming")
     require_tools("espeak-ng", "sox")
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         run = run_bench(args.turns, args.echo_turns, args.barge_turns, Path(args.keep), args.seed,
-                        args.llm, args.turn)
+                        args.llm, args.turn, modes)
     else:
         with tempfile.TemporaryDirectory(prefix="bench-turns-") as tmp:
             run = run_bench(args.turns, args.echo_turns, args.barge_turns, Path(tmp), args.seed,
-                            args.llm, args.turn)
+                            args.llm, args.turn, modes)
     res = summarize(run)
     for t in run.turns:
         ttfa = "-" if t.ttfa_ms is None else f"{t.ttfa_ms:.0f}"
@@ -552,6 +596,10 @@ def main() -> int:
     print(f"  false barge-ins with echo: {res['false_barge_ins']} over {res['echo_turns']} "
           "calls with echo (echo only, and barge-in with echo); barge-ins that did not cut: "
           f"{res['barge_in_attempts_without_cut']}; turns without an answer: {res['missed']}")
+    print()
+    print("the streaming gateway's stages, question calls (its records; ms):")
+    for name, n, p50, p95 in res["stages"]:
+        print(f"  {name:<38} n={n:<3} p50 {p50:6.0f}  p95 {p95:6.0f}")
     if res["still_talking"]:
         print(f"  hung up on a bot still talking 60 s after the turn: {res['still_talking']}")
     if args.json:

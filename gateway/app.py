@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pipeline.reply.llm import LlmPool
     from pipeline.reply.openai_llm import OpenAiLlm
     from pipeline.reply.tools import ToolPolicy
+    from pipeline.reply.tts import TextToSpeech
 
 log = logging.getLogger("voicebot")
 
@@ -196,7 +197,7 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
         vad=SileroModel(paths.vad),
         stt=stt,
         llm=llm_backend(cfg, tools, paths.llm),
-        tts=make_tts(cfg, paths.piper_voice, on_service_error),
+        tts=cached(cfg, make_tts(cfg, paths.piper_voice, on_service_error)),
         smart_turn=SmartTurn() if cfg.turn.end_of_turn == "smart" else None,
         end_of_message=end_of_message(cfg),
         fact_index=fact_index(cfg),
@@ -321,7 +322,30 @@ def make_tts(cfg: Config, piper_voice: Path,
                           on_error=lambda kind: on_service_error("tts", kind))
     from pipeline.reply.tts import PiperTts
 
-    return PiperTts(piper_voice, cfg.tts.length_scale, cfg.tts.volume)
+    return PiperTts(piper_voice, cfg.tts.length_scale, cfg.tts.volume, threads=cfg.tts.threads)
+
+
+def cached(cfg: Config, voice: TextToSpeech) -> TextToSpeech:
+    """The voice behind a cache of the speech that recurs ([tts] cache_mb)."""
+    if not cfg.tts.cache_mb:
+        return voice
+    from pipeline.reply.speech_cache import CachedTts
+
+    return CachedTts(voice, recurring_phrases(cfg), max_bytes=cfg.tts.cache_mb << 20)
+
+
+def recurring_phrases(cfg: Config) -> list[str]:
+    """What the bot says on many calls, whole and in the clauses a reply is cut into."""
+    from pipeline.reply.chunker import ClauseChunker
+    from pipeline.reply.worker import FIRST_CLAUSE_WORDS
+
+    said = [greeting(cfg), cfg.llm.apology, cfg.stt.apology, cfg.tools.holding_phrase,
+            cfg.business.fallback, cfg.messages.offer if cfg.messages.enabled else ""]
+    out = [cfg.business.name] if cfg.business.name else []  # a reply's opening clause
+    for text in filter(None, (s.strip() for s in said)):
+        chunker = ClauseChunker(first_max_words=FIRST_CLAUSE_WORDS)
+        out += [text, *chunker.feed(text), *chunker.flush()]
+    return out
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter

@@ -229,9 +229,12 @@ class TtsConfig:
                                "wyoming: a voice name the server has, empty = its default")
     length_scale: float = _spec(1.0, lo=0.5, hi=2.0, doc=">1 speaks slower")
     volume: float = _spec(0.8, lo=0.05, hi=2.0)
+    threads: int = _spec(2, lo=1, hi=64, doc="piper: threads of one clause's synthesis")
     uri: str = _spec("", doc="wyoming: the server, tcp://host:port or unix:///path")
     timeout_ms: int = _spec(5000, lo=100, hi=60000,
                             doc="wyoming: one clause's whole request, connect to last audio")
+    cache_mb: int = _spec(16, lo=0, hi=4096,
+                          doc="speech kept for text that recurs (0: none)")
 
 
 BUILTIN_TOOLS = ("transfer_call", "end_call", "order_status")

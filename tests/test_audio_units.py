@@ -126,6 +126,35 @@ def test_chunker_bounds_a_run_on_first_clause():
     assert " ".join(out).split() == [w.strip() for w in words]
 
 
+def test_chunker_opening_ends_at_any_comma_later_clauses_need_three_words():
+    reply = "Yes, we are open today. Sure, but on Monday, Tuesday, and Wednesday, only."
+    out = chunk_stream([w + " " for w in reply.split(" ")], ClauseChunker(first_max_words=5))
+    # the caller waits for the opening: "Yes," alone; past 5 words a comma needs 3 words
+    assert out == ["Yes,", "we are open today.", "Sure, but on Monday,", "Tuesday, and Wednesday,",
+                   "only."]
+
+
+def test_chunker_bounds_the_clause_after_a_short_opening():
+    words = [f"w{i} " for i in range(30)]
+    out = chunk_stream(["Sorry, "] + words, ClauseChunker(first_max_words=5, max_words=20))
+    assert [len(c.split()) for c in out[:3]] == [1, 5, 20]  # the opening's 5 words, then 20
+
+
+def test_chunker_speaks_an_opening_name_alone():
+    def opening(*pieces):
+        return chunk_stream(pieces, ClauseChunker(first_max_words=5,
+                                                  names=("Riverside Dental Clinic",)))
+
+    assert opening("Riverside", " Dental", " Clinic", " opens", " at nine.") == [
+        "Riverside Dental Clinic", "opens at nine."]
+    # not when it is not the whole first phrase, nor later in the reply
+    assert opening("Riverside Dental Clinic's", " hours", " are", " nine.") == [
+        "Riverside Dental Clinic's hours are nine."]
+    assert opening("Riverside Dental Clinic.") == ["Riverside Dental Clinic."]
+    assert opening("Yes, Riverside Dental Clinic", " is open.") == [
+        "Yes,", "Riverside Dental Clinic is open."]
+
+
 def test_chunker_drops_markup():
     assert clean_for_speech("**Sure!** We open at *nine* 😀") == "Sure! We open at nine"
     assert list(chunk_stream(["- ", "**", "Hello", "."])) == ["Hello."]

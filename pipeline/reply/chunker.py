@@ -1,9 +1,12 @@
 """Cut a stream of LLM text into clauses that can be spoken as soon as they are complete.
 
 A clause ends at a sentence end (. ! ? ;) or, once it has ``min_words``, at a comma, colon or
-dash; a run-on clause is cut at ``max_words``. The first clause of a reply may be cut earlier
-(``first_max_words``) because the caller is waiting for it. Numbers like "9.30" or "$1,200"
-never split.
+dash; a run-on clause is cut at ``max_words``. The caller is waiting for the opening of a reply
+(its first ``first_max_words`` words): there a comma ends a clause after any word ("Yes,",
+"Sorry,", "Riverside Dental,": synthesized in a few tens of ms, often cached) and a run-on
+clause is cut at ``first_max_words``, so the next clause is ready before the first has played.
+A reply that opens with one of ``names`` (the business's) has that name as its first clause.
+Numbers like "9.30" or "$1,200" never split.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ def clean_for_speech(text: str) -> str:
 
 class ClauseChunker:
     def __init__(self, min_words: int = 3, max_words: int = 24,
-                 first_max_words: int = 12) -> None:
+                 first_max_words: int = 12, names: tuple[str, ...] = ()) -> None:
         self.min_words = min_words
+        self.names = tuple(n.lower() for n in names if n.strip())
         self.max_words = max_words
         self.first_max_words = first_max_words
         self._buf = ""
-        self._emitted = 0
+        self._words = 0  # words emitted so far
 
     def feed(self, piece: str) -> list[str]:
         """Add generated text; return the clauses it completed."""
@@ -45,22 +49,15 @@ class ClauseChunker:
         rest = clean_for_speech(self._buf)
         self._buf = ""
         if rest and any(c.isalnum() for c in rest):
-            self._emitted += 1
             return [rest]
         return []
 
     def _take(self) -> str | None:
         buf = self._buf
-        cut = None
-        m = _SENTENCE_END.search(buf)
-        if m and _words(buf[:m.end()]) >= 1:
-            cut = m.end()
-        else:
-            for m in _CLAUSE_END.finditer(buf):
-                if _words(buf[:m.end()]) >= self.min_words:
-                    cut = m.end()
-                    break
-        limit = self.first_max_words if self._emitted == 0 else self.max_words
+        cut = self._opening_name(buf) if self._words == 0 else None
+        if cut is None:
+            cut = self._punctuation(buf)
+        limit = self.first_max_words if self._words < self.first_max_words else self.max_words
         if cut is None and _words(buf) > limit and buf[-1:].isspace():
             # a run-on clause: cut after the limit's word, at a space the model already sent
             words = buf.split()
@@ -71,8 +68,30 @@ class ClauseChunker:
         self._buf = buf[cut:]
         if not any(c.isalnum() for c in clause):
             return self._take() if self._buf else None
-        self._emitted += 1
+        self._words += _words(clause)
         return clause
+
+    def _punctuation(self, buf: str) -> int | None:
+        """Where the first clause of ``buf`` ends at punctuation, if it does yet."""
+        m = _SENTENCE_END.search(buf)
+        if m and _words(buf[:m.end()]) >= 1:
+            return m.end()
+        least = 1 if self._words < self.first_max_words else self.min_words
+        for m in _CLAUSE_END.finditer(buf):
+            if _words(buf[:m.end()]) >= least:
+                return m.end()
+        return None
+
+    def _opening_name(self, buf: str) -> int | None:
+        """Where a name that opens the reply ends, once the next word has begun ("Riverside
+        Dental Clinic's" is not the name)."""
+        start = len(buf) - len(buf.lstrip())
+        for name in self.names:
+            end = start + len(name)
+            if (buf[start:end].lower() == name and len(buf) > end + 1 and buf[end].isspace()
+                    and not buf[end + 1:].isspace()):
+                return end
+        return None
 
 
 def _words(s: str) -> int:

@@ -71,6 +71,8 @@ class ReplyWorker:
         self._dialogue = (ToolDialogue(options.tools or ToolPolicy([]), options.transfer_targets)
                           if options.tools is not None or options.messages is not None else None)
         self._tool_runner: ToolRunner | None = None
+        self._names = (options.business.name,) if options.business is not None else ()
+        """Names a reply may open with, spoken as a clause of their own (the chunker)."""
         self._caller = caller
         """The caller's From URI (its number is offered as the callback number)."""
         self._desk = desk if options.messages is not None else None
@@ -163,7 +165,7 @@ class ReplyWorker:
         if not self.options.prompt_cache:
             llm.reset()  # forget the evaluated prefix: the whole prompt is read again
         t0 = self.clock()
-        chunker = ClauseChunker(first_max_words=FIRST_CLAUSE_WORDS)
+        chunker = ClauseChunker(first_max_words=FIRST_CLAUSE_WORDS, names=self._names)
         parts: list[str] = []
 
         def speak(clauses: list[str]) -> None:
