@@ -155,6 +155,18 @@ def test_chunker_speaks_an_opening_name_alone():
         "Yes,", "Riverside Dental Clinic is open."]
 
 
+def test_chunker_cuts_at_the_last_whole_word_when_asked():
+    c = ClauseChunker(first_max_words=5)
+    assert c.feed("Sure. To book an") == ["Sure."]
+    assert c.cut() == []  # two whole words ("an" may go on): too few
+    assert c.feed(" appointment you can call") == []
+    assert c.cut() == ["To book an appointment you can"]  # "call" may still go on
+    assert c.feed(" us, or") == []
+    assert c.feed(" come in at $1,200.") == []  # "$1,200." may go on ("$1,200.50")
+    assert c.flush() == ["call us, or come in at $1,200."]
+    assert c.cut() == [] and c.flush() == []
+
+
 def test_chunker_drops_markup():
     assert clean_for_speech("**Sure!** We open at *nine* 😀") == "Sure! We open at nine"
     assert list(chunk_stream(["- ", "**", "Hello", "."])) == ["Hello."]

@@ -304,7 +304,12 @@ def test_tts_server_killed_mid_call(gateway, servers, whisper, tmp_path):
     failed = [t for t in rec["turns"] if t["tts_error"]]
     assert failed and failed[0]["tts_error"].startswith("refused")
     assert failed[0]["bot_text"]  # the words were generated (and logged), not spoken
-    assert after_q1 == [], after_q1  # nothing was played for the failed reply
+    # of the failed reply, only speech cached while the server was up can sound (a reply
+    # opening with the business's name); nothing synthesized after the kill
+    cached = heard_after(whisper, result, spans, 0) if after_q1 else ""
+    print(f"heard after Q1: {cached!r}")
+    assert set(cached.replace(".", " ").replace(",", " ").split()) <= {
+        "riverside", "dental", "clinic"}, (after_q1, cached)
     answered = [t for t in rec["turns"] if "clinic" in t["caller_text"].lower()]
     assert answered and not answered[0]["tts_error"], rec["turns"]
     assert len(answer.split()) >= 3, answer  # the restarted server speaks again

@@ -6,7 +6,8 @@ dash; a run-on clause is cut at ``max_words``. The caller is waiting for the ope
 "Sorry,", "Riverside Dental,": synthesized in a few tens of ms, often cached) and a run-on
 clause is cut at ``first_max_words``, so the next clause is ready before the first has played.
 A reply that opens with one of ``names`` (the business's) has that name as its first clause.
-Numbers like "9.30" or "$1,200" never split.
+Numbers like "9.30" or "$1,200" never split. ``cut`` ends a clause at the last whole word when
+the speech queued before it is about to run out.
 """
 
 from __future__ import annotations
@@ -43,6 +44,22 @@ class ClauseChunker:
         while (clause := self._take()) is not None:
             out.append(clause)
         return out
+
+    def cut(self) -> list[str]:
+        """The whole words so far as a clause, if there are ``min_words`` of them: the speech
+        queued before is about to run out, and a pause mid-sentence is worse than a clause
+        cut at a word."""
+        buf = self._buf
+        end = len(buf.rstrip())
+        end = end if end < len(buf) else max(buf.rfind(" "), 0)  # a word still coming stays
+        if _words(buf[:end]) < self.min_words:
+            return []
+        clause = clean_for_speech(buf[:end])
+        if not any(c.isalnum() for c in clause):
+            return []
+        self._buf = buf[end:]
+        self._words += _words(clause)
+        return [clause]
 
     def flush(self) -> list[str]:
         """End of generation: whatever is left is the last clause."""

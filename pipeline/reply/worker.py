@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from pipeline.audio.frames import ms_to_samples
 from pipeline.audio.utterance import Utterance
 from pipeline.messages.taking import MessageDesk, MessageTaker
 from pipeline.messages.taking import Step as MessageStep
@@ -44,6 +45,9 @@ from pipeline.reply.tts import Speech, TtsUnavailable
 from pipeline.turn_record import TurnRecord
 
 FIRST_CLAUSE_WORDS = 5  # the caller waits for the first clause: cut it early (by words)
+RUNNING_DRY = ms_to_samples(400)
+"""Less of the reply than this queued to play: the next clause is cut at the words generated
+so far (synthesizing ~10 words takes ~150-250 ms on 2 cores), or the caller hears a gap."""
 
 Job = Callable[[], None]
 
@@ -186,6 +190,8 @@ class ReplyWorker:
                 u.generated_text = self._secrets.redact("".join(parts).strip())
                 if self.options.streaming:
                     speak(chunker.feed(piece))
+                    if self._running_dry(u):
+                        speak(chunker.cut())
                 if u.cancelled or u.withheld:
                     break
         except LlmError as e:
@@ -213,6 +219,11 @@ class ReplyWorker:
                 speak(chunker.feed(f" {offer}") + chunker.flush())
         u.generated_text = self._secrets.redact("".join(parts).strip())
         self._done_generating(u)
+
+    @staticmethod
+    def _running_dry(u: Utterance) -> bool:
+        """The reply is playing and what is queued of it ends soon."""
+        return bool(u.clauses) and not u.held and u.playout.queued(u.id) < RUNNING_DRY
 
     def _llm_failed(self, u: Utterance, rec: TurnRecord | None, e: LlmError) -> None:
         """The server failed this turn: say the apology after whatever was already spoken (a
