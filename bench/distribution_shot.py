@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from bench.turns import MODES, pct  # noqa: E402
 from tests import browser  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "turns-1.5b-issue16.txt"
+RESULTS = ROOT / "bench" / "results" / "turns-1.5b.txt"
 _TURN = re.compile(r"^(\w+)\s+(\w+)\s+ttfa\s+(\d+|-)\s+barge\s+(\d+|-)\s", re.M)
 COLORS = {"streaming": "#2e7d32", "sequential": "#c77c02", "cascade": "#7b3fa0",
           "barge-in": "#c62828"}
