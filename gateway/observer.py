@@ -20,7 +20,7 @@ from gateway.metrics import DTMF_METHODS, TRANSFER_OUTCOMES, Metrics
 from gateway.records import SCHEMA, FailureLog, Journal, _iso, jsonable, process_start
 from pipeline.turn_record import TurnRecord
 
-log = logging.getLogger("gateway.records")  # the records' logger, as before the split
+log = logging.getLogger("gateway.records")  # one logger for everything the records say
 
 OUTBOUND_WIRE_SECONDS = 0.0
 """From a frame handed out at the port to its RTP packet on the wire. pjmedia's conference

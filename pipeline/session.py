@@ -33,6 +33,8 @@ from pipeline.audio.frames import (
     FRAME_SAMPLES,
     PlayoutBuffer,
     int16_to_float,
+    ms_to_samples,
+    samples_to_ms,
 )
 from pipeline.audio.inbound import InboundAudio
 from pipeline.audio.utterance import Utterance
@@ -130,7 +132,8 @@ class CallSession:
         self._say_hooks: dict[int, Callable[[], None]] = {}  # Say utterance -> after played
         self._started_uid = 0
         self._last_out = SILENCE
-        self._gate = EchoGate(tail_frames=max(1, (options.echo_tail_ms or 300) // 20),
+        self._gate = EchoGate(tail_frames=max(1, ms_to_samples(options.echo_tail_ms or 300)
+                                                 // FRAME_SAMPLES),
                               ratio_db=options.double_talk_db,
                               adaptive=options.double_talk_adaptive)
         self._aec = None
@@ -143,7 +146,7 @@ class CallSession:
             # the bot talks, and barge-ins over echo were then missed (bench/turns.py); the
             # echo it would remove is kept from interrupting the bot by the EchoGate instead
             self._aec = EchoCanceller(tail_ms=options.echo_tail_ms, residual_suppression=False)
-            self._aec_delay = self._aec.latency_samples // 320
+            self._aec_delay = self._aec.latency_samples // FRAME_SAMPLES
         self._stop = threading.Event()
         self._worker = ReplyWorker(call_id, engines, options, _CallActions(self),
                                    on_idle=lambda: self._inbox.put(_Call(self._check_done)),
@@ -401,7 +404,7 @@ class CallSession:
             rec.committed = self.clock()
         self.log.info("turn %d ended: %s (score %s, after %d ms of silence)", a.turn_id,
                       a.reason.value, "-" if a.score is None else f"{a.score:.2f}",
-                      a.waited // 16)
+                      samples_to_ms(a.waited))
 
     def _resume_after(self, a: FalseInterruption) -> None:
         self.playout.held = False

@@ -61,6 +61,10 @@ def ms_to_samples(ms: float, rate: int = BRIDGE_RATE) -> int:
     return int(round(ms * rate / 1000.0))
 
 
+def samples_to_ms(samples: int, rate: int = BRIDGE_RATE) -> int:
+    return samples * 1000 // rate
+
+
 def split_frames(pcm: bytes, frame_bytes: int = FRAME_BYTES) -> list[bytes]:
     """Cut PCM into whole frames, zero-padding the last one."""
     if not pcm:
