@@ -359,8 +359,11 @@ def test_a_clause_reciting_the_interruption_note_is_not_spoken():
                     and session.history.turns[-1]["content"] != "Hi there.")
         # the fake TTS speaks 4 words/s: "We open at nine," and "and close at five." only
         greeting = 2 * SAMPLES_PER_WORD // FRAME_SAMPLES
-        assert clock.bot_frames() - greeting == 8 * SAMPLES_PER_WORD // FRAME_SAMPLES
-        assert "interrupted" not in session.history.turns[-1]["content"]
+        # 8 words; each clause's last frame is padded, and a clause may be cut in two where
+        # the queued speech ran low (pipeline/reply/worker.py RUNNING_DRY)
+        words = 8 * SAMPLES_PER_WORD // FRAME_SAMPLES
+        assert words <= clock.bot_frames() - greeting <= words + 4
+        assert session.history.turns[-1]["content"] == "We open at nine, and close at five."
         assert not failures
     finally:
         session.stop()
