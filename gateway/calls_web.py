@@ -32,6 +32,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from gateway import records, records_view, timeline
 from gateway.inbox.page import Inbox, Reply, text_reply
 from gateway.inbox.store import messages_path
+from gateway.recording import recording_file
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +58,7 @@ table.calls td.from{overflow-wrap:anywhere;max-width:30em}
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
-
 RECORDING_SUFFIX = "/recording.wav"
-
-
-def recording_file(journal: Path, rec: Mapping[str, Any]) -> Path | None:
-    """The call's recording ([recording]), if the record names one that is there: only a
-    file in the recordings folder beside the journal is ever served."""
-    from gateway.recording import recordings_dir
-
-    rel = rec.get("recording")
-    if not isinstance(rel, str) or not rel:
-        return None
-    folder = recordings_dir(journal).resolve()
-    p = (journal.parent / rel).resolve()
-    return p if p.parent == folder and p.suffix == ".wav" and p.is_file() else None
 
 
 def call_href(call_id: Any) -> str:

@@ -222,7 +222,7 @@ def _serve(journal: Path, args: argparse.Namespace, turn_audio_dir: str) -> int:
 
 def _write_html(rec: dict, out: str, audio_dir: str | None, journal: Path) -> int:
     from gateway import records_view, timeline
-    from gateway.calls_web import recording_file
+    from gateway.recording import recording_file
 
     waves = timeline.turn_waveforms(rec, audio_dir) if audio_dir else {}
     wav = recording_file(journal, rec)

@@ -15,22 +15,34 @@ import queue
 import threading
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from pipeline.audio.frames import BRIDGE_RATE, FRAME_BYTES, FRAME_SAMPLES
+
 log = logging.getLogger(__name__)
 
-RATE = 16000
-FRAME = 320  # samples in 20 ms
-SILENT = bytes(2 * FRAME)
+SILENT = bytes(FRAME_BYTES)
 FOLDER = "recordings"
 
 
 def recordings_dir(journal: Path) -> Path:
     """Where a journal's calls are recorded: beside it."""
     return journal.parent / FOLDER
+
+
+def recording_file(journal: Path, rec: Mapping[str, Any]) -> Path | None:
+    """The call's recording, if the record names one that is there: only a file in the
+    recordings folder beside the journal is ever served."""
+    rel = rec.get("recording")
+    if not isinstance(rel, str) or not rel:
+        return None
+    folder = recordings_dir(journal).resolve()
+    p = (journal.parent / rel).resolve()
+    return p if p.parent == folder and p.suffix == ".wav" and p.is_file() else None
 
 
 def stereo(left: bytes, right: bytes) -> bytes:
@@ -53,7 +65,7 @@ class CallRecording:
         self.clock = clock
         self.started: float | None = None
         """The clock's time of the first frame (the WAV's time 0)."""
-        self._max_frames = int(max_seconds * RATE / FRAME)
+        self._max_frames = int(max_seconds * BRIDGE_RATE / FRAME_SAMPLES)
         self._frames = 0
         self._pending_out: bytes | None = None
         self._q: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -65,7 +77,7 @@ class CallRecording:
 
     @property
     def seconds(self) -> float:
-        return self._frames * FRAME / RATE
+        return self._frames * FRAME_SAMPLES / BRIDGE_RATE
 
     def tap(self, inbound: Callable[[bytes], None], outbound: Callable[[], bytes]
             ) -> tuple[Callable[[bytes], None], Callable[[], bytes]]:
@@ -110,7 +122,7 @@ class CallRecording:
         with out:
             out.setnchannels(2)
             out.setsampwidth(2)
-            out.setframerate(RATE)
+            out.setframerate(BRIDGE_RATE)
             failed = False
             while (chunk := self._q.get()) is not None:
                 if failed:
