@@ -74,7 +74,7 @@ class ClauseChunker:
         cut = self._opening_name(buf) if self._words == 0 else None
         if cut is None:
             cut = self._punctuation(buf)
-        limit = self.first_max_words if self._words < self.first_max_words else self.max_words
+        limit = self.first_max_words if self._opening else self.max_words
         if cut is None and _words(buf) > limit and buf[-1:].isspace():
             # a run-on clause: cut after the limit's word, at a space the model already sent
             words = buf.split()
@@ -88,12 +88,17 @@ class ClauseChunker:
         self._words += _words(clause)
         return clause
 
+    @property
+    def _opening(self) -> bool:
+        """Still within the reply's first ``first_max_words`` words."""
+        return self._words < self.first_max_words
+
     def _punctuation(self, buf: str) -> int | None:
         """Where the first clause of ``buf`` ends at punctuation, if it does yet."""
         m = _SENTENCE_END.search(buf)
         if m and _words(buf[:m.end()]) >= 1:
             return m.end()
-        least = 1 if self._words < self.first_max_words else self.min_words
+        least = 1 if self._opening else self.min_words
         for m in _CLAUSE_END.finditer(buf):
             if _words(buf[:m.end()]) >= least:
                 return m.end()
