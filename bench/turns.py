@@ -351,6 +351,13 @@ def stage_table(turns: list[dict]) -> list[tuple[str, int, float, float]]:
     return rows
 
 
+def tokens_read(turns: list[dict]) -> tuple[int, float, float] | None:
+    """n, median and p95 of the prompt tokens each reply read after its request (the rest
+    was read ahead); None when the backend does not say."""
+    v = [t["prompt_tokens_read"] for t in turns if t.get("prompt_tokens_read") is not None]
+    return (len(v), pct(v, 0.5), pct(v, 0.95)) if v else None
+
+
 def wait_quiet(audio: CallerAudio, quiet_ms: int = 900, timeout: float = 60.0) -> None:
     """Wait until the bot has said something and then been quiet for ``quiet_ms`` (60 s at
     most: the "tell me everything" asks can get a full 96-token answer, ~30 s of speech)."""
@@ -533,6 +540,7 @@ def summarize(run: Run) -> dict:
         out["barge_in"] = {"n": len(b), "p50_ms": pct(b, 0.5), "p95_ms": pct(b, 0.95),
                            "max_ms": max(b)}
     out["stages"] = stage_table(run.stages)
+    out["prompt_tokens_read"] = tokens_read(run.stages)
     out["missed"] = sum(1 for t in run.turns if t.ttfa_ms is None)
     out["barge_in_attempts_without_cut"] = sum(
         1 for t in run.turns if t.kind == "barge_in" and t.barge_in_ms is None)
@@ -600,6 +608,10 @@ def main() -> int:
     print("the streaming gateway's stages, question calls (its records; ms):")
     for name, n, p50, p95 in res["stages"]:
         print(f"  {name:<38} n={n:<3} p50 {p50:6.0f}  p95 {p95:6.0f}")
+    if res["prompt_tokens_read"] is not None:
+        n, p50, p95 = res["prompt_tokens_read"]
+        print(f"  {'prompt tokens read after the request':<38} n={n:<3} p50 {p50:6.0f}  "
+              f"p95 {p95:6.0f}  (tokens, not ms)")
     if res["still_talking"]:
         print(f"  hung up on a bot still talking 60 s after the turn: {res['still_talking']}")
     if args.json:

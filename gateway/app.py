@@ -87,6 +87,7 @@ def turn_settings(cfg: Config) -> TurnSettings:
         barge_in_threshold=t.barge_in_threshold,
         speculate=t.mode == "streaming",
         speculate_reply=t.speculate_reply and t.mode == "streaming",
+        listen_ahead=ms_to_samples(t.listen_ahead_ms) if t.mode == "streaming" else 0,
         eot=EndOfTurnSettings(
             smart=t.end_of_turn == "smart",
             min_silence=ms_to_samples(t.min_end_of_turn_silence_ms),

@@ -46,8 +46,10 @@ from pipeline.core.conversation import (
     Discard,
     FalseInterruption,
     Interrupt,
+    ListenAhead,
     PausePlayout,
     Prepare,
+    ReadAhead,
     Respond,
     ResumePlayout,
     Say,
@@ -157,7 +159,7 @@ class CallSession:
             on_text=lambda turn_id, rec, text: self._inbox.put(
                 _Call(lambda: self._on_transcript(turn_id, rec, text))),
             log=self.log, clock=clock, turn_audio_dir=options.turn_audio_dir,
-            thread_init=thread_init)
+            thread_init=thread_init, submit_if_idle=self._worker.submit_if_idle)
         self._threads: list[threading.Thread] = []
 
     # --- media clock side (never blocks) -------------------------------------------------
@@ -314,6 +316,10 @@ class CallSession:
                     self._resume_after(a)
                 case Prepare():
                     self._prepare()
+                case ListenAhead():
+                    self._listen_ahead(a)
+                case ReadAhead():
+                    self._read_ahead(a.text)
 
     def _check_done(self) -> None:
         u = self._utterances.get(self.core.utterance_id)
@@ -352,9 +358,11 @@ class CallSession:
         if rec is not None and rec.first_audio is None:
             rec.first_audio = t
             self.log.info("turn %d: first audio %.0f ms after the end of turn was decided "
-                          "(stt %.0f, llm first token %.0f, first clause audio %.0f ms)",
+                          "(stt %.0f, llm first token %.0f after reading %s prompt tokens, "
+                          "first clause audio %.0f ms)",
                           rec.turn_id, (t - rec.committed) * 1000,
                           1000 * (rec.stt_seconds or 0), 1000 * (rec.llm_first_token_seconds or 0),
+                          "?" if rec.prompt_tokens_read is None else rec.prompt_tokens_read,
                           1000 * (rec.tts_first_audio_seconds or 0))
         self._execute(self.core.on_playout_started(uid))
 
@@ -426,17 +434,37 @@ class CallSession:
         self._utterances[u.id] = u
         self._worker.say(u, a.text)
 
+    def _can_prefill(self) -> bool:
+        return hasattr(self.engines.llm, "prefill") and self.options.prompt_cache
+
     def _prepare(self) -> None:
         """The reply's prompt, as far as it is known before the caller's words: the history,
         and the start of the facts note that will precede them (read by the model now, while
         the caller talks, the reply reads only the rest: ~20 fewer tokens, ~0.25 s with the
         1.5B model on 2 cores). Only a backend that keeps this call's context can (a server
         keeps its own prompt cache); the cascade baseline reads the whole prompt every turn."""
-        if not hasattr(self.engines.llm, "prefill") or not self.options.prompt_cache:
+        if not self._can_prefill():
             return
-        head = [] if self.facts is None else [
-            {"role": "system", "content": self.facts.head(self.wall())}]
-        self._worker.prefill([*self.history.messages(), *head])
+        if self.facts is None:
+            self._worker.prefill(self.history.messages())
+            return
+        # the note's first line, left open: the note goes on with the turn's own lines
+        self._worker.prefill([*self.history.messages(), {
+            "role": "system", "content": self.facts.head(self.wall())}], open_turn=True)
+
+    def _listen_ahead(self, a: ListenAhead) -> None:
+        if not self._can_prefill():
+            return
+        self._stt.ahead(self._audio.span(a.start - PRE_ROLL, a.end), lambda text: self._inbox.put(
+            _Call(lambda: self._execute(self.core.on_words_ahead(a.start, text)))))
+
+    def _read_ahead(self, text: str) -> None:
+        """The prompt the reply would have if the caller stopped now, its last line left open:
+        a reply whose words start with these reads only the rest."""
+        note = "" if self.facts is None else self.facts.note(text, self.wall(), commit=False)
+        facts = [{"role": "system", "content": note}] if note else []
+        self._worker.prefill([*self.history.messages(), *facts,
+                              {"role": "user", "content": text}], open_turn=True)
 
     def _start_reply(self, a: Respond) -> None:
         u = Utterance(a.utterance_id, self.playout, held=a.speculative)

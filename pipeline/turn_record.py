@@ -19,6 +19,10 @@ class TurnRecord:
     caller_text: str = ""
     stt_seconds: float | None = None
     llm_first_token_seconds: float | None = None
+    prompt_tokens_read: int | None = None
+    """Tokens of the reply's prompt the model read after the request (the rest was in its
+    cache, read ahead; within a token: one held back by the stream counts). None: a server's
+    backend, which does not say."""
     tts_first_audio_seconds: float | None = None
     first_audio: float | None = None
     """When the reply's first frame was handed to the bridge."""

@@ -126,6 +126,16 @@ def test_chunker_bounds_a_run_on_first_clause():
     assert " ".join(out).split() == [w.strip() for w in words]
 
 
+def test_chunker_bounds_a_run_on_opening_of_tokens_that_start_with_their_space():
+    # as a model streams: " located", " at", " 12" (the space before the word)
+    pieces = ["The", " clinic", " is", " located", " at", " 12", " River", " Street", "."]
+    c = ClauseChunker(first_max_words=5)
+    fed = [c.feed(p) for p in pieces]
+    # the fifth word is whole once the sixth begins: cut there, not at the full stop
+    assert fed[5] == ["The clinic is located at"] and not any(fed[:5])
+    assert [x for f in fed[6:] for x in f] + c.flush() == ["12 River Street."]
+
+
 def test_chunker_opening_ends_at_any_comma_later_clauses_need_three_words():
     reply = "Yes, we are open today. Sure, but on Monday, Tuesday, and Wednesday, only."
     out = chunk_stream([w + " " for w in reply.split(" ")], ClauseChunker(first_max_words=5))
@@ -148,15 +158,15 @@ def test_chunker_speaks_an_opening_name_alone():
     assert opening("Riverside", " Dental", " Clinic", " opens", " at nine.") == [
         "Riverside Dental Clinic", "opens at nine."]
     # not when it is not the whole first phrase, nor later in the reply
-    assert opening("Riverside Dental Clinic's", " hours", " are", " nine.") == [
-        "Riverside Dental Clinic's hours are nine."]
+    assert opening("Riverside Dental Clinic's", " hours", ".") == [
+        "Riverside Dental Clinic's hours."]
     assert opening("Riverside Dental Clinic.") == ["Riverside Dental Clinic."]
     assert opening("Yes, Riverside Dental Clinic", " is open.") == [
         "Yes,", "Riverside Dental Clinic is open."]
 
 
 def test_chunker_cuts_at_the_last_whole_word_when_asked():
-    c = ClauseChunker(first_max_words=5)
+    c = ClauseChunker(first_max_words=1)  # only "Sure." is the opening
     assert c.feed("Sure. To book an") == ["Sure."]
     assert c.cut() == []  # two whole words ("an" may go on): too few
     assert c.feed(" appointment you can call") == []

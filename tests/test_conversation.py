@@ -8,8 +8,10 @@ from pipeline.core.conversation import (
     Conversation,
     Discard,
     Interrupt,
+    ListenAhead,
     PausePlayout,
     Prepare,
+    ReadAhead,
     Respond,
     ResumePlayout,
     Say,
@@ -140,6 +142,53 @@ def test_a_turn_begun_in_silence_prepares_the_reply_once():
     off.s = settings(prepare=False)
     assert not [a for a in feed(off, timeline((0.9, 512), (0.0, 700)))
                 if isinstance(a, Prepare)]
+
+
+def test_a_long_turn_is_listened_to_ahead_while_it_goes_on():
+    conv, _ = answered_conversation()
+    conv.s = settings(listen_ahead=600 * MS)
+    acts = feed(conv, timeline((0.0, 320), (0.9, 1400)))
+    ahead = [a for a in acts if isinstance(a, ListenAhead)]
+    # after each 600 ms of the turn (to the next VAD window), from its first speech sample,
+    # the audio so far
+    start = ahead[0].start
+    assert len(ahead) == 2 and all(a.start == start for a in ahead)
+    assert 0 <= ahead[0].end - start - 600 * MS < WINDOW
+    assert 0 <= ahead[1].end - ahead[0].end - 600 * MS < WINDOW
+    # the words so far are read ahead while the turn is still being heard
+    assert conv.on_words_ahead(start, " What time do ") == [ReadAhead("What time do")]
+    assert conv.on_words_ahead(start, "  ") == []
+    assert conv.on_words_ahead(start + WINDOW, "What") == []  # another turn's
+    # a pause: its own transcript (the speculation) replaces the words heard ahead
+    acts = feed(conv, timeline((0.0, 250)), start=1720 * MS)
+    assert [a for a in acts if isinstance(a, Transcribe) and a.speculative]
+    assert conv.on_words_ahead(start, "What time do you") == []
+    # the caller goes on: listening ahead resumes, counted from the pause
+    acts = feed(conv, timeline((0.9, 700)), start=1970 * MS)
+    (again,) = [a for a in acts if isinstance(a, ListenAhead)]
+    assert again.start == start and again.end >= 1970 * MS + 400 * MS
+    assert conv.on_words_ahead(start, "What time do you open") == [
+        ReadAhead("What time do you open")]
+    # once the turn has ended, late words are not read
+    feed(conv, timeline((0.0, 800)), start=2670 * MS)
+    assert conv.state is State.THINKING
+    assert conv.on_words_ahead(start, "What time do you open") == []
+
+
+def test_nothing_is_listened_to_ahead_over_the_bot_or_when_off():
+    conv, _ = answered_conversation()
+    conv.s = settings(listen_ahead=600 * MS)
+    acts = feed(conv, timeline((0.9, 512), (0.0, 700)))
+    tr = [a for a in acts if isinstance(a, Transcribe)][-1]
+    (resp,) = [a for a in conv.on_transcript(tr.turn_id, "When do you open?")
+               if isinstance(a, Respond)]
+    conv.on_playout_started(resp.utterance_id)
+    # a barge-in: the model is busy with the reply being cut
+    acts = feed(conv, timeline((0.9, 1500), (0.0, 700)), start=3000 * MS)
+    assert conv.barge_ins == 1 and not [a for a in acts if isinstance(a, ListenAhead)]
+    off, _ = answered_conversation()
+    assert not [a for a in feed(off, timeline((0.9, 2000), (0.0, 700)))
+                if isinstance(a, ListenAhead)]
 
 
 def test_empty_transcript_goes_back_to_listening():

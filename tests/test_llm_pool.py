@@ -76,3 +76,131 @@ def test_prefill_reads_the_prompt_start_and_the_reply_is_unchanged(pool: LlmPool
     print(f"\nprompt tokens already read: {cold_reused} cold, {warm_reused} prefilled")
     assert warm_reused >= cold_reused + 15, (cold_reused, warm_reused)
     assert warm_reply.strip() and warm_reply == cold_reply, (cold_reply, warm_reply)
+
+
+def test_an_open_turn_read_ahead_leaves_the_reply_only_the_words_after_it(pool: LlmPool) -> None:
+    """What the gateway does with the words heard while the caller still speaks (session.py
+    ``_read_ahead``): the prompt up to those words, the caller's line left open, is read;
+    the reply to the whole sentence then reads only the words that came after them, and is
+    the reply it would have been."""
+    start = [{"role": "system", "content": SYSTEM},
+             {"role": "assistant", "content": GREETING}]
+    so_far = [*start, {"role": "user", "content": "What time do you open"}]
+    full = [*start, {"role": "user", "content": "What time do you open on Saturday?"}]
+    before, ahead = pool.acquire(), pool.acquire()
+    try:
+        pool.prefill(before, start)  # what Prepare reads: the caller's line not begun
+        pool.prefill(ahead, so_far, open_turn=True)
+        read_ahead = ahead.n_tokens - 1  # the prompt so far, and the one token generated
+        before_reused, before_reply = reused(before, full)
+        ahead_reused, ahead_reply = reused(ahead, full)
+    finally:
+        pool.release(before)
+        pool.release(ahead)
+    print(f"\nprompt tokens already read: {before_reused} before the caller's line, "
+          f"{ahead_reused} with its first words ({read_ahead} read ahead)")
+    # the role header and the five words were read ahead, and the request kept all of them
+    # (the last word at most read again: "open" may start a longer token)
+    assert ahead_reused >= before_reused + 6, (before_reused, ahead_reused)
+    assert ahead_reused >= read_ahead - 1, (read_ahead, ahead_reused)
+    assert ahead_reply.strip() and ahead_reply == before_reply, (before_reply, ahead_reply)
+
+
+def test_reading_ahead_gives_way_between_steps(pool: LlmPool) -> None:
+    """Reading ahead stops between steps once a request is waiting (``stop()``): it never
+    holds a turn that has ended for more than a step; what it read stays a usable prefix."""
+    from pipeline.reply.llm import PREFILL_STEP
+
+    start = [{"role": "system", "content": SYSTEM},
+             {"role": "assistant", "content": GREETING},
+             {"role": "user", "content": "Could you tell me whether you are open on the "
+                                         "Monday after Easter, and until what time, and "
+                                         "whether I can bring my dog along with me?"}]
+    ctx = pool.acquire()
+    try:
+        pool.prefill(ctx, [*start[:2], {"role": "user", "content": ""}], open_turn=True)
+        before = ctx.n_tokens  # up to the caller's line's first word
+        asked = []
+        pool.prefill(ctx, start, open_turn=True, stop=lambda: asked.append(1) or len(asked) > 2)
+        stepped = ctx.n_tokens
+        pool.prefill(ctx, start, open_turn=True)
+        whole = ctx.n_tokens
+        _, reply = reused(ctx, [*start[:2], {"role": "user", "content": "Are you open?"}])
+    finally:
+        pool.release(ctx)
+    print(f"\ncached: {before} before, {stepped} after two steps, {whole} read to the end")
+    assert abs(stepped - before - 2 * PREFILL_STEP) <= 1, (before, stepped)
+    assert whole - stepped >= 8, (stepped, whole)
+    assert reply.strip()
+
+
+def test_a_moved_history_window_is_shifted_into_place_not_read_again(pool: LlmPool) -> None:
+    """A long call's history window drops its oldest lines (pipeline/reply/history.py): the
+    lines still in it are in the context's cache at later positions. They are moved back into
+    place, as llama.cpp's server does with --cache-reuse, and the request reads only its new
+    line, where it read everything after the system prompt again."""
+    from pipeline.reply.llm import keep_moved_history
+
+    said = [("Are you open on Monday?", "No, Mill Bakery is closed on Mondays."),
+            ("And on Tuesday?", "We are closed on Tuesdays as well."),
+            ("What about Wednesday?", "On Wednesday we are open from 7 am to 3 pm."),
+            ("Do you sell sourdough bread?", "Yes, we bake sourdough bread every day."),
+            ("How much is a loaf?", "I'm sorry, I don't know that."),
+            ("Can I order a cake for Saturday?", "Please call us during opening hours.")]
+    lines = [m for q, a in said for m in ({"role": "user", "content": q},
+                                          {"role": "assistant", "content": a})]
+    system = {"role": "system", "content": SYSTEM}
+    whole = [system, {"role": "assistant", "content": GREETING}, *lines]
+    moved = [system, *lines[4:], {"role": "user", "content": "Is there parking nearby?"}]
+    shifted, plain = pool.acquire(), pool.acquire()
+    try:
+        for ctx in (shifted, plain):  # the call so far, read as its replies were written
+            for _ in stream_chat(ctx, whole, 1, 0.0):
+                pass
+        kept = keep_moved_history(shifted, moved)
+        in_place = shifted.n_tokens
+        shifted_reused, shifted_reply = reused(shifted, moved)
+        plain_reused, plain_reply = reused(plain, moved)
+    finally:
+        pool.release(shifted)
+        pool.release(plain)
+    print(f"\nkept by the shift: {kept}; prompt tokens already read: {shifted_reused} shifted, "
+          f"{plain_reused} not; replies {shifted_reply!r} / {plain_reply!r}")
+    # without the shift only the system prompt is kept; with it, all but the new line
+    assert kept >= 60 and shifted_reused >= plain_reused + kept - 2, (kept, shifted_reused)
+    assert shifted_reused >= in_place - 1, (in_place, shifted_reused)
+    assert shifted_reply.strip()
+
+
+def test_a_30_turn_call_reads_only_its_new_lines_every_turn(pool: LlmPool) -> None:
+    """A long call through the real history window (6 turns kept, moving by half when full):
+    every turn's reply reads about as many prompt tokens as any other (within 2x the call's
+    median), the turns where the window moved included. Tokens, not seconds: reading them is
+    what the first token waits for (~18 ms each for the 1.5B on 2 cores), and their count
+    does not depend on the box's load."""
+    from pipeline.reply.history import ChatHistory
+    from pipeline.reply.llm import cached_tokens, keep_moved_history, tokens_read
+
+    asks = ["Are you open on Monday?", "And Tuesday?", "What time do you open?",
+            "Do you have rye bread?", "Is there parking?", "Can I pay by card?"]
+    history = ChatHistory(SYSTEM, 6)
+    history.add_bot(GREETING)
+    ctx = pool.acquire()
+    read, moved = [], 0
+    try:
+        for turn in range(30):
+            history.add_user(f"{asks[turn % len(asks)]} (question {turn + 1})")
+            messages = history.messages()
+            moved += keep_moved_history(ctx, messages) > 0
+            cached = cached_tokens(ctx)
+            pieces = stream_chat(ctx, messages, 12, 0.0)
+            reply = next(pieces)
+            read.append(tokens_read(ctx, cached))
+            reply += "".join(pieces)
+            history.add_bot(reply)
+    finally:
+        pool.release(ctx)
+    median = sorted(read)[len(read) // 2]
+    print(f"\nprompt tokens read per turn: {read}; median {median}; window moved {moved} times")
+    assert moved >= 3  # 30 turns through a 6-turn window
+    assert max(read) <= 2 * median, read

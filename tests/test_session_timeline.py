@@ -57,6 +57,9 @@ class ScriptedStt:
         self.calls += 1
         return self.texts.pop(0) if self.texts else ""
 
+    def transcribe_if_idle(self, audio):
+        return self.transcribe(audio)
+
 
 class ScriptedLlm:
     """Streams a fixed reply word by word, 5 ms per token; records what it was asked."""
@@ -197,13 +200,13 @@ def test_barge_in_keeps_exactly_the_played_words():
         clock.run(40)              # and stops: end of turn after 0.5 s
         clock.until(lambda: clock.bot_frames(clock.out[-1:]) == 1)  # the reply starts
         start = len(clock.out) - 1
-        clock.run(59)              # 1.2 s of the reply reach the caller
+        clock.run(39)              # 0.8 s of the reply reach the caller (its first clause)
         played = clock.bot_frames(clock.out[start:])
-        assert played == 60
+        assert played == 40
         clock.run(12, loud=True)   # the caller cuts in: the audio is held at once...
         held_at = next(i for i in range(start, len(clock.out))
                        if clock.out[i] == bytes(FRAME_BYTES))
-        clock.run(60)              # ...and never resumes
+        clock.run(20)              # ...and never resumes (the reply to the cut-in: after 0.5 s)
         assert clock.bot_frames(clock.out[held_at:]) == 0
         clock.until(lambda: session.core.state is not State.CALLER_SPEAKING)
         heard_frames = held_at - start
@@ -537,3 +540,27 @@ def test_the_llm_is_not_asked_about_words_it_cannot_change():
     assert rec.end_of_turn_reason == "incomplete"
     _, rec, _ = frames_to_answer(0.01, "Are you open on Sunday?")
     assert rec.end_of_turn_reason == "complete"
+
+
+def test_a_long_turn_is_read_ahead_with_its_words_so_far():
+    """While the caller speaks, the turn so far is transcribed and the reply's prompt read
+    with those words, the caller's line left open; the reply's request then starts with
+    exactly that prompt and goes on from those words."""
+    heard = ["What time", "What time do you open", "What time do you open on Saturday?"]
+    session, llm, failures = make_session(heard, "At nine.", listen_ahead=9600)
+    log: list[tuple[str, bool, list[dict]]] = []
+    llm.prefill = lambda _ctx, messages, open_turn=False, stop=None: log.append(
+        ("prefill", open_turn, [dict(m) for m in messages]))
+    with in_call(session, failures) as clock:
+        clock.run(75, loud=True)   # 1.5 s of speech: read ahead after 0.6 s and 1.2 s
+        clock.run(40)              # the pause transcribes it all; the turn ends
+        clock.until(lambda: llm.requests)
+        clock.until(lambda: session.core.state is State.LISTENING)
+    opened = [m for kind, open_turn, m in log if open_turn]
+    assert [m[-1] for m in opened] == [{"role": "user", "content": heard[0]},
+                                       {"role": "user", "content": heard[1]}]
+    (request,) = llm.requests
+    assert request[-1] == {"role": "user", "content": heard[2]}
+    assert all(m[:-1] == request[:-1] for m in opened), (opened, request)
+    # the turn's start read the conversation so far (Prepare), closed
+    assert [open_turn for _, open_turn, _ in log] == [False, True, True]

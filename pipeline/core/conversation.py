@@ -153,8 +153,24 @@ class Prepare:
     the caller's words."""
 
 
+@dataclass(frozen=True)
+class ListenAhead:
+    """The caller is still speaking: transcribe the turn so far, inbound samples [start, end),
+    and hand the words to ``on_words_ahead(start, text)``. They decide nothing; the reply's
+    prompt is read ahead with them (a reply then reads only the words that came after)."""
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class ReadAhead:
+    """Read the reply's prompt with ``text`` as the caller's words so far (an open turn)."""
+    text: str
+
+
 Action = (Say | Transcribe | Respond | Commit | Discard | PausePlayout | ResumePlayout
-          | Interrupt | Cancel | ScoreTurn | TurnEnded | FalseInterruption | Prepare)
+          | Interrupt | Cancel | ScoreTurn | TurnEnded | FalseInterruption | Prepare
+          | ListenAhead | ReadAhead)
 
 
 @dataclass(frozen=True)
@@ -183,6 +199,9 @@ class TurnSettings:
     """Caller speech over the bot this long interrupts it without waiting for the words."""
     prepare: bool = True
     """Ask for ``Prepare`` when a caller's turn starts in silence."""
+    listen_ahead: int = 0
+    """While a turn that started in silence goes on, ask for ``ListenAhead`` after each this
+    much of it (0: never)."""
 
 
 @dataclass
@@ -219,6 +238,7 @@ class Conversation:
         self._verdict = Verdict.UNSURE
         self._held_answer: tuple[int, str, int] | None = None  # (turn, text, answer at sample)
         self._barge: tuple[int, int] | None = None  # (utterance, speech start) awaiting words
+        self._ahead_from: int | None = None  # last ListenAhead of the turn being heard
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -253,6 +273,11 @@ class Conversation:
             actions.append(PausePlayout(self.utterance_id))
         for ev in self.detector.feed(end, prob):
             actions += self._on_turn_event(ev)
+        if (self._ahead_from is not None and self.detector.speaking
+                and end - self._ahead_from >= self.s.listen_ahead):
+            self._ahead_from = end
+            assert self._turn_start is not None
+            actions.append(ListenAhead(self._turn_start, end))
         if self._held and not self.detector.in_turn and not self.detector.timing_speech:
             self._held = False
             actions.append(ResumePlayout(self.utterance_id))
@@ -281,6 +306,15 @@ class Conversation:
         if turn_id != self.turn_id or self.state is not State.THINKING:
             return []  # stale: discarded speculation, or the turn was merged
         return self._heard(turn_id, text, end_of_message)
+
+    def on_words_ahead(self, start: int, text: str) -> list[Action]:
+        """The words of ``ListenAhead(start, ...)``: read ahead with them if that turn is
+        still being heard and no speculation has replaced them (a pause's own transcript)."""
+        text = text.strip()
+        if (not text or self._ahead_from is None or self._turn_start != start
+                or self._spec is not None):
+            return []
+        return [ReadAhead(text)]
 
     @property
     def held_turn(self) -> int | None:
@@ -437,6 +471,8 @@ class Conversation:
         if ev.kind is TurnEventKind.PAUSE:
             start = self._turn_start if self._turn_start is not None else ev.speech_start
             self._speech_end = ev.speech_end
+            if self._ahead_from is not None:  # the pause's transcript is read ahead instead
+                self._ahead_from = ev.at
             actions = self._discard()
             if self.s.speculate:
                 self._spec = _Speculation(self._new_id(), start, ev.speech_end)
@@ -456,6 +492,7 @@ class Conversation:
     def _end_of_turn(self, ev: TurnEvent) -> list[Action]:
         start = self._turn_start if self._turn_start is not None else ev.speech_start
         self._turn_start = None
+        self._ahead_from = None
         self._committed_start = start
         self._speech_end = ev.speech_end
         spec, self._spec = self._spec, None
@@ -484,7 +521,11 @@ class Conversation:
         if self.state is State.LISTENING:
             self._turn_start = ev.speech_start
             self._enter(State.CALLER_SPEAKING)
-            return [Prepare()] if self.s.prepare else []
+            if not self.s.prepare:
+                return []
+            if self.s.listen_ahead:
+                self._ahead_from = ev.speech_start
+            return [Prepare()]
         if self.state is State.THINKING:
             self._held_answer = None
             # the caller goes on before we answered: drop the reply, hear the whole turn again

@@ -75,10 +75,12 @@ class ClauseChunker:
         if cut is None:
             cut = self._punctuation(buf)
         limit = self.first_max_words if self._opening else self.max_words
-        if cut is None and _words(buf) > limit and buf[-1:].isspace():
-            # a run-on clause: cut after the limit's word, at a space the model already sent
-            words = buf.split()
-            cut = _index_after_words(buf, limit) if len(words) > limit else None
+        words = _words(buf)
+        if cut is None and (words > limit or (words == limit and buf[-1:].isspace())):
+            # a run-on clause: cut after the limit's word once it is whole: a space followed
+            # it, or the next word has begun (a model's tokens mostly start with their space:
+            # "The clinic is located at 12 River Street." waited for its full stop)
+            cut = _index_after_words(buf, limit)
         if cut is None:
             return None
         clause = clean_for_speech(buf[:cut])

@@ -31,7 +31,7 @@ from pipeline.options import SessionOptions
 from pipeline.reply.chunker import ClauseChunker
 from pipeline.reply.dialogue import Step, StepKind, ToolDialogue
 from pipeline.reply.guard import REFUSAL, ClauseVerdict, SpeechGuard
-from pipeline.reply.llm import stream_chat
+from pipeline.reply.llm import cached_tokens, keep_moved_history, stream_chat, tokens_read
 from pipeline.reply.openai_llm import LlmError
 from pipeline.reply.tools import (
     TAKE_MESSAGE,
@@ -91,6 +91,11 @@ class ReplyWorker:
     def submit(self, job: Job) -> None:
         self._jobs.put(job)
 
+    def submit_if_idle(self, job: Job) -> None:
+        """Run ``job`` unless another job is waiting when its turn comes: work done ahead
+        (listening, prefilling) must never delay the work of a turn that has ended."""
+        self._jobs.put(lambda: job() if self._jobs.empty() else None)
+
     def say(self, u: Utterance, text: str) -> None:
         self._jobs.put(lambda: self._say(u, text))
 
@@ -101,11 +106,13 @@ class ReplyWorker:
         message being taken)."""
         self._jobs.put(lambda: self._respond(u, rec, messages, then, audio))
 
-    def prefill(self, messages: list[dict[str, str]]) -> None:
+    def prefill(self, messages: list[dict[str, str]], open_turn: bool = False) -> None:
         """Read ``messages`` into this call's context (the start of the next reply's prompt;
-        the backend has ``prefill``); skipped when another job is waiting, which would start
-        from its own prompt anyway."""
-        self._jobs.put(lambda: self._prefill(messages))
+        the backend has ``prefill``); ``open_turn``: the last message is the caller's words so
+        far, not closed. Skipped when another job is waiting, which would start from its own
+        prompt anyway."""
+        self.submit_if_idle(lambda: self.engines.llm.prefill(
+            self._context(), messages, open_turn, stop=lambda: not self._jobs.empty()))
 
     def close(self) -> None:
         """The thread ends after the job in hand."""
@@ -144,10 +151,6 @@ class ReplyWorker:
             self._llm = self.engines.llm.acquire(timeout=30.0)
         return self._llm
 
-    def _prefill(self, messages: list[dict[str, str]]) -> None:
-        if self._jobs.empty():
-            self.engines.llm.prefill(self._context(), messages)
-
     def _respond(self, u: Utterance, rec: TurnRecord | None,
                  messages: list[dict[str, str]], then: str = "", audio: bytes = b"") -> None:
         if u.cancelled:
@@ -179,12 +182,16 @@ class ReplyWorker:
                         rec.tts_first_audio_seconds = self.clock() - t0
                     u.add_clause(clause, speech.pcm, speech.word_ends)
 
+        if cached_tokens(llm) is not None:  # an embedded context (a server shifts its own)
+            keep_moved_history(llm, messages)
+        cached = cached_tokens(llm)
         try:
             for piece in stream_chat(llm, messages, self.engines.max_tokens,
                                      self.engines.temperature, lambda: u.cancelled,
                                      watch=u.on_cancel):
                 if rec is not None and rec.llm_first_token_seconds is None:
                     rec.llm_first_token_seconds = self.clock() - t0
+                    rec.prompt_tokens_read = tokens_read(llm, cached)
                 parts.append(piece)
                 # kept current: a barge-in records the words generated up to that moment
                 u.generated_text = self._secrets.redact("".join(parts).strip())

@@ -177,6 +177,11 @@ class SpeechToText(Protocol):
         """Text of float32 16 kHz mono audio (empty for silence). Thread-safe."""
         ...
 
+    def transcribe_if_idle(self, audio: np.ndarray) -> str | None:
+        """Like ``transcribe``, or None at once when a decode this one would wait for is
+        running: for work that may be skipped (words heard ahead), never queued."""
+        ...
+
     def stream(self) -> SttStream:
         """A new per-call stream."""
         ...

@@ -48,14 +48,24 @@ class PocketsphinxStt:
         return PocketsphinxStream()
 
     def transcribe(self, audio: np.ndarray) -> str:
+        return self._decode(audio, wait=True) or ""
+
+    def transcribe_if_idle(self, audio: np.ndarray) -> str | None:
+        return self._decode(audio, wait=False)
+
+    def _decode(self, audio: np.ndarray, wait: bool) -> str | None:
         if audio.size < 1600:
             return ""
-        with self._lock:
+        if not self._lock.acquire(blocking=wait):
+            return None
+        try:
             d = self._shared
             d.start_utt()
             d.process_raw(as_int16(audio).tobytes(), full_utt=True)
             d.end_utt()
             hyp = d.hyp()
+        finally:
+            self._lock.release()
         return " ".join(_clean(w) for w in (hyp.hypstr if hyp else "").split())
 
     def warm_up(self) -> None:

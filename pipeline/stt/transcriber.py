@@ -31,10 +31,12 @@ class TurnTranscriber:
     def __init__(self, call_id: str, engines: Engines, submit: Callable[[Callable[[], None]], None],
                  on_text: Callable[[int, TurnRecord, str], None], log: logging.LoggerAdapter,
                  clock: Callable[[], float] = time.monotonic, turn_audio_dir: str = "",
-                 thread_init: Callable[[str], None] = lambda name: None) -> None:
+                 thread_init: Callable[[str], None] = lambda name: None,
+                 submit_if_idle: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.call_id = call_id
         self.engines = engines
         self._submit = submit  # runs a job on the call's reply worker
+        self._submit_if_idle = submit_if_idle or submit
         self._on_text = on_text
         self.log = log
         self.clock = clock
@@ -69,6 +71,26 @@ class TurnTranscriber:
             self._stream.pause(tag)  # the partial so far: no decode of its own
         else:
             self._stream.end_turn(tag)
+
+    def ahead(self, audio: np.ndarray, on_words: Callable[[str], None]) -> None:
+        """The words of a turn still being spoken (``audio``: so far, with the pre-roll), for
+        reading the reply's prompt ahead; a whole-utterance backend only, when the worker has
+        nothing else to do. A failure gives no words: nothing depends on them."""
+        if self._stream is not None:
+            return
+
+        def decode() -> None:
+            try:
+                text = self.engines.stt.transcribe_if_idle(int16_to_float(audio))
+            except SttUnavailable:
+                return
+            if text is None:  # the decoder is busy with a turn (maybe another call's)
+                return
+            self.log.debug("listening ahead: %r (%.2f s of audio)", text,
+                           len(audio) / BRIDGE_RATE)
+            on_words(text)
+
+        self._submit_if_idle(decode)
 
     def committed(self) -> None:
         """A turn the pause partial answered has committed: close it on the stream."""

@@ -184,6 +184,9 @@ class VoskStt:
         finally:
             s.close()
 
+    def transcribe_if_idle(self, audio: np.ndarray) -> str | None:
+        return self.transcribe(audio)  # each decode has a recognizer of its own: none waits
+
     def warm_up(self) -> None:
         rng = np.random.default_rng(0)
         self.transcribe((0.01 * rng.standard_normal(RATE)).astype(np.float32))
