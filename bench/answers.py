@@ -20,16 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.answer_cases import (  # noqa: E402
+from bench.answer_cases import (
     CASES,
     CATEGORIES,
     FALLBACK_MUST,
@@ -39,12 +35,12 @@ from bench.answer_cases import (  # noqa: E402
     normalise,
     score,
 )
-from gateway.app import fact_index, system_prompt  # noqa: E402
-from gateway.config import build, business_of  # noqa: E402
-from pipeline import models  # noqa: E402
-from pipeline.facts.turns import CallFacts  # noqa: E402
-from pipeline.reply.history import ChatHistory  # noqa: E402
-from pipeline.reply.llm import SharedModel, stream_chat  # noqa: E402
+from gateway.app import fact_index, system_prompt
+from gateway.config import build, business_of
+from pipeline import models
+from pipeline.facts.turns import CallFacts
+from pipeline.reply.history import ChatHistory
+from pipeline.reply.llm import SharedModel, stream_chat
 
 MODELS = {"1.5b": "qwen2.5-coder-1.5b", "0.5b": "qwen2.5-coder-0.5b"}
 NOTE_MODES = {  # --notes: (column name, [business] note, [business] meaning)

@@ -20,10 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.turns import (  # noqa: E402
+from bench.turns import (
     _ALIVE,
     INTERRUPTIONS,
     LONG_ASKS,
@@ -34,7 +31,7 @@ from bench.turns import (  # noqa: E402
     progress,
     wait_quiet,
 )
-from tests.harness import GatewayProcess, espeak, require_tools  # noqa: E402
+from tests.harness import GatewayProcess, espeak, require_tools
 
 
 def run(trials: int, key: str, values: dict[str, str], workdir: Path, seed: int) -> dict:

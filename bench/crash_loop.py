@@ -30,12 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from gateway import records  # noqa: E402
-from tests.harness import GatewayProcess, free_udp_port, require_tools  # noqa: E402
-from tests.sipp_harness import SIPP_DIR, RtpPeer, outcomes, parse_sipp_trace  # noqa: E402
+from gateway import records
+from tests.harness import GatewayProcess, free_udp_port, require_tools
+from tests.sipp_harness import SIPP_DIR, RtpPeer, outcomes, parse_sipp_trace
 
 
 def sipp_stream(workdir: Path, name: str, target: str, ports: list[int],

@@ -21,11 +21,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.turns import MODES, pct
+from tests import browser
 
-from bench.turns import MODES, pct  # noqa: E402
-from tests import browser  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 RESULTS = ROOT / "bench" / "results" / "turns-1.5b.txt"
 _TURN = re.compile(r"^(\w+)\s+(\w+)\s+ttfa\s+(\d+|-)\s+barge\s+(\d+|-)\s", re.M)

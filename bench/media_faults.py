@@ -38,13 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.speech_corpus import Recording, normalise, real_recordings, resample, wer  # noqa: E402
-from gateway import records  # noqa: E402
-from tests.harness import GatewayProcess, active_spans, baresip_call, require_tools  # noqa: E402
-from tests.impair import Profile, SipMediaRelay, loud_times, sip_options  # noqa: E402
+from bench.speech_corpus import Recording, normalise, real_recordings, resample, wer
+from gateway import records
+from tests.harness import GatewayProcess, active_spans, baresip_call, require_tools
+from tests.impair import Profile, SipMediaRelay, loud_times, sip_options
 
 RATE = 8000  # G.711 end to end
 MAX_WER_DELTA = 0.10  # issue 6: impaired WER at most 10 points above the clean path

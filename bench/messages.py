@@ -26,7 +26,6 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,13 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.speech_corpus import Recording, telephone
+from pipeline.core.dtmf import entry_text
+from pipeline.messages.digits import read_back, spoken_digits
+from pipeline.messages.taking import MessageTaker, Stage
 
-from bench.speech_corpus import Recording, telephone  # noqa: E402
-from pipeline.core.dtmf import entry_text  # noqa: E402
-from pipeline.messages.digits import read_back, spoken_digits  # noqa: E402
-from pipeline.messages.taking import MessageTaker, Stage  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DATA = ROOT / "bench" / "data" / "messages.json"
 HELD_OUT = ("m11", "m12", "m13", "m14")

@@ -48,10 +48,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.soak import (  # noqa: E402
+from bench.soak import (
     EXTRA_QUESTIONS,
     JournalTail,
     Shared,
@@ -59,8 +56,8 @@ from bench.soak import (  # noqa: E402
     call_loop,
     proc_stats,
 )
-from bench.turns import QUESTIONS, Caller, pct  # noqa: E402
-from tests.harness import (  # noqa: E402
+from bench.turns import QUESTIONS, Caller, pct
+from tests.harness import (
     DEFAULT_LLM,
     SMALL_LLM,
     GatewayProcess,
@@ -68,6 +65,8 @@ from tests.harness import (  # noqa: E402
     read_wav,
     require_tools,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PHASES = ("server", "embedded")
 SAMPLE_S = 2.0

@@ -38,11 +38,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.harness import GatewayProcess, free_udp_port, require_tools  # noqa: E402
-from tests.sipp_harness import SIPP_DIR, RtpPeer, SipMessage, call_events  # noqa: E402
+from tests.harness import GatewayProcess, free_udp_port, require_tools
+from tests.sipp_harness import SIPP_DIR, RtpPeer, SipMessage, call_events
 
 SCENARIO = "overload_uac.xml"
 CAPACITY = 4

@@ -49,10 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.turns import (  # noqa: E402
+from bench.turns import (
     QUESTIONS,
     Caller,
     CallerAudio,
@@ -62,7 +59,7 @@ from bench.turns import (  # noqa: E402
     pct,
     wait_quiet,
 )
-from tests.harness import GatewayProcess, espeak, require_tools  # noqa: E402
+from tests.harness import GatewayProcess, espeak, require_tools
 
 SAMPLE_S = 5.0
 _GATEWAYS: list[GatewayProcess] = []

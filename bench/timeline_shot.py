@@ -16,10 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tests import browser
 
-from tests import browser  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -38,10 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.harness import GatewayProcess, espeak, free_udp_port, require_tools  # noqa: E402
+from tests.harness import GatewayProcess, espeak, free_udp_port, require_tools
 
 FRAME = 320  # samples per 20 ms tick at 16 kHz
 RATE = 16000

@@ -36,14 +36,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.speech_corpus import (  # noqa: E402
+from bench.speech_corpus import (
     CODECS,
     SYNTHETIC_VOICES,
     Recording,
