@@ -348,6 +348,13 @@ def stage_table(turns: list[dict]) -> list[tuple[str, int, float, float]]:
     return rows
 
 
+def from_the_pause(turns: list[dict]) -> tuple[int, int]:
+    """Of the answered turns, how many were answered from the transcript made at the caller's
+    pause (the speculation stood: no decode after the end of turn), and how many in all."""
+    answered = [t for t in turns if t.get("ttfa_seconds") is not None]
+    return sum(1 for t in answered if t.get("speculative")), len(answered)
+
+
 def tokens_read(turns: list[dict]) -> tuple[int, float, float] | None:
     """n, median and p95 of the prompt tokens each reply read after its request (the rest
     was read ahead); None when the backend does not say."""
@@ -538,6 +545,7 @@ def summarize(run: Run) -> dict:
                            "max_ms": max(b)}
     out["stages"] = stage_table(run.stages)
     out["prompt_tokens_read"] = tokens_read(run.stages)
+    out["from_the_pause"] = from_the_pause(run.stages)
     out["missed"] = sum(1 for t in run.turns if t.ttfa_ms is None)
     out["barge_in_attempts_without_cut"] = sum(
         1 for t in run.turns if t.kind == "barge_in" and t.barge_in_ms is None)
@@ -609,6 +617,9 @@ def main() -> int:
         n, p50, p95 = res["prompt_tokens_read"]
         print(f"  {'prompt tokens read after the request':<38} n={n:<3} p50 {p50:6.0f}  "
               f"p95 {p95:6.0f}  (tokens, not ms)")
+    spec, answered = res["from_the_pause"]
+    print(f"  answered from the pause's transcript (no decode after the end of turn): "
+          f"{spec} of {answered}")
     if res["still_talking"]:
         print(f"  hung up on a bot still talking 60 s after the turn: {res['still_talking']}")
     if args.json:

@@ -78,7 +78,7 @@ class TurnConfig:
     max_turn_seconds: float = _spec(30.0, lo=2.0, hi=120.0, doc="force the end of a long turn")
     speculation_pause_ms: int = _spec(150, lo=64, hi=3000)
     speculate_reply: bool = _spec(True)
-    listen_ahead_ms: int = _spec(600, lo=0, hi=10000,
+    listen_ahead_ms: int = _spec(0, lo=0, hi=10000,
                                  doc="while the caller speaks, transcribe the turn so far "
                                      "after each this much of it and read the reply's prompt "
                                      "ahead with those words; 0 = off")

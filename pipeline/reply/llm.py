@@ -14,6 +14,7 @@ copy of the weights per call (+701 MB each for the 1.5B model).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -214,8 +215,6 @@ def _rendered(llm: Any, messages: list[dict[str, str]]) -> str | None:
     """``messages`` as the model's chat template writes them for a request (its reply
     started), as llama-cpp-python renders a chat request; None if the model has no
     template of its own."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
     template = llm.metadata.get("tokenizer.chat_template")
     if not template or not messages:
         return None
@@ -224,8 +223,16 @@ def _rendered(llm: Any, messages: list[dict[str, str]]) -> str | None:
         return "" if token < 0 else llm.detokenize([token], special=True).decode(
             "utf-8", errors="ignore")
 
-    fmt = Jinja2ChatFormatter(template, special(llm.token_eos()), special(llm.token_bos()))
+    fmt = _formatter(template, special(llm.token_eos()), special(llm.token_bos()))
     return fmt(messages=messages).prompt
+
+
+@functools.lru_cache(maxsize=4)
+def _formatter(template: str, eos: str, bos: str) -> Any:
+    """The chat template compiled once per model (compiling it took longer than rendering)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    return Jinja2ChatFormatter(template, eos, bos)
 
 
 def _tokens(llm: Any, text: str) -> list[int]:
