@@ -37,6 +37,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # real processes: a gateway, SIP clients, servers
+
 REPO = Path(__file__).resolve().parents[1]
 EDGE_RUN = REPO / "edge" / "run.sh"
 KAMAILIO_CFG = REPO / "edge" / "kamailio.cfg"

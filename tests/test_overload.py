@@ -29,6 +29,8 @@ from bench.overload import (
 )
 from tests.harness import GatewayProcess, need
 
+pytestmark = pytest.mark.e2e  # real processes: a gateway, SIP clients, servers
+
 BURST = 30
 BURST_SECONDS = 2.0
 HOLD_MS = 3000

@@ -213,6 +213,7 @@ def _wait_for(pred, timeout: float, what: str, log=lambda: "") -> None:
     raise AssertionError(f"timed out waiting for {what}:\n{log()[-4000:]}")
 
 
+@pytest.mark.e2e
 @needs_tools
 def test_registers_and_answers_calls_through_the_registrar(tmp_path, registrar):
     mport = _free_tcp_port()
@@ -260,6 +261,7 @@ def test_registers_and_answers_calls_through_the_registrar(tmp_path, registrar):
         assert PASSWORD not in text
 
 
+@pytest.mark.e2e
 @needs_tools
 def test_wrong_password_is_a_clear_error_and_retried_with_back_off(tmp_path, registrar):
     gw = _gateway(tmp_path, registrar, "not-the-" + PASSWORD[::-1],

@@ -304,6 +304,7 @@ def rtp_sink():
     sock.close()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", corpus(), ids=lambda c: c.name)
 def test_corpus_message(gateway, rtp_sink, case):
     calls_before = gateway.log().count("gateway.sip: incoming from")
@@ -344,6 +345,7 @@ HOSTILE_IDENTITIES = {
 }
 
 
+@pytest.mark.e2e
 def test_corpus_hostile_identities_have_whole_records_and_a_clean_log(gateway, capsys):
     """Issue 14: bytes that are not UTF-8 and control characters in the From or Contact
     display name or in the Call-ID. Each call the corpus got answered has one record, open
@@ -396,6 +398,7 @@ def test_corpus_hostile_identities_have_whole_records_and_a_clean_log(gateway, c
         assert bad not in log, f"{bad!r} in the gateway log:\n{log[-5000:]}"
 
 
+@pytest.mark.e2e
 def test_the_screens_refusals_are_counted_by_reason(gateway):
     """Issue 14: what the request screen refused in the corpus is on /metrics by reason,
     as many as the corpus got such answers (a retransmission may add one)."""
@@ -429,6 +432,7 @@ def test_the_screens_refusals_are_counted_by_reason(gateway):
     assert 4 <= unparseable <= drops + 2 * refused + 4, (unparseable, drops, refused)
 
 
+@pytest.mark.e2e
 def test_after_the_corpus_a_real_call_works_and_no_slot_leaked(gateway, sipp, rtp_peers,
                                                                 tmp_path):
     need("baresip")
@@ -453,6 +457,7 @@ def test_after_the_corpus_a_real_call_works_and_no_slot_leaked(gateway, sipp, rt
 # --------------------------------------------------------------------------- dead peer on A
 
 
+@pytest.mark.e2e
 def test_dead_peer_is_hung_up_and_recorded_as_media_timeout(gateway, sipp, rtp_peers):
     """Three calls at once: one whose caller never sends RTP, one whose RTP stops after ~2 s,
     one that sends all along. The first two get a BYE and a media_timeout record; the third
@@ -509,6 +514,7 @@ def test_dead_peer_is_hung_up_and_recorded_as_media_timeout(gateway, sipp, rtp_p
     assert log.text().count("no RTP from the caller for") == 2, log.text()
 
 
+@pytest.mark.e2e
 def test_a_call_on_hold_is_not_taken_for_a_dead_peer(gateway, sipp):
     """The caller puts the bot on hold (re-INVITE a=inactive) at once and sends no RTP for
     longer than the media timeout: the call stays up until the caller hangs up."""
@@ -538,6 +544,7 @@ def test_a_call_on_hold_is_not_taken_for_a_dead_peer(gateway, sipp):
 # --------------------------------------------------------------------------- secrets on A
 
 
+@pytest.mark.e2e
 def test_a_caller_cannot_talk_the_bot_into_telling_its_secrets(gateway, tmp_path):
     """The prompt holds a canary code the model is told never to say; Qwen 0.5B says it when
     asked this way (3 of 5 asks in a probe). The guard on its speech must keep it back."""
@@ -555,6 +562,7 @@ def test_a_caller_cannot_talk_the_bot_into_telling_its_secrets(gateway, tmp_path
     assert CANARY.split("-")[1] not in said
 
 
+@pytest.mark.e2e
 def test_no_secret_in_log_journal_or_metrics(gateway):
     import urllib.request
 
@@ -571,6 +579,7 @@ def test_no_secret_in_log_journal_or_metrics(gateway):
             assert secret not in blob, f"a secret ({secret[:12]}...) is in the {name}"
 
 
+@pytest.mark.e2e
 def test_gateway_listens_on_loopback_only_and_runs_no_tls(gateway):
     """The SIP transport is UDP on the configured address, the only TCP listener is /metrics
     on loopback, and no TLS transport exists (TLS lives at the edge)."""
@@ -608,6 +617,7 @@ class _WholeLog(GatewayLog):
         self.gw, self.offset = gw, 0
 
 
+@pytest.mark.e2e
 def test_failure_in_one_call_ends_only_that_call(gateway_b, sipp_b, rtp_peers):
     """TTS raises in call-2 (VOICEBOT_TEST_FAULT=tts:2): call-2 gets a BYE and a 'failed'
     record naming the stage; call-1, up at the same time, keeps its audio and ends normally."""
@@ -657,6 +667,7 @@ def test_failure_in_one_call_ends_only_that_call(gateway_b, sipp_b, rtp_peers):
 # --------------------------------------------------------------------------- B: drain (last)
 
 
+@pytest.mark.e2e
 def test_sigterm_drains_then_byes_and_exits_0(gateway_b, sipp_b, rtp_peers):
     """SIGTERM with two calls up: a new INVITE gets 503 + Retry-After at once, OPTIONS is still
     answered, the short call ends by itself during the drain, the long one gets a BYE at the

@@ -14,6 +14,8 @@ from gateway import records
 from tests.harness import GatewayProcess, baresip_call, espeak, need
 from tests.test_stt import HAVE_KO, HAVE_VOSK, KOREAN, ko_dir
 
+pytestmark = pytest.mark.e2e  # real processes: a gateway, SIP clients, servers
+
 
 @pytest.fixture(scope="module")
 def vosk_gateway(tmp_path_factory):

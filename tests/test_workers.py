@@ -123,6 +123,7 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
+@pytest.mark.e2e
 def test_workers_restart_a_killed_one_and_stop_cleanly(tmp_path):
     base = _free_pair()
     cfg = tmp_path / "voicebot.toml"
