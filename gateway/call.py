@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from gateway.recording import CallRecording
     from gateway.sip import Gateway
 
-log = logging.getLogger("gateway.sip")  # one logger for the SIP glue (tests read its lines)
+# the SIP glue (call.py, sip.py) logs under one name: a call's signalling greps as one
+log = logging.getLogger("gateway.sip")
 
 
 class GatewayCall(pj.Call):

@@ -6,6 +6,8 @@ import collections
 
 import numpy as np
 
+from pipeline.audio.frames import FRAME_SAMPLES
+
 
 class InboundAudio:
     """The caller's audio of the last minutes, addressable by inbound sample index."""
@@ -14,7 +16,7 @@ class InboundAudio:
         self._buf = np.zeros(keep_samples, dtype=np.int16)
         self.end = 0  # samples received so far
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(
-            maxlen=keep_samples // 320 + 1)  # (end sample, arrival time) per frame
+            maxlen=keep_samples // FRAME_SAMPLES + 1)  # (end sample, arrival time) per frame
 
     def arrived(self, sample: int) -> float:
         """Arrival time of the frame that held ``sample`` (the nearest one kept)."""
