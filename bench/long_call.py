@@ -71,13 +71,15 @@ def main() -> int:
     median = pct(first, 0.5)
     print(f"# bench.long_call: {args.questions} questions in one call, default config, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} at the end")
-    print(" turn  llm_first_token_ms  tokens_read  caller_ttfa_ms  words")
+    print(" turn  llm_first_token_ms  tokens_read  words (the gateway's record)")
     for i, t in enumerate(turns):
-        h = heard[i] if i < len(heard) else None
-        ttfa = "-" if h is None or h.ttfa_ms is None else f"{h.ttfa_ms - h.caller_jb_ms:.0f}"
         read = t.get("prompt_tokens_read")
         print(f" {i + 1:4}  {t['llm_first_token_seconds'] * 1000:18.0f}  "
-              f"{'?' if read is None else read:>11}  {ttfa:>14}  {t['caller_text'][:50]}")
+              f"{'?' if read is None else read:>11}  {t['caller_text'][:50]}")
+    print("caller TTFA per question (ms, at the caller; a question heard as two turns, or "
+          "answered without the LLM, has no line above):")
+    print("  " + " ".join("-" if h.ttfa_ms is None else f"{h.ttfa_ms - h.caller_jb_ms:.0f}"
+                          for h in heard))
     ttfas = [h.ttfa_ms - h.caller_jb_ms for h in heard if h.ttfa_ms is not None]
     worst = max(first)
     out = {"questions": args.questions, "answered": len(turns),
