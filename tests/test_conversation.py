@@ -138,10 +138,24 @@ def test_a_turn_begun_in_silence_prepares_the_reply_once():
     # over the bot's words (a barge-in) the model is busy with the reply: nothing to prepare
     acts = feed(conv, timeline((0.9, 600), (0.0, 700)), start=3000 * MS)
     assert not [a for a in acts if isinstance(a, Prepare)] and conv.barge_ins == 1
+    # and once the reply has played, the conversation so far is read before the caller speaks
+    assert conv.on_utterance_done(resp.utterance_id) == []  # cut by the barge-in: no longer
     off, _ = answered_conversation()
     off.s = settings(prepare=False)
     assert not [a for a in feed(off, timeline((0.9, 512), (0.0, 700)))
                 if isinstance(a, Prepare)]
+
+
+def test_the_conversation_is_read_ahead_once_the_bot_has_spoken():
+    conv = Conversation(settings())
+    (say,) = conv.start("Hello")
+    conv.on_playout_started(say.utterance_id)
+    assert conv.on_utterance_done(say.utterance_id) == [Prepare()]
+    assert conv.state is State.LISTENING
+    assert conv.on_utterance_done(say.utterance_id) == []  # once
+    off = Conversation(settings(prepare=False))
+    (say,) = off.start("Hello")
+    assert off.on_utterance_done(say.utterance_id) == []
 
 
 def test_a_long_turn_is_listened_to_ahead_while_it_goes_on():

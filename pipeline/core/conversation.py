@@ -148,9 +148,9 @@ class FalseInterruption:
 
 @dataclass(frozen=True)
 class Prepare:
-    """The caller began a turn while the bot is silent: read the next reply's prompt as far
-    as it is known (the conversation so far) into the model now, so that the reply reads only
-    the caller's words."""
+    """The bot has finished speaking, or the caller began a turn while the bot is silent:
+    read the next reply's prompt as far as it is known (the conversation so far) into the
+    model now, so that the reply reads only the caller's words."""
 
 
 @dataclass(frozen=True)
@@ -341,6 +341,10 @@ class Conversation:
         self._committed_start = None
         if self.state in (State.THINKING, State.BOT_SPEAKING):
             self._enter(State.LISTENING)
+            # what was just said is read now, before the caller speaks: the gateway's own
+            # sentences (a fallback, an offer) are in no cache, and a Prepare at the next
+            # turn gives way at the caller's first pause (then the reply read them, 2-3 s)
+            return [Prepare()] if self.s.prepare else []
         return []
 
     def say(self, text: str) -> list[Action]:
