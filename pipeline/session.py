@@ -462,9 +462,13 @@ class CallSession:
         """The prompt the reply would have if the caller stopped now, its last line left open:
         a reply whose words start with these reads only the rest."""
         note = "" if self.facts is None else self.facts.note(text, self.wall(), commit=False)
+        self._worker.prefill(self._prompt_with(text, note), open_turn=True)
+
+    def _prompt_with(self, text: str, note: str) -> list[dict[str, str]]:
+        """The reply's prompt for the caller's ``text`` and its facts ``note``, the history
+        left as it is (a turn that has not committed)."""
         facts = [{"role": "system", "content": note}] if note else []
-        self._worker.prefill([*self.history.messages(), *facts,
-                              {"role": "user", "content": text}], open_turn=True)
+        return [*self.history.messages(), *facts, {"role": "user", "content": text}]
 
     def _start_reply(self, a: Respond) -> None:
         u = Utterance(a.utterance_id, self.playout, held=a.speculative)
@@ -472,14 +476,12 @@ class CallSession:
         rec = self._recs.get(a.turn_id)
         if rec is not None:
             self._turn_of_utterance[u.id] = rec
-        user = {"role": "user", "content": a.text}
         note = "" if self.facts is None else self.facts.note(a.text, self.wall(),
                                                              commit=not a.speculative)
         if rec is not None:
             rec.facts_note = note
         if a.speculative:  # the history learns of this turn only when it commits
-            facts = [{"role": "system", "content": note}] if note else []
-            messages = [*self.history.messages(), *facts, user]
+            messages = self._prompt_with(a.text, note)
         else:
             self.history.add_user(a.text, note)
             messages = self.history.messages()

@@ -91,7 +91,7 @@ def test_an_open_turn_read_ahead_leaves_the_reply_only_the_words_after_it(pool: 
     try:
         pool.prefill(before, start)  # what Prepare reads: the caller's line not begun
         pool.prefill(ahead, so_far, open_turn=True)
-        read_ahead = ahead.n_tokens - 1  # the prompt so far, and the one token generated
+        read_ahead = ahead.n_tokens  # the prompt so far (read, nothing generated)
         before_reused, before_reply = reused(before, full)
         ahead_reused, ahead_reply = reused(ahead, full)
     finally:

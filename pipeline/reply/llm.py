@@ -279,10 +279,13 @@ def keep_moved_history(llm: Any, messages: list[dict[str, str]]) -> int:
     the cached lines that left the window and shift the rest back into place, as llama.cpp's
     server does with ``--cache-reuse``: the request then reads only its new lines, where it
     would read the whole history again (seconds: ~18 ms a token for the 1.5B on 2 cores).
-    Returns the tokens kept that way (0: nothing had moved)."""
+    Returns the tokens kept that way (0: nothing had moved, or ``llm`` is a server's handle:
+    a server shifts its own cache)."""
     import llama_cpp
     import numpy as np
 
+    if cached_tokens(llm) is None:
+        return 0
     ctx = llm._ctx
     if ctx.memory is None or not llama_cpp.llama_memory_can_shift(ctx.memory):
         return 0

@@ -182,8 +182,7 @@ class ReplyWorker:
                         rec.tts_first_audio_seconds = self.clock() - t0
                     u.add_clause(clause, speech.pcm, speech.word_ends)
 
-        if cached_tokens(llm) is not None:  # an embedded context (a server shifts its own)
-            keep_moved_history(llm, messages)
+        keep_moved_history(llm, messages)
         cached = cached_tokens(llm)
         try:
             for piece in stream_chat(llm, messages, self.engines.max_tokens,

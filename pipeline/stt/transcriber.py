@@ -31,12 +31,12 @@ class TurnTranscriber:
     def __init__(self, call_id: str, engines: Engines, submit: Callable[[Callable[[], None]], None],
                  on_text: Callable[[int, TurnRecord, str], None], log: logging.LoggerAdapter,
                  clock: Callable[[], float] = time.monotonic, turn_audio_dir: str = "",
-                 thread_init: Callable[[str], None] = lambda name: None,
-                 submit_if_idle: Callable[[Callable[[], None]], None] | None = None) -> None:
+                 thread_init: Callable[[str], None] = lambda name: None, *,
+                 submit_if_idle: Callable[[Callable[[], None]], None]) -> None:
         self.call_id = call_id
         self.engines = engines
         self._submit = submit  # runs a job on the call's reply worker
-        self._submit_if_idle = submit_if_idle or submit
+        self._submit_if_idle = submit_if_idle  # a job skipped if another one is waiting
         self._on_text = on_text
         self.log = log
         self.clock = clock
