@@ -39,8 +39,9 @@ from gateway.app import fact_index, system_prompt
 from gateway.config import build, business_of
 from pipeline import models
 from pipeline.facts.turns import CallFacts
+from pipeline.llm.chat import stream_chat
+from pipeline.llm.embedded import SharedModel
 from pipeline.reply.history import ChatHistory
-from pipeline.reply.llm import SharedModel, stream_chat
 
 MODELS = {"1.5b": "qwen2.5-coder-1.5b", "0.5b": "qwen2.5-coder-0.5b"}
 NOTE_MODES = {  # --notes: (column name, [business] note, [business] meaning)

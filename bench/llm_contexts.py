@@ -29,7 +29,8 @@ def anon_mb() -> int:
 
 def child(name: str, variant: str) -> str:
     from pipeline import models
-    from pipeline.reply.llm import LlmPool, stream_chat
+    from pipeline.llm.chat import stream_chat
+    from pipeline.llm.embedded import LlmPool
 
     path = models.assemble_llm(name)
     before = anon_mb()

@@ -221,7 +221,7 @@ def load_config():
 
 def make_piper(flags: dict, threads: int):
     from pipeline import models
-    from pipeline.reply.tts import PiperTts
+    from pipeline.tts.piper import PiperTts
 
     cfg = load_config()
     tts = PiperTts(models.resolve().piper_voice, cfg.tts.length_scale, cfg.tts.volume)
@@ -272,9 +272,10 @@ def make_whisper(flags: dict, threads: int):
 def make_llm(flags: dict, threads: int):
     from gateway.app import tool_policy
     from pipeline import models
+    from pipeline.llm.chat import stream_chat
+    from pipeline.llm.embedded import LlmPool
     from pipeline.reply import llm as llm_module
     from pipeline.reply.history import ChatHistory
-    from pipeline.reply.llm import LlmPool, stream_chat
 
     if flags.get("keep_sampler"):  # before the fix: the sampler waits for a full gc pass
         llm_module._free_sampler = lambda llm: None
@@ -328,7 +329,7 @@ def piper_speed_ab(names: list[str], clauses: int, seed: int) -> None:
     import onnxruntime as ort
 
     from pipeline import models
-    from pipeline.reply.tts import PiperTts
+    from pipeline.tts.piper import PiperTts
 
     cfg = load_config()
     real = ort.InferenceSession

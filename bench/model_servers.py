@@ -249,7 +249,7 @@ def drive(phase: str, args: argparse.Namespace, workdir: Path, clips: Path,
 # --- the HTTP hop on loopback -----------------------------------------------------------------
 
 def first_piece_ms(handle, messages: list[dict[str, str]]) -> float:
-    from pipeline.reply.llm import stream_chat
+    from pipeline.llm.chat import stream_chat
 
     t0, first = time.perf_counter(), None
     for _ in stream_chat(handle, messages, 4, 0.0):  # read to the end: the server stays clean
@@ -272,8 +272,8 @@ def hop_cost(server, llm: str, reps: int) -> dict[str, float]:
     from gateway import config
     from gateway.app import system_prompt
     from pipeline import models
-    from pipeline.reply.llm import LlmPool
-    from pipeline.reply.openai_llm import OpenAiLlm, ServerSettings
+    from pipeline.llm.embedded import LlmPool
+    from pipeline.llm.server import OpenAiLlm, ServerSettings
 
     def trivial() -> float:
         t0 = time.perf_counter()

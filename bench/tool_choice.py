@@ -19,8 +19,8 @@ import time
 from gateway.app import system_prompt, tool_policy
 from gateway.config import build
 from pipeline import models
-from pipeline.reply.llm import LlmPool
-from pipeline.reply.tools import Verdict, parse_tool_call
+from pipeline.llm.embedded import LlmPool
+from pipeline.tools.catalog import Verdict, parse_tool_call
 
 # (caller's words, expected tool or None, expected key argument value or None)
 CASES: list[tuple[str, str | None, str | None]] = [

@@ -11,7 +11,7 @@ import statistics
 import time
 
 from pipeline import models
-from pipeline.reply.tts import PiperTts
+from pipeline.tts.piper import PiperTts
 
 CLAUSES = ["Yes,", "Sure.", "I'm sorry, I don't know that.", "We open at nine in the morning.",
            "The clinic is at 12 River Street,", "A check-up costs sixty dollars."]

@@ -71,7 +71,7 @@ from pipeline.core.conversation import (
     TurnSettings,
 )
 from pipeline.core.end_of_turn import EndOfTurnSettings, end_of_message_can_change
-from pipeline.reply.end_of_message import EndOfMessage
+from pipeline.llm.end_of_message import EndOfMessage
 from pipeline.stt.transcriber import POST_ROLL, PRE_ROLL
 from pipeline.stt.whisper import WhisperStt
 

@@ -37,10 +37,10 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
     from pipeline import models
-    from pipeline.reply.tts import PiperTts
-    from pipeline.reply.tts_wyoming import WyomingTts
     from pipeline.stt.whisper import WhisperStt
     from pipeline.stt.wyoming import WyomingStt
+    from pipeline.tts.piper import PiperTts
+    from pipeline.tts.wyoming import WyomingTts
     from pipeline.wyoming.client import exchange, parse_uri
     from pipeline.wyoming.protocol import Event
     from tests.test_wyoming_e2e import WyomingServer

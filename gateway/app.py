@@ -22,15 +22,15 @@ from pipeline.core.end_of_turn import EndOfTurnSettings
 if TYPE_CHECKING:
     from gateway.metrics import Metrics
     from gateway.notify.notifier import Notifier
+    from pipeline.engines import Engines
     from pipeline.facts.relevance import FactIndex
-    from pipeline.models import Engines
+    from pipeline.llm.embedded import LlmPool
+    from pipeline.llm.end_of_message import EndOfMessage
+    from pipeline.llm.engine import LlmEngine
+    from pipeline.llm.server import OpenAiLlm
     from pipeline.options import SessionOptions
-    from pipeline.reply.end_of_message import EndOfMessage
-    from pipeline.reply.engine import LlmEngine
-    from pipeline.reply.llm import LlmPool
-    from pipeline.reply.openai_llm import OpenAiLlm
-    from pipeline.reply.tools import ToolPolicy
-    from pipeline.reply.tts import TextToSpeech
+    from pipeline.tools.catalog import ToolPolicy
+    from pipeline.tts.base import TextToSpeech
 
 log = logging.getLogger("voicebot")
 
@@ -104,7 +104,7 @@ def turn_settings(cfg: Config) -> TurnSettings:
 
 def tool_policy(cfg: Config) -> ToolPolicy | None:
     """The tools of [tools], behind their policy gate; None when none is enabled."""
-    from pipeline.reply.tools import ToolPolicy, load_tools, parse_targets
+    from pipeline.tools.catalog import ToolPolicy, load_tools, parse_targets
 
     tools = load_tools(cfg.tools.enabled, parse_targets(cfg.tools.transfer_targets),
                        cfg.tools.orders_file, cfg.tools.modules)
@@ -136,7 +136,7 @@ def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
     from pipeline.core.dtmf import KeypadSettings
     from pipeline.messages.taking import MessagePrompts
     from pipeline.options import SessionOptions
-    from pipeline.reply.tools import parse_targets
+    from pipeline.tools.catalog import parse_targets
 
     d, turn = cfg.dtmf, cfg.turn
     return SessionOptions(
@@ -241,7 +241,7 @@ def end_of_message(cfg: Config) -> EndOfMessage | None:
     if not name or cfg.turn.end_of_turn != "smart":
         return None
     from pipeline import models
-    from pipeline.reply.end_of_message import EndOfMessage
+    from pipeline.llm.end_of_message import EndOfMessage
 
     log.info("end of message: asked of %s", name)
     return EndOfMessage(models.assemble_llm(name))
@@ -256,14 +256,14 @@ def llm_backend(cfg: Config, tools: ToolPolicy | None,
     specs = tools.specs() if tools else None
     llm = cfg.llm
     if llm.backend == "embedded":
-        from pipeline.reply.llm import LlmPool
+        from pipeline.llm.embedded import LlmPool
 
         assert model is not None
         return LlmPool(model, cfg.sip.max_calls, llm.threads, llm.context_tokens,
                        llm.gpu_layers, system_prompt(cfg), llm.greeting, specs,
                        llm.repack_weights, llm.batch_tokens)
-    from pipeline.reply.breaker import CircuitBreaker
-    from pipeline.reply.openai_llm import OpenAiLlm, ServerSettings
+    from pipeline.breaker import CircuitBreaker
+    from pipeline.llm.server import OpenAiLlm, ServerSettings
 
     base_url, engine = llm.base_url, None
     if llm.backend == "engine":
@@ -300,7 +300,7 @@ def start_engine(cfg: Config, model: Path, host: str = "127.0.0.1",
                  port: int = 0) -> LlmEngine:
     """The engine backend's llama-server, started and loaded (its lifetime is the process's;
     ``port`` 0: a free one)."""
-    from pipeline.reply.engine import EngineSettings, LlmEngine
+    from pipeline.llm.engine import EngineSettings, LlmEngine
 
     llm = cfg.llm
     engine = LlmEngine(EngineSettings(
@@ -316,12 +316,12 @@ def make_tts(cfg: Config, piper_voice: Path,
              on_service_error: Callable[[str, str], None] = lambda stage, kind: None):
     """The [tts] backend: Piper in process, or a Wyoming server."""
     if cfg.tts.backend == "wyoming":
-        from pipeline.reply.tts_wyoming import WyomingTts
+        from pipeline.tts.wyoming import WyomingTts
 
         log.info("text-to-speech: Wyoming server %s", cfg.tts.uri)
         return WyomingTts(cfg.tts.uri, cfg.tts.timeout_ms / 1000, cfg.tts.volume, cfg.tts.voice,
                           on_error=lambda kind: on_service_error("tts", kind))
-    from pipeline.reply.tts import PiperTts
+    from pipeline.tts.piper import PiperTts
 
     return PiperTts(piper_voice, cfg.tts.length_scale, cfg.tts.volume, threads=cfg.tts.threads)
 
@@ -330,7 +330,7 @@ def cached(cfg: Config, voice: TextToSpeech) -> TextToSpeech:
     """The voice behind a cache of the speech that recurs ([tts] cache_mb)."""
     if not cfg.tts.cache_mb:
         return voice
-    from pipeline.reply.speech_cache import CachedTts
+    from pipeline.tts.cache import CachedTts
 
     return CachedTts(voice, recurring_phrases(cfg), max_bytes=cfg.tts.cache_mb << 20)
 

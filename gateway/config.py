@@ -472,7 +472,7 @@ def _check_registration(reg: RegistrationConfig) -> None:
 
 
 def _check_tools(tools: ToolsConfig, dtmf: DtmfConfig) -> None:
-    from pipeline.reply.tools import parse_targets
+    from pipeline.tools.catalog import parse_targets
 
     try:
         parse_targets(tools.transfer_targets)

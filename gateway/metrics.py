@@ -23,7 +23,7 @@ from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler, ma
 
 from gateway.sip_screen import REASONS as SCREEN_REASONS
 from pipeline.core.end_of_turn import Reason
-from pipeline.reply.openai_llm import ERROR_KINDS
+from pipeline.llm.base import ERROR_KINDS
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from gateway.media_port import CallPort, init_fast_path, pcm_format
 from gateway.observer import CallObserver, detached_observer
 from gateway.sip_screen import Refusal
 from pipeline.audio.frames import BRIDGE_RATE
-from pipeline.models import Engines
+from pipeline.engines import Engines
 from pipeline.options import SessionOptions
 from pipeline.session import CallSession
 

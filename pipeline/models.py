@@ -22,15 +22,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-    from pipeline.audio.smart_turn import SmartTurn
-    from pipeline.audio.vad import SileroModel
-    from pipeline.facts.relevance import FactIndex
-    from pipeline.reply.end_of_message import EndOfMessage
-    from pipeline.reply.llm import LlmPool
-    from pipeline.reply.openai_llm import OpenAiLlm
-    from pipeline.reply.tts import TextToSpeech
-    from pipeline.stt.base import SpeechToText
-
 log = logging.getLogger(__name__)
 
 CACHE_DIR = Path(os.environ.get("VOICEBOT_CACHE", Path.home() / ".cache" / "voicebot"))
@@ -299,34 +290,3 @@ def cpu_session(model: Path | str | bytes, threads: int = 1,
     opts.log_severity_level = 3
     src = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-@dataclass
-class Engines:
-    """Models shared by every call of the process (read-only after warm-up)."""
-    vad: SileroModel
-    stt: SpeechToText
-    llm: LlmPool | OpenAiLlm
-    tts: TextToSpeech
-    smart_turn: SmartTurn | None = None
-    """End-of-turn completeness model; None: turns end on silence alone."""
-    end_of_message: EndOfMessage | None = None
-    """Asked whether the words at a pause end the caller's message; None: not asked."""
-    fact_index: FactIndex | None = None
-    """The business's facts embedded, to tell by meaning which of them a question is about
-    (None: no [business] facts, or judged by the computed rules alone)."""
-    max_tokens: int = 96
-    temperature: float = 0.2
-    history_turns: int = 6
-
-    def warm_up(self) -> None:
-        import numpy as np
-
-        self.vad.stream().feed(np.zeros(1024, dtype=np.float32))
-        if self.smart_turn is not None:
-            self.smart_turn.complete(np.zeros(16000, dtype=np.float32))
-        if self.end_of_message is not None:
-            self.end_of_message.probability("Hello")  # evaluates the prompt's prefix
-        self.stt.warm_up()
-        self.tts.warm_up()
-        self.llm.warm_up()

@@ -10,7 +10,7 @@ from pipeline.core.conversation import TurnSettings
 from pipeline.core.dtmf import KeypadSettings
 from pipeline.facts.business import Business
 from pipeline.messages.taking import MessagePrompts
-from pipeline.reply.tools import ToolPolicy
+from pipeline.tools.catalog import ToolPolicy
 
 
 @dataclass(frozen=True)

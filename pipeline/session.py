@@ -56,16 +56,18 @@ from pipeline.core.conversation import (
     ScoreTurn,
     Transcribe,
     TurnEnded,
+    Typed,
+    Unanswered,
 )
 from pipeline.core.dtmf import KeyEvent, KeyEventKind, entry_text
+from pipeline.engines import Engines
 from pipeline.facts.turns import CallFacts
 from pipeline.messages.taking import MessageDesk
-from pipeline.models import Engines
 from pipeline.options import SessionOptions
 from pipeline.reply.history import ChatHistory
 from pipeline.reply.worker import ReplyWorker
 from pipeline.stt.transcriber import POST_ROLL, PRE_ROLL, TurnTranscriber
-from pipeline.turn_record import TurnRecord
+from pipeline.turn_record import Heard, ReplyReport, TurnRecord
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,6 @@ class CallSession:
         self._utterances: dict[int, Utterance] = {}
         self._recs: dict[int, TurnRecord] = {}  # turn id -> record, speculative ones too
         self._turn_of_utterance: dict[int, TurnRecord] = {}
-        self._say_hooks: dict[int, Callable[[], None]] = {}  # Say utterance -> after played
         self._started_uid = 0
         self._last_out = SILENCE
         self._gate = EchoGate(tail_frames=max(1, ms_to_samples(options.echo_tail_ms or 300)
@@ -151,13 +152,15 @@ class CallSession:
             self._aec_delay = self._aec.latency_samples // FRAME_SAMPLES
         self._stop = threading.Event()
         self._worker = ReplyWorker(call_id, engines, options, _CallActions(self),
-                                   on_idle=lambda: self._inbox.put(_Call(self._check_done)),
+                                   on_written=lambda u, r: self._inbox.put(
+                                       _Call(lambda: self._on_written(u, r))),
+                                   on_report=lambda r: self._inbox.put(
+                                       _Call(lambda: self._on_reply_report(r))),
                                    log=self.log, clock=clock, thread_init=thread_init,
                                    caller=caller, desk=desk)
         self._stt = TurnTranscriber(
             call_id, engines, self._worker.submit,
-            on_text=lambda turn_id, rec, text: self._inbox.put(
-                _Call(lambda: self._on_transcript(turn_id, rec, text))),
+            on_text=lambda heard: self._inbox.put(_Call(lambda: self._on_transcript(heard))),
             log=self.log, clock=clock, turn_audio_dir=options.turn_audio_dir,
             thread_init=thread_init, submit_if_idle=self._worker.submit_if_idle)
         self._threads: list[threading.Thread] = []
@@ -245,7 +248,6 @@ class CallSession:
         self._inbox = queue.SimpleQueue()
         self._utterances.clear()
         self._turn_of_utterance.clear()
-        self._say_hooks.clear()
         self.playout.flush()
         self._worker.release()
 
@@ -301,7 +303,11 @@ class CallSession:
                 case Transcribe():
                     self._start_transcription(a)
                 case Commit():
-                    self._commit(a, answered=any(isinstance(x, Respond) for x in actions))
+                    self._commit(a)
+                case Typed():
+                    self._typed(a)
+                case Unanswered():
+                    self._unanswered(a)
                 case Discard():
                     self._discard(a)
                 case Respond():
@@ -322,10 +328,10 @@ class CallSession:
                     self._read_ahead(a.text)
 
     def _check_done(self) -> None:
-        u = self._utterances.get(self.core.utterance_id)
-        if u is not None and not u.interrupted and u.done_playing():
-            self._finish_utterance(u)
-            self._execute(self.core.on_utterance_done(u.id))
+        for u in list(self._utterances.values()):
+            if not u.interrupted and u.done_playing():
+                self._finish_utterance(u)
+                self._execute(self.core.on_utterance_done(u.id))
 
     def _finish_utterance(self, u: Utterance) -> None:
         self._utterances.pop(u.id, None)
@@ -429,13 +435,12 @@ class CallSession:
             self._turn_of_utterance.pop(u.id, None)
 
     def _start_saying(self, a: Say) -> None:
-        u = Utterance(a.utterance_id, self.playout,
-                      after_played=self._say_hooks.pop(a.utterance_id, None))
+        u = Utterance(a.utterance_id, self.playout, after_played=a.after_played)
         self._utterances[u.id] = u
         self._worker.say(u, a.text)
 
     def _can_prefill(self) -> bool:
-        return hasattr(self.engines.llm, "prefill") and self.options.prompt_cache
+        return self.engines.llm.reads_ahead and self.options.prompt_cache
 
     def _prepare(self) -> None:
         """The reply's prompt, as far as it is known before the caller's words: the history,
@@ -490,13 +495,26 @@ class CallSession:
         if self.options.messages is not None and rec is not None and not rec.keypad:
             audio = self._audio.span(rec.speech_start_sample - PRE_ROLL,
                                      rec.speech_end_sample + POST_ROLL).tobytes()
-        self._worker.respond(u, rec, messages, then, audio)
+        self._worker.respond(u, a.turn_id, messages, then, audio,
+                             keypad=rec is not None and rec.keypad)
+
+    def _on_written(self, u: Utterance, r: ReplyReport | None) -> None:
+        """The worker has written all of ``u`` (``r``: its reply's report)."""
+        if r is not None:
+            self._on_reply_report(r)
+        u.finished_generating = True
+        self._check_done()
+
+    def _on_reply_report(self, r: ReplyReport) -> None:
+        rec = self._recs.get(r.turn_id)
+        if rec is not None:
+            rec.take_reply(r)
 
     def _mark_committed(self, rec: TurnRecord) -> None:
         rec.committed = self.clock()
         self.turns.append(rec)
 
-    def _commit(self, a: Commit, answered: bool) -> None:
+    def _commit(self, a: Commit) -> None:
         rec = self._recs.get(a.turn_id)
         if rec is None:
             return
@@ -508,9 +526,6 @@ class CallSession:
                 self.facts.note(rec.caller_text, self.wall())
             self.history.add_user(rec.caller_text, rec.facts_note)
             u.release()
-        elif (not answered and rec.stt_seconds is not None
-              and self.core.held_turn != a.turn_id):  # a held answer is reported when it plays
-            self._unanswered(rec)  # the speculation heard nothing worth answering
 
     # --- speech-to-text (pipeline/stt/transcriber.py) ---------------------------------------
 
@@ -521,16 +536,18 @@ class CallSession:
         if not a.speculative:
             self._mark_committed(rec)
         # Silero scores a word's onset late and its tail early: keep some margin
-        self._stt.transcribe(a, rec, self._audio.span(a.start - PRE_ROLL, a.end + POST_ROLL))
+        self._stt.transcribe(a, self._audio.span(a.start - PRE_ROLL, a.end + POST_ROLL))
 
-    def _on_transcript(self, turn_id: int, rec: TurnRecord, text: str) -> None:
-        actions = self.core.on_transcript(turn_id, text, rec.end_of_message)
-        if (rec.committed and not any(isinstance(x, Respond) for x in actions)
-                and self.core.held_turn != turn_id):
-            self._unanswered(rec)  # nothing to answer (noise, a merged turn, not a barge-in)
-        self._execute(actions)
+    def _on_transcript(self, h: Heard) -> None:
+        rec = self._recs.get(h.turn_id)
+        if rec is not None:
+            rec.hear(h)
+        self._execute(self.core.on_transcript(h.turn_id, h.text, h.end_of_message))
 
-    def _unanswered(self, rec: TurnRecord) -> None:
+    def _unanswered(self, a: Unanswered) -> None:
+        rec = self._recs.get(a.turn_id)
+        if rec is None:
+            return
         self.on_turn_done(rec)
         if rec.stt_error and self.options.stt_apology:  # the server failed, not the caller
             self._bot_says(self.options.stt_apology)
@@ -538,11 +555,7 @@ class CallSession:
     # --- keys, transfers, bot-initiated speech (listener thread) ---------------------------
 
     def _bot_says(self, text: str, after_played: Callable[[], None] | None = None) -> None:
-        actions = self.core.say(text)
-        for a in actions:
-            if isinstance(a, Say) and after_played is not None:
-                self._say_hooks[a.utterance_id] = after_played
-        self._execute(actions)
+        self._execute(self.core.say(text, after_played))
 
     def _on_key(self, ev: KeyEvent | None, digit: str) -> None:
         if digit:
@@ -560,16 +573,13 @@ class CallSession:
             self._bot_says(f"Transferring you to the {name} now.",
                            lambda: _CallActions(self).transfer(name, uri))
             return
-        text = entry_text(ev.digits)
-        actions = self.core.on_text_turn(text)
-        for a in actions:
-            if isinstance(a, Respond):
-                now = self.clock()
-                rec = TurnRecord(a.turn_id, self._audio.end, self._audio.end, 0.0,
-                                 speech_end_time=now, caller_text=text, keypad=True)
-                self._recs[a.turn_id] = rec
-                self._mark_committed(rec)
-        self._execute(actions)
+        self._execute(self.core.on_text_turn(entry_text(ev.digits)))
+
+    def _typed(self, a: Typed) -> None:
+        rec = TurnRecord(a.turn_id, self._audio.end, self._audio.end, 0.0,
+                         speech_end_time=self.clock(), caller_text=a.text, keypad=True)
+        self._recs[a.turn_id] = rec
+        self._mark_committed(rec)
 
     def _on_transfer_result(self, accepted: bool, status: int, reason: str) -> None:
         self.log.info("transfer %s: %s %s", "accepted" if accepted else "failed", status, reason)

@@ -1,8 +1,48 @@
-"""What one caller turn leaves behind: its transcript, reply and stage timings."""
+"""What one caller turn leaves behind: its transcript, reply and stage timings.
+
+Only the call's listener thread writes a ``TurnRecord``. The threads that work for a turn
+report back values (``Heard`` from speech-to-text, ``ReplyReport`` from the reply worker)
+through the listener's queue, and the listener copies them in (``TurnRecord.hear``,
+``TurnRecord.take_reply``).
+"""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What speech-to-text made of one turn's audio."""
+    turn_id: int
+    text: str
+    stt_seconds: float
+    stt_error: str = ""
+    """Why the turn could not be transcribed (a speech server's failure); text is then ""."""
+    end_of_message: float | None = None
+    """The LLM's probability that the caller's message ended with these words (None: not
+    asked)."""
+
+
+@dataclass
+class ReplyReport:
+    """What the reply worker learnt while answering one turn. The worker owns it while it
+    writes; the listener gets copies (``snapshot``): one before the first clause is queued to
+    play, one when the reply is written."""
+    turn_id: int
+    llm_backend: str = ""
+    llm_first_token_seconds: float | None = None
+    prompt_tokens_read: int | None = None
+    tts_first_audio_seconds: float | None = None
+    route_seconds: float | None = None
+    llm_error: str = ""
+    tts_error: str = ""
+    tools: list[dict] = field(default_factory=list)
+
+    def snapshot(self) -> ReplyReport:
+        """A copy the worker no longer touches (tool entries are filled in as tools run)."""
+        return copy.deepcopy(self)
 
 
 @dataclass
@@ -45,7 +85,7 @@ class TurnRecord:
     llm_backend: str = ""
     """Which LLM backend answered (embedded, openai)."""
     llm_error: str = ""
-    """Why the LLM gave no (whole) reply: pipeline/reply/openai_llm.py ``ERROR_KINDS``; the
+    """Why the LLM gave no (whole) reply: pipeline/llm/server.py ``ERROR_KINDS``; the
     caller heard the apology instead. Empty: no failure."""
     end_of_turn_reason: str = ""
     """Why the turn ended (pipeline/core/end_of_turn.py ``Reason``): complete, incomplete,
@@ -68,6 +108,24 @@ class TurnRecord:
     tts_error: str = ""
     """Why some of the reply could not be synthesized (the clauses skipped are in the log).
     Empty: no failure."""
+
+    def hear(self, h: Heard) -> None:
+        self.caller_text = h.text
+        self.stt_seconds = h.stt_seconds
+        self.stt_error = h.stt_error
+        self.end_of_message = h.end_of_message
+
+    def take_reply(self, r: ReplyReport) -> None:
+        """The latest report of the reply to this turn (a later reply to the same turn, after
+        a speculative one was dropped, replaces what the earlier one said)."""
+        self.llm_backend = r.llm_backend
+        self.llm_first_token_seconds = r.llm_first_token_seconds
+        self.prompt_tokens_read = r.prompt_tokens_read
+        self.tts_first_audio_seconds = r.tts_first_audio_seconds
+        self.route_seconds = r.route_seconds
+        self.llm_error = r.llm_error
+        self.tts_error = r.tts_error
+        self.tools = r.tools
 
     @property
     def end_of_turn_seconds(self) -> float:

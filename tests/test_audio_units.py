@@ -17,7 +17,7 @@ from pipeline.audio.frames import (
 from pipeline.audio.inbound import InboundAudio
 from pipeline.audio.utterance import Clause, heard_words
 from pipeline.reply.chunker import ClauseChunker, clean_for_speech
-from pipeline.reply.tts import PiperTts, word_ends
+from pipeline.tts.piper import PiperTts, word_ends
 
 
 def test_frame_conversions_round_trip():

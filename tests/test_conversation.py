@@ -18,6 +18,8 @@ from pipeline.core.conversation import (
     State,
     Transcribe,
     TurnSettings,
+    Typed,
+    Unanswered,
 )
 from pipeline.core.turns import TurnDetector, TurnEventKind
 
@@ -209,8 +211,22 @@ def test_empty_transcript_goes_back_to_listening():
     conv, _ = answered_conversation()
     acts = feed(conv, timeline((0.9, 512), (0.0, 700)))
     (tr,) = [a for a in acts if isinstance(a, Transcribe)]
-    assert conv.on_transcript(tr.turn_id, "  ") == []
+    assert conv.on_transcript(tr.turn_id, "  ") == [Unanswered(tr.turn_id)]
     assert conv.state is State.LISTENING
+
+
+def test_a_keypad_turn_is_typed_then_answered():
+    conv, _ = answered_conversation()
+    typed, resp = conv.on_text_turn(" 1234 ")
+    assert typed == Typed(resp.turn_id, "1234")
+    assert isinstance(resp, Respond) and resp.text == "1234"
+
+
+def test_what_the_bot_says_on_its_own_carries_what_comes_after_it():
+    conv, _ = answered_conversation()
+    then = lambda: None  # noqa: E731
+    (say,) = conv.say("Transferring you now.", then)
+    assert say.after_played is then
 
 
 def test_barge_in_holds_audio_at_onset_then_interrupts():
@@ -259,7 +275,8 @@ def test_caller_continuing_before_the_answer_merges_the_turn():
     acts = feed(conv, timeline((0.9, 512), (0.0, 600)), start=1440 * MS)
     (tr2,) = [a for a in acts if isinstance(a, Transcribe)]
     assert tr2.start == tr1.start  # one turn: from the first word to the last
-    assert conv.on_transcript(tr1.turn_id, "first half") == []  # stale
+    # its words are in the merged turn: the first half is over, unanswered
+    assert conv.on_transcript(tr1.turn_id, "first half") == [Unanswered(tr1.turn_id)]
     (resp,) = conv.on_transcript(tr2.turn_id, "first half and second half")
     assert isinstance(resp, Respond)
 

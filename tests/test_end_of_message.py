@@ -21,8 +21,8 @@ def test_a_low_probability_turns_words_that_seem_to_end_into_words_that_go_on():
 
 @pytest.fixture(scope="module")
 def eom():
+    from pipeline.llm.end_of_message import EndOfMessage
     from pipeline.models import assemble_llm
-    from pipeline.reply.end_of_message import EndOfMessage
 
     return EndOfMessage(assemble_llm("qwen2.5-coder-0.5b"))
 

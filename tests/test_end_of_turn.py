@@ -14,6 +14,7 @@ from pipeline.core.conversation import (
     State,
     Transcribe,
     TurnEnded,
+    Unanswered,
 )
 from pipeline.core.end_of_turn import (
     Cue,
@@ -182,15 +183,13 @@ def test_words_that_trail_off_hold_an_early_answer_until_the_longest_wait():
     acts = conv.on_turn_score(score.pause_id, 0.95)  # the audio model says complete
     assert ended(acts)[0].reason is Reason.COMPLETE
     # ... but the words say otherwise: no answer yet
-    assert conv.on_transcript(spec.turn_id, "Are you open on") == []
-    assert conv.held_turn == spec.turn_id
+    assert conv.on_transcript(spec.turn_id, "Are you open on") == []  # not Unanswered
     acts = feed(conv, timeline((0.0, 1000)), start=1248 * MS)
     assert not any(isinstance(a, Respond) for a in acts)
     acts = feed(conv, timeline((0.0, 400)), start=2248 * MS)
     (end,) = ended(acts)
     (resp,) = [a for a in acts if isinstance(a, Respond)]
     assert end.reason is Reason.INCOMPLETE and resp.text == "Are you open on"
-    assert conv.held_turn is None
 
 
 def test_held_answer_is_dropped_when_the_caller_goes_on():
@@ -201,7 +200,6 @@ def test_held_answer_is_dropped_when_the_caller_goes_on():
     conv.on_turn_score(score.pause_id, 0.95)
     conv.on_transcript(spec.turn_id, "Are you open on")
     acts = speak_and_pause(conv, 640, 224, start=2048 * MS)
-    assert conv.held_turn is None
     (score,) = [a for a in acts if isinstance(a, ScoreTurn)]
     acts += conv.on_turn_score(score.pause_id, 0.95)
     # the whole sentence is heard again, from the first word
@@ -230,7 +228,8 @@ def test_backchannel_over_the_bot_resumes_it():
     acts += conv.on_turn_score(score.pause_id, 0.9)
     trs = [a for a in acts if isinstance(a, Transcribe)]
     acts = conv.on_transcript(trs[-1].turn_id, "Mm-hmm.")
-    assert acts == [FalseInterruption(uid, trs[-1].turn_id)]
+    # the bot resumes; the sound was a turn of its own, over and unanswered
+    assert acts == [FalseInterruption(uid, trs[-1].turn_id), Unanswered(trs[-1].turn_id)]
     assert conv.state is State.BOT_SPEAKING and conv.false_interruptions == 1
     assert conv.barge_ins == 0
 
@@ -261,7 +260,7 @@ def test_a_short_sound_then_silence_waits_for_its_words_past_the_confirm_time():
     assert not any(isinstance(a, Interrupt) for a in acts) and conv.barge_ins == 0
     # its words are only a hum: the bot resumes now, not after the longest wait
     acts = conv.on_transcript(trs[-1].turn_id, "Mm-mm")
-    assert acts[-1] == FalseInterruption(uid, trs[-1].turn_id)
+    assert acts[-2:] == [FalseInterruption(uid, trs[-1].turn_id), Unanswered(trs[-1].turn_id)]
     assert not any(isinstance(a, Interrupt) for a in acts)
     assert conv.state is State.BOT_SPEAKING and conv.false_interruptions == 1
 

@@ -1,5 +1,5 @@
 """The LLM engine ([llm] backend = "engine"): llama.cpp's llama-server, the one
-scripts/setup.sh builds, run by ``pipeline.reply.engine.LlmEngine`` with the bundled 0.5B.
+scripts/setup.sh builds, run by ``pipeline.llm.engine.LlmEngine`` with the bundled 0.5B.
 Real server, real requests: two conversations answered at once, the server killed and
 restarted, stopped with its owner (also when the owner is SIGKILLed)."""
 
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.reply.engine import EngineSettings, LlmEngine, command
-from pipeline.reply.llm import stream_chat
-from pipeline.reply.openai_llm import LlmError, OpenAiLlm, ServerSettings
+from pipeline.llm.base import LlmError
+from pipeline.llm.chat import stream_chat
+from pipeline.llm.engine import EngineSettings, LlmEngine, command
+from pipeline.llm.server import OpenAiLlm, ServerSettings
 from tests.harness import SMALL_LLM
 
 BINARY = Path(sys.prefix) / "bin" / "llama-server"
@@ -116,7 +117,7 @@ def test_the_engine_dies_with_its_owner_even_when_killed(tmp_path):
         import sys, time
         sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
         from tests.test_engine import settings
-        from pipeline.reply.engine import LlmEngine
+        from pipeline.llm.engine import LlmEngine
         e = LlmEngine(settings(slots=1))
         e.start()
         print(e.pid(), flush=True)

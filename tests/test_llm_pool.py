@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.reply.llm import LlmPool, stream_chat
+from pipeline.llm.chat import stream_chat
+from pipeline.llm.embedded import LlmPool
 
 SYSTEM = ("You are the phone receptionist of Mill Bakery. Answer in one short sentence. "
           "Mill Bakery is open Wednesday to Sunday, 7 am to 3 pm.")
@@ -109,7 +110,7 @@ def test_an_open_turn_read_ahead_leaves_the_reply_only_the_words_after_it(pool: 
 def test_reading_ahead_gives_way_between_steps(pool: LlmPool) -> None:
     """Reading ahead stops between steps once a request is waiting (``stop()``): it never
     holds a turn that has ended for more than a step; what it read stays a usable prefix."""
-    from pipeline.reply.llm import PREFILL_STEP
+    from pipeline.llm.embedded import PREFILL_STEP
 
     start = [{"role": "system", "content": SYSTEM},
              {"role": "assistant", "content": GREETING},
@@ -139,7 +140,7 @@ def test_a_moved_history_window_is_shifted_into_place_not_read_again(pool: LlmPo
     lines still in it are in the context's cache at later positions. They are moved back into
     place, as llama.cpp's server does with --cache-reuse, and the request reads only its new
     line, where it read everything after the system prompt again."""
-    from pipeline.reply.llm import keep_moved_history
+    from pipeline.llm.embedded import keep_moved_history
 
     said = [("Are you open on Monday?", "No, Mill Bakery is closed on Mondays."),
             ("And on Tuesday?", "We are closed on Tuesdays as well."),
@@ -178,8 +179,8 @@ def test_a_30_turn_call_reads_only_its_new_lines_every_turn(pool: LlmPool) -> No
     median), the turns where the window moved included. Tokens, not seconds: reading them is
     what the first token waits for (~18 ms each for the 1.5B on 2 cores), and their count
     does not depend on the box's load."""
+    from pipeline.llm.embedded import cached_tokens, keep_moved_history, tokens_read
     from pipeline.reply.history import ChatHistory
-    from pipeline.reply.llm import cached_tokens, keep_moved_history, tokens_read
 
     asks = ["Are you open on Monday?", "And Tuesday?", "What time do you open?",
             "Do you have rye bread?", "Is there parking?", "Can I pay by card?"]

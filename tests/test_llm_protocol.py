@@ -10,10 +10,10 @@ import pytest
 
 from gateway import config
 from gateway.config import ConfigError
-from pipeline.reply.breaker import BreakerState, CircuitBreaker
-from pipeline.reply.openai_llm import ServerSettings, chat_body
-from pipeline.reply.sse import ChunkReader, SseDecoder, StreamError
-from pipeline.reply.tools import parse_tool_call
+from pipeline.breaker import BreakerState, CircuitBreaker
+from pipeline.llm.server import ServerSettings, chat_body
+from pipeline.llm.sse import ChunkReader, SseDecoder, StreamError
+from pipeline.tools.catalog import parse_tool_call
 
 
 def events(raw: bytes) -> list[str]:

@@ -15,9 +15,10 @@ from gateway import config
 from gateway.app import system_prompt
 from pipeline.audio.frames import PlayoutBuffer
 from pipeline.audio.utterance import Utterance
-from pipeline.reply.breaker import BreakerState, CircuitBreaker
-from pipeline.reply.llm import stream_chat
-from pipeline.reply.openai_llm import LlmError, OpenAiLlm, ServerSettings
+from pipeline.breaker import BreakerState, CircuitBreaker
+from pipeline.llm.base import LlmError
+from pipeline.llm.chat import stream_chat
+from pipeline.llm.server import OpenAiLlm, ServerSettings
 from tests.harness import free_tcp_port
 from tests.llm_server import LlmServer, server_available
 
@@ -203,7 +204,7 @@ def test_server_killed_mid_stream_is_a_broken_stream(tmp_path, prompt):
 def test_tool_router_asks_the_same_server(server):
     """The router's request carries the tools; the server's model answers with a call."""
     from gateway.app import tool_policy
-    from pipeline.reply.tools import parse_tool_call
+    from pipeline.tools.catalog import parse_tool_call
 
     cfg = config.Config()
     tools = tool_policy(cfg)

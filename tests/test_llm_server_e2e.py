@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from gateway import records
-from pipeline.reply.llm import stream_chat
-from pipeline.reply.openai_llm import ERROR_KINDS, LlmError, OpenAiLlm, ServerSettings
+from pipeline.llm.base import ERROR_KINDS, LlmError
+from pipeline.llm.chat import stream_chat
+from pipeline.llm.server import OpenAiLlm, ServerSettings
 from tests.harness import (
     GatewayProcess,
     active_spans,

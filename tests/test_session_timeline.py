@@ -14,12 +14,14 @@ import pytest
 from pipeline.audio.frames import FRAME_BYTES, FRAME_SAMPLES
 from pipeline.audio.vad import WINDOW
 from pipeline.core.conversation import State, TurnSettings
-from pipeline.models import Engines
+from pipeline.engines import Engines
+from pipeline.llm.base import ChatReply
+from pipeline.llm.chat import stream_chat
 from pipeline.options import SessionOptions
 from pipeline.reply.guard import repeats_note
 from pipeline.reply.history import INTERRUPTED_NOTE, ChatHistory
-from pipeline.reply.tts import Speech
 from pipeline.session import CallSession
+from pipeline.tts.base import Speech
 
 SAMPLES_PER_WORD = 4000  # the fake TTS speaks 4 words a second at 16 kHz
 LOUD, QUIET = 8000, 0
@@ -62,7 +64,14 @@ class ScriptedStt:
 
 
 class ScriptedLlm:
-    """Streams a fixed reply word by word, 5 ms per token; records what it was asked."""
+    """Streams a fixed reply word by word, 5 ms per token; records what it was asked. It is
+    its own (single) context."""
+
+    backend = "scripted"
+    reads_ahead = False  # a test that reads ahead sets it, and its own prefill
+
+    def prefill(self, ctx, messages, open_turn=False, stop=lambda: False):
+        pass
 
     def __init__(self, reply, delay=0.005):
         self.reply = reply
@@ -81,6 +90,11 @@ class ScriptedLlm:
 
     def reset(self):
         self.resets += 1
+
+    def stream(self, ctx, messages, max_tokens, temperature, cancelled=lambda: False,
+               watch=None):
+        return ChatReply(stream_chat(ctx, messages, max_tokens, temperature, cancelled,
+                                     watch=watch))
 
     def route(self, caller_text, cancelled=lambda: False):
         """The tool router: a reply that is a tool call (JSON) is taken by it."""
@@ -549,6 +563,7 @@ def test_a_long_turn_is_read_ahead_with_its_words_so_far():
     heard = ["What time", "What time do you open", "What time do you open on Saturday?"]
     session, llm, failures = make_session(heard, "At nine.", listen_ahead=9600)
     log: list[tuple[str, bool, list[dict]]] = []
+    llm.reads_ahead = True
     llm.prefill = lambda _ctx, messages, open_turn=False, stop=None: log.append(
         ("prefill", open_turn, [dict(m) for m in messages]))
     with in_call(session, failures) as clock:

@@ -1,11 +1,11 @@
-"""The cache of recurring speech (pipeline/reply/speech_cache.py), around a counting voice."""
+"""The cache of recurring speech (pipeline/tts/cache.py), around a counting voice."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.reply.speech_cache import CachedTts
-from pipeline.reply.tts import Speech, TtsUnavailable
+from pipeline.tts.base import Speech, TtsUnavailable
+from pipeline.tts.cache import CachedTts
 
 
 class CountingVoice:

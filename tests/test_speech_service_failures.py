@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.core.conversation import TurnSettings
-from pipeline.models import Engines
+from pipeline.engines import Engines
 from pipeline.options import SessionOptions
-from pipeline.reply.tts import Speech, TtsUnavailable
 from pipeline.session import CallSession
 from pipeline.stt.base import SttUnavailable
+from pipeline.tts.base import Speech, TtsUnavailable
 from tests.test_session_timeline import (
     Clock,
     ScriptedLlm,

@@ -10,8 +10,8 @@ import time
 
 from pipeline.core.conversation import State
 from pipeline.core.dtmf import KeypadSettings
-from pipeline.reply.openai_llm import LlmError
-from pipeline.reply.tools import Tool, ToolPolicy, ToolResult, end_call_tool, transfer_tool
+from pipeline.llm.base import LlmError
+from pipeline.tools.catalog import Tool, ToolPolicy, ToolResult, end_call_tool, transfer_tool
 from tests.test_session_timeline import Clock, greet, in_call, make_session
 
 DESK = {"front desk": "sip:desk@127.0.0.1:5999"}
@@ -77,7 +77,11 @@ def wait_for(cond, timeout: float = 5.0) -> None:
 
 
 def pending_tool_entries(session) -> list[dict]:
-    return [e for r in list(session._recs.values()) for e in r.tools]
+    """The tool entries of the turns' records, and of the reply the worker is writing (a
+    reply's report reaches its record once the reply speaks or ends)."""
+    writing = session._worker._report
+    return ([e for r in list(session._recs.values()) for e in r.tools]
+            + (list(writing.tools) if writing is not None else []))
 
 
 def test_side_effect_never_runs_on_a_speculative_transcript():

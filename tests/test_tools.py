@@ -6,8 +6,7 @@ import pytest
 
 from gateway.config import ConfigError, build
 from pipeline.core.dtmf import DtmfCollector, KeyEventKind, entry_text
-from pipeline.reply.dialogue import DECLINED, StepKind, ToolDialogue
-from pipeline.reply.tools import (
+from pipeline.tools.catalog import (
     ToolCall,
     ToolPolicy,
     Verdict,
@@ -20,6 +19,7 @@ from pipeline.reply.tools import (
     parse_tool_call,
     transfer_tool,
 )
+from pipeline.tools.dialogue import DECLINED, StepKind, ToolDialogue
 
 DESK = {"front desk": "sip:desk@pbx.example.org", "billing": "sip:bill@pbx.example.org"}
 

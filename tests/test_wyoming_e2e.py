@@ -109,7 +109,7 @@ def timed(fn, *a):
 @pytest.fixture(scope="module")
 def piper():
     from pipeline import models
-    from pipeline.reply.tts import PiperTts
+    from pipeline.tts.piper import PiperTts
 
     return PiperTts(models.resolve().piper_voice)
 
@@ -132,7 +132,7 @@ def test_stt_client_transcribes_speech(servers, whisper, piper):
 
 
 def test_tts_client_synthesizes_audio(servers, whisper, piper, tmp_path):
-    from pipeline.reply.tts_wyoming import WyomingTts
+    from pipeline.tts.wyoming import WyomingTts
 
     text = "The clinic opens at nine in the morning."
     plain = WyomingServer("tts", tmp_path / "plain", "--no-streaming").start()
@@ -163,10 +163,10 @@ def test_tts_client_synthesizes_audio(servers, whisper, piper, tmp_path):
 def test_servers_dying_mid_answer(piper, tmp_path):
     """Each real server killed while it works on a long request: the client raises at once
     with kind "closed" (not a hang until the timeout), and counts it."""
-    from pipeline.reply.tts import TtsUnavailable
-    from pipeline.reply.tts_wyoming import WyomingTts
     from pipeline.stt.base import SttUnavailable
     from pipeline.stt.wyoming import WyomingStt
+    from pipeline.tts.base import TtsUnavailable
+    from pipeline.tts.wyoming import WyomingTts
 
     (speech,) = piper.synthesize("The clinic opens at nine in the morning. " * 8)
     audio = np.tile(np.frombuffer(speech.pcm, "<i2").astype(np.float32) / 32768, 2)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gateway.metrics import SPEECH_SERVICE_ERRORS
-from pipeline.reply.tts_wyoming import to_bridge
+from pipeline.tts.wyoming import to_bridge
 from pipeline.wyoming import client, messages
 from pipeline.wyoming.protocol import (
     MAX_PAYLOAD_BYTES,
@@ -272,10 +272,10 @@ class CountingServer:
 
 @pytest.mark.parametrize("stage", ["stt", "tts"])
 def test_a_failing_server_trips_the_breaker_until_a_probe_succeeds(stage):
-    from pipeline.reply.tts import TtsUnavailable
-    from pipeline.reply.tts_wyoming import WyomingTts
     from pipeline.stt.base import SttUnavailable
     from pipeline.stt.wyoming import WyomingStt
+    from pipeline.tts.base import TtsUnavailable
+    from pipeline.tts.wyoming import WyomingTts
 
     server = CountingServer()
     now = [100.0]

@@ -26,6 +26,7 @@ acted on before the turn commits.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.core.end_of_turn import (
@@ -54,9 +55,11 @@ class State(enum.Enum):
 
 @dataclass(frozen=True)
 class Say:
-    """Speak fixed text (greeting) as utterance ``utterance_id``."""
+    """Speak fixed text (greeting) as utterance ``utterance_id``; then, if it was played to
+    its end, run ``after_played`` (the glue's own; the core only hands it on)."""
     utterance_id: int
     text: str
+    after_played: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,22 @@ class Respond:
     turn_id: int
     text: str
     speculative: bool = False
+
+
+@dataclass(frozen=True)
+class Typed:
+    """Turn ``turn_id`` was typed on the keypad as ``text``; it is over (a ``Respond``
+    follows)."""
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """Committed turn ``turn_id`` gets no reply: no words, only a sound over the bot, or the
+    caller went on and a later turn holds its words. A turn whose words trail off is not
+    unanswered: it is answered, or merged into the next, after the longest wait."""
+    turn_id: int
 
 
 @dataclass(frozen=True)
@@ -168,9 +187,9 @@ class ReadAhead:
     text: str
 
 
-Action = (Say | Transcribe | Respond | Commit | Discard | PausePlayout | ResumePlayout
-          | Interrupt | Cancel | ScoreTurn | TurnEnded | FalseInterruption | Prepare
-          | ListenAhead | ReadAhead)
+Action = (Say | Transcribe | Respond | Typed | Unanswered | Commit | Discard | PausePlayout
+          | ResumePlayout | Interrupt | Cancel | ScoreTurn | TurnEnded | FalseInterruption
+          | Prepare | ListenAhead | ReadAhead)
 
 
 @dataclass(frozen=True)
@@ -239,6 +258,7 @@ class Conversation:
         self._held_answer: tuple[int, str, int] | None = None  # (turn, text, answer at sample)
         self._barge: tuple[int, int] | None = None  # (utterance, speech start) awaiting words
         self._ahead_from: int | None = None  # last ListenAhead of the turn being heard
+        self._words_due: set[int] = set()  # committed turns whose transcript has not come
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -303,8 +323,11 @@ class Conversation:
                 spec.utterance_id = self._new_id()
                 actions.append(Respond(spec.utterance_id, turn_id, text, speculative=True))
             return actions
+        if turn_id not in self._words_due:
+            return []  # a discarded speculation's
+        self._words_due.discard(turn_id)
         if turn_id != self.turn_id or self.state is not State.THINKING:
-            return []  # stale: discarded speculation, or the turn was merged
+            return [Unanswered(turn_id)]  # the caller went on: a later turn holds its words
         return self._heard(turn_id, text, end_of_message)
 
     def on_words_ahead(self, start: int, text: str) -> list[Action]:
@@ -315,11 +338,6 @@ class Conversation:
                 or self._spec is not None):
             return []
         return [ReadAhead(text)]
-
-    @property
-    def held_turn(self) -> int | None:
-        """A committed turn whose words trailed off: answered only if no more speech comes."""
-        return None if self._held_answer is None else self._held_answer[0]
 
     def on_turn_score(self, pause_id: int, score: float) -> list[Action]:
         """The completeness score asked for by ``ScoreTurn``."""
@@ -347,9 +365,10 @@ class Conversation:
             return [Prepare()] if self.s.prepare else []
         return []
 
-    def say(self, text: str) -> list[Action]:
+    def say(self, text: str, after_played: Callable[[], None] | None = None) -> list[Action]:
         """The bot speaks on its own (a transfer failed, a key was pressed): whatever it was
-        saying stops; a caller in mid-turn keeps the floor (their turn is still heard)."""
+        saying stops; a caller in mid-turn keeps the floor (their turn is still heard).
+        ``after_played``: handed on in the ``Say``."""
         if self.state is State.ENDED or not text:
             return []
         actions = self._cancel_utterance()
@@ -357,7 +376,7 @@ class Conversation:
         self._utterance_active = True
         if self.state is not State.CALLER_SPEAKING:
             self._enter(State.THINKING)
-        return [*actions, Say(self.utterance_id, text)]
+        return [*actions, Say(self.utterance_id, text, after_played)]
 
     def on_text_turn(self, text: str) -> list[Action]:
         """A committed caller turn that was not spoken (keypad digits): answer it now."""
@@ -368,7 +387,8 @@ class Conversation:
         self._committed_start = None
         if self.state is not State.CALLER_SPEAKING:
             self._enter(State.THINKING)
-        return [*actions, *self._answer(self.turn_id, text.strip())]
+        return [*actions, Typed(self.turn_id, text.strip()),
+                *self._answer(self.turn_id, text.strip())]
 
     def end(self) -> None:
         self.state = State.ENDED
@@ -424,7 +444,7 @@ class Conversation:
                 self._barge = None
                 self.false_interruptions += 1
                 self._enter(State.BOT_SPEAKING)
-                return [FalseInterruption(uid, turn_id)]
+                return [FalseInterruption(uid, turn_id), Unanswered(turn_id)]
             return [*self._confirm_barge_in(), *self._answer(turn_id, text)]
         return self._answer(turn_id, text)
 
@@ -449,7 +469,7 @@ class Conversation:
         if not text:
             self._committed_start = None
             self._enter(State.LISTENING)
-            return []
+            return [Unanswered(turn_id)]
         self.utterance_id = self._new_id()
         self._utterance_active = True
         return [Respond(self.utterance_id, turn_id, text)]
@@ -506,6 +526,7 @@ class Conversation:
             actions: list[Action] = [] if spec is None else [
                 Discard(spec.turn_id, spec.utterance_id)]
             self.turn_id = self._new_id()
+            self._words_due.add(self.turn_id)
             return [*actions, Transcribe(self.turn_id, start, ev.speech_end),
                     TurnEnded(self.turn_id, why, self._score, ev.at - ev.speech_end)]
         # the speculation heard exactly this turn: it stands
@@ -517,7 +538,8 @@ class Conversation:
             self._utterance_active = True
         elif spec.text is not None:
             actions += self._heard(spec.turn_id, spec.text, spec.end_of_message)
-        # else: its transcript is still coming; on_transcript answers it
+        else:  # its transcript is still coming; on_transcript answers it
+            self._words_due.add(spec.turn_id)
         return actions
 
     def _on_speech_start(self, ev: TurnEvent) -> list[Action]:

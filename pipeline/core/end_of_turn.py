@@ -63,7 +63,7 @@ class EndOfTurnSettings:
     writes "?" only for what it heard as a question."""
     message_end_below: float = 0.0
     """A language model's probability that the caller's message ends after these words
-    (``pipeline/reply/end_of_message.py``) below this turns words that seem to end into
+    (``pipeline/llm/end_of_message.py``) below this turns words that seem to end into
     words that go on ("had he married a more amiable woman"); 0: not used."""
     use_score: bool = True
     use_words: bool = True

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pipeline.messages.digits import read_back, spoken_digits
-from pipeline.reply.tools import confirmation
+from pipeline.tools.catalog import confirmation
 
 
 @dataclass(frozen=True)

@@ -1,2 +1,3 @@
-"""From a committed caller turn to clauses queued for playout: the LLM and chat history, the
-clause chunker, the speech guard, the tools and their policy, the TTS."""
+"""From a committed caller turn to clauses queued for playout: the reply worker, the chat
+history, the clause chunker and the speech guard. The model, the voice and the tools it
+drives are in ``pipeline/llm``, ``pipeline/tts`` and ``pipeline/tools``."""

@@ -24,16 +24,14 @@ from collections.abc import Callable
 
 from pipeline.audio.frames import ms_to_samples
 from pipeline.audio.utterance import Utterance
+from pipeline.engines import Engines
+from pipeline.llm.base import ChatContext, LlmError
 from pipeline.messages.taking import MessageDesk, MessageTaker
 from pipeline.messages.taking import Step as MessageStep
-from pipeline.models import Engines
 from pipeline.options import SessionOptions
 from pipeline.reply.chunker import ClauseChunker
-from pipeline.reply.dialogue import Step, StepKind, ToolDialogue
 from pipeline.reply.guard import REFUSAL, ClauseVerdict, SpeechGuard
-from pipeline.reply.llm import cached_tokens, keep_moved_history, stream_chat, tokens_read
-from pipeline.reply.openai_llm import LlmError
-from pipeline.reply.tools import (
+from pipeline.tools.catalog import (
     TAKE_MESSAGE,
     CallActions,
     ToolPolicy,
@@ -41,8 +39,9 @@ from pipeline.reply.tools import (
     parse_tool_call,
     wants_to_leave_message,
 )
-from pipeline.reply.tts import Speech, TtsUnavailable
-from pipeline.turn_record import TurnRecord
+from pipeline.tools.dialogue import Step, StepKind, ToolDialogue
+from pipeline.tts.base import Speech, TtsUnavailable
+from pipeline.turn_record import ReplyReport
 
 FIRST_CLAUSE_WORDS = 5  # the caller waits for the first clause: cut it early (by words)
 RUNNING_DRY = ms_to_samples(400)
@@ -54,7 +53,9 @@ Job = Callable[[], None]
 
 class ReplyWorker:
     def __init__(self, name: str, engines: Engines, options: SessionOptions,
-                 actions: CallActions, on_idle: Callable[[], None],
+                 actions: CallActions,
+                 on_written: Callable[[Utterance, ReplyReport | None], None],
+                 on_report: Callable[[ReplyReport], None],
                  log: logging.LoggerAdapter, clock: Callable[[], float] = time.monotonic,
                  thread_init: Callable[[str], None] = lambda name: None,
                  caller: str = "", desk: MessageDesk | None = None) -> None:
@@ -62,13 +63,19 @@ class ReplyWorker:
         self.engines = engines
         self.options = options
         self._actions = actions
-        self._on_idle = on_idle
-        """Called when an utterance ended with nothing to say (queues work for the listener)."""
+        self._on_written = on_written
+        """Called when an utterance is written to its end, with its reply's final report (None:
+        not a reply); queues work for the listener, which then marks it finished: the turn's
+        record has all of the report before the utterance can end."""
+        self._on_report = on_report
+        """Called with a copy of a reply's report before its first clause is queued (queues
+        work for the listener)."""
+        self._report: ReplyReport | None = None  # the reply being written's
         self.log = log
         self.clock = clock
         self._thread_init = thread_init
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._llm = None  # this call's LLM context (``_context``)
+        self._llm: ChatContext | None = None  # this call's LLM context (``_context``)
         self._secrets = SpeechGuard(
             options.never_say,
             options.system_prompt if options.prompt_secrets is None else options.prompt_secrets)
@@ -99,12 +106,13 @@ class ReplyWorker:
     def say(self, u: Utterance, text: str) -> None:
         self._jobs.put(lambda: self._say(u, text))
 
-    def respond(self, u: Utterance, rec: TurnRecord | None,
-                messages: list[dict[str, str]], then: str = "", audio: bytes = b"") -> None:
-        """Answer ``messages``; ``then``: a sentence said after the model's answer (unless the
-        model said it itself); ``audio``: the caller's speech of the turn (kept if it is a
-        message being taken)."""
-        self._jobs.put(lambda: self._respond(u, rec, messages, then, audio))
+    def respond(self, u: Utterance, turn_id: int, messages: list[dict[str, str]],
+                then: str = "", audio: bytes = b"", keypad: bool = False) -> None:
+        """Answer turn ``turn_id``'s ``messages``; ``then``: a sentence said after the model's
+        answer (unless the model said it itself); ``audio``: the caller's speech of the turn
+        (kept if it is a message being taken); ``keypad``: the turn was typed. What the reply
+        learns comes back through ``on_report``."""
+        self._jobs.put(lambda: self._respond(u, turn_id, messages, then, audio, keypad))
 
     def prefill(self, messages: list[dict[str, str]], open_turn: bool = False) -> None:
         """Read ``messages`` into this call's context (the start of the next reply's prompt;
@@ -143,30 +151,39 @@ class ReplyWorker:
     def _say(self, u: Utterance, text: str) -> None:
         self._speak_all(u, text)
         u.generated_text = text
-        self._done_generating(u)
+        self._on_written(u, None)
 
-    def _context(self):  # -> Llama, or a server backend's per-call handle
+    def _context(self) -> ChatContext:
         """This call's LLM context, taken at its first use and kept until the thread ends."""
         if self._llm is None:
             self._llm = self.engines.llm.acquire(timeout=30.0)
         return self._llm
 
-    def _respond(self, u: Utterance, rec: TurnRecord | None,
-                 messages: list[dict[str, str]], then: str = "", audio: bytes = b"") -> None:
+    def _respond(self, u: Utterance, turn_id: int, messages: list[dict[str, str]],
+                 then: str, audio: bytes, keypad: bool) -> None:
         if u.cancelled:
             return
+        # the listener gets the report before the reply's first frame can play (its timings
+        # are logged then: ``_queue``), and again before the utterance can end (the turn's
+        # record is written then)
+        self._report = ReplyReport(turn_id)
+        try:
+            self._answer(u, self._report, messages, then, audio, keypad)
+        finally:
+            report, self._report = self._report, None
+        self._on_written(u, report.snapshot())
+
+    def _answer(self, u: Utterance, report: ReplyReport, messages: list[dict[str, str]],
+                then: str, audio: bytes, keypad: bool) -> None:
         caller_text = messages[-1]["content"] if messages else ""
         self._undo_superseded_turn()
         if self._taker is not None:
-            self._take_message(u, rec, caller_text, audio)
-            self._done_generating(u)
+            self._take_message(u, report, caller_text, audio, keypad)
             return
-        if rec is not None:
-            rec.llm_backend = getattr(self.engines.llm, "backend", "embedded")
-        if self._dialogue is not None and (self._answer_question(u, rec, caller_text)
-                                           or self._message_wish(u, rec, caller_text)
-                                           or self._route(u, rec, caller_text)):
-            self._done_generating(u)
+        report.llm_backend = self.engines.llm.backend
+        if self._dialogue is not None and (self._answer_question(u, report, caller_text)
+                                           or self._message_wish(u, report, caller_text)
+                                           or self._route(u, report, caller_text)):
             return
         llm = self._context()
         if not self.options.prompt_cache:
@@ -177,20 +194,19 @@ class ReplyWorker:
 
         def speak(clauses: list[str]) -> None:
             for clause in self._speakable(u, clauses):
-                for speech in self._synthesize(clause, rec):
-                    if rec is not None and rec.tts_first_audio_seconds is None:
-                        rec.tts_first_audio_seconds = self.clock() - t0
-                    u.add_clause(clause, speech.pcm, speech.word_ends)
+                for speech in self._synthesize(clause, report):
+                    if report.tts_first_audio_seconds is None:
+                        report.tts_first_audio_seconds = self.clock() - t0
+                    self._queue(u, clause, speech)
 
-        keep_moved_history(llm, messages)
-        cached = cached_tokens(llm)
         try:
-            for piece in stream_chat(llm, messages, self.engines.max_tokens,
-                                     self.engines.temperature, lambda: u.cancelled,
-                                     watch=u.on_cancel):
-                if rec is not None and rec.llm_first_token_seconds is None:
-                    rec.llm_first_token_seconds = self.clock() - t0
-                    rec.prompt_tokens_read = tokens_read(llm, cached)
+            reply = self.engines.llm.stream(llm, messages, self.engines.max_tokens,
+                                            self.engines.temperature, lambda: u.cancelled,
+                                            watch=u.on_cancel)
+            for piece in reply:
+                if report.llm_first_token_seconds is None:
+                    report.llm_first_token_seconds = self.clock() - t0
+                    report.prompt_tokens_read = reply.prompt_tokens_read
                 parts.append(piece)
                 # kept current: a barge-in records the words generated up to that moment
                 u.generated_text = self._secrets.redact("".join(parts).strip())
@@ -201,42 +217,44 @@ class ReplyWorker:
                 if u.cancelled or u.withheld:
                     break
         except LlmError as e:
-            self._llm_failed(u, rec, e)
-            self._done_generating(u)
+            self._llm_failed(u, report, e)
             return
         if not u.cancelled:
             if not self.options.streaming:  # the sequential baseline: whole reply, then speech
                 chunker.feed("".join(parts))
                 audio = [(c, speech)
                          for c in self._speakable(u, chunker.feed("") + chunker.flush())
-                         for speech in self._synthesize(c, rec)]
-                if rec is not None:
-                    rec.tts_first_audio_seconds = self.clock() - t0
+                         for speech in self._synthesize(c, report)]
+                report.tts_first_audio_seconds = self.clock() - t0
                 for clause, speech in audio:
-                    u.add_clause(clause, speech.pcm, speech.word_ends)
+                    self._queue(u, clause, speech)
             elif not u.withheld:
                 speak(chunker.flush())
             if then and not u.withheld and then.lower() not in "".join(parts).lower():
                 parts.append(f" {then}")
                 speak(chunker.feed(f" {then}") + chunker.flush())
-            offer = "" if u.withheld else self._message_offer(rec, "".join(parts))
+            offer = "" if u.withheld else self._message_offer(report, "".join(parts))
             if offer:
                 parts.append(f" {offer}")
                 speak(chunker.feed(f" {offer}") + chunker.flush())
         u.generated_text = self._secrets.redact("".join(parts).strip())
-        self._done_generating(u)
+
+    def _queue(self, u: Utterance, text: str, speech: Speech) -> bool:
+        """Queue a clause to play (False: the utterance was cancelled)."""
+        if not u.clauses and self._report is not None:
+            self._on_report(self._report.snapshot())
+        return u.add_clause(text, speech.pcm, speech.word_ends)
 
     @staticmethod
     def _running_dry(u: Utterance) -> bool:
         """The reply is playing and what is queued of it ends soon."""
         return bool(u.clauses) and not u.held and u.playout.queued(u.id) < RUNNING_DRY
 
-    def _llm_failed(self, u: Utterance, rec: TurnRecord | None, e: LlmError) -> None:
+    def _llm_failed(self, u: Utterance, report: ReplyReport, e: LlmError) -> None:
         """The server failed this turn: say the apology after whatever was already spoken (a
         clause half generated is dropped) and let the call go on; the next turn asks again.
         With a transfer target the apology offers it: a yes is understood without the model."""
-        if rec is not None:
-            rec.llm_error = e.kind
+        report.llm_error = e.kind
         self.log.warning("LLM server failed the turn (%s): %s", e.kind, e.detail)
         if u.cancelled or not self.options.apology:
             return
@@ -245,8 +263,7 @@ class ReplyWorker:
                  if self._dialogue is not None and self.options.failure_offers_transfer
                  else None)
         if offer is not None:
-            if rec is not None:
-                rec.tools.append(offer.entry)
+            report.tools.append(offer.entry)
             text = f"{text} {offer.text}"
         self._speak_all(u, text)
 
@@ -272,11 +289,11 @@ class ReplyWorker:
             keep.append(c)
         return keep
 
-    def _synthesize(self, text: str, rec: TurnRecord | None) -> list[Speech]:
+    def _synthesize(self, text: str, report: ReplyReport | None) -> list[Speech]:
         """The speech of ``text``, or none when a remote voice failed: the clause is skipped
         (logged, and noted in the turn's record), the call goes on. After one failure the
         reply's other clauses are skipped too: each would wait for the same dead server."""
-        if rec is not None and rec.tts_error:
+        if report is not None and report.tts_error:
             self.log.warning("not spoken (text-to-speech failed earlier in this reply): %r",
                              self._secrets.redact(text))
             return []
@@ -285,25 +302,20 @@ class ReplyWorker:
         except TtsUnavailable as e:
             self.log.warning("not spoken (text-to-speech failed: %s): %r", e,
                              self._secrets.redact(text))
-            if rec is not None:
-                rec.tts_error = str(e)
+            if report is not None:
+                report.tts_error = str(e)
             return []
-
-    def _done_generating(self, u: Utterance) -> None:
-        u.finished_generating = True
-        if not u.clauses and not u.cancelled:  # nothing to say: let the core move on
-            self._on_idle()
 
     def _speak_all(self, u: Utterance, text: str) -> None:
         """Synthesize ``text`` into the utterance (not streamed: tool phrases are short)."""
         for speech in self._synthesize(text, None):
-            if not u.add_clause(text, speech.pcm, speech.word_ends):
+            if not self._queue(u, text, speech):
                 return
         u.generated_text = u.spoken_text()
 
     # --- tools ---------------------------------------------------------------------------
 
-    def _answer_question(self, u: Utterance, rec: TurnRecord | None, caller_text: str) -> bool:
+    def _answer_question(self, u: Utterance, report: ReplyReport, caller_text: str) -> bool:
         """The bot asked "shall I ...?": a yes runs the tool, a no drops it (True: answered);
         anything else drops it and the turn is answered as usual (False)."""
         d = self._dialogue
@@ -315,12 +327,11 @@ class ReplyWorker:
         if not u.wait_released():
             return True  # a speculative turn that was dropped: ask again on the real one
         step = d.answered(yes)
-        if rec is not None:
-            rec.tools.append(step.entry)
+        report.tools.append(step.entry)
         self._carry_out(u, step)
         return True
 
-    def _route(self, u: Utterance, rec: TurnRecord | None, caller_text: str) -> bool:
+    def _route(self, u: Utterance, report: ReplyReport, caller_text: str) -> bool:
         """Ask the router whether this turn is a tool call; True if it was handled as one."""
         assert self._dialogue is not None
         if not self._dialogue.policy.might_apply(caller_text):
@@ -329,12 +340,10 @@ class ReplyWorker:
         try:
             routed = self.engines.llm.route(caller_text, lambda: u.cancelled)
         except LlmError as e:  # the router shares the server: the turn gets the apology
-            if rec is not None:
-                rec.route_seconds = self.clock() - t0
-            self._llm_failed(u, rec, e)
+            report.route_seconds = self.clock() - t0
+            self._llm_failed(u, report, e)
             return True
-        if rec is not None:
-            rec.route_seconds = self.clock() - t0
+        report.route_seconds = self.clock() - t0
         if routed is None or u.cancelled:
             return False
         call = parse_tool_call(routed)
@@ -345,18 +354,16 @@ class ReplyWorker:
         if step.kind is StepKind.WORDS:  # e.g. an invented order number: answer in words
             self.log.info("tool call %s(%s) not used: %s", call.name, call.arguments,
                           step.entry["reason"])
-            if rec is not None:
-                rec.tools.append(step.entry)
+            report.tools.append(step.entry)
             return False
-        if rec is not None and rec.llm_first_token_seconds is None:
-            rec.llm_first_token_seconds = self.clock() - t0
-        self._tool_turn(u, rec, step)
+        if report.llm_first_token_seconds is None:
+            report.llm_first_token_seconds = self.clock() - t0
+        self._tool_turn(u, report, step)
         return True
 
-    def _tool_turn(self, u: Utterance, rec: TurnRecord | None, step: Step) -> None:
+    def _tool_turn(self, u: Utterance, report: ReplyReport, step: Step) -> None:
         name = step.entry["name"]
-        if rec is not None:
-            rec.tools.append(step.entry)
+        report.tools.append(step.entry)
         if step.kind is StepKind.WAIT:
             self.log.info("tool %s waits for the turn to commit", name)
             if not u.wait_released():
@@ -383,7 +390,7 @@ class ReplyWorker:
 
     # --- taking a message (pipeline/messages/taking.py) ------------------------------------
 
-    def _message_offer(self, rec: TurnRecord | None, reply: str) -> str:
+    def _message_offer(self, report: ReplyReport, reply: str) -> str:
         """After a reply that says the fallback: the offer to take a message, which the
         caller's yes accepts (returns what to add to the reply: "" if the model said the
         offer itself, or there is none)."""
@@ -393,20 +400,18 @@ class ReplyWorker:
                 or _plain(o.offer_message_after) not in _plain(reply)):
             return ""
         entry = self._dialogue.offer_message("the reply said the fallback")
-        if rec is not None:
-            rec.tools.append(entry)
+        report.tools.append(entry)
         return "" if _plain(o.message_offer) in _plain(reply) else o.message_offer
 
-    def _message_wish(self, u: Utterance, rec: TurnRecord | None, caller_text: str) -> bool:
+    def _message_wish(self, u: Utterance, report: ReplyReport, caller_text: str) -> bool:
         """The caller asked to leave a message: start taking it (once their turn is over: a
         speculative turn waits for its commit)."""
         if self._desk is None or not wants_to_leave_message(caller_text):
             return False
         if not u.wait_released():
             return True  # the caller went on: the real turn asks again
-        if rec is not None:
-            rec.tools.append({"name": TAKE_MESSAGE, "arguments": {}, "decision": "run",
-                              "reason": "the caller asked to leave a message"})
+        report.tools.append({"name": TAKE_MESSAGE, "arguments": {}, "decision": "run",
+                          "reason": "the caller asked to leave a message"})
         self._start_taking(u)
         return True
 
@@ -428,16 +433,16 @@ class ReplyWorker:
         self._taker = MessageTaker(self.options.messages, self._caller)
         self._follow(u, None, self._taker.start())
 
-    def _take_message(self, u: Utterance, rec: TurnRecord | None, caller_text: str,
-                      audio: bytes) -> None:
+    def _take_message(self, u: Utterance, report: ReplyReport, caller_text: str,
+                      audio: bytes, keypad: bool) -> None:
         if not u.wait_released():
             return  # a speculative turn the caller went on from: the real one comes
         assert self._taker is not None
         self._taker_before = (u, copy.deepcopy(self._taker))
-        keyed = "".join(re.findall(r"\d", caller_text)) if rec is not None and rec.keypad else ""
-        self._follow(u, rec, self._taker.turn(caller_text, audio, keyed))
+        keyed = "".join(re.findall(r"\d", caller_text)) if keypad else ""
+        self._follow(u, report, self._taker.turn(caller_text, audio, keyed))
 
-    def _follow(self, u: Utterance, rec: TurnRecord | None, step: MessageStep) -> None:
+    def _follow(self, u: Utterance, report: ReplyReport | None, step: MessageStep) -> None:
         """Save what the step carries (before saying it is saved), then say its words."""
         say = step.say
         if step.save is not None:
@@ -451,8 +456,8 @@ class ReplyWorker:
                 self.log.error("the message could not be saved: %r", e)
                 entry.update(outcome="error", error=type(e).__name__)
                 say = self.options.messages.not_saved
-            if rec is not None:
-                rec.tools.append(entry)
+            if report is not None:
+                report.tools.append(entry)
         if step.done:
             self._taker = None
         if say:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pipeline.reply.breaker import CircuitBreaker
+from pipeline.breaker import CircuitBreaker
 from pipeline.stt.base import RATE, SttUnavailable, as_int16
 from pipeline.stt.whisper import WhisperStream
 from pipeline.wyoming.client import ServiceError, exchange, guarded, parse_uri, speech_breaker

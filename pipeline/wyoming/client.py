@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from pipeline.reply.breaker import CircuitBreaker
+from pipeline.breaker import CircuitBreaker
 from pipeline.wyoming.messages import ServerError
 from pipeline.wyoming.protocol import Event, EventReader, ProtocolError, encode
 

@@ -5,12 +5,12 @@ llama-cpp-python's ``llama_cpp.server``, vLLM, Ollama.
 It offers what the embedded ``LlmPool`` offers (``acquire``/``release`` a per-call handle,
 ``route``, ``warm_up``), and the per-call handle answers ``create_chat_completion`` with
 chunks shaped like llama-cpp-python's, so the reply worker streams both the same way
-(``pipeline.reply.llm.stream_chat``).
+(``pipeline.llm.embedded.stream_chat``).
 
 Failures are bounded in time and typed (``LlmError.kind``), so the worker can turn them into
 an apology: connect (``connect_timeout``), the first words (``first_token_timeout``, from the
 request to the first text), every later piece (``timeout``). A circuit breaker
-(pipeline/reply/breaker.py) shared by the process's calls stops requests to a server that
+(pipeline/breaker.py) shared by the process's calls stops requests to a server that
 keeps failing. ``ChatStream.abort`` (any thread) shuts the socket down, so a barge-in ends
 the request at once, also while the server is still reading the prompt.
 """
@@ -29,28 +29,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pipeline.reply.breaker import CircuitBreaker
-from pipeline.reply.sse import ChunkReader, SseDecoder, StreamError
+from pipeline.breaker import CircuitBreaker
+from pipeline.llm.base import ChatReply, LlmError, Watch
+from pipeline.llm.chat import first_tool_call, stream_chat
+from pipeline.llm.sse import ChunkReader, SseDecoder, StreamError
 
 if TYPE_CHECKING:
-    from pipeline.reply.engine import LlmEngine
+    from pipeline.llm.engine import LlmEngine
 
 log = logging.getLogger(__name__)
 
-ERROR_KINDS = ("connect", "http_status", "first_token_timeout", "stalled", "broken",
-               "protocol", "server_error", "circuit_open")
-"""What went wrong with a request (the call record's ``llm_error``, the metrics' ``kind``)."""
-
 MAX_LINE = 1 << 20
-
-
-class LlmError(RuntimeError):
-    """A request to the LLM server failed; ``kind`` is one of ``ERROR_KINDS``."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -247,6 +236,7 @@ class OpenAiLlm:
     """The LLM backend on an OpenAI-compatible server, shared by the process's calls."""
 
     backend = "openai"
+    reads_ahead = False  # the server keeps each slot's prompt cache itself
 
     def __init__(self, settings: ServerSettings, system_prompt: str = "", greeting: str = "",
                  tools: list[dict] | None = None, breaker: CircuitBreaker | None = None,
@@ -284,13 +274,21 @@ class OpenAiLlm:
     def release(self, chat: RemoteChat) -> None:
         pass
 
+    def stream(self, ctx: RemoteChat, messages: list[dict[str, str]], max_tokens: int,
+               temperature: float, cancelled: Callable[[], bool] = lambda: False,
+               watch: Watch | None = None) -> ChatReply:
+        return ChatReply(stream_chat(ctx, messages, max_tokens, temperature, cancelled,
+                                     watch=watch))
+
+    def prefill(self, ctx: RemoteChat, messages: list[dict[str, str]],
+                open_turn: bool = False, stop: Callable[[], bool] = lambda: False) -> None:
+        """Nothing: the server's slot keeps the prompt of the call's last request."""
+
     def warm_up(self) -> None:
         """Ask once with the calls' prompt prefix (the server caches it, a cold server loads
         its model); the router's prompt first, so a one-context server (llama_cpp.server)
         keeps the calls' prefix. A server that is down is not fatal: calls hear the apology
         until it is up."""
-        from pipeline.reply.llm import stream_chat
-
         prefix = [{"role": "system", "content": self.system_prompt}]
         if self.greeting:
             prefix.append({"role": "assistant", "content": self.greeting})
@@ -315,8 +313,6 @@ class OpenAiLlm:
         request takes an idle slot). A call then starts on a slot that holds it, as the
         embedded backend copies it into each context: 4 calls whose first turns each read
         the ~230-token prefix waited up to 10-15 s for their first words (1.5B, 2 cores)."""
-        from pipeline.reply.llm import stream_chat
-
         assert self.engine is not None
         errors: list[LlmError] = []
 
@@ -341,8 +337,6 @@ class OpenAiLlm:
         """The tool router (see ``LlmPool.route``), on the server."""
         if self.tools is None:
             return None
-        from pipeline.reply.llm import first_tool_call, stream_chat
-
         messages = [{"role": "system", "content": self.system_prompt},
                     {"role": "user", "content": caller_text}]
         return first_tool_call(stream_chat(self.acquire(), messages, 64, 0.0, cancelled,

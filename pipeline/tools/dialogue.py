@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.reply.tools import (
+from pipeline.tools.catalog import (
     Decision,
     ToolCall,
     ToolPolicy,

@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
-from pipeline.reply.tts import Speech, TextToSpeech, TtsUnavailable
+from pipeline.tts.base import Speech, TextToSpeech, TtsUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -12,52 +12,18 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import soxr
 
 from pipeline.audio.frames import BRIDGE_RATE, float_to_int16
 from pipeline.models import cpu_session
+from pipeline.tts.base import Speech
 
 log = logging.getLogger(__name__)
 
 WORD_BREAK = " "  # espeak-ng's phoneme between words
-
-
-@dataclass
-class Speech:
-    """One clause's audio (16 kHz PCM16) and where each of its spoken words ends."""
-
-    pcm: bytes
-    word_ends: list[int] = field(default_factory=list)
-    """Sample offsets (16 kHz) of each phonemized word's end; empty when unknown. espeak may
-    join or split words ("in the" -> one, "$60" -> two), so the count can differ from the
-    text's words by a few."""
-
-
-class TextToSpeech(Protocol):
-    """A voice, shared by every call: ``PiperTts`` in process, ``WyomingTts`` on a server."""
-
-    def synthesize(self, text: str) -> Iterator[Speech]:
-        """The speech of ``text`` at the bridge rate; a remote voice may raise
-        ``TtsUnavailable``."""
-        ...
-
-    def warm_up(self) -> None:
-        ...
-
-
-class TtsUnavailable(RuntimeError):
-    """A remote voice could not synthesize (server down, refusing, too slow, or dying
-    mid-answer). Not a bug: the clause is skipped and the call goes on."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        """What failed, e.g. ``refused`` or ``timeout`` (``pipeline.wyoming.client.KINDS``)."""
 
 
 def word_ends(phonemes: list[str], samples: list[int], scale: float = 1.0) -> list[int]:

@@ -21,8 +21,8 @@ import numpy as np
 import soxr
 
 from pipeline.audio.frames import BRIDGE_RATE, float_to_int16
-from pipeline.reply.breaker import CircuitBreaker
-from pipeline.reply.tts import Speech, TtsUnavailable
+from pipeline.breaker import CircuitBreaker
+from pipeline.tts.base import Speech, TtsUnavailable
 from pipeline.wyoming.client import ServiceError, exchange, guarded, parse_uri, speech_breaker
 from pipeline.wyoming.messages import AudioReader, supports_streaming, synthesize_request
 from pipeline.wyoming.protocol import Event

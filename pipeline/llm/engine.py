@@ -157,7 +157,7 @@ class LlmEngine:
             if proc is None or proc.poll() is not None:
                 raise RuntimeError(f"LLM engine exited while loading (code "
                                    f"{None if proc is None else proc.returncode}); its lines "
-                                   f"are in the log (logger pipeline.reply.engine)")
+                                   f"are in the log (logger pipeline.llm.engine)")
             with (contextlib.suppress(OSError, urllib.error.URLError),
                   urllib.request.urlopen(url, timeout=2) as resp):
                 if resp.status == 200:

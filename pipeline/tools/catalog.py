@@ -358,6 +358,6 @@ def load_tools(enabled: Iterable[str], targets: Mapping[str, str], orders_file: 
     for mod in modules:
         found = getattr(importlib.import_module(mod), "TOOLS", None)
         if not isinstance(found, list) or not all(isinstance(t, Tool) for t in found):
-            raise ValueError(f"module {mod!r} has no TOOLS list of pipeline.reply.tools.Tool")
+            raise ValueError(f"module {mod!r} has no TOOLS list of pipeline.tools.catalog.Tool")
         tools.extend(found)
     return tools

@@ -22,6 +22,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.llm.base import ChatReply, Watch
+from pipeline.llm.chat import first_tool_call, stream_chat
+
 log = logging.getLogger(__name__)
 
 
@@ -113,6 +116,7 @@ class LlmPool:
     """The embedded backend: llama.cpp in this process, a context per call slot."""
 
     backend = "embedded"
+    reads_ahead = True
 
     def __init__(self, model: Path, size: int, threads: int = 2, context_tokens: int = 2048,
                  gpu_layers: int = 0, system_prompt: str = "", greeting: str = "",
@@ -186,11 +190,22 @@ class LlmPool:
             return
         read_tokens(llm, tokens, stop)
 
-    def acquire(self, timeout: float = 5.0):  # -> Llama
+    def acquire(self, timeout: float = 5.0) -> Any:  # -> Llama
         return self._free.get(timeout=timeout)
 
-    def release(self, llm) -> None:
+    def release(self, llm: Any) -> None:
         self._free.put(llm)
+
+    def stream(self, llm: Any, messages: list[dict[str, str]], max_tokens: int,
+               temperature: float, cancelled: Callable[[], bool] = lambda: False,
+               watch: Watch | None = None) -> ChatReply:
+        """The reply, after the context's cache was moved to where ``messages`` need it
+        (``keep_moved_history``): the request reads only its new lines."""
+        keep_moved_history(llm, messages)
+        cached = cached_tokens(llm)
+        return ChatReply(stream_chat(llm, messages, max_tokens, temperature, cancelled,
+                                     watch=watch),
+                         read=lambda: tokens_read(llm, cached))
 
 
 def cached_tokens(llm: Any) -> Any:
@@ -318,62 +333,3 @@ def _common(a: Any, b: Any) -> int:
     n = min(len(a), len(b))
     differ = (a[:n] != b[:n]).nonzero()[0]
     return int(differ[0]) if len(differ) else n
-
-
-def first_tool_call(pieces: Iterator[str]) -> str | None:
-    """Read a reply only as far as its start tells whether it is a tool call: the call's text
-    (JSON) or None (words). The stream is closed either way."""
-    from pipeline.reply.tools import looks_like_tool_call
-
-    parts: list[str] = []
-    with contextlib.closing(pieces):  # type: ignore[type-var]
-        for piece in pieces:
-            parts.append(piece)
-            if looks_like_tool_call("".join(parts)) is False:
-                return None
-    text = "".join(parts)
-    return text if looks_like_tool_call(text) else None
-
-
-def stream_chat(llm, messages: list[dict[str, str]], max_tokens: int, temperature: float,
-                cancelled: Callable[[], bool] = lambda: False,
-                tools: list[dict] | None = None,
-                watch: Callable[[Callable[[], None]], Callable[[], None]] | None = None,
-                ) -> Iterator[str]:
-    """Yield text pieces as they are generated; stops between tokens once ``cancelled()``.
-    With ``tools``, the model's chat template describes them and a reply may be a tool call
-    (a JSON object, see pipeline/reply/tools.py); the caller decides what to do with it.
-
-    ``llm`` is a llama.cpp context or a server backend's per-call handle (``RemoteChat``):
-    both answer ``create_chat_completion``. ``watch(abort)`` is handed a server stream's
-    abort (it returns a function that forgets it): a barge-in closes the connection at once
-    instead of at the next token. A server's failure raises ``LlmError``."""
-    extra = {"tools": tools} if tools else {}
-    stream = llm.create_chat_completion(messages, stream=True, max_tokens=max_tokens,
-                                        temperature=temperature, top_p=0.9, repeat_penalty=1.1,
-                                        **extra)
-    abort = getattr(stream, "abort", None)
-    unwatch = watch(abort) if watch is not None and abort is not None else None
-    try:
-        for chunk in stream:
-            if cancelled():
-                return
-            piece = chunk["choices"][0]["delta"].get("content")
-            if piece:
-                yield piece
-    finally:
-        if unwatch is not None:
-            unwatch()
-        stream.close()  # frees llama's generator state (or the connection) at once
-        _free_sampler(llm)
-
-
-def _free_sampler(llm) -> None:
-    """Free the request's sampler chain now. llama-cpp-python's LlamaSampler is in a reference
-    cycle (its ExitStack callback holds it), so only a full gc pass frees it, and with it
-    llama.cpp's n_vocab candidate buffer (~1.8 MB for Qwen): RssAnon grew +1.8 MB per chat,
-    flat with this (bench/memory_components.py --component llm)."""
-    sampler = getattr(llm, "_sampler", None)
-    if sampler is not None and hasattr(sampler, "close"):
-        sampler.close()
-        llm._sampler = None  # Llama.generate makes a new one per request

@@ -6,7 +6,7 @@ ends an event), and ``ChunkReader`` turns each event's data into the reply's tex
 (``chat.completion.chunk`` JSON, ``[DONE]`` at the end, an ``error`` object from the
 server). A tool call a server sends as structured ``delta.tool_calls`` (vLLM, Ollama) is
 written out as the ``{"name": ..., "arguments": ...}`` text the embedded model writes, so the
-tool router reads one form (pipeline/reply/tools.py ``parse_tool_call``).
+tool router reads one form (pipeline/tools/catalog.py ``parse_tool_call``).
 """
 
 from __future__ import annotations
