@@ -272,9 +272,9 @@ def make_whisper(flags: dict, threads: int):
 def make_llm(flags: dict, threads: int):
     from gateway.app import tool_policy
     from pipeline import models
+    from pipeline.llm import chat as llm_module
     from pipeline.llm.chat import stream_chat
     from pipeline.llm.embedded import LlmPool
-    from pipeline.reply import llm as llm_module
     from pipeline.reply.history import ChatHistory
 
     if flags.get("keep_sampler"):  # before the fix: the sampler waits for a full gc pass

@@ -176,6 +176,7 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
     from pipeline import models
     from pipeline.audio.smart_turn import SmartTurn
     from pipeline.audio.vad import SileroModel
+    from pipeline.engines import Engines
     from pipeline.stt import make_stt
 
     t0 = time.monotonic()
@@ -194,7 +195,7 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
     if tools is not None:
         log.info("tools: %s (confirm first: %s)", ", ".join(tools.tools),
                  ", ".join(sorted(tools.confirm & set(tools.tools))) or "none")
-    engines = models.Engines(
+    engines = Engines(
         vad=SileroModel(paths.vad),
         stt=stt,
         llm=llm_backend(cfg, tools, paths.llm),
