@@ -1,31 +1,51 @@
 """pjsua2's callback objects of the gateway: a call and the account.
 
 Their callbacks arrive on pjsua's thread; each copies what it needs and hands the work to
-``Gateway`` (``gateway/sip.py``), mostly through its control queue.
+their ``CallHost`` (``gateway.sip.Gateway``), mostly through its control queue.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+import queue
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import pjsua2 as pj
 
-from gateway.call_control import PendingTransfer, normalize_digit
+from gateway.call_control import CallControl, PendingTransfer, normalize_digit
 from gateway.media_port import CallPort
 from pipeline.session import CallSession
 
 if TYPE_CHECKING:
+    from gateway.observer import CallObserver
     from gateway.recording import CallRecording
-    from gateway.sip import Gateway
 
 # the SIP glue (call.py, sip.py) logs under one name: a call's signalling greps as one
 log = logging.getLogger("gateway.sip")
 
 
+class CallHost(Protocol):
+    """What the calls and the account hand their callbacks to (``gateway.sip.Gateway``)."""
+    control: queue.SimpleQueue[Callable[[], None]]
+    """Work for the control thread."""
+    call_control: CallControl
+    observer: CallObserver
+
+    def fail(self, name: str, stage: str) -> None: ...
+
+    def forget(self, call: GatewayCall) -> None: ...
+
+    def start_media(self, call: GatewayCall) -> None: ...
+
+    def incoming(self, acc: pj.Account, prm: pj.OnIncomingCallParam) -> None: ...
+
+    def registration_state(self, code: int, reason: str, expiration: int) -> None: ...
+
+
 class GatewayCall(pj.Call):
-    def __init__(self, gw: Gateway, acc: pj.Account, call_id: int, name: str) -> None:
+    def __init__(self, gw: CallHost, acc: pj.Account, call_id: int, name: str) -> None:
         super().__init__(acc, call_id)
         self.gw = gw
         self.name = name
@@ -65,7 +85,7 @@ class GatewayCall(pj.Call):
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
         # once per key press, RFC 4733 and SIP INFO dtmf-relay alike (gateway/call_control.py)
         try:
-            self.gw.dtmf(self, normalize_digit(prm.digit), int(prm.method))
+            self.gw.call_control.dtmf(self, normalize_digit(prm.digit), int(prm.method))
         except Exception:  # noqa: BLE001
             self.log.exception("DTMF handling failed")
 
@@ -73,7 +93,7 @@ class GatewayCall(pj.Call):
         try:
             status, reason, final = int(prm.statusCode), str(prm.reason), bool(prm.finalNotify)
             prm.cont = not final  # no reports after the final one
-            self.gw.control.put(lambda name=self.name: self.gw.transfer_status(
+            self.gw.control.put(lambda name=self.name: self.gw.call_control.transfer_status(
                 name, status, reason, final))
         except Exception:  # noqa: BLE001
             self.log.exception("transfer status handling failed")
@@ -105,6 +125,18 @@ class GatewayCall(pj.Call):
             # for the next INVITE, and a Call object destroyed later would clear that call's
             # user data (pjsua2's destructor works on the slot number).
             self.gw.forget(self)
+
+    def hang_up(self, cause: str, status: int | None = None) -> None:
+        """The gateway ends this call (BYE once answered), for ``cause`` (its record says)."""
+        if self.bot_cause is None:
+            self.bot_cause = cause
+        op = pj.CallOpParam()
+        if status is not None:
+            op.statusCode = status
+        try:
+            self.hangup(op)
+        except pj.Error as e:
+            self.log.warning("hangup failed: %s", e.info())
 
     def poll_stream_stats(self) -> None:
         """Copy PJSIP's RTP / jitter-buffer statistics (while the stream exists)."""
@@ -154,7 +186,7 @@ class GatewayCall(pj.Call):
 
 
 class BotAccount(pj.Account):
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: CallHost) -> None:
         super().__init__()
         self.gw = gw
 

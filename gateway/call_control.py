@@ -1,7 +1,8 @@
 """Call control on the SIP side: keypad digits, blind transfer, bot hang-up.
 
 The decisions are pure functions (``transfer_verdict``, ``PendingTransfer``...); the
-``CallControl`` methods of ``Gateway`` carry them out with pjsua2, on the control thread.
+gateway's ``CallControl`` carries them out with pjsua2, on the control thread, on the calls
+it is given (``ControlledCall``: what it needs of a ``GatewayCall``).
 
 - DTMF: pjsua2 2.15 calls ``Call.onDtmfDigit`` exactly once per key press for both RFC 4733
   telephone-events (method RFC2833, at the event's start) and SIP INFO
@@ -23,15 +24,14 @@ The decisions are pure functions (``transfer_verdict``, ``PendingTransfer``...);
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pjsua2 as pj
 
 if TYPE_CHECKING:
-    from gateway.call import GatewayCall
     from gateway.observer import CallObserver
 
 TRANSFER_TIMEOUT = 30.0
@@ -86,15 +86,38 @@ def normalize_digit(digit: Any) -> str:
     return str(digit).strip().upper()[:1]
 
 
+class Session(Protocol):
+    def on_dtmf(self, digit: str) -> None: ...
+
+    def on_transfer_result(self, accepted: bool, status: int, reason: str) -> None: ...
+
+
+class ControlledCall(Protocol):
+    """What call control needs of a call (``gateway.call.GatewayCall``)."""
+    name: str
+    log: logging.LoggerAdapter
+    ended: bool
+    bot_cause: str | None
+    transfer: PendingTransfer | None
+    timed_out_target: str | None
+    session: Session | None
+
+    def xfer(self, dest: str, prm: Any) -> None:
+        """pjsua2's REFER."""
+
+    def hang_up(self, cause: str, status: int | None = None) -> None:
+        """The gateway ends the call (BYE once answered), for ``cause``."""
+
+
 class CallControl:
-    """``Gateway``'s keypad, transfer and bot hang-up methods (a mixin: the gateway holds
-    ``calls``, ``observer`` and ``_hang_up``)."""
+    """The gateway's keypad, transfer and bot hang-up handling, on the calls of ``calls``
+    (the gateway's live calls by name; control thread, but ``dtmf``)."""
 
-    calls: dict[str, GatewayCall]
-    observer: CallObserver
-    _hang_up: Callable[..., None]  # Gateway._hang_up(call, cause, status=None)
+    def __init__(self, calls: dict[str, Any], observer: CallObserver) -> None:
+        self.calls: dict[str, ControlledCall] = calls
+        self.observer = observer
 
-    def dtmf(self, call: GatewayCall, digit: str, method: int) -> None:
+    def dtmf(self, call: ControlledCall, digit: str, method: int) -> None:
         """A key the caller pressed (pjsua thread): into the record, then the conversation."""
         how = dtmf_method_name(method, pj.PJSUA_DTMF_METHOD_RFC2833,
                                pj.PJSUA_DTMF_METHOD_SIP_INFO)
@@ -110,7 +133,7 @@ class CallControl:
             return
         call.log.info("hanging up: %s", cause)
         self.observer.mark_outcome(name, "bot_hangup")
-        self._hang_up(call, cause)
+        call.hang_up(cause)
 
     def start_transfer(self, name: str, target: str) -> None:
         """Blind transfer (control thread): REFER the caller to ``target`` (already checked
@@ -145,7 +168,7 @@ class CallControl:
                 call.log.warning("transfer to %s succeeded after its timeout (%d %s): hanging "
                                  "up", call.timed_out_target, status, reason)
                 self.observer.mark_outcome(name, "transferred")
-                self._hang_up(call, f"transferred to {call.timed_out_target} (late "
+                call.hang_up(f"transferred to {call.timed_out_target} (late "
                                     f"{status} {reason})")
             return
         verdict = transfer_verdict(status, final)
@@ -155,7 +178,7 @@ class CallControl:
             return
         self._end_transfer(call, verdict, status, reason)
 
-    def _end_transfer(self, call: GatewayCall, outcome: str, status: int, reason: str) -> None:
+    def _end_transfer(self, call: ControlledCall, outcome: str, status: int, reason: str) -> None:
         pending, call.transfer = call.transfer, None
         target = pending.target if pending is not None else "?"
         call.log.info("transfer to %s %s: %d %s", target, outcome, status, reason)
@@ -165,21 +188,21 @@ class CallControl:
         self._tell_transfer(call, outcome == "accepted", status, reason)
         if outcome == "accepted":  # RFC 5589: the transferor leaves once the target answered
             self.observer.mark_outcome(call.name, "transferred")
-            self._hang_up(call, f"transferred to {target} ({status} {reason})")
+            call.hang_up(f"transferred to {target} ({status} {reason})")
 
-    def _tell_transfer(self, call: GatewayCall, accepted: bool, status: int,
+    def _tell_transfer(self, call: ControlledCall, accepted: bool, status: int,
                        reason: str) -> None:
         if call.session is not None:
             call.session.on_transfer_result(accepted, status, reason)
 
-    def _abandon_transfer(self, call: GatewayCall) -> None:
+    def abandon_transfer(self, call: ControlledCall) -> None:
         """The call ended before its REFER's outcome came: record the transfer as failed."""
         pending, call.transfer = call.transfer, None
         if pending is not None:
             self.observer.transfer(call.name, pending.target, None, "failed",
                                    "the call ended before the transfer's final NOTIFY")
 
-    def _check_transfer(self, call: GatewayCall, now: float) -> None:
+    def check_transfer(self, call: ControlledCall, now: float) -> None:
         pending = call.transfer
         if pending is None or call.ended or not pending.expired(now):
             return

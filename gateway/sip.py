@@ -60,7 +60,7 @@ class _LogWriter(pj.LogWriter):
         log.debug("pjsip: %s", entry.msg.rstrip())
 
 
-class Gateway(CallControl):
+class Gateway:
     """One pjsua2 endpoint and its calls. Construct, ``start()``, ``run()`` (blocks)."""
 
     def __init__(self, cfg: Config, engines: Engines, options: SessionOptions,
@@ -80,6 +80,7 @@ class Gateway(CallControl):
         self.observer = observer or detached_observer()  # metrics and call records
         self.control: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self.calls: dict[str, GatewayCall] = {}
+        self.call_control = CallControl(self.calls, self.observer)
         self._ports: list[CallPort] = []  # every port made; reused, never destroyed
         self._free_ports: list[CallPort] = []
         self.stats = CallStats()
@@ -297,9 +298,9 @@ class Gateway(CallControl):
             thread_init=self.register_thread,
             on_turn_done=lambda rec, name=call.name: self.observer.turn_done(name, rec),
             transfer=lambda uri, name=call.name: self.control.put(
-                lambda: self.start_transfer(name, uri)),
+                lambda: self.call_control.start_transfer(name, uri)),
             hang_up=lambda cause, name=call.name: self.control.put(
-                lambda: self.bot_hang_up(name, cause)),
+                lambda: self.call_control.bot_hang_up(name, cause)),
             caller=call.remote_uri, desk=desk)
         # audible edges for TTFA, on the session's clock
         edges = self.observer.media_started(call.name, session, AudioEdges(clock=session.clock))
@@ -331,20 +332,8 @@ class Gateway(CallControl):
         call = self.calls.get(name)
         if call is not None and not call.ended:
             call.log.error("ending the call after a failure in its %s stage", stage)
-            self._hang_up(call, f"the pipeline's {stage} stage failed",
-                          pj.PJSIP_SC_INTERNAL_SERVER_ERROR)
-
-    def _hang_up(self, call: GatewayCall, cause: str, status: int | None = None) -> None:
-        """The gateway ends this call (BYE once answered), for ``cause`` (its record says)."""
-        if call.bot_cause is None:
-            call.bot_cause = cause
-        op = pj.CallOpParam()
-        if status is not None:
-            op.statusCode = status
-        try:
-            call.hangup(op)
-        except pj.Error as e:
-            call.log.warning("hangup failed: %s", e.info())
+            call.hang_up(f"the pipeline's {stage} stage failed",
+                         pj.PJSIP_SC_INTERNAL_SERVER_ERROR)
 
     def _check_media(self, call: GatewayCall, now: float) -> None:
         """Dead peer: no new RTP packet for [sip] media_timeout_seconds -> BYE, media_timeout.
@@ -362,13 +351,13 @@ class Gateway(CallControl):
         call.log.warning("no RTP from the caller for %.0f s (%s packets in all; limit %d s): "
                          "hanging up", silent, rx, timeout)
         self.observer.mark_outcome(call.name, "media_timeout")
-        self._hang_up(call, f"no RTP from the caller for {timeout} s")
+        call.hang_up(f"no RTP from the caller for {timeout} s")
 
     def forget(self, call: GatewayCall) -> None:
         """At DISCONNECTED (pjsua thread): free the port, stop the conversation off-thread."""
         self.calls.pop(call.name, None)
         self.stats.ended += 1
-        self._abandon_transfer(call)
+        self.call_control.abandon_transfer(call)
         if call.port is not None:  # back to the pool; the call's own media left the bridge
             call.port.detach()
             self._free_ports.append(call.port)
@@ -470,7 +459,7 @@ class Gateway(CallControl):
             call.poll_stream_stats()
             try:
                 self._check_media(call, now)
-                self._check_transfer(call, now)
+                self.call_control.check_transfer(call, now)
             except Exception:  # noqa: BLE001 - one call's check must not stop the others
                 call.log.exception("media timeout / transfer check failed")
 
@@ -484,7 +473,7 @@ class Gateway(CallControl):
         for call in list(self.calls.values()):
             if not call.ended:
                 with contextlib.suppress(pj.Error):
-                    self._hang_up(call, cause)
+                    call.hang_up(cause)
 
     def shutdown(self, drain: float | None = None, deadline: float = 5.0) -> None:
         """Graceful drain, then destroy pjsua: new INVITEs get 503 from now on; active calls

@@ -1,11 +1,10 @@
 """The gateway's call-control logic without a network: keypad digits into the record, the
 blind-transfer state machine (REFER outcomes, timeout, late NOTIFY, call ending first) and the
-bot's hang-up, driven through the real ``Gateway`` methods with a stand-in pjsua call."""
+bot's hang-up, driven through the gateway's ``CallControl`` with a stand-in pjsua call."""
 
 from __future__ import annotations
 
 import logging
-import queue
 
 import pjsua2 as pj
 import pytest
@@ -14,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from gateway import records
 from gateway.call_control import (
     TRANSFER_TIMEOUT,
+    CallControl,
     dtmf_method_name,
     normalize_digit,
     transfer_verdict,
@@ -21,7 +21,6 @@ from gateway.call_control import (
 from gateway.metrics import Metrics
 from gateway.observer import CallObserver
 from gateway.records import Journal
-from gateway.sip import Gateway
 
 
 def test_transfer_verdicts_follow_the_final_report():
@@ -56,7 +55,7 @@ class FakeSession:
 
 
 class FakeCall:
-    """What Gateway's call-control methods use of a GatewayCall."""
+    """What call control uses of a GatewayCall (``ControlledCall``)."""
 
     def __init__(self, name="call-1", xfer_error: bool = False):
         self.name = name
@@ -77,7 +76,9 @@ class FakeCall:
             raise err
         self.referred.append(target)
 
-    def hangup(self, prm):
+    def hang_up(self, cause, status=None):
+        if self.bot_cause is None:
+            self.bot_cause = cause
         self.hangups += 1
 
 
@@ -87,9 +88,8 @@ def gw(tmp_path):
     m = Metrics(CollectorRegistry())
     obs = CallObserver(m, Journal(tmp_path / "calls.jsonl"), mono=lambda: clock["t"],
                        wall=lambda: 1.7e9 + clock["t"])
-    g = Gateway.__new__(Gateway)  # no pjsua endpoint: only the call-control methods run
-    g.observer, g.calls, g.control = obs, {}, queue.SimpleQueue()
-    g.clock, g.metrics = clock, m
+    g = CallControl({}, obs)  # no pjsua endpoint: stand-in calls
+    g.clock, g.metrics = clock, m  # the test's own handles
     yield g
     obs.journal.close()
 
@@ -103,7 +103,7 @@ def add_call(gw, **kw) -> FakeCall:
 
 def close(gw, call) -> dict:
     """The call's end as Gateway.forget() records it."""
-    gw._abandon_transfer(call)
+    gw.abandon_transfer(call)
     gw.observer.ended(call.name, 200, "Normal call clearing", by_bot=call.bot_cause is not None,
                       cause=call.bot_cause or "")
     gw.observer.journal.close()
@@ -175,9 +175,9 @@ def test_transfer_without_final_notify_times_out_and_a_late_success_hangs_up(gw)
     gw.start_transfer(call.name, "sip:desk@pbx")
     gw.transfer_status(call.name, 100, "Accepted", False)
     now = call.transfer.sent_at
-    gw._check_transfer(call, now + TRANSFER_TIMEOUT - 1)
+    gw.check_transfer(call, now + TRANSFER_TIMEOUT - 1)
     assert call.session.results == []
-    gw._check_transfer(call, now + TRANSFER_TIMEOUT + 0.1)
+    gw.check_transfer(call, now + TRANSFER_TIMEOUT + 0.1)
     [(accepted, status, reason)] = call.session.results
     assert not accepted and status == 408 and "100 Accepted" in reason
     assert call.hangups == 0

@@ -1,7 +1,8 @@
 """The shape of the code: no import circle between the modules of gateway/ and pipeline/.
 
-Every import counts, also one inside a function (a circle that only closes at run time is
-still a circle); imports under ``if TYPE_CHECKING:`` do not (they never run).
+Every import counts: one inside a function (a circle that only closes at run time is still
+a circle) and one under ``if TYPE_CHECKING:`` (a type named across a circle ties the two
+modules as much as a call does; an interface, a ``Protocol``, breaks it).
 """
 
 from __future__ import annotations
@@ -22,21 +23,11 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
 
 
-def _type_checking_only(node: ast.If) -> bool:
-    t = node.test
-    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
-        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
-
-
 def imports(path: Path, known: set[str]) -> set[str]:
     """The project modules ``path`` imports, wherever the import statement is."""
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _type_checking_only(node):
-            for child in node.orelse:
-                visit(child)
-            return
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name in known)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
