@@ -275,7 +275,7 @@ def llm_backend(cfg: Config, tools: ToolPolicy | None,
         base_url=base_url, model=llm.server_model,
         api_key=os.environ.get(llm.api_key_env, "") if llm.api_key_env else "",
         connect_timeout=llm.connect_timeout, first_token_timeout=llm.first_token_timeout,
-        timeout=llm.timeout, cache_prompt=llm.cache_prompt)
+        timeout=llm.timeout, cache_prompt=llm.cache_prompt, slow_is_down=engine is None)
     if engine is None:
         log.info("LLM: OpenAI-compatible server %s (model %s)", llm.base_url,
                  llm.server_model or "not named")

@@ -144,15 +144,16 @@ class LlmConfig:
                                      "the API key (sent as a bearer token); empty = no key")
     connect_timeout: float = _spec(2.0, lo=0.1, hi=60.0, doc="openai backend: seconds to connect")
     first_token_timeout: float = _spec(
-        5.0, lo=0.2, hi=120.0, doc="openai backend: seconds from a request to its first words; "
-                                   "later the apology is said")
+        5.0, lo=0.2, hi=120.0, doc="openai and engine backends: seconds from a request to its "
+                                   "first words; later the apology is said")
     timeout: float = _spec(10.0, lo=0.2, hi=300.0,
                            doc="openai backend: longest pause mid-reply before the apology")
     cache_prompt: bool = _spec(True, doc="openai backend: send llama.cpp's cache_prompt and "
                                          "repeat_penalty; false for servers that refuse "
                                          "unknown fields")
     breaker_failures: int = _spec(3, lo=1, hi=100, doc="openai backend: failures in a row that "
-                                                       "stop requests for breaker_cooldown")
+                                                       "stop requests for breaker_cooldown "
+                                                       "(the engine's timeouts do not count)")
     breaker_cooldown: float = _spec(20.0, lo=0.0, hi=3600.0,
                                     doc="openai backend: seconds without requests after that")
     apology: str = _spec("Sorry, I can't answer that right now. Please ask me again in a moment.",

@@ -176,6 +176,34 @@ def test_failures_are_bounded_typed_and_trip_the_breaker(server, tmp_path):
     assert e.value.kind == "http_status" and "404" in e.value.detail
 
 
+def test_a_busy_engine_times_out_a_turn_without_opening_the_breaker():
+    """The engine the gateway runs (``slow_is_down=False``): a request that gets no words in
+    time fails that turn only; the next request is still sent (a server run by someone else
+    would have its breaker opened by the same timeouts)."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    msgs = [{"role": "user", "content": "Hi"}]
+    try:
+        url = f"http://127.0.0.1:{busy.getsockname()[1]}/v1"
+        engine = backend(url, first_token_timeout=0.2, slow_is_down=False,
+                         breaker=CircuitBreaker(failures=1, cooldown=60))
+        remote = backend(url, first_token_timeout=0.2,
+                         breaker=CircuitBreaker(failures=1, cooldown=60))
+        for _ in range(2):
+            with pytest.raises(LlmError) as e:
+                list(stream_chat(engine.acquire(), msgs, 8, 0.0))
+            assert e.value.kind == "first_token_timeout"
+        assert engine.breaker.state is BreakerState.CLOSED
+        with pytest.raises(LlmError):
+            list(stream_chat(remote.acquire(), msgs, 8, 0.0))
+        with pytest.raises(LlmError) as e:
+            list(stream_chat(remote.acquire(), msgs, 8, 0.0))
+        assert e.value.kind == "circuit_open"
+    finally:
+        busy.close()
+
+
 def test_server_killed_mid_stream_is_a_broken_stream(tmp_path, prompt):
     """Its own server: killed with SIGKILL after the first pieces of a reply."""
     srv = LlmServer(tmp_path).start()

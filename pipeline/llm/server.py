@@ -55,6 +55,11 @@ class ServerSettings:
     """Longest wait for the next piece once the reply streams."""
     cache_prompt: bool = True
     """Send llama.cpp's own fields (``cache_prompt``, ``repeat_penalty``)."""
+    slow_is_down: bool = True
+    """A request that times out counts towards the circuit breaker. Not for the engine the
+    gateway runs itself: there a timeout means it is busy (4 calls on 2 cores), its death is
+    seen by its supervisor, and an open breaker turned one slow turn into 20 s of apologies
+    for every call."""
 
 
 def chat_body(messages: list[dict[str, str]], max_tokens: int, temperature: float,
@@ -190,7 +195,8 @@ class ChatStream:
         except TimeoutError:
             if self._aborted.is_set():
                 return
-            self._fail()
+            if s.slow_is_down:
+                self._fail()
             if self.first_text is None:
                 raise LlmError("first_token_timeout",
                                f"no words within {s.first_token_timeout:g} s") from None
