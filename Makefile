@@ -7,6 +7,6 @@ test:
 install:
 	scripts/setup.sh install --test
 lint:
-	.venv/bin/ruff check gateway pipeline tests bench
+	.venv/bin/ruff check gateway pipeline tests bench testbed
 edge:
 	edge/run.sh $(if $(WORKERS),--workers $(WORKERS))

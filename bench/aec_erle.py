@@ -2,7 +2,7 @@
 
 The caller is real human speech (Debian pocketsphinx-testdata librivox, with transcripts);
 the bot is Piper's joe voice (or espeak-ng / librivox). Each condition is a synthetic echo
-path from bench/echo_path.py and one fresh canceller per variant, all on the same signals:
+path from testbed/echo_path.py and one fresh canceller per variant, all on the same signals:
 
     0-6 s        bot talks alone           -> ERLE over 1-6 s (after 1 s of convergence)
     then x5      caller utterance over the bot (continuous double-talk, a worst case:
@@ -37,8 +37,8 @@ import numpy as np
 if __package__ in (None, ""):  # allow `python bench/aec_erle.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.echo_path import LIBRIVOX_DIR, EchoMix, EchoPath, frames, load_wav, rms_dbfs
 from pipeline.audio.aec import EchoCanceller
+from testbed.echo_path import LIBRIVOX_DIR, EchoMix, EchoPath, frames, load_wav, rms_dbfs
 
 SR = 16000
 FRAME = 320

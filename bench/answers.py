@@ -4,7 +4,7 @@
                                       [--persona KEY] [--out FILE] [--json FILE]
     .venv/bin/python -m bench.answers --rescore FILE.json [--out FILE]
 
-For each persona (bench/answer_cases.py: a business as the ``[business]`` config table) the
+For each persona (testbed/answer_cases.py: a business as the ``[business]`` config table) the
 system prompt is built exactly as the gateway builds it (gateway.app.system_prompt), and
 each case is a short call: the caller's turns in order, each answered by the model with the
 gateway's history and sampling settings; only the last answer is scored, strictly (every
@@ -25,7 +25,14 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bench.answer_cases import (
+from gateway.app import fact_index, system_prompt
+from gateway.config import build, business_of
+from pipeline import models
+from pipeline.facts.turns import CallFacts
+from pipeline.llm.chat import stream_chat
+from pipeline.llm.embedded import SharedModel
+from pipeline.reply.history import ChatHistory
+from testbed.answer_cases import (
     CASES,
     CATEGORIES,
     FALLBACK_MUST,
@@ -35,13 +42,6 @@ from bench.answer_cases import (
     normalise,
     score,
 )
-from gateway.app import fact_index, system_prompt
-from gateway.config import build, business_of
-from pipeline import models
-from pipeline.facts.turns import CallFacts
-from pipeline.llm.chat import stream_chat
-from pipeline.llm.embedded import SharedModel
-from pipeline.reply.history import ChatHistory
 
 MODELS = {"1.5b": "qwen2.5-coder-1.5b", "0.5b": "qwen2.5-coder-0.5b"}
 NOTE_MODES = {  # --notes: (column name, [business] note, [business] meaning)

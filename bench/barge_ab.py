@@ -31,7 +31,7 @@ from bench.turns import (
     progress,
     wait_quiet,
 )
-from tests.harness import GatewayProcess, espeak, require_tools
+from testbed.harness import GatewayProcess, espeak, require_tools
 
 
 def run(trials: int, key: str, values: dict[str, str], workdir: Path, seed: int) -> dict:

@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 from gateway import records
-from tests.harness import GatewayProcess, free_udp_port, require_tools
-from tests.sipp_harness import SIPP_DIR, RtpPeer, outcomes, parse_sipp_trace
+from testbed.harness import GatewayProcess, free_udp_port, require_tools
+from testbed.sipp_harness import SIPP_DIR, RtpPeer, outcomes, parse_sipp_trace
 
 
 def sipp_stream(workdir: Path, name: str, target: str, ports: list[int],

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.turns import MODES, pct
-from tests import browser
+from testbed import browser
 
 ROOT = Path(__file__).resolve().parent.parent
 

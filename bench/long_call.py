@@ -34,7 +34,7 @@ from bench.turns import (
     progress,
     wait_quiet,
 )
-from tests.harness import GatewayProcess, espeak, require_tools, wait_closed
+from testbed.harness import GatewayProcess, espeak, require_tools, wait_closed
 
 
 def _talk(audio: CallerAudio, asks: list[str], clips: dict, tag: str) -> list[Turn]:

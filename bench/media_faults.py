@@ -4,7 +4,7 @@
 
 A real caller (baresip, G.711 PCMU at 8 kHz) speaks real recordings (pocketsphinx-testdata:
 librivox read speech, the "cards" utterances, goforward, a tidigits string) to the real
-gateway, through the seeded impairment relay of tests/impair.py. The same recordings, in the
+gateway, through the seeded impairment relay of testbed/impair.py. The same recordings, in the
 same call script, are played once on a clean path (through the relay, no faults) and once
 per impairment profile. What the gateway's own speech-to-text heard is read from its call
 record (turns[].caller_text); word error rate is scored as bench/wer.py does (normalised
@@ -38,10 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.speech_corpus import Recording, normalise, real_recordings, resample, wer
 from gateway import records
-from tests.harness import GatewayProcess, active_spans, baresip_call, require_tools
-from tests.impair import Profile, SipMediaRelay, loud_times, sip_options
+from testbed.harness import GatewayProcess, active_spans, baresip_call, require_tools
+from testbed.impair import Profile, SipMediaRelay, loud_times, sip_options
+from testbed.speech_corpus import Recording, normalise, real_recordings, resample, wer
 
 RATE = 8000  # G.711 end to end
 MAX_WER_DELTA = 0.10  # issue 6: impaired WER at most 10 points above the clean path

@@ -140,7 +140,7 @@ def question(rng: random.Random) -> str:
 
 def speech_pool() -> np.ndarray:
     """Real read speech (pocketsphinx-testdata), float32 16 kHz, end to end."""
-    from bench.speech_corpus import corpus, read_wav
+    from testbed.speech_corpus import corpus, read_wav
 
     parts = []
     for path, _text in corpus():
@@ -373,9 +373,9 @@ def whisper_window_check(seed: int, iterations: int) -> None:
     """Window per exact length (step 1 sample, before) vs whole seconds (pipeline default):
     WER on the pocketsphinx-testdata recordings, and decode time on random 1-12 s cuts,
     interleaved in one process."""
-    from bench.speech_corpus import corpus, load, normalise, wer
     from pipeline import models
     from pipeline.stt import make_stt, whisper
+    from testbed.speech_corpus import corpus, load, normalise, wer
 
     cfg = load_config()
     w = make_stt("whisper", "", language=cfg.stt.language, beam_size=cfg.stt.beam_size,

@@ -6,7 +6,7 @@ Callers (``bench/data/messages.json``, written by a helper that had not read the
 gives a name, a callback number (some in groups said as separate turns, with a pause
 between), confirms or corrects the read-back, says a message and whether to add to it. Every
 turn is spoken by espeak-ng (several voices, none the bot's Piper), sent through a phone
-codec (``bench.speech_corpus.telephone``), transcribed by the gateway's default speech-to-text
+codec (``testbed.speech_corpus.telephone``), transcribed by the gateway's default speech-to-text
 (Whisper tiny.en, as the session calls it) and handed to the gateway's message taker
 (``pipeline/messages/taking.py``) as a call's turns would be.
 
@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.speech_corpus import Recording, telephone
 from pipeline.core.dtmf import entry_text
 from pipeline.messages.digits import read_back, spoken_digits
 from pipeline.messages.taking import MessageTaker, Stage
+from testbed.speech_corpus import Recording, telephone
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,14 +4,14 @@ the LLM on ONE shared server and then with the models in each worker, on this bo
     .venv/bin/python -m bench.model_servers [--llm qwen2.5-coder-0.5b] [--calls 8]
         [--workers 2] [--seconds 300] [--phases server,embedded] [--out FILE] [--json FILE]
 
-Each phase starts ``--workers`` gateways (``tests.harness.GatewayProcess``, as ``voicebot
+Each phase starts ``--workers`` gateways (``testbed.harness.GatewayProcess``, as ``voicebot
 workers`` would run them: own ports and journal) and keeps ``--calls`` calls up for
 ``--seconds``, split evenly over the workers (4 at most each: the pjsua2 wheel's cap). The
 callers are ``bench.soak``'s: a pjsua2 user agent per worker (one process holds 4 calls, so
 each is a subprocess of this bench), every call waiting for the greeting, asking 2-5 spoken
 questions (espeak-ng), waiting for each answer, hanging up, redialling at once.
 
-- ``server``: one ``python -m llama_cpp.server`` (``tests.llm_server.LlmServer``, the bundled
+- ``server``: one ``python -m llama_cpp.server`` (``testbed.llm_server.LlmServer``, the bundled
   GGUF, ``--interrupt_requests False``, ``--server-threads``) serves every call of both
   workers (``[llm] backend = "openai"``); STT and TTS stay in the workers. llama-cpp-python's
   server (0.3.x) has no ``--n_parallel``: it answers one request at a time from one KV cache,
@@ -57,7 +57,7 @@ from bench.soak import (
     proc_stats,
 )
 from bench.turns import QUESTIONS, Caller, pct
-from tests.harness import (
+from testbed.harness import (
     DEFAULT_LLM,
     SMALL_LLM,
     GatewayProcess,
@@ -151,7 +151,7 @@ class Watched:
 
 def start_llm_server(workdir: Path, llm: str, threads: int):
     from pipeline import models
-    from tests.llm_server import LlmServer
+    from testbed.llm_server import LlmServer
 
     # the 1.5B on a busy 2-core box takes a while to load
     return LlmServer(workdir, model=models.assemble_llm(llm), threads=threads).start(timeout=600)

@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.overload [--rates 1,2,5,10,20,50,100,200,500] [--seconds 10]
                                        [--hold-ms 3000] [--out FILE] [--json FILE] [--keep DIR]
 
-Starts a gateway (a subprocess with its own journal, as ``tests.harness.GatewayProcess``)
-and, for each rate, runs one sipp caller (``tests/sipp/overload_uac.xml``: INVITE; 200 ->
+Starts a gateway (a subprocess with its own journal, as ``testbed.harness.GatewayProcess``)
+and, for each rate, runs one sipp caller (``testbed/sipp/overload_uac.xml``: INVITE; 200 ->
 ACK, hold ``--hold-ms``, BYE; 503 -> ACK) at that many new calls per second for
 ``--seconds``, with no limit on the caller's side: past ~4/hold calls per second the gateway
 is offered more calls than it has slots, and its admission control (gateway/admission.py)
@@ -38,8 +38,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.harness import GatewayProcess, free_udp_port, require_tools
-from tests.sipp_harness import SIPP_DIR, RtpPeer, SipMessage, call_events
+from testbed.harness import GatewayProcess, free_udp_port, require_tools
+from testbed.sipp_harness import SIPP_DIR, RtpPeer, SipMessage, call_events
 
 SCENARIO = "overload_uac.xml"
 CAPACITY = 4

@@ -3,14 +3,14 @@
     .venv/bin/python -m bench.protos [--cases 0-200,3631-3716] [--out bench/results/protos.json]
     .venv/bin/python -m bench.protos --fuzz [--seed 14] [--out bench/results/sip-fuzz.json]
 
-``--fuzz`` sends the project's own grammar fuzzer's cases (``tests/sip_fuzz.py``: every SIP
+``--fuzz`` sends the project's own grammar fuzzer's cases (``testbed/sip_fuzz.py``: every SIP
 header and SDP field with overlong, format-string, non-UTF-8, NUL, overflow and separator
 payloads, repeated and missing headers; 2717 cases in a fixed order) instead of PROTOS, with
 the same checks and table.
 
-Starts one gateway on loopback (``tests.harness.GatewayProcess``: bundled models, default
+Starts one gateway on loopback (``testbed.harness.GatewayProcess``: bundled models, default
 config, its own ports, journal and log) and sends the cases one after another
-(``tests.protos``: how the placeholders are filled, how long an answer is waited for, what
+(``testbed.protos``: how the placeholders are filled, how long an answer is waited for, what
 is ACKed, hung up or cancelled). After every case an OPTIONS must get 200. A gateway that
 died is counted (case number, exit code, its last log lines), and a fresh one takes the next
 case. At the end: the answered calls whose journal record is not closed, and the log lines
@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests import protos, sip_fuzz
+from testbed import protos, sip_fuzz
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds to wait for a final answer after a 1xx (3)")
     ap.add_argument("--keep", action="store_true", help="keep the gateways' work folders")
     ap.add_argument("--fuzz", action="store_true",
-                    help="the grammar fuzzer's cases (tests/sip_fuzz.py) instead of PROTOS")
+                    help="the grammar fuzzer's cases (testbed/sip_fuzz.py) instead of PROTOS")
     args = ap.parse_args(argv)
     if args.fuzz and args.out == DEFAULT_OUT:
         args.out = DEFAULT_OUT.with_name("sip-fuzz.json")

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.soak [--calls 2] [--minutes 30] [--out FILE] [--keep DIR]
 
-Starts one gateway (a subprocess, like ``tests.harness.GatewayProcess``, with its own journal
+Starts one gateway (a subprocess, like ``testbed.harness.GatewayProcess``, with its own journal
 and /metrics port) and keeps ``--calls`` calls up for ``--minutes`` from a pjsua2 caller in
 this process (``bench.turns``' scripted caller). Each call waits for the greeting, asks 2-5
 spoken questions (espeak-ng, a different voice than the bot's), waiting for each answer to
@@ -59,7 +59,7 @@ from bench.turns import (
     pct,
     wait_quiet,
 )
-from tests.harness import GatewayProcess, espeak, require_tools
+from testbed.harness import GatewayProcess, espeak, require_tools
 
 SAMPLE_S = 5.0
 _GATEWAYS: list[GatewayProcess] = []

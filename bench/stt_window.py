@@ -13,7 +13,7 @@ import json
 import statistics
 import time
 
-from bench.speech_corpus import corpus, load, normalise, wer
+from testbed.speech_corpus import corpus, load, normalise, wer
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.timeline_shot [--out docs/timeline.png] [--size 1400x1000]
 
 Renders the recorded call of the browser test (tests/data/timeline: a real soak-run call with
-a barge-in; ``tests.browser.timeline_page``) with ``voicebot calls show ID --html`` and its
+a barge-in; ``testbed.browser.timeline_page``) with ``voicebot calls show ID --html`` and its
 turn WAVs, loads it in headless Chromium (Debian's ``chromium``, ``scripts/setup.sh install
 --test``) and writes the screenshot. It fails if the page logged a console error.
 """
@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests import browser
+from testbed import browser
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -49,15 +49,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.speech_corpus import (
-    RATE,
-    Recording,
-    read_wav,
-    real_recordings,
-    resample,
-    ulaw_decode,
-    ulaw_encode,
-)
 from pipeline.audio.smart_turn import SmartTurn
 from pipeline.audio.vad import SileroModel
 from pipeline.core.conversation import (
@@ -74,6 +65,15 @@ from pipeline.core.end_of_turn import EndOfTurnSettings, end_of_message_can_chan
 from pipeline.llm.end_of_message import EndOfMessage
 from pipeline.stt.transcriber import POST_ROLL, PRE_ROLL
 from pipeline.stt.whisper import WhisperStt
+from testbed.speech_corpus import (
+    RATE,
+    Recording,
+    read_wav,
+    real_recordings,
+    resample,
+    ulaw_decode,
+    ulaw_encode,
+)
 
 MS = RATE // 1000
 LEAD = 300 * MS

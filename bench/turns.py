@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.harness import GatewayProcess, espeak, free_udp_port, require_tools
+from testbed.harness import GatewayProcess, espeak, free_udp_port, require_tools
 
 FRAME = 320  # samples per 20 ms tick at 16 kHz
 RATE = 16000

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.speech_corpus import (
+from testbed.speech_corpus import (
     CODECS,
     SYNTHETIC_VOICES,
     Recording,

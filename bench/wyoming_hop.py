@@ -43,7 +43,7 @@ def main() -> None:
     from pipeline.tts.wyoming import WyomingTts
     from pipeline.wyoming.client import exchange, parse_uri
     from pipeline.wyoming.protocol import Event
-    from tests.test_wyoming_e2e import WyomingServer
+    from testbed.wyoming_server import WyomingServer
 
     paths = models.resolve()
     piper, whisper = PiperTts(paths.piper_voice), WhisperStt(paths.whisper_dir)

@@ -6,8 +6,8 @@ import contextlib
 
 import pytest
 
-from tests import harness
-from tests.sipp_harness import RtpPeer, SippRun, gateway_idle
+from testbed import harness
+from testbed.sipp_harness import RtpPeer, SippRun, gateway_idle
 
 # Gateways in the suite run the small bundled model unless a test asks for the default
 # (tests of what the bot answers: test_call_e2e, test_facts_e2e)

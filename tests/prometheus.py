@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.harness import free_tcp_port
+from testbed.harness import free_tcp_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "docker" / "grafana" / "dashboards" / "voicebot.json"

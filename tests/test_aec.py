@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from bench.echo_path import LIBRIVOX_DIR, EchoPath, frames, load_wav
 from pipeline.audio import aec as aec_mod
 from pipeline.audio.aec import EchoCanceller, SpeexDspUnavailableError
+from testbed.echo_path import LIBRIVOX_DIR, EchoPath, frames, load_wav
 
 SR = 16000
 FRAME = 320

@@ -1,4 +1,4 @@
-"""The answer-accuracy benchmark's data and scorer (bench/answer_cases.py): pure, no models."""
+"""The answer-accuracy benchmark's data and scorer (testbed/answer_cases.py): pure, no models."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import zoneinfo
 
 import pytest
 
-from bench.answer_cases import (
+from testbed.answer_cases import (
     BUSINESS_KEYS,
     CASES,
     CATEGORIES,

@@ -14,7 +14,7 @@ import wave
 import numpy as np
 import pytest
 
-from tests.harness import (
+from testbed.harness import (
     DEFAULT_LLM,
     GatewayProcess,
     active_spans,

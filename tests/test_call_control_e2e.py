@@ -11,7 +11,7 @@ against the real gateway on loopback, driven by sipp.
   Refused (603 to the REFER) or failed (NOTIFY sipfrag 486): the call stays up, the bot
   speaks again, and the caller hangs up.
 
-The sipp scenarios are tests/sipp/dtmf.xml and tests/sipp/refer_*.xml. The assertions read
+The sipp scenarios are testbed/sipp/dtmf.xml and testbed/sipp/refer_*.xml. The assertions read
 the messages from sipp's -trace_msg log, the call journal and /metrics.
 """
 
@@ -25,8 +25,8 @@ import time
 import pytest
 
 from gateway import records
-from tests.harness import GatewayProcess, free_tcp_port, free_udp_port
-from tests.sipp_harness import (
+from testbed.harness import GatewayProcess, free_tcp_port, free_udp_port
+from testbed.sipp_harness import (
     GatewayLog,
     RtpPeer,
     SipMessage,
@@ -245,7 +245,7 @@ def test_caller_says_goodbye_and_the_bot_hangs_up(gateway, tmp_path):
     0.2); "Bye bye" instead made the 0.5B model invent a tool name once, so the phrase is fixed."""
     import numpy as np
 
-    from tests.harness import active_spans, baresip_call, espeak, need
+    from testbed.harness import active_spans, baresip_call, espeak, need
 
     need("baresip", "espeak-ng", "sox")
     gateway_idle(gateway)

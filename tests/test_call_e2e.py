@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.harness import (
+from testbed.harness import (
     DEFAULT_LLM,
     GatewayProcess,
     active_spans,

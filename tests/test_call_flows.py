@@ -35,8 +35,8 @@ import time
 import pytest
 
 from gateway import admission, records
-from tests.harness import GatewayProcess, free_tcp_port, free_udp_port
-from tests.sipp_harness import (
+from testbed.harness import GatewayProcess, free_tcp_port, free_udp_port
+from testbed.sipp_harness import (
     GatewayLog,
     RawUac,
     RtpPeer,

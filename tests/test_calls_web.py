@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from gateway import calls_web
-from tests import browser, harness
+from testbed import browser, harness
 
 NASTY_ID = 'x"/../<b>é?#1'
 NASTY_URI = "<script>alert(1)</script>\"'&"

@@ -858,7 +858,7 @@ def question_pcm(tmp_path_factory):
     """rate -> the caller's question spoken by espeak-ng (not the bot's Piper voice)."""
     if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
         pytest.skip("espeak-ng and sox are needed for the caller's question")
-    from tests.harness import espeak
+    from testbed.harness import espeak
 
     d = tmp_path_factory.mktemp("question")
     cache = {}
@@ -876,7 +876,7 @@ def caller_wav(path: Path, rate: int, lead_s: float, speech=None, tail_s: float 
     `speech` (int16 PCM at `rate`), then tail_s of silence (the bot's answer)."""
     import numpy as np
 
-    from tests.harness import write_wav
+    from testbed.harness import write_wav
 
     parts = [np.zeros(int(lead_s * rate), np.int16)]
     if speech is not None:
@@ -887,7 +887,7 @@ def caller_wav(path: Path, rate: int, lead_s: float, speech=None, tail_s: float 
 
 def heard(caller: Baresip):
     """(PCM, rate) of what a baresip caller heard (its decoder-side recording)."""
-    from tests.harness import read_wav
+    from testbed.harness import read_wav
 
     return read_wav(caller.recording("dec"))
 
@@ -897,7 +897,7 @@ def speech_in(pcm, rate: int, t0: float = 0.0, t1: float | None = None) -> tuple
     -36 dBFS (harness.active_spans), so long silences around a greeting do not dilute it."""
     import numpy as np
 
-    from tests.harness import active_spans
+    from testbed.harness import active_spans
 
     x = pcm[int(max(t0, 0) * rate) : None if t1 is None else int(t1 * rate)]
     spans = active_spans(x, rate, min_gap_ms=0)
@@ -1572,7 +1572,7 @@ def test_opus_only_caller_talks_with_the_real_bot(
     texts = [t.get("caller_text", "") for t in rec.get("turns", [])]
     assert any(re.search(r"\bopen|morning", t.lower()) for t in texts), texts
 
-    from tests.harness import active_spans, read_wav
+    from testbed.harness import active_spans, read_wav
 
     sent, sr = read_wav(caller.recording("enc"))
     q_end = active_spans(sent, sr)[-1][1]
@@ -1764,7 +1764,7 @@ def test_real_workers_spread_full_and_one_killed(
     time.sleep(1.0)  # the answer's last packets through the jitter buffers
     for c in kept + doomed:
         c.proc.stop()
-    from tests.harness import active_spans, read_wav
+    from testbed.harness import active_spans, read_wav
 
     figures = []
     for c in kept + doomed:

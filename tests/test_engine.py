@@ -20,7 +20,7 @@ from pipeline.llm.base import LlmError
 from pipeline.llm.chat import stream_chat
 from pipeline.llm.engine import EngineSettings, LlmEngine, command
 from pipeline.llm.server import OpenAiLlm, ServerSettings
-from tests.harness import SMALL_LLM
+from testbed.harness import SMALL_LLM
 
 BINARY = Path(sys.prefix) / "bin" / "llama-server"
 
@@ -155,7 +155,7 @@ def test_a_call_is_answered_through_the_engine(tmp_path):
 
     from pipeline import models
     from pipeline.stt.whisper import WhisperStt
-    from tests.harness import (
+    from testbed.harness import (
         GatewayProcess,
         active_spans,
         answered,
@@ -205,7 +205,7 @@ def test_a_call_is_answered_through_the_engine(tmp_path):
 @needs_engine
 def test_voicebot_llm_server_runs_the_engine_alone(tmp_path):
     """The model box's command: the same engine in the foreground, ended by SIGTERM."""
-    from tests.harness import free_tcp_port
+    from testbed.harness import free_tcp_port
 
     port = free_tcp_port()
     proc = subprocess.Popen([str(Path(sys.prefix) / "bin" / "voicebot"), "llm-server",

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from tests.harness import (
+from testbed.harness import (
     DEFAULT_LLM,
     GatewayProcess,
     active_spans,

@@ -28,7 +28,7 @@ import pytest
 from gateway import calls_web
 from gateway.cli import main
 from gateway.inbox.store import MessageStore, NewMessage, messages_path, read_messages
-from tests import browser, harness
+from testbed import browser, harness
 
 T0 = 1765023330.0  # 2025-12-06 12:15:30 UTC
 CALL_ID = "call-1-ab12cd"

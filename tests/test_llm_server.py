@@ -19,8 +19,8 @@ from pipeline.breaker import BreakerState, CircuitBreaker
 from pipeline.llm.base import LlmError
 from pipeline.llm.chat import stream_chat
 from pipeline.llm.server import OpenAiLlm, ServerSettings
-from tests.harness import free_tcp_port
-from tests.llm_server import LlmServer, server_available
+from testbed.harness import free_tcp_port
+from testbed.llm_server import LlmServer, server_available
 
 pytestmark = pytest.mark.skipif(not server_available(),
                                 reason="llama-cpp-python's server extra is not installed "

@@ -16,7 +16,7 @@ from gateway import records
 from pipeline.llm.base import ERROR_KINDS, LlmError
 from pipeline.llm.chat import stream_chat
 from pipeline.llm.server import OpenAiLlm, ServerSettings
-from tests.harness import (
+from testbed.harness import (
     GatewayProcess,
     active_spans,
     answered,
@@ -25,7 +25,7 @@ from tests.harness import (
     free_tcp_port,
     need,
 )
-from tests.llm_server import LlmServer, server_available
+from testbed.llm_server import LlmServer, server_available
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not server_available(),

@@ -1,6 +1,6 @@
 """Media faults (issue 6): the bot still understands a caller whose RTP is mangled on the way.
 
-Unit tests pin the impairment relay's logic (tests/impair.py): seeded, exactly reproducible,
+Unit tests pin the impairment relay's logic (testbed/impair.py): seeded, exactly reproducible,
 each fault doing what it says and nothing else, SDP rewritten so that RTP flows through it;
 and a journal fix (a transcript that arrives after the caller hung up is kept).
 
@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from tests.impair import (
+from testbed.impair import (
     MALFORMED,
     Impairer,
     Profile,
@@ -307,8 +307,8 @@ def test_bot_understands_the_caller_through_media_faults(tmp_path):
         table,
         words_after,
     )
-    from bench.speech_corpus import DATA, real_recordings
-    from tests.harness import GatewayProcess, need
+    from testbed.harness import GatewayProcess, need
+    from testbed.speech_corpus import DATA, real_recordings
 
     need("baresip")
     if not DATA.is_dir():

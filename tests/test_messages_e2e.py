@@ -26,7 +26,7 @@ import pytest
 
 from gateway.inbox.store import read_messages
 from gateway.notify.webhook import verify
-from tests.harness import GatewayProcess, baresip_call, espeak, need, wait_closed
+from testbed.harness import GatewayProcess, baresip_call, espeak, need, wait_closed
 from tests.test_call_e2e import transcribe
 from tests.test_notify import Mailbox, Receiver, free_port
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from gateway import records, records_view
-from tests.harness import (
+from testbed.harness import (
     VOICEBOT,
     GatewayProcess,
     active_spans,

@@ -1,6 +1,6 @@
 """A burst of INVITEs against a real gateway (4 call slots) from sipp: admission holds.
 
-30 INVITEs in 2 s (tests/sipp/overload_uac.xml; answered calls are held 3 s, so the burst
+30 INVITEs in 2 s (testbed/sipp/overload_uac.xml; answered calls are held 3 s, so the burst
 is over before any slot frees): every INVITE gets a final response, 200 or 503 with
 Retry-After; never more than 4 calls answered at once (seen by the caller and in the
 gateway's log); 503s come fast; and afterwards the gateway is alive, answers OPTIONS and
@@ -27,7 +27,7 @@ from bench.overload import (
     run_sipp,
     wait_gateway_idle,
 )
-from tests.harness import GatewayProcess, need
+from testbed.harness import GatewayProcess, need
 
 pytestmark = pytest.mark.e2e  # real processes: a gateway, SIP clients, servers
 

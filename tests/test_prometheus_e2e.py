@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from gateway.metrics import LATENCY_BUCKETS
-from tests.harness import (
+from testbed.harness import (
     DEFAULT_LLM,
     GatewayProcess,
     baresip_call,

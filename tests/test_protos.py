@@ -1,8 +1,8 @@
 """The PROTOS c07-sip suite (OUSPG, 4527 hostile INVITEs) and the project's own grammar fuzzer
-(``tests/sip_fuzz.py``, 2717 cases) against the real gateway: a sample of each in the suite
+(``testbed/sip_fuzz.py``, 2717 cases) against the real gateway: a sample of each in the suite
 (issue 14; all of them: ``python -m bench.protos`` and ``python -m bench.protos --fuzz``).
 
-One gateway (bundled models, default config; ``tests.protos.Runner``) gets, one after
+One gateway (bundled models, default config; ``testbed.protos.Runner``) gets, one after
 another, a deterministic sample of ~150 cases spread over every group of the suite (what
 each case changes: the method, the Request-URI, each header, each SDP field), plus every
 case whose SDP ``c=`` address is 254 bytes or longer (pjlib's host name limit: a gateway
@@ -17,7 +17,7 @@ gateway that died is replaced so the next cases still run; after ``MAX_RESTARTS`
 remaining cases fail as not run, so a broken gateway cannot hold the suite for long. The last
 test checks that every answered call's journal record is closed and the logs are clean.
 
-The cases are read from ``../shared/sip-torture/`` next to the checkout (``tests.protos``).
+The cases are read from ``../shared/sip-torture/`` next to the checkout (``testbed.protos``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import re
 
 import pytest
 
-from tests import protos, sip_fuzz, sip_probe
+from testbed import protos, sip_fuzz, sip_probe
 
 pytestmark = pytest.mark.e2e
 

@@ -27,7 +27,7 @@ import pytest
 from gateway import config, registration
 from gateway.metrics import Metrics
 from gateway.registration import Backoff, RegState
-from tests.harness import GatewayProcess, free_udp_port
+from testbed.harness import GatewayProcess, free_udp_port
 
 HERE = Path(__file__).resolve().parent
 KAMAILIO_CFG = HERE / "kamailio" / "registrar.cfg"

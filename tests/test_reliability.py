@@ -40,9 +40,8 @@ import numpy as np
 import pytest
 
 from gateway import config, records, testfault
-from tests import sip_probe
-from tests.conftest import sipp_maker
-from tests.harness import (
+from testbed import sip_probe
+from testbed.harness import (
     GatewayProcess,
     active_spans,
     baresip_call,
@@ -50,8 +49,8 @@ from tests.harness import (
     free_udp_port,
     need,
 )
-from tests.sip_probe import Probe, add_late_answers, options_status
-from tests.sipp_harness import (
+from testbed.sip_probe import Probe, add_late_answers, options_status
+from testbed.sipp_harness import (
     RETRY_AFTER,
     GatewayLog,
     SippRun,
@@ -61,6 +60,7 @@ from tests.sipp_harness import (
     spoken_call,
     wait_until,
 )
+from tests.conftest import sipp_maker
 
 CORPUS = Path(__file__).resolve().parent / "sip_corpus"
 MEDIA_TIMEOUT = 3
@@ -133,7 +133,7 @@ def render(case: Case, ctx: dict[str, object]) -> bytes:
 
 
 def probe(port: int, case: Case, rtp_port: int, **kw) -> tuple[Probe, socket.socket]:
-    """``tests.sip_probe.probe`` of one corpus case (rendered with the probe's context)."""
+    """``testbed.sip_probe.probe`` of one corpus case (rendered with the probe's context)."""
     return sip_probe.probe(port, lambda ctx: render(case, ctx), rtp_port, **kw)
 
 

@@ -20,6 +20,7 @@ from pipeline.llm.chat import stream_chat
 from pipeline.options import SessionOptions
 from pipeline.reply.guard import repeats_note
 from pipeline.reply.history import INTERRUPTED_NOTE, ChatHistory
+from pipeline.reply.worker import AHEAD
 from pipeline.session import CallSession
 from pipeline.tts.base import Speech
 
@@ -581,3 +582,19 @@ def test_a_long_turn_is_read_ahead_with_its_words_so_far():
     # turn's start), closed
     first_open = next(i for i, (_, open_turn, _) in enumerate(log) if open_turn)
     assert first_open >= 1 and not any(o for _, o, _ in log[:first_open])
+
+
+def test_a_long_reply_is_written_no_further_ahead_than_it_is_played():
+    """The reply's writing waits while more than AHEAD of it is queued (the cores go to other
+    calls' first words), and goes on as it plays: all of it is said."""
+    reply = ", ".join(["one two three four"] * 10) + "."  # 40 words: 10 s of speech
+    session, llm, failures = make_session(["Tell me everything"], reply)
+    with in_call(session, failures) as clock:
+        caller_asks(clock)
+        clock.until(lambda: clock.bot_frames(clock.out[-1:]) == 1)  # it starts to play
+        time.sleep(0.5)  # unpaced, the model wrote all 40 words (5 ms each) long before
+        queued = session.playout.queued()
+        assert AHEAD < queued <= AHEAD + 4 * SAMPLES_PER_WORD  # at most a clause more
+        clock.until(lambda: session.core.state is State.LISTENING, limit=1000)
+        said = [t["content"] for t in session.history.turns if t["role"] == "assistant"]
+        assert said[-1] == reply

@@ -2,11 +2,11 @@
 
 One gateway for the whole module (it takes ~20 s to start), configured with
 ``[sip] user = "bot"`` so the wrong-user test needs no second gateway; every other test dials
-``sip:bot@127.0.0.1:<port>``. The scenarios live in ``tests/sipp/``; every sipp run writes
+``sip:bot@127.0.0.1:<port>``. The scenarios live in ``testbed/sipp/``; every sipp run writes
 its ``-trace_msg`` and ``-trace_err`` logs to the test's tmp dir, and the assertions read the
 responses from those logs (status lines, headers), not from sipp's counters alone.
 
-Media: a sipp call's SDP points the gateway's RTP at an ``RtpPeer`` (tests/sipp_harness.py:
+Media: a sipp call's SDP points the gateway's RTP at an ``RtpPeer`` (testbed/sipp_harness.py:
 a UDP socket that records every packet the gateway sends and answers with mu-law silence),
 so a test can check that the gateway really sends audio (its spoken greeting) on each call.
 
@@ -22,8 +22,8 @@ import time
 
 import pytest
 
-from tests.harness import GatewayProcess, free_udp_port
-from tests.sipp_harness import (
+from testbed.harness import GatewayProcess, free_udp_port
+from testbed.sipp_harness import (
     CAPACITY,
     RETRY_AFTER,
     GatewayLog,

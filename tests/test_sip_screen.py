@@ -8,7 +8,7 @@ import pytest
 
 from gateway import sip_screen
 from gateway.sip_screen import screen
-from tests import sip_fuzz
+from testbed import sip_fuzz
 
 CTX = {"host": "127.0.0.1", "port": 5060, "lport": 40000, "branch": "z9hG4bK-5c1ee9",
        "tag": "f00d", "callid": "c0ffee@x", "rtp": 4000}

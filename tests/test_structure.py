@@ -99,3 +99,21 @@ def test_the_pipeline_knows_nothing_of_the_gateway():
 
 def test_the_checker_sees_a_circle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _imported_packages(folder: str) -> set[tuple[str, str]]:
+    """(file, top-level package) of every import of ``tests`` or ``bench`` in ``folder``."""
+    found = set()
+    for path in (ROOT / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                     and node.level == 0 else [])
+            found |= {(path.name, n.split(".")[0]) for n in names
+                      if n.split(".")[0] in ("tests", "bench")}
+    return found
+
+
+def test_the_benchmarks_share_the_testbed_not_the_tests():
+    assert {(f, p) for f, p in _imported_packages("bench") if p == "tests"} == set()
+    assert _imported_packages("testbed") == set()

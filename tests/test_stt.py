@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import speech_corpus as sc
 from gateway import config
 from gateway.config import ConfigError
 from pipeline.stt.base import SpeechToText, SttModelError, SttStream, Transcript
+from testbed import speech_corpus as sc
 
 ROOT = Path(__file__).resolve().parent.parent
 HAVE_VOSK = importlib.util.find_spec("vosk") is not None

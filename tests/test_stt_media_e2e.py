@@ -19,8 +19,8 @@ import time
 import numpy as np
 import pytest
 
-from bench.speech_corpus import DATA, read_wav, resample
-from tests.harness import GatewayProcess, baresip_call, need
+from testbed.harness import GatewayProcess, baresip_call, need
+from testbed.speech_corpus import DATA, read_wav, resample
 from tests.test_observability_e2e import free_tcp_port, sample, scrape
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests import browser, harness
+from testbed import browser, harness
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.harness import GatewayProcess, active_spans, baresip_call, espeak, need
+from testbed.harness import GatewayProcess, active_spans, baresip_call, espeak, need
 
 pytestmark = pytest.mark.e2e
 RATE = 16000

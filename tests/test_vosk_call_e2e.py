@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gateway import records
-from tests.harness import GatewayProcess, baresip_call, espeak, need
+from testbed.harness import GatewayProcess, baresip_call, espeak, need
 from tests.test_stt import HAVE_KO, HAVE_VOSK, KOREAN, ko_dir
 
 pytestmark = pytest.mark.e2e  # real processes: a gateway, SIP clients, servers

@@ -16,7 +16,7 @@ import pytest
 
 from gateway import config, workers
 from gateway.workers import RestartPolicy
-from tests.harness import ROOT, VOICEBOT
+from testbed.harness import ROOT, VOICEBOT
 
 EDGE_RUN = ROOT / "edge" / "run.sh"
 

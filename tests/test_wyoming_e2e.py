@@ -10,16 +10,13 @@ what failed.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.harness import (
+from testbed.harness import (
     GatewayProcess,
     active_spans,
     baresip_call,
@@ -28,55 +25,10 @@ from tests.harness import (
     need,
     wait_closed,
 )
+from testbed.wyoming_server import WyomingServer
 from tests.test_call_e2e import answer_after, transcribe
 
 pytestmark = pytest.mark.e2e
-
-
-class WyomingServer:
-    """One Wyoming server process on a loopback TCP port (killed and restarted by tests)."""
-
-    def __init__(self, kind: str, workdir: Path, *extra: str) -> None:
-        from pipeline import models
-
-        self.kind, self.workdir, self.extra = kind, workdir, extra
-        self.port = free_tcp_port()
-        self.uri = f"tcp://127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        if kind == "stt":
-            self.args = ["wyoming_faster_whisper", "--model", str(models.resolve().whisper_dir),
-                         "--data-dir", str(workdir), "--local-files-only", "--language", "en",
-                         "--beam-size", "1", "--cpu-threads", "2", "--compute-type", "int8"]
-        else:
-            voice = models.resolve().piper_voice
-            self.args = ["wyoming_piper", "--voice", voice.name.removesuffix(".onnx"),
-                         "--data-dir", str(voice.parent), "--download-dir", str(workdir)]
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60.0) -> WyomingServer:
-        from pipeline.wyoming.client import ServiceError, exchange, parse_uri
-        from pipeline.wyoming.protocol import Event
-
-        log = (self.workdir / f"{self.kind}.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", *self.args, *self.extra, "--uri", self.uri],
-            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, (self.workdir / f"{self.kind}.log").read_text()
-            try:  # ready when it describes itself
-                exchange(parse_uri(self.uri), [Event("describe")],
-                         lambda ev: ev.type == "info", 2.0)
-                return self
-            except ServiceError:
-                time.sleep(0.2)
-        self.kill()
-        raise TimeoutError(f"{self.kind} server not ready after {timeout} s")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @pytest.fixture(scope="module")

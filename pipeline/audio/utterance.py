@@ -44,6 +44,10 @@ class Utterance:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    def wait_cancelled(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the utterance to be cancelled (True if it was)."""
+        return self._cancel.wait(timeout)
+
     def on_cancel(self, fn: Callable[[], None]) -> Callable[[], None]:
         """Run ``fn`` (on the interrupting thread) when the utterance is interrupted, or now if
         it was; returns a function that forgets it. For work that polling cannot stop at once,

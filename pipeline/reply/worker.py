@@ -47,6 +47,10 @@ FIRST_CLAUSE_WORDS = 5  # the caller waits for the first clause: cut it early (b
 RUNNING_DRY = ms_to_samples(400)
 """Less of the reply than this queued to play: the next clause is cut at the words generated
 so far (synthesizing ~10 words takes ~150-250 ms on 2 cores), or the caller hears a gap."""
+AHEAD = ms_to_samples(4000)
+"""More of the reply than this queued to play: its writing waits until playout catches up.
+A reply is spoken far slower than it is written (~3 tokens/s against ~15), and one written
+to its end at once takes the cores from the other calls' first words."""
 
 Job = Callable[[], None]
 
@@ -214,6 +218,7 @@ class ReplyWorker:
                     speak(chunker.feed(piece))
                     if self._running_dry(u):
                         speak(chunker.cut())
+                    self._pace(u)
                 if u.cancelled or u.withheld:
                     break
         except LlmError as e:
@@ -244,6 +249,15 @@ class ReplyWorker:
         if not u.clauses and self._report is not None:
             self._on_report(self._report.snapshot())
         return u.add_clause(text, speech.pcm, speech.word_ends)
+
+    def _pace(self, u: Utterance) -> None:
+        """Wait while more than ``AHEAD`` of the reply is queued to play. Not for a held reply
+        (not playing), nor while another job waits: the caller's words over the bot (a
+        backchannel holds the playout until they are transcribed, on this thread)."""
+        while (not u.held and self._jobs.empty()
+               and u.playout.queued(u.id) > AHEAD):
+            if u.wait_cancelled(0.05):
+                return
 
     @staticmethod
     def _running_dry(u: Utterance) -> bool:

@@ -472,7 +472,7 @@ def loud_times(packets: list[tuple[float, bytes]], threshold: float = 500.0,
     ``threshold`` RMS (16-bit scale): where someone was talking."""
     import numpy as np
 
-    from bench.speech_corpus import ulaw_decode
+    from testbed.speech_corpus import ulaw_decode
 
     out = []
     for t, pkt in packets:

@@ -2,7 +2,7 @@
 back, ACK and hang up a call it accepts, then check the peer still answers OPTIONS.
 
 Used by the hostile corpus (``tests/test_reliability.py``, ``tests/test_edge.py``) and by
-the PROTOS c07-sip suite (``tests/protos.py``: ``tests/test_protos.py``, ``bench/protos.py``).
+the PROTOS c07-sip suite (``testbed/protos.py``: ``tests/test_protos.py``, ``bench/protos.py``).
 
 Messages are read as ``surrogateescape`` text and the in-dialog requests built from them are
 sent with the same error handler, so From, To and Call-ID holding non-UTF-8 bytes are echoed
@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.sipp_harness import SipMessage
+from testbed.sipp_harness import SipMessage
 
 MAX_DATAGRAM = 65507
 """The largest UDP payload over IPv4; a longer message cannot be sent as one datagram."""

@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness import SMALL_LLM, free_tcp_port
+from testbed.harness import SMALL_LLM, free_tcp_port
 
 
 def server_available() -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.harness import GatewayProcess, active_spans, free_udp_port
+from testbed.harness import GatewayProcess, active_spans, free_udp_port
 
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
 
@@ -447,7 +447,7 @@ def assert_full_capacity(gateway, sipp, rtp_peers, name: str = "capacity",
 def spoken_call(gateway: GatewayProcess, tmp_path: Path, *lines: tuple[str, float]) -> dict:
     """baresip says each line after the given silence (s), then waits; returns the record."""
     from gateway import records
-    from tests.harness import baresip_call, espeak, need
+    from testbed.harness import baresip_call, espeak, need
 
     need("baresip", "espeak-ng", "sox")
     gateway_idle(gateway)

@@ -17,7 +17,7 @@ first empty line; 0 for the cases that have none). The suite's From tag is the c
 (not where the case garbles the From header). A filled INVITE longer than one UDP datagram
 (65507 bytes) is not sent (outcome ``not sent``).
 
-Sending (``Runner``): ``tests.sip_probe.probe`` sends the INVITE, waits ``wait_drop`` for
+Sending (``Runner``): ``testbed.sip_probe.probe`` sends the INVITE, waits ``wait_drop`` for
 an answer, up to ``wait_final`` once a 1xx came; a 2xx is ACKed and hung up at once (BYE),
 another final answer ACKed; with no final answer the case's teardown (CANCEL) is sent. Then
 an OPTIONS must get 200; answers that came late are folded in (a late 2xx is ACKed and hung
@@ -38,8 +38,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tests import sip_probe
-from tests.harness import GatewayProcess
+from testbed import sip_probe
+from testbed.harness import GatewayProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / ".." / "shared" / "sip-torture"

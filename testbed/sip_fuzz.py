@@ -21,7 +21,7 @@ case-insensitive).
 ``cases()`` enumerates every (field, atom, payload) combination in a fixed order;
 ``sample(n, seed)`` picks a subset that still covers every field and every payload. A case
 is filled like a PROTOS case (``fill(ctx, teardown=False)``, the probe's context from
-``tests.sip_probe.probe``), so ``tests.protos.Runner`` sends it to a real gateway.
+``testbed.sip_probe.probe``), so ``testbed.protos.Runner`` sends it to a real gateway.
 """
 
 from __future__ import annotations
