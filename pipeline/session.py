@@ -89,6 +89,15 @@ class _Call:
     fn: Callable[[], None]
 
 
+@dataclass
+class _Reply:
+    """From the worker: a reply's report, and the utterance it has written to its end (None:
+    still writing). Kept apart from other work: after the call ended, the reports still
+    queued complete their turns' records (``stop``)."""
+    report: ReplyReport | None
+    written: Utterance | None = None
+
+
 class CallSession:
     def __init__(self, call_id: str, engines: Engines, options: SessionOptions, *,
                  on_failure: Callable[[str, BaseException], None],
@@ -127,7 +136,7 @@ class CallSession:
         self.history = ChatHistory(options.system_prompt, engines.history_turns)
         self.keys = options.keypad.collector()
         self.last_audio_out = 0.0  # when the media clock last took a frame of bot audio
-        self._inbox: queue.SimpleQueue[_Inbound | _Call | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_Inbound | _Call | _Reply | None] = queue.SimpleQueue()
         self._vad = engines.vad.stream()
         self._audio = InboundAudio(KEEP_INBOUND_SECONDS * BRIDGE_RATE)
         self._utterances: dict[int, Utterance] = {}
@@ -152,10 +161,8 @@ class CallSession:
             self._aec_delay = self._aec.latency_samples // FRAME_SAMPLES
         self._stop = threading.Event()
         self._worker = ReplyWorker(call_id, engines, options, _CallActions(self),
-                                   on_written=lambda u, r: self._inbox.put(
-                                       _Call(lambda: self._on_written(u, r))),
-                                   on_report=lambda r: self._inbox.put(
-                                       _Call(lambda: self._on_reply_report(r))),
+                                   on_written=lambda u, r: self._inbox.put(_Reply(r, u)),
+                                   on_report=lambda r: self._inbox.put(_Reply(r)),
                                    log=self.log, clock=clock, thread_init=thread_init,
                                    caller=caller, desk=desk)
         self._stt = TurnTranscriber(
@@ -227,6 +234,7 @@ class CallSession:
                 t.join(timeout)
         self._stt.close(timeout)
         if not any(t.is_alive() for t in self._threads):
+            self._take_late_reports()
             # a reply still playing (or being written) when the call ended: its turn record
             # gets the words generated and heard, like a barge-in's (the threads that would
             # have finished it are gone)
@@ -238,6 +246,18 @@ class CallSession:
             if self._aec is not None:
                 self._aec.close()
             self._release()
+
+    def _take_late_reports(self) -> None:
+        """The reports the worker sent after the listener stopped (the reply it was writing
+        when the call ended: a message saved just before the caller hung up) go into their
+        records."""
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Reply) and item.report is not None:
+                self._on_reply_report(item.report)
 
     def _release(self) -> None:
         """Let go of the call's audio once its threads are gone. The session object may
@@ -269,6 +289,9 @@ class CallSession:
                 return
             if isinstance(item, _Call):
                 item.fn()
+                continue
+            if isinstance(item, _Reply):
+                self._on_reply(item)
                 continue
             pcm = np.frombuffer(item.pcm, dtype="<i2")
             far = np.frombuffer(item.far, dtype="<i2")
@@ -498,12 +521,12 @@ class CallSession:
         self._worker.respond(u, a.turn_id, messages, then, audio,
                              keypad=rec is not None and rec.keypad)
 
-    def _on_written(self, u: Utterance, r: ReplyReport | None) -> None:
-        """The worker has written all of ``u`` (``r``: its reply's report)."""
-        if r is not None:
-            self._on_reply_report(r)
-        u.finished_generating = True
-        self._check_done()
+    def _on_reply(self, item: _Reply) -> None:
+        if item.report is not None:
+            self._on_reply_report(item.report)
+        if item.written is not None:
+            item.written.finished_generating = True
+            self._check_done()
 
     def _on_reply_report(self, r: ReplyReport) -> None:
         rec = self._recs.get(r.turn_id)

@@ -336,6 +336,27 @@ def test_a_reply_cut_by_the_hang_up_is_recorded_before_stop_returns():
                                                                          rec.heard_text)
 
 
+def test_what_the_worker_learnt_after_the_call_ended_is_in_the_record():
+    """The call ends while the reply is still being written, before its first clause: the
+    worker's report comes after the listener stopped, and still completes the turn's record
+    (a message saved just as the caller hung up was missing from it)."""
+    session, llm, failures = make_session(["Spell it"], "Alpha bravo charlie delta echo golf.")
+    llm.delay = 0.3
+    done = []
+    session.on_turn_done = done.append
+    clock = Clock(session)
+    session.start()
+    greet(clock, session)
+    caller_asks(clock)
+    clock.until(lambda: len(llm.requests) == 1)
+    time.sleep(0.5)  # its first word is written, its first clause (5 words) is not
+    session.stop()
+    assert not failures
+    [rec] = [r for r in session.turns if r.caller_text == "Spell it"]
+    assert rec in done and rec.ended_with_call
+    assert rec.llm_backend == "scripted" and rec.llm_first_token_seconds is not None
+
+
 def test_history_keeps_no_wordless_bot_turn():
     h = ChatHistory("sys", 6)
     h.add_user("Hello?")
