@@ -51,6 +51,28 @@ class State(enum.Enum):
     ENDED = "ended"
 
 
+TRANSITIONS: dict[tuple[State, State], str] = {
+    (State.LISTENING, State.CALLER_SPEAKING): "the caller starts a turn (on_vad)",
+    (State.LISTENING, State.THINKING):
+        "the bot speaks first: the greeting, a phrase of its own, a keypad entry",
+    (State.CALLER_SPEAKING, State.THINKING):
+        "the caller's turn ends (on_vad, on_transcript, on_turn_score)",
+    (State.THINKING, State.BOT_SPEAKING):
+        "the bot's first audio plays (on_playout_started), or a sound over it was no "
+        "interruption: it resumes (on_transcript)",
+    (State.THINKING, State.LISTENING):
+        "nothing to say (no words), or the utterance ended (on_utterance_done)",
+    (State.THINKING, State.CALLER_SPEAKING):
+        "the caller goes on before the answer: the reply is dropped (on_vad)",
+    (State.BOT_SPEAKING, State.LISTENING): "the utterance ended (on_utterance_done)",
+    (State.BOT_SPEAKING, State.CALLER_SPEAKING):
+        "the caller speaks over the bot (on_vad): held, maybe a barge-in",
+    (State.BOT_SPEAKING, State.THINKING): "the bot says something else (say, a keypad entry)",
+}
+"""Every change of ``Conversation.state`` and what makes it (any state may also end:
+ENDED). ``_enter`` keeps to it."""
+
+
 # --- actions for the glue -------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -475,6 +497,8 @@ class Conversation:
         return [Respond(self.utterance_id, turn_id, text)]
 
     def _enter(self, state: State) -> None:
+        if state is not self.state and (self.state, state) not in TRANSITIONS:
+            raise AssertionError(f"no transition {self.state.value} -> {state.value}")
         self.state = state
         # while the bot talks, caller speech must last longer before it counts (barge-in)
         bot = state is State.BOT_SPEAKING
