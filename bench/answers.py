@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bench.report import write_json
 from gateway.app import fact_index, system_prompt
 from gateway.config import build, business_of
 from pipeline import models
@@ -250,8 +251,7 @@ def main() -> None:
     report(rows, combos, say)
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+    write_json(args.json, rows, indent=1)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ late). Prints p50/p95 per arm and the ratio of the medians.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
 import tempfile
 from pathlib import Path
 
+from bench.report import leave, write_json
 from bench.turns import (
     _ALIVE,
     INTERRUPTIONS,
@@ -106,10 +106,8 @@ def main() -> int:
         print(f"  {'':<40} missed (no cut): {res['missed'][arm]}")
     if "ratio_p50_a_over_b" in res:
         print(f"  p50 ratio a/b: {res['ratio_p50_a_over_b']:.2f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
-    sys.stdout.flush()
-    os._exit(0)  # skip pjsua2 destructors (see bench/turns.py Caller.close)
+    write_json(args.json, res)
+    leave()
 
 
 if __name__ == "__main__":

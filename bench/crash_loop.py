@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.report import write_json
 from gateway import records
 from testbed.harness import GatewayProcess, free_udp_port, require_tools
 from testbed.sipp_harness import SIPP_DIR, RtpPeer, outcomes, parse_sipp_trace
@@ -174,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in result["problems"][:20]:
         print("  PROBLEM", p)
     print("PASS" if result["ok"] else "FAIL")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return 0 if result["ok"] else 1
 
 

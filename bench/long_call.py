@@ -15,7 +15,6 @@ largest turn's ratio to it (the aim: every turn within 2x the median).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.report import leave, write_json
 from bench.turns import (
     QUESTIONS,
     TWO_PART,
@@ -165,10 +165,8 @@ def main() -> int:
               f"{many['p95_over_single_p95']:.2f}x the single call's (aim: <= 1.5x); "
               f"LLM first token p50 {many['llm_first_token_p50']:.0f} / p95 "
               f"{many['llm_first_token_p95']:.0f} ms")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2))
-    sys.stdout.flush()
-    os._exit(0)  # skip pjsua2 destructors (see bench/turns.py Caller.close)
+    write_json(args.json, out)
+    leave()
 
 
 if __name__ == "__main__":

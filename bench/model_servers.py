@@ -48,6 +48,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.report import leave, write_json
 from bench.soak import (
     EXTRA_QUESTIONS,
     JournalTail,
@@ -110,11 +111,11 @@ def caller_main(args: argparse.Namespace) -> None:
         th.join(90)  # each finishes the turn it is in, then hangs up
     caller.close()
     with shared.lock:
-        Path(args.json).write_text(json.dumps({
+        write_json(args.json, {
             "ttfa_ms": [t.ttfa_ms for t in shared.turns], "started": shared.started,
-            "ended": shared.ended, "failed": shared.failed, "errors": shared.errors}))
-    sys.stdout.flush()
-    os._exit(0)  # skip pjsua2 destructors (see bench.turns.Caller.close)
+            "ended": shared.ended, "failed": shared.failed, "errors": shared.errors},
+            indent=None)
+    leave()
 
 
 # --- processes watched from outside -----------------------------------------------------------
@@ -408,9 +409,7 @@ def main() -> int:
         say()
         for line in report(results, header)[1:]:
             say(line)
-        if args.json:
-            Path(args.json).write_text(json.dumps({"args": vars(args), "results": results},
-                                                  indent=2))
+        write_json(args.json, {"args": vars(args), "results": results})
     finally:
         if out is not None:
             out.close()

@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import os
 import re
 import socket
@@ -38,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.report import write_json
 from testbed.harness import GatewayProcess, free_udp_port, require_tools
 from testbed.sipp_harness import SIPP_DIR, RtpPeer, SipMessage, call_events
 
@@ -395,10 +395,8 @@ def main() -> int:
     say("PASS" if ok else "FAIL")
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"steps": [s.summary() for s in steps], "alive": alive, "options": opt,
-             "normal_call": normal, "normal_call_detail": detail}, indent=2))
+    write_json(args.json, {"steps": [s.summary() for s in steps], "alive": alive,
+                           "options": opt, "normal_call": normal, "normal_call_detail": detail})
     return 0 if ok else 1
 
 

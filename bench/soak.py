@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import leave, write_json
 from bench.turns import (
     QUESTIONS,
     Caller,
@@ -479,15 +480,13 @@ def run(args: argparse.Namespace, workdir: Path, out) -> int:  # noqa: C901, PLR
         say("  " + ln[:200])
     code = gw.stop()
     say(f"gateway exit code {code}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "rows": rows, "baseline": baseline, "at_ready": at_ready, "final": final,
-            "rss_slope_mb_per_min": s_all, "rss_slope_second_half": s_half,
-            "anon_slope_mb_per_min": a_all, "anon_slope_second_half": a_half,
-            "anon_quarter_medians": a_quarters,
-            "anon_quarter_trend_mb_per_min": a_trend,
-            "anon_samples": anon_samples,
-            "rss_samples": rss_samples, "failed_calls": failed, "errors": errors}, indent=2))
+    write_json(args.json, {
+        "rows": rows, "baseline": baseline, "at_ready": at_ready, "final": final,
+        "rss_slope_mb_per_min": s_all, "rss_slope_second_half": s_half,
+        "anon_slope_mb_per_min": a_all, "anon_slope_second_half": a_half,
+        "anon_quarter_medians": a_quarters, "anon_quarter_trend_mb_per_min": a_trend,
+        "anon_samples": anon_samples, "rss_samples": rss_samples, "failed_calls": failed,
+        "errors": errors})
     caller.close()
     return 0 if verdict_ok and failed == 0 else 1
 
@@ -523,8 +522,7 @@ def main() -> int:
             gw.stop()
         if out is not None:
             out.close()
-    sys.stdout.flush()
-    os._exit(code)  # skip pjsua2 destructors (see bench.turns.Caller.close)
+    leave(code)
 
 
 if __name__ == "__main__":

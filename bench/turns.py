@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import json
 import os
 import random
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import leave, write_json
 from testbed.harness import GatewayProcess, espeak, free_udp_port, require_tools
 
 FRAME = 320  # samples per 20 ms tick at 16 kHz
@@ -622,10 +622,8 @@ def main() -> int:
           f"{spec} of {answered}")
     if res["still_talking"]:
         print(f"  hung up on a bot still talking 60 s after the turn: {res['still_talking']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
-    sys.stdout.flush()
-    os._exit(0)  # skip pjsua2 destructors (see Caller.close)
+    write_json(args.json, res)
+    leave()
 
 
 if __name__ == "__main__":
