@@ -1,4 +1,4 @@
-"""Does the bot still understand the caller when the network misbehaves? (issue 6)
+"""Does the bot still understand the caller when the network misbehaves?
 
     .venv/bin/python -m bench.media_faults [--profiles LIST] [--seed N] [--json] [--keep DIR]
 
@@ -44,7 +44,7 @@ from testbed.impair import Profile, SipMediaRelay, loud_times, sip_options
 from testbed.speech_corpus import Recording, normalise, real_recordings, resample, wer
 
 RATE = 8000  # G.711 end to end
-MAX_WER_DELTA = 0.10  # issue 6: impaired WER at most 10 points above the clean path
+MAX_WER_DELTA = 0.10  # the aim: impaired WER at most 10 points above the clean path
 GAP_SECONDS = 2.0
 GATEWAY_TOML = (
     # (continues the harness's [sip] table) PCMU first, as a G.711 trunk would have it

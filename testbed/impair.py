@@ -1,4 +1,4 @@
-"""A seeded UDP impairment relay between a SIP caller and the gateway (issue 6, media faults).
+"""A seeded UDP impairment relay between a SIP caller and the gateway (media faults).
 
 Two parts:
 

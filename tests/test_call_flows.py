@@ -1,4 +1,4 @@
-"""Call-flow edge cases of the real gateway on loopback (issue 6), driven by sipp and, where
+"""Call-flow edge cases of the real gateway on loopback, driven by sipp and, where
 sipp cannot say it, one raw-socket UAC.
 
 One gateway for the module, configured for the checks: ``[sip] user = "bot"``,

@@ -1885,7 +1885,7 @@ def test_hostile_corpus_through_the_edge(edge_factory, procs, ports, tmp_path):
     for name in ("24-cseq-method-mismatch", "26-content-length-too-big",
                  "27-content-length-too-small", "30-content-length-twice"):
         assert outcome[name] in ("400", "drop"), (name, outcome[name])
-    # the edge's own answers (issue 14): what the worker cannot take is refused at the edge
+    # the edge's own answers: what the worker cannot take is refused at the edge
     # (a datagram the worker would cut: 513, not a 503 after fr_timer), an in-dialog request
     # for no dialog gets 481, a body that is no SDP 415, a lower-case method 501
     for name, want in {"04-64k-datagram": "513", "33-huge-header-60k": "513",

@@ -1,4 +1,4 @@
-"""Media faults (issue 6): the bot still understands a caller whose RTP is mangled on the way.
+"""Media faults: the bot still understands a caller whose RTP is mangled on the way.
 
 Unit tests pin the impairment relay's logic (testbed/impair.py): seeded, exactly reproducible,
 each fault doing what it says and nothing else, SDP rewritten so that RTP flows through it;

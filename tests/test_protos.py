@@ -1,6 +1,6 @@
 """The PROTOS c07-sip suite (OUSPG, 4527 hostile INVITEs) and the project's own grammar fuzzer
 (``testbed/sip_fuzz.py``, 2717 cases) against the real gateway: a sample of each in the suite
-(issue 14; all of them: ``python -m bench.protos`` and ``python -m bench.protos --fuzz``).
+(all of them: ``python -m bench.protos`` and ``python -m bench.protos --fuzz``).
 
 One gateway (bundled models, default config; ``testbed.protos.Runner``) gets, one after
 another, a deterministic sample of ~150 cases spread over every group of the suite (what

@@ -263,7 +263,7 @@ def test_turn_without_tools_has_an_empty_list():
     assert turn_entry(TurnRecord(1, 0, 0, 0.0), 0.0, 0.0)["tools"] == []
 
 
-# --- records are total over any text (issue 14) ------------------------------------------------
+# --- records are total over any text ----------------------------------------------------------
 
 BAD_BYTES = b'"Bob \xff\xfe\xc3\x28" <sip:bob@example.com>'  # not UTF-8
 HOSTILE = [

@@ -1,4 +1,4 @@
-"""Reliability and security of the real gateway on loopback (issue 6, the part done so far).
+"""Reliability and security of the real gateway on loopback.
 
 Two gateways start side by side for the module (~20-40 s), each with its own ports, journal
 and log:

@@ -25,7 +25,7 @@ from tests.test_observability_e2e import free_tcp_port, sample, scrape
 
 pytestmark = pytest.mark.e2e
 
-MAX_LATE = 0.030  # seconds: a callback later than this while STT runs fails (issue 5)
+MAX_LATE = 0.030  # seconds: a callback later than this while STT runs fails
 LATENESS = "voicebot_media_callback_lateness_seconds"
 STT_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) .*turn \d+: caller said "
                       r".*stt (\d+) ms\)$")
