@@ -184,7 +184,8 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
     whisper_model = cfg.stt.model if cfg.stt.backend == "whisper" else ""
     paths = models.resolve(whisper_model, cfg.llm.model, cfg.llm.model_sha256,
                            cfg.tts.voice if cfg.tts.backend == "piper" else "", cfg.llm.bundled,
-                           embedded_llm=cfg.llm.backend in ("embedded", "engine"))
+                           embedded_llm=cfg.llm.backend == "embedded" or (
+                               cfg.llm.backend == "engine" and not cfg.llm.engine_url))
     stt = make_stt(cfg.stt.backend, cfg.stt.model, language=cfg.stt.language,
                    beam_size=cfg.stt.beam_size, threads=cfg.stt.threads,
                    bundled_whisper=paths.whisper_dir, uri=cfg.stt.uri,
@@ -267,7 +268,10 @@ def llm_backend(cfg: Config, tools: ToolPolicy | None,
     from pipeline.llm.server import OpenAiLlm, ServerSettings
 
     base_url, engine = llm.base_url, None
-    if llm.backend == "engine":
+    if llm.backend == "engine" and llm.engine_url:  # shared: voicebot workers runs it
+        base_url = llm.engine_url
+        log.info("LLM: the engine at %s", base_url)
+    elif llm.backend == "engine":
         assert model is not None
         engine = start_engine(cfg, model)
         base_url = engine.base_url
@@ -275,12 +279,14 @@ def llm_backend(cfg: Config, tools: ToolPolicy | None,
         base_url=base_url, model=llm.server_model,
         api_key=os.environ.get(llm.api_key_env, "") if llm.api_key_env else "",
         connect_timeout=llm.connect_timeout, first_token_timeout=llm.first_token_timeout,
-        timeout=llm.timeout, cache_prompt=llm.cache_prompt, slow_is_down=engine is None)
+        timeout=llm.timeout, cache_prompt=llm.cache_prompt,
+        slow_is_down=llm.backend != "engine")
     if engine is None:
         log.info("LLM: OpenAI-compatible server %s (model %s)", llm.base_url,
                  llm.server_model or "not named")
     return OpenAiLlm(settings, system_prompt(cfg), llm.greeting, specs,
-                     CircuitBreaker(llm.breaker_failures, llm.breaker_cooldown), engine=engine)
+                     CircuitBreaker(llm.breaker_failures, llm.breaker_cooldown), engine=engine,
+                     backend=llm.backend)
 
 
 def engine_binary(cfg: Config) -> Path:

@@ -136,6 +136,9 @@ class LlmConfig:
     engine_slots: int = _spec(0, lo=0, hi=256,
                               doc="engine backend: conversations decoded together; 0 = [sip] "
                                   "max_calls + 1 (the tool router)")
+    engine_url: str = _spec("", doc="engine backend: the API root of an engine already running "
+                                    "(voicebot workers starts one for all its workers and "
+                                    "sets this); empty = the gateway starts its own")
     base_url: str = _spec("http://127.0.0.1:8080/v1",
                           doc="openai backend: the server's API root; /chat/completions is added")
     server_model: str = _spec("", doc="openai backend: the request's model name (vLLM and "
@@ -516,25 +519,32 @@ def business_of(b: BusinessConfig):  # -> pipeline.facts.business.Business | Non
 
 
 def _check_llm(llm: LlmConfig, env: Mapping[str, str]) -> None:
-    from urllib.parse import urlsplit
 
     if llm.backend == "engine" and llm.engine_binary and not Path(llm.engine_binary).is_file():
         raise ConfigError(f"[llm] engine_binary = {llm.engine_binary!r}: no such file (the "
                           "llama-server to run; empty = the one scripts/setup.sh built)")
+    if llm.backend == "engine" and llm.engine_url:
+        _check_url("engine_url", llm.engine_url, "engine")
     if llm.backend != "openai":
         return
-    url = urlsplit(llm.base_url)
-    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
-        raise ConfigError(f"[llm] base_url = {llm.base_url!r} is invalid: expected an http:// or "
-                          "https:// URL such as 'http://127.0.0.1:8080/v1' ([llm] backend = "
-                          "'openai')")
-    try:
-        url.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise ConfigError(f"[llm] base_url = {llm.base_url!r} is invalid: bad port") from None
+    _check_url("base_url", llm.base_url, "openai")
     if llm.api_key_env and not env.get(llm.api_key_env):
         raise ConfigError(f"[llm] api_key_env = {llm.api_key_env!r}: that environment variable "
                           "is not set (it should hold the server's API key)")
+
+
+def _check_url(key: str, value: str, backend: str) -> None:
+    from urllib.parse import urlsplit
+
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+        raise ConfigError(f"[llm] {key} = {value!r} is invalid: expected an http:// or "
+                          "https:// URL such as 'http://127.0.0.1:8080/v1' ([llm] backend = "
+                          f"'{backend}')")
+    try:
+        url.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ConfigError(f"[llm] {key} = {value!r} is invalid: bad port") from None
 
 
 def _check_address(key: str, addr: str) -> None:

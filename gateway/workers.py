@@ -11,6 +11,9 @@ config file:
 - ``[records] path`` = the journal with ``-w<i>`` before its suffix (calls-w0.jsonl, ...), so
   each worker recovers only its own crashed calls.
 
+With ``[llm] backend = "engine"`` the supervisor starts one LLM engine (llama-server) for all
+the workers and hands them its address (``[llm] engine_url``): the box holds the model once.
+
 A worker that exits without being asked to is restarted after a back-off (``RestartPolicy``:
 1 s, doubling up to 60 s while it keeps crashing; back to 1 s once it ran 60 s). SIGTERM or
 SIGINT stops them all: each gets SIGTERM (the gateway drains, ``[sip] drain_seconds``), a
@@ -121,8 +124,8 @@ class Supervisor:
         self.workers = [Worker(i, worker_env(cfg, i, base_port, journal)) for i in range(n)]
         self.signals: list[int] = []
         self.stop_timeout = cfg.sip.drain_seconds + 15.0
-        self._say = say or (lambda msg: print(f"voicebot workers: {msg}", file=sys.stderr,
-                                              flush=True))
+        self.say = say or (lambda msg: print(f"voicebot workers: {msg}", file=sys.stderr,
+                                             flush=True))
         self._out_lock = threading.Lock()
 
     # --- processes -------------------------------------------------------------------------
@@ -133,7 +136,7 @@ class Supervisor:
                                   stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         w.started_at = time.monotonic()
         w.restart_at = None
-        self._say(f"worker {w.index} started (pid {w.proc.pid}, sip udp "
+        self.say(f"worker {w.index} started (pid {w.proc.pid}, sip udp "
                   f"{w.env['VOICEBOT_SIP_PORT']})")
         threading.Thread(target=self._pump, args=(w, w.proc), daemon=True,
                          name=f"worker-{w.index}-out").start()
@@ -147,7 +150,7 @@ class Supervisor:
                 sys.stdout.buffer.write(prefix + line)
                 sys.stdout.buffer.flush()
             if line.startswith(b"voicebot ready"):
-                self._say(f"worker {w.index} ready on udp port {w.env['VOICEBOT_SIP_PORT']}")
+                self.say(f"worker {w.index} ready on udp port {w.env['VOICEBOT_SIP_PORT']}")
         proc.stdout.close()
 
     def _on_signal(self, signum: int, _frame: object) -> None:
@@ -163,7 +166,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         n = len(self.workers)
-        self._say(f"starting {n} worker(s) on udp ports {self.base_port}.."
+        self.say(f"starting {n} worker(s) on udp ports {self.base_port}.."
                   f"{self.base_port + n - 1}")
         for w in self.workers:
             if not self.signals:
@@ -175,7 +178,7 @@ class Supervisor:
                     uptime = now - w.started_at
                     delay = w.policy.delay_after_exit(uptime)
                     w.restart_at = now + delay
-                    self._say(f"worker {w.index} (pid {w.proc.pid}) exited with "
+                    self.say(f"worker {w.index} (pid {w.proc.pid}) exited with "
                               f"{_status(w.proc.returncode)} after {uptime:.0f} s; "
                               f"restarting in {delay:.0f} s")
                 elif w.restart_at is not None and now >= w.restart_at:
@@ -185,7 +188,7 @@ class Supervisor:
         return self._stop_all()
 
     def _stop_all(self) -> int:
-        self._say(f"signal {self.signals[0]}: stopping {len(self.workers)} worker(s)")
+        self.say(f"signal {self.signals[0]}: stopping {len(self.workers)} worker(s)")
         deadline = time.monotonic() + self.stop_timeout
         for w in self.workers:
             if w.proc is None:
@@ -199,11 +202,11 @@ class Supervisor:
             try:
                 w.proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self._say(f"worker {w.index} did not stop in {self.stop_timeout:.0f} s: "
+                self.say(f"worker {w.index} did not stop in {self.stop_timeout:.0f} s: "
                           "killing it")
                 w.proc.kill()
                 w.proc.wait()
-            self._say(f"worker {w.index} stopped ({_status(w.proc.returncode)})")
+            self.say(f"worker {w.index} stopped ({_status(w.proc.returncode)})")
         return 0
 
 
@@ -218,12 +221,52 @@ def _status(rc: int | None) -> str:
     return f"status {rc}"
 
 
+def engine_slots(cfg: Config, n: int) -> int:
+    """Conversations the shared engine decodes together: [llm] engine_slots, or every call of
+    every worker plus each worker's tool router."""
+    return cfg.llm.engine_slots or n * (cfg.sip.max_calls + 1)
+
+
+def start_shared_engine(cfg: Config, n: int):  # -> pipeline.llm.engine.LlmEngine
+    """[llm] backend = "engine": one llama-server for all N workers, so the box holds the
+    model once and every call's reply is decoded in the same batch."""
+    import dataclasses
+
+    from gateway.app import start_engine
+    from pipeline import models
+
+    model = models.resolve("", cfg.llm.model, cfg.llm.model_sha256, "", cfg.llm.bundled,
+                           embedded_llm=True).llm
+    assert model is not None
+    shared = dataclasses.replace(cfg, llm=dataclasses.replace(
+        cfg.llm, engine_slots=engine_slots(cfg, n)))
+    return start_engine(shared, model)
+
+
 def main(cfg: Config, n: int, base_port: int, config_path: str | None) -> int:
     from gateway import records
+    from pipeline.models import ModelError
 
     try:
         sup = Supervisor(cfg, n, base_port, config_path, records.journal_path(cfg.records.path))
     except ValueError as e:
         print(f"voicebot workers: {e}", file=sys.stderr)
         return 2
-    return sup.run()
+    engine = None
+    if cfg.llm.backend == "engine" and not cfg.llm.engine_url:
+        from gateway.app import setup_logging
+
+        setup_logging(cfg.log.level)  # the engine's own lines (its log, its restarts)
+        try:
+            engine = start_shared_engine(cfg, n)
+        except (ModelError, FileNotFoundError, RuntimeError) as e:
+            print(f"voicebot workers: the LLM engine: {e}", file=sys.stderr)
+            return 3
+        sup.environ["VOICEBOT_LLM_ENGINE_URL"] = engine.base_url
+        sup.say(f"LLM engine for all workers: {engine.base_url} "
+                f"({engine_slots(cfg, n)} slots, pid {engine.pid()})")
+    try:
+        return sup.run()
+    finally:
+        if engine is not None:
+            engine.stop()

@@ -247,13 +247,14 @@ class OpenAiLlm:
     def __init__(self, settings: ServerSettings, system_prompt: str = "", greeting: str = "",
                  tools: list[dict] | None = None, breaker: CircuitBreaker | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 engine: LlmEngine | None = None) -> None:
+                 engine: LlmEngine | None = None, backend: str = "openai") -> None:
         self.settings = settings
         self.engine = engine
         """The llama-server this process started ([llm] backend = "engine"); None: a server
         run by someone else."""
+        self.backend = "engine" if engine is not None else backend
+        """"engine" also for an engine another process runs (``voicebot workers``)."""
         if engine is not None:
-            self.backend = "engine"
             engine.on_restart = self.warm_up
         self.system_prompt = system_prompt
         self.greeting = greeting
