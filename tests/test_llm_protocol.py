@@ -174,6 +174,8 @@ def test_request_body_keeps_messages_and_asks_for_the_prompt_cache():
     ("[llm]\nbackend = 'openai'\nbase_url = 'localhost:8080'", "[llm] base_url = "
                                                                "'localhost:8080' is invalid"),
     ("[llm]\nbackend = 'openai'\nbase_url = 'http://h:99999/v1'", "bad port"),
+    ("[llm]\nbackend = 'engine'\nengine_url = 'localhost:8080'",
+     "[llm] engine_url = 'localhost:8080' is invalid"),
     ("[llm]\nfirst_token_timeout = 0", "[llm] first_token_timeout = 0 is invalid"),
     ("[llm]\nbackend = 'openai'\napi_key_env = 'NO_SUCH_KEY_VAR'",
      "[llm] api_key_env = 'NO_SUCH_KEY_VAR': that environment variable is not set"),
