@@ -2,7 +2,7 @@
 the LLM on ONE shared server and then with the models in each worker, on this box, in one run.
 
     .venv/bin/python -m bench.model_servers [--llm qwen2.5-coder-0.5b] [--calls 8]
-        [--workers 2] [--seconds 300] [--phases server,embedded] [--out FILE] [--json FILE]
+        [--workers 2] [--seconds 300] [--phases server,engine,embedded] [--out FILE] [--json FILE]
 
 Each phase starts ``--workers`` gateways (``testbed.harness.GatewayProcess``, as ``voicebot
 workers`` would run them: own ports and journal) and keeps ``--calls`` calls up for
@@ -20,6 +20,9 @@ questions (espeak-ng), waiting for each answer, hanging up, redialling at once.
   serve several at once. ``[llm] first_token_timeout`` is raised (``--first-token-timeout``,
   60 s) so a queued turn is measured, not replaced by the apology; turns that still failed
   are counted (``llm errors``, from the journals).
+- ``engine``: one llama-server with a slot per call of every worker (what ``voicebot workers``
+  starts for ``[llm] backend = "engine"``: ``gateway.workers.start_shared_engine``), every
+  call's reply decoded in the same batch; STT and TTS stay in the workers.
 - ``embedded``: the same workers with the LLM in process (the default backend).
 
 Measured per phase, over the time the callers run: TTFA at the caller (its jitter buffer's
@@ -69,7 +72,7 @@ from testbed.harness import (
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PHASES = ("server", "embedded")
+PHASES = ("server", "engine", "embedded")
 SAMPLE_S = 2.0
 MAX_CALLS_PER_WORKER = 4  # [sip] max_calls: the pjsua2 wheel's cap, for callers too
 
@@ -158,6 +161,29 @@ def start_llm_server(workdir: Path, llm: str, threads: int):
     return LlmServer(workdir, model=models.assemble_llm(llm), threads=threads).start(timeout=600)
 
 
+class SharedEngine:
+    """The engine ``voicebot workers`` starts for its workers, with the watched process's
+    ``proc.pid`` and ``stop()`` of the other servers here."""
+
+    def __init__(self, llm: str, workers: int) -> None:
+        from gateway import config
+        from gateway.workers import start_shared_engine
+
+        cfg = config.build({"llm": {"backend": "engine", "bundled": llm}})
+        self.engine = start_shared_engine(cfg, workers)
+        self.base_url = self.engine.base_url
+        self.proc = self  # Watched reads proc.pid
+
+    @property
+    def pid(self) -> int:
+        pid = self.engine.pid()
+        assert pid is not None
+        return pid
+
+    def stop(self) -> None:
+        self.engine.stop()
+
+
 def start_workers(workdir: Path, n: int, llm: str, llm_toml: str) -> list[GatewayProcess]:
     workers = []
     try:
@@ -184,9 +210,13 @@ def run_phase(phase: str, args: argparse.Namespace, workdir: Path, clips: Path,
             server = start_llm_server(workdir, args.llm, args.server_threads)
             llm_toml = (f'[llm]\nbackend = "openai"\nbase_url = "{server.base_url}"\n'
                         f"first_token_timeout = {args.first_token_timeout}\n")
+        elif phase == "engine":
+            server = SharedEngine(args.llm, args.workers)
+            llm_toml = (f'[llm]\nbackend = "engine"\nengine_url = "{server.base_url}"\n'
+                        f"first_token_timeout = {args.first_token_timeout}\n")
         workers = start_workers(workdir, args.workers, args.llm, llm_toml)
         result = drive(phase, args, workdir, clips, workers, server, say)
-        if server is not None and args.hop_reps:
+        if phase == "server" and args.hop_reps:
             for w in workers:  # the hop is timed on a quiet box
                 w.stop()
             result["hop"] = hop_cost(server, args.llm, args.hop_reps)
