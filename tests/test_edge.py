@@ -37,6 +37,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed.harness import SMALL_LLM
+
 pytestmark = pytest.mark.e2e  # real processes: a gateway, SIP clients, servers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -698,7 +700,9 @@ class RealWorkers:
             # one thread each: llama.cpp's and CTranslate2's worker threads spin-wait; two
             # workers x 2 threads on the busy 2-core box had not warmed up after 4.5 min,
             # with 1 thread they took 47 s (load ~8)
-            "[llm]\nthreads = 1\n[stt]\nthreads = 1\n"
+            # the small model: with the 1.5B, the killed worker's restart (loading it) starved
+            # the survivor, whose answer then came 54 s after the question
+            f'[llm]\nthreads = 1\nbundled = "{SMALL_LLM}"\n[stt]\nthreads = 1\n'
             '[log]\nlevel = "info"\n'
         )
         self.proc = Proc(
