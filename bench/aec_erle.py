@@ -27,15 +27,11 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
-if __package__ in (None, ""):  # allow `python bench/aec_erle.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.audio.aec import EchoCanceller
 from testbed.echo_path import LIBRIVOX_DIR, EchoMix, EchoPath, frames, load_wav, rms_dbfs

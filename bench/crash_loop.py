@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from bench.report import write_json
-from gateway import records
+from gateway.calls import records
 from testbed.harness import GatewayProcess, free_udp_port, require_tools
 from testbed.sipp_harness import SIPP_DIR, RtpPeer, outcomes, parse_sipp_trace
 

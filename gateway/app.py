@@ -13,14 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from gateway.calls.records import escape_text
 from gateway.config import Config
-from gateway.records import escape_text
 from pipeline.audio.frames import ms_to_samples
 from pipeline.core.conversation import TurnSettings
 from pipeline.core.end_of_turn import EndOfTurnSettings
 
 if TYPE_CHECKING:
-    from gateway.metrics import Metrics
+    from gateway.calls.metrics import Metrics
     from gateway.notify.notifier import Notifier
     from pipeline.engines import Engines
     from pipeline.facts.relevance import FactIndex
@@ -384,7 +384,7 @@ def limit_malloc_arenas(environ: dict[str, str] | None = None) -> bool:
 def serve(cfg: Config) -> int:
     import sys as _sys
 
-    from gateway.sip import Gateway
+    from gateway.telephony.sip import Gateway
 
     limit_malloc_arenas()
     _sys.setswitchinterval(0.001)  # let the media clock thread in between Python glue
@@ -436,11 +436,11 @@ def start_observability(cfg: Config):
     """
     from prometheus_client import CollectorRegistry
 
-    from gateway import records
+    from gateway.calls import records
+    from gateway.calls.metrics import Metrics, start_server
+    from gateway.calls.observer import CallObserver
     from gateway.inbox.desk import MessageOffice
     from gateway.inbox.store import MessageStore, messages_path
-    from gateway.metrics import Metrics, start_server
-    from gateway.observer import CallObserver
 
     registry = CollectorRegistry()
     metrics = Metrics(registry, capacity=cfg.sip.max_calls)

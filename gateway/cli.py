@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _find_message(messages: list[dict], key: str) -> dict:
     """A message by id or unique id prefix."""
-    from gateway.records import clean_text
+    from gateway.calls.records import clean_text
 
     hits = [m for m in messages if m.get("id") == key] or [
         m for m in messages if key and str(m.get("id", "")).startswith(key)]
@@ -104,7 +104,7 @@ def _find_message(messages: list[dict], key: str) -> dict:
 def _messages(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     import json
 
-    from gateway import records
+    from gateway.calls import records
     from gateway.inbox import view
     from gateway.inbox.store import MessageStore, messages_path, read_messages
 
@@ -149,7 +149,8 @@ def _messages(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 def _calls(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     import json
 
-    from gateway import records, records_view
+    from gateway.calls import records
+    from gateway.views import records_view
 
     path = records.journal_path(args.journal or cfg.records.path)
     if args.calls_command == "serve":
@@ -189,7 +190,7 @@ def _serve(journal: Path, args: argparse.Namespace, turn_audio_dir: str) -> int:
     import signal
     import threading
 
-    from gateway import calls_web
+    from gateway.views import calls_web
 
     port = calls_web.DEFAULT_PORT if args.port is None else args.port
     try:
@@ -221,8 +222,8 @@ def _serve(journal: Path, args: argparse.Namespace, turn_audio_dir: str) -> int:
 
 
 def _write_html(rec: dict, out: str, audio_dir: str | None, journal: Path) -> int:
-    from gateway import records_view, timeline
-    from gateway.recording import recording_file
+    from gateway.calls.recording import recording_file
+    from gateway.views import records_view, timeline
 
     waves = timeline.turn_waveforms(rec, audio_dir) if audio_dir else {}
     wav = recording_file(journal, rec)

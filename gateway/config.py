@@ -467,7 +467,7 @@ def _check_uri(section: str, backend: str, uri: str) -> None:
 
 
 def _check_registration(reg: RegistrationConfig) -> None:
-    from gateway.registration import check_config
+    from gateway.telephony.registration import check_config
 
     try:
         check_config(reg)

@@ -38,7 +38,7 @@ from pathlib import Path
 from gateway.config import Config
 
 DEFAULT_BASE_PORT = 5062  # = edge/run.sh --worker-base-port default
-RTP_PORTS_PER_WORKER = 200  # = gateway.sip portRange
+RTP_PORTS_PER_WORKER = 200  # = gateway.telephony.sip portRange
 
 
 @dataclass
@@ -244,7 +244,7 @@ def start_shared_engine(cfg: Config, n: int):  # -> pipeline.llm.engine.LlmEngin
 
 
 def main(cfg: Config, n: int, base_port: int, config_path: str | None) -> int:
-    from gateway import records
+    from gateway.calls import records
     from pipeline.models import ModelError
 
     try:

@@ -25,8 +25,8 @@ die() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
 APT_RUN=(python3-venv build-essential cmake libspeexdsp1 ca-certificates)
 # the edge (edge/run.sh): Kamailio with TLS, rtpengine in userspace mode
 APT_EDGE=(kamailio kamailio-tls-modules rtpengine-daemon openssl)
-# chromium: the timeline page's browser test (tests/test_timeline_browser.py); prometheus (with
-# promtool): the dashboard's queries against a real Prometheus (tests/test_prometheus_e2e.py,
+# chromium: the timeline page's browser test (tests/e2e/test_timeline_browser.py); prometheus (with
+# promtool): the dashboard's queries against a real Prometheus (tests/e2e/test_prometheus.py,
 # which starts its own process; on a host with systemd the package also enables its service)
 APT_TEST=(baresip-core sip-tester espeak-ng sox pocketsphinx-testdata docker-compose chromium
           prometheus)

@@ -934,7 +934,6 @@ _add(G, "contact", _GA_MON, "Is this Oakwood Auto Repair?",
      [_NO_START, r"\bwrong number\b"], note="Yes.")
 
 
-
 # held out, written on 2026-12-05 after the note's fixes and before any run of them
 _add(G, "contact", _GA_MON, "What's the name of your garage?",
      [r"\boakwood auto\b"], [], held=True, note="Oakwood Auto Repair.")

@@ -175,7 +175,7 @@ class GatewayProcess:
 
     def closed_record(self, sip_call_id: str, timeout: float = 15.0) -> dict:
         """The journal's closed record of the call with this SIP Call-ID (waits for it)."""
-        from gateway import records
+        from gateway.calls import records
 
         deadline = time.monotonic() + timeout
         while True:
@@ -195,7 +195,7 @@ class GatewayProcess:
 
 def wait_closed(journal: Path, timeout: float = 30.0) -> list[dict]:
     """Wait until no record is open any more; returns the records."""
-    from gateway import records
+    from gateway.calls import records
 
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -210,7 +210,7 @@ def answered(journal: Path, turns: int, grace: float = 2.0) -> Callable[[], bool
     """For ``baresip_call(until=...)``: true ``grace`` seconds after the journal's open
     call has ``turns`` caller turns whose replies were played out (a turn is journalled
     once its reply's last frame was handed out; the grace lets it reach the caller)."""
-    from gateway import records
+    from gateway.calls import records
 
     since: list[float] = []
 

@@ -1,5 +1,5 @@
 """The PROTOS c07-sip suite (OUSPG): load its 4527 INVITE cases, fill them in, send them one
-after another to a real gateway and tally what happens. Used by ``tests/test_protos.py`` (a
+after another to a real gateway and tally what happens. Used by ``tests/e2e/test_protos.py`` (a
 sample) and ``bench/protos.py`` (all of them).
 
 The cases are read from ``../shared/sip-torture/protos-c07-sip.tar.xz`` next to the checkout
@@ -373,7 +373,7 @@ class Runner:
     def finish(self, settle: float = 15.0) -> dict:
         """Wait for the answered calls' records to close (``settle`` s at most), stop the
         gateway, and return the summary (``summarize``)."""
-        from gateway import records
+        from gateway.calls import records
 
         gw = self.gw if self.gateways else None
         if gw is not None and gw.proc is not None and gw.proc.poll() is None:

@@ -1,8 +1,8 @@
 """A raw-UDP prober for hostile SIP input: send one datagram to a SIP peer, read what comes
 back, ACK and hang up a call it accepts, then check the peer still answers OPTIONS.
 
-Used by the hostile corpus (``tests/test_reliability.py``, ``tests/test_edge.py``) and by
-the PROTOS c07-sip suite (``testbed/protos.py``: ``tests/test_protos.py``, ``bench/protos.py``).
+Used by the hostile corpus (``tests/e2e/test_reliability.py``, ``tests/e2e/test_edge.py``) and by
+the PROTOS c07-sip suite (``testbed/protos.py``: ``tests/e2e/test_protos.py``, ``bench/protos.py``).
 
 Messages are read as ``surrogateescape`` text and the in-dialog requests built from them are
 sent with the same error handler, so From, To and Call-ID holding non-UTF-8 bytes are echoed

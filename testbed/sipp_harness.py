@@ -446,7 +446,7 @@ def assert_full_capacity(gateway, sipp, rtp_peers, name: str = "capacity",
 
 def spoken_call(gateway: GatewayProcess, tmp_path: Path, *lines: tuple[str, float]) -> dict:
     """baresip says each line after the given silence (s), then waits; returns the record."""
-    from gateway import records
+    from gateway.calls import records
     from testbed.harness import baresip_call, espeak, need
 
     need("baresip", "espeak-ng", "sox")
@@ -467,3 +467,13 @@ def spoken_call(gateway: GatewayProcess, tmp_path: Path, *lines: tuple[str, floa
             return found[-1]
         time.sleep(0.2)
     raise AssertionError("no closed record for the spoken call")
+
+
+def sipp_maker(gateway, tmp_path, cleanup: list):
+    """make(name, scenario, **kw) -> a not yet started SippRun aimed at ``gateway``."""
+    def make(name: str, scenario: str, **kw) -> SippRun:
+        run = SippRun(tmp_path / "sipp", name, scenario, f"127.0.0.1:{gateway.sip_port}", **kw)
+        cleanup.append(run)
+        return run
+
+    return make

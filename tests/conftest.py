@@ -1,17 +1,32 @@
-"""Fixtures shared by the SIP test modules; each module brings its own ``gateway``."""
+"""The suite's layout and shared fixtures.
+
+``tests/unit/`` runs in this process (scripted fakes or real models, no other process);
+``tests/e2e/`` starts real processes (a gateway, SIP clients, servers, a browser) and is marked
+``e2e`` by its place: ``pytest -m "not e2e"`` is the quick run. The fixtures below serve the
+SIP modules; each brings its own ``gateway``.
+"""
 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import pytest
 
 from testbed import harness
-from testbed.sipp_harness import RtpPeer, SippRun, gateway_idle
+from testbed.sipp_harness import RtpPeer, SippRun, gateway_idle, sipp_maker
 
 # Gateways in the suite run the small bundled model unless a test asks for the default
-# (tests of what the bot answers: test_call_e2e, test_facts_e2e)
+# (tests of what the bot answers: e2e/test_call.py, e2e/test_facts.py)
 harness.LLM = harness.SMALL_LLM
+
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture
@@ -22,16 +37,6 @@ def cleanup():
     for thing in things:
         with contextlib.suppress(Exception):
             thing.kill() if isinstance(thing, SippRun) else thing.close()
-
-
-def sipp_maker(gateway, tmp_path, cleanup: list):
-    """make(name, scenario, **kw) -> a not yet started SippRun aimed at ``gateway``."""
-    def make(name: str, scenario: str, **kw) -> SippRun:
-        run = SippRun(tmp_path / "sipp", name, scenario, f"127.0.0.1:{gateway.sip_port}", **kw)
-        cleanup.append(run)
-        return run
-
-    return make
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The business's inbox on the calls web server (gateway/calls_web.py): the messages callers
+"""The business's inbox on the calls web server (gateway/views/calls_web.py): the messages callers
 left, newest first (``/messages``), each one's audio (``/messages/<id>.wav``), and marking one
 read or unread (POST ``/messages/<id>/read`` or ``/unread``, then back to the list): the
 server's only write.
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.calls.records import LONG_TEXT_LIMIT, clean_text
 from gateway.inbox import view
 from gateway.inbox.store import MessageStore, read_messages
-from gateway.records import LONG_TEXT_LIMIT, clean_text
 
 ID = re.compile(r"m-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}")
 """A message id as the store makes them: nothing else names a file or a mark."""

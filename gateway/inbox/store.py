@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.records import SCHEMA, Journal
+from gateway.calls.records import SCHEMA, Journal
 
 MESSAGES_NAME = "messages.jsonl"
 AUDIO_FOLDER = "messages"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.records import LONG_TEXT_LIMIT, clean_text
+from gateway.calls.records import LONG_TEXT_LIMIT, clean_text
 
 PREVIEW = 60
 """The most characters of a message's text the list shows."""

@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from gateway.records import LONG_TEXT_LIMIT, clean_text
+from gateway.calls.records import LONG_TEXT_LIMIT, clean_text
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.calls.records import FailureLog
 from gateway.config import NotifyConfig
 from gateway.notify.mail import MailSender
 from gateway.notify.outbox import Outbox
 from gateway.notify.webhook import WebhookSender
-from gateway.records import FailureLog
 
 if TYPE_CHECKING:
-    from gateway.metrics import Metrics
+    from gateway.calls.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

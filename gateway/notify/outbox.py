@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.records import FailureLog, clean_text
+from gateway.calls.records import FailureLog, clean_text
 
 log = logging.getLogger(__name__)
 

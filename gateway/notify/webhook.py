@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from gateway.records import LONG_TEXT_LIMIT, clean_text, jsonable
+from gateway.calls.records import LONG_TEXT_LIMIT, clean_text, jsonable
 
 INTERNAL_FIELDS = frozenset({"audio_path"})
 """Event fields that stay in the gateway (a path on its disk means nothing to a receiver)."""

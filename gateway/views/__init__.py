@@ -1,0 +1,1 @@
+"""What people read: the calls list and timeline pages, and the `voicebot calls` output."""
