@@ -25,7 +25,7 @@ import pytest
 
 from testbed.harness import SMALL_LLM
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 EDGE_RUN = REPO / "edge" / "run.sh"

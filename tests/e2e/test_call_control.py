@@ -97,7 +97,7 @@ def gateway(tmp_path_factory):
 
 def test_dtmf_by_sip_info_and_rfc4733_lands_in_the_record_in_order(gateway, sipp):
     log = GatewayLog(gateway)
-    before = gateway.calls.metrics()
+    before = gateway.metrics()
     run = sipp("dtmf", "dtmf.xml", keys={"info1": "1", "info2": "9"}, timeout_s=30).run()
     run.assert_ok()
     msgs = run.messages
@@ -113,7 +113,7 @@ def test_dtmf_by_sip_info_and_rfc4733_lands_in_the_record_in_order(gateway, sipp
     times = [k["t"] for k in rec["dtmf"]]
     assert times == sorted(times) and times[0] > 0.5, times  # seconds since the answer
     assert rec["outcome"] == "ended_by_caller", rec
-    after = gateway.calls.metrics()
+    after = gateway.metrics()
     for method, n in (("sip_info", 2), ("rfc4733", 3)):
         got = (sample(after, "voicebot_dtmf_digits_total", method=method)
                - sample(before, "voicebot_dtmf_digits_total", method=method))
@@ -137,7 +137,7 @@ def test_operator_key_blind_transfer_accepted_then_the_gateway_hangs_up(gateway,
     peer = RtpPeer()
     cleanup.append(peer)
     t_mono, t_wall = time.monotonic(), time.time()
-    before = gateway.calls.metrics()
+    before = gateway.metrics()
     run = operator_call(sipp, "refer_accept.xml", peer, frag="200 OK").run()
     run.assert_ok()
     msgs = timed_trace(run.trace)
@@ -163,7 +163,7 @@ def test_operator_key_blind_transfer_accepted_then_the_gateway_hangs_up(gateway,
     assert (x["target"], x["status"], x["outcome"], x["reason"]) == \
         (FRONT_DESK, 200, "accepted", "OK"), x
     assert [(k["digit"], k["method"]) for k in rec["dtmf"]] == [("0", "sip_info")]
-    after = gateway.calls.metrics()
+    after = gateway.metrics()
     assert (sample(after, "voicebot_transfers_total", outcome="accepted")
             - sample(before, "voicebot_transfers_total", outcome="accepted")) == 1
     assert (sample(after, "voicebot_calls_total", outcome="transferred")
@@ -179,7 +179,7 @@ def test_failed_transfer_keeps_the_call_and_the_bot_goes_on(gateway, sipp, clean
     peer = RtpPeer()
     cleanup.append(peer)
     t_mono, t_wall = time.monotonic(), time.time()
-    before = gateway.calls.metrics()
+    before = gateway.metrics()
     run = operator_call(sipp, scenario, peer, **keys).run()
     # the scenario fails on any BYE from the gateway during its 6 s wait
     run.assert_ok()
@@ -200,7 +200,7 @@ def test_failed_transfer_keeps_the_call_and_the_bot_goes_on(gateway, sipp, clean
     [x] = rec["transfers"]
     assert (x["target"], x["status"], x["outcome"], x["reason"]) == \
         (FRONT_DESK, status, "failed", reason), x
-    after = gateway.calls.metrics()
+    after = gateway.metrics()
     assert (sample(after, "voicebot_transfers_total", outcome="failed")
             - sample(before, "voicebot_transfers_total", outcome="failed")) == 1
 

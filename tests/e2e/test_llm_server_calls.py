@@ -85,7 +85,7 @@ def test_call_answered_through_the_llm_server(gateway, server, whisper, tmp_path
     assert turns and turns[-1]["llm_backend"] == "openai" and not turns[-1]["llm_error"]
     assert turns[-1]["bot_text"] and APOLOGY not in turns[-1]["bot_text"]
     assert len(text.split()) >= 2 and "sorry" not in text.lower(), text
-    m = gateway.calls.metrics()
+    m = gateway.metrics()
     assert m[("voicebot_llm_first_token_seconds_count", (("backend", "openai"),))] >= 1
     # the server wants the key (refused without it), the gateway sent it, and never wrote it
     with pytest.raises(LlmError) as e:
@@ -146,7 +146,7 @@ def test_server_killed_mid_call_apology_then_answered_again(gateway, server, whi
           f"{turns[-1]['llm_first_token_seconds']} s, heard {answer!r}")
     assert "sorry" in apology.lower() and "moment" in apology.lower(), apology
     assert answer and "sorry" not in answer.lower(), answer
-    m = gateway.calls.metrics()
+    m = gateway.metrics()
     errors = sum(v for (name, labels), v in m.items()
                  if name == "voicebot_llm_errors_total" and ("backend", "openai") in labels)
     assert errors >= 1

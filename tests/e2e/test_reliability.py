@@ -430,7 +430,7 @@ def test_gateway_listens_on_loopback_only_and_runs_no_tls(gateway):
     assert listen["t"] == [f"127.0.0.1:{gateway.metrics_port}"], listen
     assert f"127.0.0.1:{gateway.sip_port}" in listen["u"], listen
     assert all(a.startswith("127.0.0.1:") for a in listen["u"]), listen
-    source = (Path(__file__).resolve().parents[2] / "gateway" / "sip.py").read_text()
+    source = (Path(__file__).resolve().parents[2] / "gateway" / "telephony" / "sip.py").read_text()
     assert "PJSIP_TRANSPORT_TLS" not in source and "PJSIP_TRANSPORT_TCP" not in source
     assert not any("tls" in k for sec in config.documented_defaults().values() for k in sec)
 
