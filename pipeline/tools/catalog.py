@@ -336,7 +336,9 @@ def order_status_tool(path: Path = BUNDLED_ORDERS) -> Tool:
     return Tool(
         "order_status", "Look up the status of an order by its order number.",
         {"type": "object", "properties": {"order_id": {
-            "type": "string", "pattern": r"[\d\s\-]{1,20}",
+            # anchored: llama-server turns a schema into a grammar only from an anchored
+            # pattern (unanchored, it warns and lets any string through)
+            "type": "string", "pattern": r"^[\d\s\-]{1,20}$",
             "description": "the digits of the order number"}},
          "required": ["order_id"]},
         run, grounded=("order_id",),
