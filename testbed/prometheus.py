@@ -8,6 +8,7 @@ a free loopback port): the Debian package's systemd service plays no part.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -15,12 +16,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from gateway.calls.metrics import LATENCY_BUCKETS
 from testbed.harness import free_tcp_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,3 +243,17 @@ def sample(fams: dict, family: str, name: str, **labels) -> float:
         if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
             return s.value
     raise KeyError(f"{name}{labels}")
+
+
+def bucket_of(value: float) -> tuple[float, float]:
+    """The (lower, upper] bounds of the latency bucket holding ``value``."""
+    bounds = (0.0, *LATENCY_BUCKETS, math.inf)
+    i = max(1, bisect_left(bounds, value))
+    return bounds[i - 1], bounds[i]
+
+
+def expected_quantile_bucket(q: float, values: list[float]) -> tuple[float, float]:
+    """Where ``histogram_quantile(q, ...)`` of these observations must land: the bucket of the
+    ceil(q*n)-th smallest value (its rank is the first cumulative count >= q*n)."""
+    ordered = sorted(values)
+    return bucket_of(ordered[max(1, math.ceil(q * len(ordered))) - 1])

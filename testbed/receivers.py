@@ -4,9 +4,13 @@ aiosmtpd's controller)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from testbed.harness import free_tcp_port
 
 
 class Receiver:
@@ -56,3 +60,18 @@ class Mailbox:
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's
         self.envelopes.append(envelope)
         return "250 OK"
+
+
+@contextlib.contextmanager
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    """An SMTP server on a free loopback port (aiosmtpd's controller): (its mailbox, port)."""
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox()
+    port = free_tcp_port()
+    ctl = Controller(box, hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        yield box, port
+    finally:
+        ctl.stop()

@@ -73,14 +73,7 @@ needs_binaries = pytest.mark.skipif(
 )
 
 
-
 # ---------------------------------------------------------------------------- ports
-
-
-
-
-
-
 
 
 @pytest.fixture
@@ -89,8 +82,6 @@ def ports() -> Ports:
 
 
 # ---------------------------------------------------------------------------- processes
-
-
 
 
 @pytest.fixture
@@ -107,15 +98,7 @@ def procs():
         pr.stop()
 
 
-
-
-
-
 # ---------------------------------------------------------------------------- audio
-
-
-
-
 
 
 @pytest.fixture(scope="session")
@@ -126,8 +109,6 @@ def test_wav(tmp_path_factory) -> Path:
 
 
 # ---------------------------------------------------------------------------- edge
-
-
 
 
 @pytest.fixture
@@ -195,17 +176,6 @@ def edge_factory(procs, ports, tmp_path):
 # ---------------------------------------------------------------------------- workers
 
 
-
-
-
-
-
-
-
-
-
-
-
 @pytest.fixture
 def worker_factory(procs, ports, tmp_path):
     """Start a gateway worker; EDGE_TEST_WORKER=voicebot swaps in the real gateway."""
@@ -221,12 +191,6 @@ def worker_factory(procs, ports, tmp_path):
         return cls(procs, ports, tmp_path / f"worker{n}")
 
     return start
-
-
-
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -269,10 +233,6 @@ def whisper():
     return WhisperStt(models.resolve().whisper_dir)
 
 
-
-
-
-
 @pytest.fixture(scope="module")
 def question_pcm(tmp_path_factory):
     """rate -> the caller's question spoken by espeak-ng (not the bot's Piper voice)."""
@@ -291,17 +251,7 @@ def question_pcm(tmp_path_factory):
     return get
 
 
-
-
-
-
-
-
-
-
 # ---------------------------------------------------------------------------- callers
-
-
 
 
 @pytest.fixture
@@ -318,18 +268,6 @@ def caller_factory(procs, ports, tmp_path, test_wav):
 
 
 # ---------------------------------------------------------------------------- rtpengine
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ============================================================================ tests

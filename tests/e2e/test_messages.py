@@ -26,9 +26,9 @@ import pytest
 
 from gateway.inbox.store import read_messages
 from gateway.notify.webhook import verify
-from testbed.harness import GatewayProcess, baresip_call, espeak, free_tcp_port, need, wait_closed
+from testbed.harness import GatewayProcess, baresip_call, espeak, need, wait_closed
 from testbed.heard import transcribe
-from testbed.receivers import Mailbox, Receiver
+from testbed.receivers import Mailbox, Receiver, smtp_server
 
 SECRET = "e2e-secret"
 VOICE = "en-us"  # espeak-ng's American voice: neither Piper nor the other tests' voice
@@ -45,14 +45,8 @@ def whisper():
 
 @pytest.fixture
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    from aiosmtpd.controller import Controller
-
-    box = Mailbox()
-    port = free_tcp_port()
-    ctl = Controller(box, hostname="127.0.0.1", port=port)
-    ctl.start()
-    yield box, port
-    ctl.stop()
+    with smtp_server() as server:
+        yield server
 
 
 def script(tmp_path: Path, lines: list[tuple[str, float]], lead: float = 6.0) -> np.ndarray:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,24 +25,10 @@ from gateway.notify.mail import MailSender
 from gateway.notify.outbox import Outbox
 from gateway.notify.webhook import WebhookSender, verify
 from testbed.harness import free_tcp_port
-from testbed.receivers import Mailbox, Receiver
+from testbed.receivers import Mailbox, Receiver, smtp_server
+from tests.outbox_events import FAST, SECRET, event, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = b"s3cret"
-FAST = 0.05  # initial backoff in these tests (1 s in service)
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
-
-
-def event(n: int, **kw) -> dict:
-    return {"event": "message", "key": f"message-m-{n}", "id": f"m-{n}", "name": f"caller {n}",
-            **kw}
 
 
 @pytest.fixture
@@ -120,14 +106,8 @@ time.sleep(60)
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
-    from aiosmtpd.controller import Controller
-
-    box = Mailbox()
-    port = free_tcp_port()
-    ctl = Controller(box, hostname="127.0.0.1", port=port)
-    ctl.start()
-    yield box, port
-    ctl.stop()
+    with smtp_server() as server:
+        yield server
 
 
 def wav_file(path: Path) -> bytes:

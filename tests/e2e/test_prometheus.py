@@ -11,13 +11,11 @@ import re
 import subprocess
 import time
 import urllib.request
-from bisect import bisect_left
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
-from gateway.calls.metrics import LATENCY_BUCKETS
 from testbed.harness import (
     DEFAULT_LLM,
     GatewayProcess,
@@ -33,24 +31,11 @@ from testbed.prometheus import (
     PROMTOOL,
     Prometheus,
     dashboard_queries,
+    expected_quantile_bucket,
     grafana_expr,
 )
 
 RATE = 16000
-
-
-def bucket_of(value: float) -> tuple[float, float]:
-    """The (lower, upper] bounds of the latency bucket holding ``value``."""
-    bounds = (0.0, *LATENCY_BUCKETS, math.inf)
-    i = max(1, bisect_left(bounds, value))
-    return bounds[i - 1], bounds[i]
-
-
-def expected_quantile_bucket(q: float, values: list[float]) -> tuple[float, float]:
-    """Where ``histogram_quantile(q, ...)`` of these observations must land: the bucket of the
-    ceil(q*n)-th smallest value (its rank is the first cumulative count >= q*n)."""
-    ordered = sorted(values)
-    return bucket_of(ordered[max(1, math.ceil(q * len(ordered))) - 1])
 
 
 @pytest.fixture(scope="module")

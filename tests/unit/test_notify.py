@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,22 +16,7 @@ from gateway.notify import Notifier
 from gateway.notify.mail import MailSender
 from gateway.notify.outbox import Outbox, OutboxBusy, backoff
 from gateway.notify.webhook import signature, verify
-
-SECRET = b"s3cret"
-FAST = 0.05  # initial backoff in these tests (1 s in service)
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
-
-
-def event(n: int, **kw) -> dict:
-    return {"event": "message", "key": f"message-m-{n}", "id": f"m-{n}", "name": f"caller {n}",
-            **kw}
+from tests.outbox_events import FAST, SECRET, event, wait_for
 
 
 def test_a_signature_verifies_and_a_tampered_body_or_wrong_secret_does_not():

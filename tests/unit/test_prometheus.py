@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from bisect import bisect_left
 
 import pytest
 
-from gateway.calls.metrics import LATENCY_BUCKETS
 from testbed.prometheus import (
     DASHBOARD,
+    bucket_of,
     dashboard_queries,
+    expected_quantile_bucket,
     grafana_expr,
     regex_alternatives,
 )
@@ -51,20 +51,6 @@ def test_every_dashboard_query_is_read():
     panels = json.loads(DASHBOARD.read_text())["panels"]
     n = sum(len(p.get("targets", [])) for p in panels)
     assert len(dashboard_queries()) == n >= 20
-
-
-def bucket_of(value: float) -> tuple[float, float]:
-    """The (lower, upper] bounds of the latency bucket holding ``value``."""
-    bounds = (0.0, *LATENCY_BUCKETS, math.inf)
-    i = max(1, bisect_left(bounds, value))
-    return bounds[i - 1], bounds[i]
-
-
-def expected_quantile_bucket(q: float, values: list[float]) -> tuple[float, float]:
-    """Where ``histogram_quantile(q, ...)`` of these observations must land: the bucket of the
-    ceil(q*n)-th smallest value (its rank is the first cumulative count >= q*n)."""
-    ordered = sorted(values)
-    return bucket_of(ordered[max(1, math.ceil(q * len(ordered))) - 1])
 
 
 def test_expected_quantile_bucket():
