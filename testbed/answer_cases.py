@@ -485,6 +485,7 @@ def _add(persona: str, category: str, clock: str, turns: str | tuple[str, ...],
 
 # a held-out case whose failure was looked at and fixed (in the note) is a tuning case after
 _MOVED = "(moved to tuning on 2026-12-05: its failure shaped the note) "
+_MOVED_1207 = "(moved to tuning on 2026-12-07: its failure shaped the note or the guard) "
 
 
 def _unknown(persona: str, clock: str, question: str | tuple[str, ...], *claims: str,
@@ -1128,15 +1129,15 @@ _add(B, "relative", "2026-12-05T18:00",
      [tm(8)],
      [_NO_START, *closed_claim("sunday"), *closed_claim("tomorrow"), opens_at_not(8),
       day_range("(?:sunday|tomorrow)", "7", _T)],
-     held=True, style="loose-time",
-     note="Saturday evening; tomorrow is Sunday Dec 6: 'first thing' = opening time, 8 am "
-          "(not the weekday 7 am). The opening time is required.")
+     style="loose-time",
+     note=_MOVED_1207 + "Saturday evening; tomorrow is Sunday Dec 6: 'first thing' = "
+          "opening time, 8 am (not the weekday 7 am). The opening time is required.")
 _add(B, "relative", "2026-12-04T14:30",
      "I'm leaving the office in a bit, if I come over in an hour or so will you still be open?",
      [any_of(_NEG, close_at(15))],
      [_AGREE, r"\b(?:close|closes|closing|until|till) (?:at )?(?:4|5|6)(?![\d:])"],
-     held=True, style="loose-time",
-     note="Friday 14:30 + about an hour = ~3:30 pm; Friday closes at 3 pm: no.")
+     style="loose-time",
+     note=_MOVED_1207 + "Friday 14:30 + about an hour = ~3:30 pm; Friday closes at 3 pm: no.")
 _add(B, "relative", "2026-12-22T10:00", "Do you guys open the day after Christmas?",
      [_CLOSED],
      [_YES_START, *open_claim("saturday"), *open_claim(r"(?:the )?26th"),
@@ -1207,8 +1208,9 @@ _add(B, "followup", _BK_WED,
      ("Hi there, what time do you open on Saturday?",
       "Okay great, and, uh, how late do you stay open that day?"),
      [tm(13)], [closes_at_not(13), day_range("saturday", _T, "(?:2|3)")],
-     held=True, style="filler",
-     note="Saturday 8 am to 1 pm: the last answer must say 1 pm (not the weekday 3 pm).")
+     style="filler",
+     note=_MOVED_1207 + "Saturday 8 am to 1 pm: the last answer must say 1 pm (not the "
+          "weekday 3 pm).")
 _add(B, "contact", _BK_WED, "I'm putting you into my GPS, what street are you on?",
      [r"\bmill (?:road|rd)\b"], [r"(?<!\d)(?<!\d )(?!48 )\d+ mill\b"],
      held=True, style="indirect",
@@ -1285,8 +1287,8 @@ _add(D, "times", _DN_MON,
      [_AGREE, day_range("friday", _T, "(?:3|3:30|4|5|5:30|7)"),
       r"\b(?:until|till) (?:3|3:30|4|5|5:30|7)(?: pm)? on fridays?",
       r"\bfridays?,? (?:we'?re |we are )?(?:open )?(?:until|till) (?:3|3:30|4|5|5:30|7)\b"],
-     held=True, style="loose-time",
-     note="'After school, half three' = 3:30 pm; Fridays close at 1 pm: no.")
+     style="loose-time",
+     note=_MOVED_1207 + "'After school, half three' = 3:30 pm; Fridays close at 1 pm: no.")
 _add(D, "relative", "2026-12-22T10:00",
      "Are you guys open on Christmas Eve at all, even just in the morning?",
      [_CLOSED],
@@ -1302,8 +1304,8 @@ _add(D, "times", _DN_MON, "Hello, um, sorry, what time do you, er, finish up on 
      [tm(13)],
      [closes_at_not(13), r"\bfinish(?:es)? (?:at|by|up at) (?!1\b)\d",
       day_range("friday", _T, "(?:5|5:30|7)")],
-     held=True, style="filler",
-     note="Friday 8:30 am to 1 pm: 1 pm.")
+     style="filler",
+     note=_MOVED_1207 + "Friday 8:30 am to 1 pm: 1 pm.")
 _add(D, "partial", _DN_MON, "How much is a filling, and do you take NHS patients?",
      [money("120", "pounds"), *FALLBACK_MUST],
      [other_money("120", "pounds"), _DN_WRONG_CUR,
@@ -1434,8 +1436,8 @@ _add(G, "relative", "2026-12-29T10:00", "You guys open on New Year's Eve?",
      [_CLOSED],
      [_YES_START, *open_claim("thursday"), *open_claim("new year'?s eve"),
       *open_claim(r"(?:the )?31st"), day_range("(?:thursday|new year'?s eve)", _T, _T)],
-     held=True, style="you-guys",
-     note="Dec 31 (a Thursday) is a configured closed date: closed.")
+     style="you-guys",
+     note=_MOVED_1207 + "Dec 31 (a Thursday) is a configured closed date: closed.")
 _add(G, "prices", _GA_MON, "What do you guys charge for an alignment?",
      [money("89.99")], [other_money("89.99"), r"\b(?:about|around|roughly) 90\b"],
      held=True, style="you-guys",
@@ -1499,8 +1501,8 @@ _add(G, "followup", _GA_MON,
      ("Hey, are you guys open this Saturday?", "Cool, and how late?"),
      [tm(12)],
      [closes_at_not(12), day_range("saturday", _T, "(?:1|2|3|4|5|5:30)")],
-     held=True, style="you-guys",
-     note="Saturday Dec 12: open 8 am to noon; the last answer must say 12 (noon).")
+     style="you-guys",
+     note=_MOVED_1207 + "Saturday Dec 12: open 8 am to noon; the last answer must say 12 (noon).")
 _add(G, "contact", _GA_MON,
      "I'm gonna drop my car off tomorrow, what's the street address so I can put it in my "
      "maps?",

@@ -69,8 +69,10 @@ def test_the_natural_phrasing_set_is_held_out_over_three_personas():
     assert {c.persona for c in held} == {"bakery", "dental", "garage"}
     assert {c.style for c in held} == set(STYLES)
     assert {"unknown", "partial", "prices", "times"} <= {c.category for c in held}
-    # the developers' own natural questions, to tune on, are about another business
-    assert {c.persona for c in natural if not c.held_out} == {"vet"}
+    # the developers' own natural questions, to tune on, are about another business; a
+    # held-out case whose failure shaped the rules says so in its note
+    assert {c.persona for c in natural
+            if not c.held_out and not c.note.startswith("(moved to tuning")} == {"vet"}
     for c in natural:
         if c.category == "partial":
             assert set(FALLBACK_MUST) <= set(c.must), c.id
