@@ -1543,6 +1543,339 @@ _add(G, "days", _GA_MON,
 # END NATURAL HELD-OUT CASES
 
 
+# ---- natural phrasing, second held-out set (2026-12-07), written without reading the gateway's
+# code: from the three tables, the calendar and this file's helpers only. New situations and
+# wordings (not paraphrases of the set above); each persona has every style twice. All held out.
+
+# -- bakery (Chicago): wed-fri 7-3, sat/sun 8-1; closed mon/tue, Dec 25, Dec 26, Jan 1 --------
+_add(B, "relative", "2026-12-09T06:40",
+     "Um, hi, sorry, I know it's early, uh, are you open yet or, um, not quite?",
+     [any_of(_NEG, r"\bnot yet\b", opens_at(7), r"\bin 20 minutes\b")],
+     [_YES_START, _STILL_OPEN, opens_at_not(7),
+      r"^(?:we'?re|we are) open (?:until|till|now|right now)\b"],
+     held=True, style="filler",
+     note="Wednesday 6:40 am: not open yet, opens at 7 am (in 20 minutes).")
+_add(B, "followup", "2026-12-04T11:00",
+     ("Hi, uh, how much is a sourdough loaf?",
+      "Okay, um, and so if I got, like, three of those and, uh, two croissants?"),
+     [money("23")], [money(x) for x in ("20.50", "21", "22", "23.50", "24", "25", "26")],
+     held=True, style="filler",
+     note="3 x 6 + 2 x 2.50 = 18 + 5 = 23 dollars.")
+_add(B, "times", _BK_WED, "What time do you wrap things up on a Sunday?",
+     [tm(13)],
+     [closes_at_not(13), day_range("sunday", _T, "(?:2|3|4)"), *closed_claim("sunday")],
+     held=True, style="synonym",
+     note="'Wrap up' = close; Sunday is on the sat,sun 08:00-13:00 line: 1 pm (not the "
+          "weekday 3 pm).")
+_add(B, "lead", "2026-12-03T09:00",
+     "Could I get a catering tray for a little party on Saturday if I put the order in today?",
+     [_AFFIRM],
+     [_NO_START, _SORRY_START, _LEAD_NEG, *closed_claim("saturday")],
+     held=True, style="synonym",
+     note="'Catering tray' = the party platter (1 day's notice); Thursday Dec 3 -> Saturday "
+          "Dec 5 is 2 days >= 1 and Saturday is open 8-1: yes.")
+_add(B, "relative", "2026-12-07T19:00",
+     "My daughter's got a half day at school tomorrow, so I thought I'd bring her by for a "
+     "treat around eleven. Would that be alright?",
+     [_CLOSED],
+     [_AGREE, *open_claim("tomorrow"), *open_claim("tuesday"),
+      day_range("(?:tomorrow|tuesday)", _T, _T)],
+     held=True, style="indirect",
+     note="Monday evening; tomorrow is Tuesday Dec 8: closed (open again Wednesday 7 am).")
+_unknown(B, _BK_WED,
+         "My little boy has a really bad nut allergy, so I need to know, is everything you "
+         "make safe for him?",
+         _NW + r"\b(?:we are|we'?re|the kitchen is|our kitchen is|the bakery is|everything is|"
+         r"it'?s|it is|all of it is) (?:completely |totally |fully |100% )?(?:nut[ -]free|safe|"
+         r"allergy[ -]safe|allergy[ -]friendly)\b",
+         _NW + r"\bwe (?:do|don'?t|do not|never)(?: not)? (?:use|handle|bake with|work with|have)"
+         r" (?:any )?(?:nuts|peanuts|tree nuts)\b",
+         r"\b(?:may|might|can|could) contain (?:traces of )?(?:nuts|peanuts)\b",
+         _NW + r"\b(?:nuts are (?:used|present|handled)|there are (?:no )?nuts|we use nuts)\b",
+         r"\b(?:isn'?t|is not|aren'?t|are not|not) (?:completely |totally )?(?:nut[ -]free|"
+         r"safe for)\b",
+         held=True, style="indirect",
+         note="Allergens are not in the facts (only 'we bake everything on site'): fallback, "
+              "no yes/no and no nut-free claim.")
+_add(B, "partial", _BK_WED,
+     "Do you do sandwiches or anything savory for lunch, and how late do you stay open on "
+     "Fridays?",
+     [tm(15), *FALLBACK_MUST],
+     [closes_at_not(15), day_range("friday", _T, "(?:4|5|6)"),
+      _NW + r"\bwe (?:do|don'?t|do not|have|make|sell|serve|offer)(?: not)?(?: have| make| sell|"
+      r" serve| offer| do)? (?:any |some )?(?:sandwich|lunch|savou?ry|soups?)",
+      r"\bsandwiche?s? (?:are|is|cost)\b", r"\bno sandwiches\b"],
+     held=True, style="two-in-one",
+     note="Friday is open until 3 pm; sandwiches/lunch are not in the facts: fallback for "
+          "that part.")
+_add(B, "prices", "2026-12-21T10:00",
+     "Are you open on Christmas Eve, and what would a dozen croissants run me?",
+     [any_of(_AFFIRM, day_range("(?:thursday|christmas eve|the 24th)", "7", "3"), opens_at(7),
+             close_at(15)),
+      money("30")],
+     [_NO_START, *closed_claim("christmas eve"), *closed_claim("thursday"),
+      *closed_claim(r"(?:the )?24th"), day_range("(?:thursday|christmas eve)", "8", _T),
+      *(money(x) for x in ("25", "27.50", "32.50", "36", "39"))],
+     held=True, style="two-in-one",
+     note="Both known: Dec 24 is a Thursday and not a closed date, open 7 am to 3 pm; a dozen "
+          "croissants = 12 x 2.50 = 30 dollars.")
+_add(B, "times", _BK_WED,
+     "I've got a cake on order for Sunday, would it be okay to swing by and grab it around "
+     "half past two?",
+     [any_of(_NEG, close_at(13))],
+     [_AGREE, day_range("sunday", _T, "(?:2|2:30|3|4|5)"),
+      r"\bsundays?,? (?:we'?re |we are )?(?:open )?(?:until|till) (?:2|2:30|3|4|5)(?![\d:])",
+      r"\b(?:close|closes|closing|until|till) (?:at )?(?:2|2:30|3|4|5)(?![\d:])(?: pm)? "
+      r"(?:on )?sundays?"],
+     held=True, style="loose-time",
+     note="'Half past two' = 2:30 pm; Sundays close at 1 pm: no (pick it up before 1).")
+_add(B, "relative", "2026-12-05T12:20",
+     "I'm just finishing up at the gym, I could be there by about quarter to one, are you "
+     "still gonna be open?",
+     [any_of(_AFFIRM, close_at(13))],
+     [_NO_START, _SORRY_START, closes_at_not(13), r"\bclosed (?:now|already|by then|then)\b",
+      r"\b(?:already|now) closed\b"],
+     held=True, style="loose-time",
+     note="Saturday 12:20; 'quarter to one' = 12:45 pm; Saturday closes at 1 pm: yes.")
+_unknown(B, _BK_WED,
+         "Do you guys do wholesale at all? I run a little coffee shop and I'm looking for a "
+         "bread supplier.",
+         _NW + r"\bwe (?:do|don'?t|do not|supply|sell|offer|deliver|work)(?: not)?(?: supply|"
+         r" sell| offer| do| work with)? (?:to )?(?:any |local )?(?:wholesale|cafes?|coffee "
+         r"shops?|restaurants?|businesses|trade)",
+         r"\bwholesale (?:prices?|rates?|orders?|accounts?|discounts?) (?:are|is|start)\b",
+         r"\b(?:retail|walk-in|in-store) (?:only|customers only)\b",
+         r"\bwe'?d (?:love|be happy|be glad) to (?:supply|work with)\b",
+         held=True, style="you-guys",
+         note="Wholesale is not in the facts: fallback, no yes/no.")
+_add(B, "followup", _BK_WED,
+     ("Hey, are you guys the bakery on Mill Road?",
+      "Great, and what number can I reach you guys on if I want to order a cake?"),
+     [phone_re("5550142")],
+     [r"(?<!not )(?<!n't )\border (?:it |one |a cake |cakes )?online\b(?! isn'?t| is not)"],
+     held=True, style="you-guys",
+     note="555 0142 (cakes are ordered by phone or in the shop; not online).")
+
+# -- dental (London): mon/tue/thu 8:30-12:30 + 1:30-5:30, wed 10-7, fri 8:30-1; closed sat/sun,
+#    Dec 24, Dec 25, Dec 28, Jan 1; pounds -----------------------------------------------------
+_add(D, "relative", "2026-12-10T12:40",
+     "Hi, um, yeah, so is there, er, anyone in right now? I wanted to, um, pop in and ask "
+     "about something.",
+     [any_of(_CLOSED, r"\blunch\b", r"\bbreak\b", r"\bback at\b", opens_at(13, 30),
+             tm(13, 30))],
+     [_YES_START, _STILL_OPEN, r"(?<!not )(?<!n't )\bwe'?re open (?:now|right now)\b",
+      r"^(?:we'?re|we are) open (?:until|till) 5:30\b",
+      r"\b(?:come|pop) (?:in|by|over|down) now\b"],
+     held=True, style="filler",
+     note="Thursday 12:40 is inside the 12:30-1:30 lunch break: not open now, back at 1:30 pm.")
+_add(D, "followup", _DN_MON,
+     ("Hiya, um, what's the cost of a filling?",
+      "Right, okay, and, er, if I needed two of them plus an X-ray, what would that come to?"),
+     [money("265", "pounds")],
+     [*(money(x, "pounds") for x in ("145", "260", "270", "275", "290", "295", "385")),
+      _DN_WRONG_CUR],
+     held=True, style="filler",
+     note="2 x 120 + 25 = 265 pounds.")
+_add(D, "times", _DN_MON, "What time do you shut up shop on a Monday?",
+     [tm(17, 30)],
+     [r"\b(?:close|closes|closing|shut|shuts|finish|finishes)\b(?: up)?(?: at| is)? "
+      r"(?!5[: ]30|12[: ]30)\d",
+      r"\b(?:until|till) (?:5|6|6:30|7)(?![\d:])"],
+     held=True, style="synonym",
+     note="'Shut up shop' = close: Monday 5:30 pm (a lunch break 12:30-1:30 may be named).")
+_add(D, "lead", _DN_MON, "How far in advance do I need to book to get my teeth bleached?",
+     [r"(?<![\d.])7 days?\b|\b(?:a|1) week\b"],
+     [r"(?<![\d.])(?:1|2|3|4|5|6|10|14) days?\b", r"\b2 weeks\b", r"\b(?:24|48) hours\b"],
+     held=True, style="synonym",
+     note="'Bleached' = teeth whitening: 7 days (a week) ahead.")
+_add(D, "relative", "2026-12-23T11:00",
+     "The kids break up from school tomorrow, so I was hoping to bring them both in for "
+     "their check-ups on Monday while they're off. Could we do that?",
+     [_CLOSED],
+     [_AGREE, *open_claim("monday"), *open_claim(r"(?:the )?28th"),
+      day_range("(?:monday|the 28th)", _T, _T)],
+     held=True, style="indirect",
+     note="Wednesday Dec 23; Monday is Dec 28, the Boxing Day bank holiday (a closed date): "
+          "no (children are seen; Tuesday the 29th is open).")
+_unknown(D, _DN_MON,
+         "I've had awful toothache all night, I've barely slept. Do you keep any emergency "
+         "appointments free on the day?",
+         _NW + r"\bwe (?:do|don'?t|do not|keep|have|offer|hold|can)(?: not)?(?: keep| have|"
+         r" offer| hold| do)? (?:any |some |a few )?(?:emergency|same[ -]day|urgent)",
+         r"\b(?:emergency|same[ -]day|urgent) (?:slots?|appointments?) (?:are|is) "
+         r"(?:available|kept)\b",
+         r"\bwe(?:'ll| will| can| could) (?:see|fit|squeeze) you in\b",
+         r"\bcome (?:straight )?(?:in|down|over)(?: now| today| straight away| right away)\b",
+         r"(?<!\d)111\b",
+         held=True, style="indirect",
+         note="Emergency / same-day slots are not in the facts: fallback, no yes/no.")
+_add(D, "partial", _DN_MON,
+     "Do you make those gum shields for sport? My lad plays rugby. And how much is a check-up "
+     "for him?",
+     [money("55", "pounds"), *FALLBACK_MUST],
+     [other_money("55", "pounds"), _DN_WRONG_CUR,
+      _NW + r"\bwe (?:do|don'?t|do not|make|fit|offer|provide|sell|can)(?: not)?(?: make| fit|"
+      r" offer| provide| sell| do)? (?:any |custom |sports? )?(?:mouth ?guards?|gum ?shields?|"
+      r"sports? guards?)",
+      r"\b(?:mouth ?guards?|gum ?shields?) (?:are|is|cost)\b"],
+     held=True, style="two-in-one",
+     note="Check-up 55 pounds (children are seen); gum shields are not in the facts: fallback "
+          "for that part.")
+_add(D, "relative", "2026-12-11T10:00",
+     "Is there any chance you're open tomorrow, and if not, what time do your doors open on "
+     "Monday?",
+     [_CLOSED, tm(8, 30)],
+     [_YES_START, *open_claim("tomorrow"), *open_claim("saturday"), opens_at_not(8, 30),
+      r"\bmondays?,? (?:we )?(?:open )?(?:at |from )?(?:9|10)(?![\d:])"],
+     held=True, style="two-in-one",
+     note="Both known: Friday Dec 11; tomorrow is Saturday: closed; Monday Dec 14 opens at "
+          "8:30 am.")
+_add(D, "times", _DN_MON, "Could I get in on Thursday around lunchtime, say one-ish?",
+     [any_of(_NEG, r"\blunch\b", r"\bbreak\b", tm(13, 30))],
+     [_AGREE, rf"(?<![\d:]){_hm(8, 30)}(?: am)? ?(?:to|until|till|-) ?{_hm(5, 30)}",
+      r"(?<!not )(?<!n't )\bopen (?:at|over|during|through) (?:lunch|lunchtime)\b",
+      r"\b(?:lunchtime|1|1 pm) (?:is|would be|should be) (?:fine|ok|okay|good)\b"],
+     held=True, style="loose-time",
+     note="Thursday 1 pm falls in the 12:30-1:30 lunch break: not then (before 12:30 or from "
+          "1:30 pm).")
+_add(D, "relative", "2026-12-09T08:40",
+     "Morning, I've been up half the night with a throbbing tooth. If I got down to you for "
+     "about quarter past nine, would you be open?",
+     [any_of(_NEG, opens_at(10), r"\bnot (?:open )?(?:yet|until 10)\b")],
+     [_AGREE, _STILL_OPEN, r"\bopen(?:s|ing)? (?:at|from) (?:8|8:30|9)(?![\d:])",
+      r"\bwednesdays?,? (?:we )?open(?:s)? (?:at|from) (?:8|8:30|9)"],
+     held=True, style="loose-time",
+     note="Wednesday 8:40; 'quarter past nine' = 9:15; Wednesdays open at 10 am: no.")
+_unknown(D, _DN_MON,
+         "Do you guys do home visits at all? My nan can't really get out of the house anymore.",
+         _NW + r"\bwe (?:do|don'?t|do not|offer|provide|make|can)(?: not)?(?: do| offer| provide|"
+         r" make)? (?:any )?(?:home|house|domiciliary) (?:visits?|calls?)",
+         r"\b(?:home|house) (?:visits?|calls?) (?:are|is) (?:available|possible)\b",
+         r"\bwe (?:only )?see (?:patients|people|everyone) (?:at|in) the (?:practice|surgery)\b",
+         held=True, style="you-guys",
+         note="Home visits are not in the facts: fallback, no yes/no.")
+_add(D, "followup", _DN_MON,
+     ("Do you guys see children?",
+      "Brilliant. Could you guys fit my daughter in for a check-up on Saturday morning then?"),
+     [_CLOSED],
+     [_AGREE, *open_claim("saturday"), r"\bsaturday mornings?,? (?:from|at)\b",
+      day_range("saturday", _T, _T)],
+     held=True, style="you-guys",
+     note="Children yes; Saturday: closed (Monday to Friday only).")
+
+# -- garage (Fresno): mon-fri 7:30-5:30, sat 8-12; closed sun, Dec 24, 25, 31, Jan 1 -------------
+_add(G, "relative", "2026-12-14T17:10",
+     "Uh, hey, yeah, so, um, I'm still stuck at the office, how long have I, like, got to come "
+     "grab my car today?",
+     [any_of(tm(17, 30), r"(?<![\d.])20 minutes\b")],
+     [closes_at_not(17, 30), r"\b(?:already|now) closed\b", r"\bclosed (?:now|already|for the "
+      r"day)\b", r"(?<![\d.])(?:10|30|40|45|50) minutes\b", r"\b(?:an|1|2) hours?\b",
+      r"\bhalf an hour\b"],
+     held=True, style="filler",
+     note="Monday 17:10; closes at 5:30 pm: about 20 minutes.")
+_add(G, "followup", _GA_MON,
+     ("Hi, um, how much is it for a tire rotation?",
+      "Okay, uh, so if I did that plus, um, an oil change and, uh, a brake inspection, what's "
+      "that all together?"),
+     [money("104")], [money(x) for x in ("94", "99", "109", "114", "124", "134")],
+     held=True, style="filler",
+     note="25 + 49 + 30 = 104 dollars.")
+_add(G, "prices", _GA_MON,
+     "What would it cost to get the wheels lined up? It's been drifting a bit on the freeway.",
+     [money("89.99")],
+     [other_money("89.99"), r"\b(?:about|around|roughly|almost|nearly) 90\b"],
+     held=True, style="synonym",
+     note="'Wheels lined up' = wheel alignment: 89.99 dollars (not 'about 90').")
+_add(G, "lead", _GA_MON, "If I want the cam belt swapped out, how many days' heads-up do you need?",
+     [r"(?<![\d.])3 days?\b|\b72 hours\b"],
+     [r"(?<![\d.])(?:1|2|4|5|6|7|10|14) days?\b", r"\b(?:a|1) weeks?\b", r"\b(?:24|48) hours\b"],
+     held=True, style="synonym",
+     note="'Cam belt' = the timing belt replacement: 3 days' notice.")
+_add(G, "times", "2026-12-10T12:00",
+     "My son's got a half day tomorrow, so I was thinking I'd grab him and swing by with the "
+     "car around two for an oil change, we'd just wait for it. Does that work?",
+     [_AFFIRM],
+     [_NO_START, _SORRY_START, *closed_claim("friday"), *closed_claim("tomorrow"),
+      closes_at_not(17, 30), r"\bclosed (?:then|by then|at that time|at 2)\b",
+      r"\b(?:can'?t|cannot) wait\b", r"\bnot while you wait\b",
+      r"\bleave (?:the car|it) with us\b"],
+     held=True, style="indirect",
+     note="Thursday; tomorrow is Friday Dec 11, open 7:30 am to 5:30 pm, and oil changes are "
+          "done while you wait: yes.")
+_unknown(G, _GA_MON,
+         "I'm just passing through town and I've picked up a nail in my tire. Any chance you "
+         "could patch it for me?",
+         _NW + r"\bwe (?:do|don'?t|do not|can|can'?t|cannot|could|patch|fix|repair|plug|offer)"
+         r"(?: not)?(?: patch| fix| repair| plug| offer| do| take care of)? (?:a |the |your |"
+         r"that |any )?(?:flats?|tires?|tyres?|punctures?|tire repairs?|patch(?:es)?|plugs?)\b",
+         r"\bwe (?:can|could|'ll|will) (?:patch|fix|plug|repair) (?:it|that)\b",
+         r"\b(?:patch|plug|tire repair|flat repair)(?:es|s)? (?:is|are|costs?|runs?)\b",
+         r"\bbring it (?:in|by|over)\b",
+         held=True, style="indirect",
+         note="Tire repair is not in the facts (a tire rotation is a different job): fallback.")
+_add(G, "partial", _GA_MON,
+     "What's a brake check cost, and is there any kind of warranty on the work?",
+     [money("30"), *FALLBACK_MUST],
+     [other_money("30"),
+      _NW + r"\bwe (?:do|don'?t|do not|offer|give|provide|have)(?: not)?(?: offer| give|"
+      r" provide| have)? (?:a |an |any |no )?(?:\d+[ -](?:day|month|year|mile) |lifetime |"
+      r"full )?(?:warrant(?:y|ies)|guarantee)",
+      r"\b(?:warranty|guarantee) (?:is|covers|lasts|of \d)\b",
+      r"\b(?:all |our )?(?:work|repairs|parts) (?:is|are|comes?) (?:fully )?(?:covered|"
+      r"guaranteed|warrantied|with a)\b",
+      r"(?<![\d.])\d+[ -](?:months?|years?|miles?)\b"],
+     held=True, style="two-in-one",
+     note="'Brake check' = brake inspection: 30 dollars; warranties are not in the facts: "
+          "fallback for that part.")
+_add(G, "times", _GA_MON,
+     "Two quick ones: when do you get started in the morning on weekdays, and what time do you "
+     "knock off on Saturdays?",
+     [tm(7, 30), tm(12)],
+     [r"\bweekdays?,? (?:we )?open(?:s)? (?:at|from) (?!7[: ]30)\d",
+      r"\bopen(?:s|ing)? (?:at|from) (?:6|6:30|7|8|8:30|9)(?![\d:])(?: am)? (?:on )?weekdays\b",
+      r"\bweekdays?,? (?:from )?(?!7[: ]30)\d{1,2}(?::\d\d)?(?: am)? ?(?:to|until|till|-)",
+      day_range("saturday", _T, "(?:1|2|3|4|5|5:30)"),
+      r"\b(?:until|till|close|closes|closing) (?:at )?(?:1|2|3|4|5|5:30)(?![\d:])(?: pm)? "
+      r"on saturdays?",
+      r"\bsaturdays?,? (?:we )?(?:close|closes|are open until|'re open until|until|till|"
+      r"knock off|finish) (?:at )?(?!12)\d"],
+     held=True, style="two-in-one",
+     note="Both known: weekdays open at 7:30 am; Saturdays close at 12 noon.")
+_add(G, "times", _GA_MON,
+     "Any chance I could drop the car off first thing Saturday, like seven-thirty, before I "
+     "head to work?",
+     [any_of(_NEG, opens_at(8), r"\bnot (?:until|till) 8\b", r"(?<![\d:])8(?: am)? on saturdays?\b",
+             r"\bsaturdays?,? (?:we )?(?:open |opens |start |are open )?(?:at |from )?8(?![\d:])"
+             r"(?! pm)")],
+     [_AGREE, r"\bopen(?:s|ing)? (?:at|from) 7:30(?: am)? (?:on )?saturdays?",
+      r"\bsaturdays?,? (?:we )?open(?:s)? (?:at|from) (?:7|7:30)(?![\d:])",
+      day_range("saturday", "(?:7|7:30)", _T),
+      r"\bopen(?:s|ing)? (?:at|from) (?:6|6:30|7|9)(?![\d:])"],
+     held=True, style="loose-time",
+     note="Saturday Dec 12 opens at 8 am (7:30 is the weekday time): not at 7:30.")
+_add(G, "relative", "2026-12-08T06:50",
+     "Hey, I'm heading out in ten minutes, how early can I drop the car off this morning?",
+     [tm(7, 30)],
+     [opens_at_not(7, 30), _STILL_OPEN, r"\bwe'?re open (?:now|right now)\b",
+      r"\bany ?time\b(?! after)", r"\bright (?:away|now)\b", *closed_claim("today")],
+     held=True, style="loose-time",
+     note="Tuesday 6:50 am; opens at 7:30 am.")
+_unknown(G, _GA_MON,
+         "Do you guys do detailing too? The inside of my car is a total disaster.",
+         _NW + r"\bwe (?:do|don'?t|do not|offer|provide|can)(?: not)?(?: do| offer| provide)? "
+         r"(?:any |interior |full |car )?(?:detailing|car washes|washing|cleaning|valeting)",
+         r"\bdetailing (?:is|costs|starts|runs)\b",
+         r"\bwe (?:only|just) do (?:repairs|mechanical|maintenance)\b",
+         held=True, style="you-guys",
+         note="Detailing is not in the facts: fallback, no yes/no.")
+_add(G, "followup", _GA_MON,
+     ("Hey, do you guys work on, like, smaller trucks? I've got a Tacoma.",
+      "Nice. So what do you guys charge to swap out a timing belt?"),
+     [money("450")], [other_money("450")],
+     held=True, style="you-guys",
+     note="Light trucks yes; timing belt replacement 450 dollars.")
+
+
 def _build() -> tuple[Case, ...]:
     counts: dict[str, int] = {}
     out = []
