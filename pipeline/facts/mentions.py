@@ -64,7 +64,9 @@ class Mentions:
         if before is None or not self.elliptical:
             return self
         out = self
-        if (self.time is not None or self.period) and not self.days and before.days:
+        if (not self.days and before.days
+                and (self.time is not None or self.period or "hours" in self.topics)):
+            # "Open Saturday?" "How late?": the hours of the day the caller was asking about
             out = replace(out, days=before.days)
         if not self.items and before.items and self.quantity is not None:
             out = replace(out, items=tuple((i, self.quantity) for i, _ in before.items))
@@ -193,19 +195,48 @@ _CLOCK = re.compile(rf"\b{_HOUR_WORD}(?:[:.](\d{{2}}))?(?: o'clock)? ?({_AM}|{_P
 """An hour, maybe minutes, o'clock, am/pm: "4", "2:45", "9.30 a.m.", "four o'clock"."""
 
 
-def find_time(text: str) -> int | None:
+_LATER = re.compile(r"\bin (?:about |around |roughly |maybe |like )?(?:(an?|one|half an?|"
+                    r"\d{1,3}|a few|a couple(?: of)?|" + "|".join(list(_NUMBER_WORDS)[2:13])
+                    + r"|fifteen|twenty|thirty|forty|forty-five|fifty) "
+                    r"(hours?|minutes?|mins?)(?: and a half)?|half an hour)\b")
+
+
+def later(text: str) -> int | None:
+    """Minutes from now of a time said relative to it ("in an hour or so", "in 20 minutes",
+    "in half an hour"), or None."""
+    m = _LATER.search(text.lower())
+    if m is None:
+        return None
+    if m.group(1) is None:
+        return 30
+    amount = {"a few": 3, "a couple": 2, "a couple of": 2, "half an": 0.5, "half a": 0.5,
+              "forty-five": 45}.get(m.group(1))
+    if amount is None:
+        amount = number(m.group(1)) or {"thirty": 30, "forty": 40, "fifty": 50}.get(
+            m.group(1), 1)
+    if "and a half" in m.group(0):
+        amount += 0.5
+    return round(amount * (60 if m.group(2).startswith("hour") else 1))
+
+
+def find_time(text: str, now: int | None = None) -> int | None:
     """The first time of day named, minutes after midnight. Without am/pm, 1-6 o'clock is
-    read as afternoon and 7-11 as morning (what a caller of a day-time business means)."""
+    read as afternoon and 7-11 as morning (what a caller of a day-time business means).
+    ``now`` (minutes after midnight): a time said relative to it ("in an hour") counts."""
     low = text.lower().replace("’", "'")
+    if now is not None and (ahead := later(low)) is not None and now + ahead < 24 * 60:
+        return now + ahead
     if re.search(r"\b(noon|midday)\b", low):
         return 12 * 60
-    m = re.search(rf"\b(half past|quarter past|quarter to) {_HOUR_WORD}\b", low)
+    # "half three" is half past three (British), not a half of anything ("half an hour")
+    m = re.search(rf"\b(half past|quarter past|quarter to|half) {_HOUR_WORD}\b(?! (?:of|an?)\b)",
+                  low)
     if m:
         h = number(m.group(2)) or 0
         base = _hour(h, low[m.end():m.end() + 20])
         if base is None:
             return None
-        shift = {"half past": 30, "quarter past": 15, "quarter to": -15}[m.group(1)]
+        shift = {"half past": 30, "half": 30, "quarter past": 15, "quarter to": -15}[m.group(1)]
         return base * 60 + shift
     for m in _CLOCK.finditer(low):
         has_clock = m.group(2) is not None or m.group(3) is not None or "o'clock" in m.group(0)
@@ -235,6 +266,17 @@ def _hour(h: int, suffix: str) -> int | None:
 # what callers mean by a loose time of day (a day-time business's sense of it)
 _PERIODS = (
     (r"\bafter work\b", 17 * 60 + 30, 19 * 60, "after work"),
+    (r"\bbefore work\b", 6 * 60, 8 * 60 + 30, "before work"),
+    (r"\bafter school\b", 15 * 60, 17 * 60, "after school"),
+    # "early tomorrow morning", "late on Saturday afternoon": up to two words between
+    (r"\b(?:first thing|early (?:\w+ ){0,2}mornings?|at opening)\b", 6 * 60, 10 * 60,
+     "first thing in the morning"),
+    (r"\b(?:late (?:\w+ ){0,2}mornings?|mid-? ?mornings?)\b", 10 * 60, 12 * 60,
+     "late in the morning"),
+    (r"\bearly (?:\w+ ){0,2}afternoons?\b", 12 * 60, 14 * 60 + 30, "early in the afternoon"),
+    (r"\b(?:late (?:\w+ ){0,2}afternoons?|end of the (?:day|afternoon))\b", 15 * 60 + 30,
+     17 * 60 + 30, "late in the afternoon"),
+    (r"\bearly (?:\w+ ){0,2}evenings?\b", 17 * 60, 19 * 60, "early in the evening"),
     (r"\b(?:lunch ?time|lunch ?break|over lunch|at lunch)\b", 12 * 60, 13 * 60 + 30,
      "at lunchtime"),
     (r"\b(?:tonight|at night)\b", 18 * 60, 22 * 60, "in the evening"),
@@ -343,7 +385,8 @@ def find_quantity(text: str) -> int | None:
 # --- topics ------------------------------------------------------------------------------
 
 TOPIC_WORDS = {
-    "hours": r"\b(open|opens|opening|close|closes|closing|closed|hours|when)\b",
+    "hours": r"\b(open|opens|opening|close|closes|closing|closed|hours|when|how (late|early)|"
+             r"shut|shuts|finish|finishes|wrap (it )?up|wraps up|lock up|call it a day)\b",
     "address": r"\b(address|where|located|location|find you|directions|street)\b",
     "phone": r"\b(phone|number|call you|reach you)\b",
     "name": r"\b(who is this|who am i|who('s| is) (this|speaking)|(who|which \w+|what \w+) "
@@ -360,14 +403,27 @@ YES_NO = re.compile(r"^\W*(?:and |so |but |ok(?:ay)? |hi |hello |then )?(are|is|
                     r"would|do|does|may|might|should|shall|am)\b", re.I)
 
 
+# said on the phone without its auxiliary ("You guys open tomorrow?", "Anyone there at 8?")
+CASUAL_YES_NO = re.compile(r"^\W*(?:(?:and|so|but|ok(?:ay)?|hi|hey|hello|then|um+|uh+|oh|"
+                           r"cool|great|right)\W+)*(?:you|y'?all|ya|anyone|anybody|someone|"
+                           r"somebody|any chance|open|closed|still)\b(?!.*\b(?:what|when|where|"
+                           r"which|who|why|how)\b)[^?]*\?", re.I)
+
+
 def is_yes_no(text: str) -> bool:
     """A yes/no question: a sentence of it starts with an auxiliary verb ("I can only come
-    Friday. Are you open then?")."""
-    return any(YES_NO.search(part) for part in re.split(r"(?<=[.!?,])\s+", text))
+    Friday. Are you open then?"), or is a question that leaves it out ("You open Sunday?")."""
+    parts = re.split(r"(?<=[.!?,])\s+", text)
+    return any(YES_NO.search(p) for p in parts) or any(
+        CASUAL_YES_NO.search(p) for p in re.split(r"(?<=[.!?])\s+", text))
 NOW_WORDS = r"\b(now|right now|at the moment|currently|still open|yet)\b"
 
 
-ELLIPTICAL = re.compile(r"^\W*(and|or|what about|how about|also)\b")
+ELLIPTICAL = re.compile(r"^\W*(?:(?:ok(?:ay)?|cool|great|right|alright|all right|perfect|"
+                        r"thanks|thank you|oh|um+|uh+|so|and so)\W+)*(and|or|what about|how about|"
+                        r"also)\b|\b(?:that|the same) day\b|\bthen\W*$")
+"""A follow-up: it starts like one ("Okay, and on Sunday?") or points back at the day before
+("how late are you open that day?")."""
 
 # fixed-date holidays a caller may name (a configured closed date's own name also counts)
 HOLIDAYS = {"christmas eve": (12, 24), "christmas day": (12, 25), "christmas": (12, 25),
@@ -376,17 +432,19 @@ HOLIDAYS = {"christmas eve": (12, 24), "christmas day": (12, 25), "christmas": (
 
 
 def find(text: str, today: date, items: tuple[Item, ...],
-         closed_names: dict[date, str] | None = None) -> Mentions:
+         closed_names: dict[date, str] | None = None, now: int | None = None) -> Mentions:
+    """What ``text`` refers to, said on ``today`` at ``now`` (minutes after midnight; None:
+    a time relative to now, "in an hour", is not understood)."""
     low = text.lower().replace("’", "'")
     found_items = tuple(find_items(text, items))
     days = tuple(find_days(text, today, closed_names))
-    time = find_time(text)
+    time = find_time(text, now)
     period = None if time is not None else find_period(text)
     topics = {t for t, pat in TOPIC_WORDS.items() if re.search(pat, low)}
     if (days or time is not None or period is not None) and VISIT.search(low):
         topics.add("hours")
     return Mentions(
-        elliptical=bool(ELLIPTICAL.match(low)) or len(words_of(low)) <= 3,
+        elliptical=bool(ELLIPTICAL.search(low)) or len(words_of(low)) <= 3,
         yes_no=is_yes_no(text),
         days=days,
         time=time,

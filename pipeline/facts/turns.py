@@ -35,7 +35,8 @@ class CallFacts:
         stands (a speculative one may still change), so the next turn may follow it."""
         now = self.local(wall)
         b = self.business
-        said = mentions.find(text, now.date(), b.catalog(), b.closed_dates)
+        said = mentions.find(text, now.date(), b.catalog(), b.closed_dates,
+                             now.hour * 60 + now.minute)
         m = said.follow(self._last)
         parts: list[Part] = []
         if self.index is not None and m == said:  # a follow-up is about the turn before
@@ -58,7 +59,8 @@ class CallFacts:
         b = self.business
         parts = []
         for p in self.index.judge(text):
-            pm = mentions.find(p.text, now.date(), b.catalog(), b.closed_dates)
+            pm = mentions.find(p.text, now.date(), b.catalog(), b.closed_dates,
+                               now.hour * 60 + now.minute)
             ruled = bool(pm.items or pm.topics or pm.now)
             if not ruled and not pm.empty:  # a day or a time: what is asked about then?
                 asked = mentions.without_times(p.text)

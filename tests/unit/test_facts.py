@@ -27,7 +27,7 @@ FRI_1605 = datetime(2026, 12, 4, 16, 5)  # a Friday
 
 
 def note_for(text: str, now: datetime = FRI_1605, b: Business = BAKERY) -> str:
-    m = mentions.find(text, now.date(), b.catalog(), b.closed_dates)
+    m = mentions.find(text, now.date(), b.catalog(), b.closed_dates, now.hour * 60 + now.minute)
     return note(b, now, m, text)
 
 
@@ -282,3 +282,91 @@ def test_coming_in_on_a_day_asks_for_its_hours_and_without_one_does_not():
     assert n.endswith('with "No,".')
     n = note_for("Can I bring my dog in?")
     assert "Begin your answer" not in n
+
+
+@pytest.mark.parametrize("text, now, minutes", [
+    ("if I come over in an hour or so will you still be open?", 870, 930),
+    ("could I get there in twenty minutes?", 870, 890),
+    ("I'll be there in half an hour", 600, 630),
+    ("in about 45 minutes", 600, 645),
+    ("in a couple of hours", 600, 720),
+    ("in an hour and a half", 600, 690),
+    ("in an hour", 23 * 60 + 30, None),  # past midnight: not a time of today
+    ("in two days", 600, None),
+])
+def test_a_time_said_from_now(text, now, minutes):
+    assert mentions.find_time(text, now) == minutes
+
+
+@pytest.mark.parametrize("text, minutes", [
+    ("say half three-ish", 930), ("around half six tonight", 1110),
+    ("half past 3", 930), ("half a dozen rolls at 2", 840), ("half an hour", None)])
+def test_half_an_hour_said_the_british_way(text, minutes):
+    assert mentions.find_time(text) == minutes
+
+
+def test_a_relative_time_gets_a_verdict_for_today():
+    n = note_for("If I come over in an hour or so, will you still be open?",
+                 datetime(2026, 12, 4, 14, 30))
+    assert "No: at 3:30 pm today (Friday, December 4) Mill Bakery is already closed" in n
+    assert n.endswith('Begin your answer with "No,".')
+
+
+@pytest.mark.parametrize("text, said", [
+    ("Could I come first thing tomorrow?", "first thing in the morning"),
+    ("Can I pop in early tomorrow morning?", "first thing in the morning"),
+    ("Are you open late in the afternoon on Sunday?", "late in the afternoon"),
+    ("Is Saturday after school okay?", "after school"),
+])
+def test_loose_times_of_day(text, said):
+    assert mentions.find(text, FRI_1605.date(), ()).period.said == said
+
+
+def test_first_thing_gets_the_opening_hours_of_that_day():
+    n = note_for("Are you guys open first thing tomorrow?", datetime(2026, 12, 4, 18, 0))
+    assert ("Yes: first thing in the morning tomorrow (Saturday, December 5) Mill Bakery is "
+            "open; that day's hours: 7 am to 3 pm.") in n
+
+
+@pytest.mark.parametrize("text", [
+    "How late do you stay open on Saturday?", "What time do you finish up on a Friday?",
+    "When do you guys shut on Sunday?", "What time do you wrap up Saturday?"])
+def test_asking_how_late_is_asking_for_the_hours(text):
+    n = note_for(text)
+    assert "Mill Bakery is open from 7 am to 3 pm" in n, n
+
+
+@pytest.mark.parametrize("text, yes_no", [
+    ("You guys open on New Year's Eve?", True), ("Open Sundays?", True),
+    ("Hey, anyone there at 8?", True), ("You do gluten-free?", True),
+    ("You guys know what time you close?", False), ("You close at 3.", False),
+    ("So what time do you open?", False)])
+def test_a_question_without_its_auxiliary_is_still_yes_or_no(text, yes_no):
+    assert mentions.is_yes_no(text) is yes_no
+
+
+def test_a_casual_yes_no_question_about_a_closed_day_begins_with_no():
+    assert note_for("You guys open on Christmas Day?").endswith('Begin your answer with "No,".')
+
+
+@pytest.mark.parametrize("first, then", [
+    ("Hey, are you guys open this Saturday?", "Cool, and how late?"),
+    ("Hi there, what time do you open on Sunday?",
+     "Okay great, and, uh, how late do you stay open that day?"),
+    ("Can I come in on Sunday?", "What time do you close then?"),
+])
+def test_a_follow_up_about_the_hours_keeps_the_day_asked_about(first, then):
+    facts = CallFacts(BAKERY)
+    wall = datetime(2026, 12, 2, 10, 0, tzinfo=facts._zone).timestamp()  # a Wednesday
+    facts.note(first, wall)
+    n = facts.note(then, wall)
+    assert "Sunday, December 6" in n or "Saturday, December 5" in n, n
+    assert "today" not in n.split("\n", 1)[1], n
+
+
+def test_a_new_question_about_the_hours_is_about_today():
+    facts = CallFacts(BAKERY)
+    wall = datetime(2026, 12, 2, 10, 0, tzinfo=facts._zone).timestamp()
+    facts.note("Are you open this Saturday?", wall)
+    n = facts.note("What time do you close today?", wall)
+    assert "Saturday" not in n, n
