@@ -340,8 +340,10 @@ class Conversation:
             actions = self._revise()
             if self._spec is None:
                 return actions  # the turn ended on the revised verdict (spec committed)
-            if (text and self.s.speculate_reply and self._barge is None
-                    and self._verdict is not Verdict.INCOMPLETE):
+            # a pause that sounds unfinished too: if nothing follows, its turn ends only after
+            # the longest wait (1.5 s), and a reply drafted from now is ready by then; if the
+            # caller goes on, the draft is dropped (Discard)
+            if text and self.s.speculate_reply and self._barge is None:
                 spec.utterance_id = self._new_id()
                 actions.append(Respond(spec.utterance_id, turn_id, text, speculative=True))
             return actions

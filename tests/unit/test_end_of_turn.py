@@ -7,6 +7,7 @@ import pytest
 from pipeline.core.conversation import (
     Commit,
     Conversation,
+    Discard,
     FalseInterruption,
     Interrupt,
     Respond,
@@ -163,6 +164,36 @@ def test_a_whole_question_lifts_a_low_score_to_the_default_wait(words, ends_at_o
     else:  # no question mark: the low score still waits the longest
         assert not ended(acts)
         assert not ended(feed(conv, timeline((0.0, 800)), start=1648 * MS))
+
+
+def test_a_pause_that_sounds_unfinished_drafts_its_reply_for_the_longest_wait():
+    conv = smart_conversation()
+    acts = speak_and_pause(conv, 1024, 224)
+    (score,) = [a for a in acts if isinstance(a, ScoreTurn)]
+    (spec,) = [a for a in acts if isinstance(a, Transcribe)]
+    assert conv.on_turn_score(score.pause_id, 0.02) == []  # unfinished: wait 1.5 s
+    (draft,) = [a for a in conv.on_transcript(spec.turn_id, "Are you open on Saturday")
+                if isinstance(a, Respond)]
+    assert draft.speculative and draft.text == "Are you open on Saturday"
+    # nothing more is said: at the longest wait the draft is the answer, nothing asked again
+    acts = feed(conv, timeline((0.0, 1400)), start=1248 * MS)
+    (end,) = ended(acts)
+    assert end.reason is Reason.INCOMPLETE and 1500 * MS <= end.waited < 1560 * MS
+    assert Commit(spec.turn_id, draft.utterance_id) in acts
+    assert not any(isinstance(a, (Respond, Transcribe)) for a in acts)
+
+
+def test_an_unfinished_pause_s_draft_is_dropped_when_the_caller_goes_on():
+    conv = smart_conversation()
+    acts = speak_and_pause(conv, 1024, 224)
+    (score,) = [a for a in acts if isinstance(a, ScoreTurn)]
+    (spec,) = [a for a in acts if isinstance(a, Transcribe)]
+    conv.on_turn_score(score.pause_id, 0.02)
+    (draft,) = [a for a in conv.on_transcript(spec.turn_id, "Are you open on")
+                if isinstance(a, Respond)]
+    acts = speak_and_pause(conv, 640, 224, start=1648 * MS)
+    assert Discard(spec.turn_id, draft.utterance_id) in acts
+    assert not any(isinstance(a, Commit) and a.turn_id == spec.turn_id for a in acts)
 
 
 def test_middling_score_without_words_ends_at_the_longest_wait():
