@@ -462,8 +462,6 @@ class CallSession:
         self._utterances[u.id] = u
         self._worker.say(u, a.text)
 
-    def _can_prefill(self) -> bool:
-        return self.engines.llm.reads_ahead and self.options.prompt_cache
 
     def _prepare(self) -> None:
         """The reply's prompt, as far as it is known before the caller's words: the history,
@@ -471,7 +469,7 @@ class CallSession:
         the caller talks, the reply reads only the rest: ~20 fewer tokens, ~0.25 s with the
         1.5B model on 2 cores). Only a backend that keeps this call's context can (a server
         keeps its own prompt cache); the cascade baseline reads the whole prompt every turn."""
-        if not self._can_prefill():
+        if not self._worker.reads_ahead:
             return
         if self.facts is None:
             self._worker.prefill(self.history.messages())
@@ -481,7 +479,7 @@ class CallSession:
             "role": "system", "content": self.facts.head(self.wall())}], open_turn=True)
 
     def _listen_ahead(self, a: ListenAhead) -> None:
-        if not self._can_prefill():
+        if not self._worker.reads_ahead:
             return
         self._stt.ahead(self._audio.span(a.start - PRE_ROLL, a.end), lambda text: self._inbox.put(
             _Call(lambda: self._execute(self.core.on_words_ahead(a.start, text)))))

@@ -176,6 +176,32 @@ class ReplyWorker:
         finally:
             report, self._report = self._report, None
         self._on_written(u, report.snapshot())
+        self._read_said_ahead(u, messages)
+
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether this call's LLM context can read a prompt's start before its request."""
+        return self.engines.llm.reads_ahead and self.options.prompt_cache
+
+    def _read_said_ahead(self, u: Utterance, messages: list[dict[str, str]]) -> None:
+        """While the reply plays, read it into the context as the next prompt will hold it,
+        after this turn's prompt. Words the model did not write (the fallback, a message
+        offer, "Alright, I won't", a tool's phrase) were read only at the next turn, after
+        the caller's first pause: 100-130 tokens, the slowest first tokens of a long call.
+        Given up when the utterance is dropped or another job waits."""
+        said = u.generated_text
+        if not (self.reads_ahead and messages and said) or u.cancelled or u.withheld:
+            return
+        prompt = [*messages, {"role": "assistant", "content": said}]
+
+        def stop() -> bool:
+            return u.cancelled or not self._jobs.empty()
+
+        def read() -> None:
+            if not stop():
+                self.engines.llm.prefill(self._context(), prompt, stop=stop)
+
+        self.submit_if_idle(read)
 
     def _answer(self, u: Utterance, report: ReplyReport, messages: list[dict[str, str]],
                 then: str, audio: bytes, keypad: bool) -> None:

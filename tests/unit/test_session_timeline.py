@@ -440,3 +440,27 @@ def test_a_long_reply_is_written_no_further_ahead_than_it_is_played():
         clock.until(lambda: session.core.state is State.LISTENING, limit=1000)
         said = [t["content"] for t in session.history.turns if t["role"] == "assistant"]
         assert said[-1] == reply
+
+
+def test_a_reply_is_read_into_the_context_while_it_plays():
+    """Once a reply is written, it is read after its prompt, closed, as the next prompt will
+    hold it: the next turn's prompt starts with exactly that, so its request reads only what
+    comes after (the gateway's own sentences included), and the read happens while the reply
+    plays, not after the caller's next pause."""
+    session, llm, failures = make_session(["When do you open?"], "At nine, every weekday.")
+    log: list[tuple[bool, list[dict], State]] = []
+    llm.reads_ahead = True
+    llm.prefill = lambda _ctx, messages, open_turn=False, stop=None: log.append(
+        (open_turn, [dict(m) for m in messages], session.core.state))
+    with in_call(session, failures) as clock:
+        caller_asks(clock)
+        clock.until(lambda: llm.requests)
+        clock.until(lambda: session.core.state is State.LISTENING, limit=1000)
+    (request,) = llm.requests
+    said = [m for open_turn, m, state in log
+            if not open_turn and len(m) == len(request) + 1 and m[:-1] == request]
+    assert said and said[0][-1] == {"role": "assistant", "content": "At nine, every weekday."}
+    # read while the bot was still speaking
+    assert any(state is not State.LISTENING for open_turn, m, state in log if m in said)
+    # and it is the prompt the history makes for the next turn
+    assert session.history.messages() == said[0]
