@@ -40,7 +40,7 @@ from pipeline.tools.catalog import (
     wants_to_leave_message,
 )
 from pipeline.tools.dialogue import Step, StepKind, ToolDialogue
-from pipeline.tts.base import Speech, TtsUnavailable
+from pipeline.tts.base import Speech, TtsUnavailable, from_onset
 from pipeline.turn_record import ReplyReport
 
 FIRST_CLAUSE_WORDS = 5  # the caller waits for the first clause: cut it early (by words)
@@ -272,8 +272,10 @@ class ReplyWorker:
 
     def _queue(self, u: Utterance, text: str, speech: Speech) -> bool:
         """Queue a clause to play (False: the utterance was cancelled)."""
-        if not u.clauses and self._report is not None:
-            self._on_report(self._report.snapshot())
+        if not u.clauses:
+            speech = from_onset(speech)  # the caller waits through a quiet lead-in too
+            if self._report is not None:
+                self._on_report(self._report.snapshot())
         return u.add_clause(text, speech.pcm, speech.word_ends)
 
     def _pace(self, u: Utterance) -> None:

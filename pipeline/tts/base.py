@@ -18,6 +18,26 @@ class Speech:
     text's words by a few."""
 
 
+ONSET_LEVEL = 300
+"""A PCM16 sample this loud or louder is speech (~-40 dBFS); Piper's quiet lead-in is below."""
+ONSET_MARGIN = 320
+"""Samples (20 ms) kept before the first loud one: a soft first consonant is not cut."""
+
+
+def from_onset(speech: Speech) -> Speech:
+    """``speech`` from just before its first loud sample. Piper starts every clause with
+    40-65 ms of near-silence; before a reply's first clause that is part of the caller's
+    wait."""
+    import numpy as np
+
+    x = np.frombuffer(speech.pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(x.astype(np.int32)) >= ONSET_LEVEL)
+    cut = 0 if not len(loud) else max(0, int(loud[0]) - ONSET_MARGIN)
+    if cut == 0:
+        return speech
+    return Speech(speech.pcm[2 * cut:], [max(0, e - cut) for e in speech.word_ends])
+
+
 class TextToSpeech(Protocol):
     """A voice, shared by every call: ``PiperTts`` in process, ``WyomingTts`` on a server."""
 

@@ -187,3 +187,30 @@ def test_admission_decision():
     assert decide(True, 3, 4, False, 10) is None
     assert decide(True, 4, 4, False, 10) == Refusal(503, "Service Unavailable", 10)
     assert decide(True, 0, 4, True, 7) == Refusal(503, "Service Unavailable", 7)
+
+
+def test_speech_from_its_onset_keeps_the_words_and_their_ends():
+    from pipeline.tts.base import ONSET_MARGIN, Speech, from_onset
+
+    quiet, loud = np.zeros(1000, "<i2"), np.full(800, 4000, "<i2")
+    s = from_onset(Speech(np.concatenate([quiet, loud, quiet]).tobytes(), [1500, 2700]))
+    x = np.frombuffer(s.pcm, "<i2")
+    assert len(x) == ONSET_MARGIN + 800 + 1000 and (x[ONSET_MARGIN:][:800] == 4000).all()
+    assert s.word_ends == [1500 - 1000 + ONSET_MARGIN, 2700 - 1000 + ONSET_MARGIN]
+    # already at its onset, or silent: unchanged
+    starts_loud = Speech(loud.tobytes(), [800])
+    assert from_onset(starts_loud) is starts_loud
+    assert from_onset(Speech(quiet.tobytes())).pcm == quiet.tobytes()
+
+
+def test_piper_s_lead_in_before_the_first_word_is_cut_to_the_margin():
+    from pipeline.models import resolve
+    from pipeline.tts.base import ONSET_LEVEL, ONSET_MARGIN, from_onset
+
+    tts = PiperTts(resolve().piper_voice)
+    (speech,) = list(tts.synthesize("Yes, we open at nine."))
+    lead = int(np.argmax(np.abs(np.frombuffer(speech.pcm, "<i2").astype(int)) >= ONSET_LEVEL))
+    cut = from_onset(speech)
+    assert lead > ONSET_MARGIN  # Piper's own lead-in is longer than what is kept
+    assert len(speech.pcm) - len(cut.pcm) == 2 * (lead - ONSET_MARGIN)
+    assert len(cut.word_ends) == len(speech.word_ends)
