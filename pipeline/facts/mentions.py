@@ -325,6 +325,17 @@ def stem(word: str) -> str:
     return w[:5]
 
 
+def _names_at(ws: list[str], i: int, s: str, name: list[str], head: str) -> bool:
+    """Whether word ``i`` (stem ``s``) is the last word of a saying of the item ``name``. A
+    name ending in a short word ("check-up", "drop-off") needs both: "finish up" is no
+    check-up ("check-up", "check up", "checkups")."""
+    if len(name) > 1 and len(name[-1]) <= 3:
+        joined = name[-2] + name[-1]
+        return (ws[i] in (joined, joined + "s")
+                or (i > 0 and ws[i - 1] == name[-2] and ws[i] in (name[-1], name[-1] + "s")))
+    return s == head
+
+
 def find_items(text: str, items: tuple[Item, ...]) -> list[tuple[Item, int | None]]:
     """Items whose name's last word (or whole name) the caller said, with the quantity said
     just before it ("two sourdough loaves" -> 2)."""
@@ -335,7 +346,7 @@ def find_items(text: str, items: tuple[Item, ...]) -> list[tuple[Item, int | Non
         name = words_of(item.name)
         head = stem(name[-1])
         for i, s in enumerate(stems):
-            if s != head:
+            if not _names_at(ws, i, s, name, head):
                 continue
             # the words before the head must agree with the name's (any they share)
             qty = None
@@ -410,12 +421,22 @@ CASUAL_YES_NO = re.compile(r"^\W*(?:(?:and|so|but|ok(?:ay)?|hi|hey|hello|then|um
                            r"which|who|why|how)\b)[^?]*\?", re.I)
 
 
+# a question whose auxiliary comes after a clause of its own ("if I come in an hour will you
+# still be open?"), no question word before it ("what time will you open?" is none)
+INNER_YES_NO = re.compile(r"^(?:(?!\b(?:what|when|where|which|who|why|how)\b).)*?\b(?:are|is|can|"
+                          r"could|will|would|do|does|may|might|should|shall)\s+(?:you|ya|y'?all|"
+                          r"we|it|there|they|someone|anyone|anybody|somebody|he|she)\b[^?]*\?",
+                          re.I)
+
+
 def is_yes_no(text: str) -> bool:
     """A yes/no question: a sentence of it starts with an auxiliary verb ("I can only come
-    Friday. Are you open then?"), or is a question that leaves it out ("You open Sunday?")."""
+    Friday. Are you open then?"), has one before its subject after a clause ("if I come at 4
+    will you be open?"), or is a question that leaves it out ("You open Sunday?")."""
     parts = re.split(r"(?<=[.!?,])\s+", text)
-    return any(YES_NO.search(p) for p in parts) or any(
-        CASUAL_YES_NO.search(p) for p in re.split(r"(?<=[.!?])\s+", text))
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    return (any(YES_NO.search(p) for p in parts)
+            or any(CASUAL_YES_NO.search(p) or INNER_YES_NO.search(p) for p in sentences))
 NOW_WORDS = r"\b(now|right now|at the moment|currently|still open|yet)\b"
 
 

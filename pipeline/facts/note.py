@@ -103,6 +103,16 @@ def mixed_days(b: Business, days: list[DayRef], today: date) -> str:
     return f"{b.name} is open {' and '.join(opened)}, but closed {' and '.join(shut)}."
 
 
+def hours_answer(b: Business, ref: DayRef, today: date) -> str:
+    """ "On Saturday December 5, Riverside Bakery is open from 8 am to 1 pm." """
+    spans = spans_of(b, ref)
+    when = said_day(ref, today)
+    when = when[0].upper() + when[1:]
+    if spans:
+        return f"{when}, {b.name} is open from {spoken.ranges(spans)}."
+    return f"{when}, {b.name} is closed."
+
+
 def week_days(b: Business, closed_first: bool = False) -> str:
     """ "Riverside Bakery is open on Wednesday, ..., and closed on Monday and Tuesday." """
     closed = b.closed_weekdays()
@@ -327,6 +337,11 @@ def note(b: Business, now: datetime, m: Mentions, text: str,
     if answer is not None:
         # the 1.5B opened with "Yes" even under a "No:" line (then said why it was no)
         lines.append(f'Begin your answer with "{"Yes" if answer else "No"},".')
+    elif (not m.yes_no and "hours" in m.topics and len(days) == 1 and t is None
+          and m.period is None and not lead and not m.items):
+        # "how late are you open that day?": told the day's hours, the 1.5B still gave the
+        # weekday's closing time (or said "closed"): the day's hours are the answer's words
+        lines.append(f'Begin your answer with "{hours_answer(b, days[0], today)}"')
     elif m.yes_no and "hours" in m.topics and len(days) > 1:
         # the days' own lines beside it still drew "No, closed every Sunday" (1 in 3)
         lines = [line for line in lines if line not in named]

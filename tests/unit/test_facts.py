@@ -200,7 +200,8 @@ def test_a_yes_no_question_gets_the_word_to_begin_with():
     assert note_for("Can I come Sunday at 2:45?").endswith('Begin your answer with "Yes,".')
     assert note_for("Are you still open?", datetime(2026, 12, 4, 14, 0)).endswith(
         'Begin your answer with "Yes,".')
-    assert "Begin" not in note_for("What time do you close tomorrow?")
+    n = note_for("What time do you close tomorrow?")
+    assert '"Yes,"' not in n and '"No,"' not in n
 
 
 def test_yes_no_questions_follow_ups_and_still_open():
@@ -370,3 +371,32 @@ def test_a_new_question_about_the_hours_is_about_today():
     facts.note("Are you open this Saturday?", wall)
     n = facts.note("What time do you close today?", wall)
     assert "Saturday" not in n, n
+
+
+def test_a_name_ending_in_a_short_word_needs_both_words():
+    clinic = (parse_items(("check-up: 55",), "amount")[0],)
+    for text in ("How much is a check-up?", "what's a check up", "two checkups"):
+        assert mentions.find_items(text, clinic), text
+    for text in ("What time do you finish up on a Friday?", "can you check my car"):
+        assert not mentions.find_items(text, clinic), text
+
+
+@pytest.mark.parametrize("text, yes_no", [
+    ("I'm leaving the office in a bit, if I come over in an hour or so will you still be "
+     "open?", True),
+    ("If I drop it off at 8 is someone there?", True),
+    ("So what time will you open tomorrow?", False),
+    ("How much would it be?", False)])
+def test_a_yes_no_question_after_a_clause_of_its_own(text, yes_no):
+    assert mentions.is_yes_no(text) is yes_no
+
+
+def test_asking_for_one_day_s_hours_gets_them_as_the_answer_s_words():
+    n = note_for("How late do you stay open on Sunday?")
+    assert n.endswith('Begin your answer with "On Sunday December 6, Mill Bakery is open from '
+                      '7 am to 3 pm."'), n
+    assert note_for("What time do you open on Tuesday?").endswith(
+        'Begin your answer with "On Tuesday December 8, Mill Bakery is closed."')
+    # a yes/no question keeps its "Yes,"/"No,"; a time asked about keeps its verdict
+    assert note_for("Are you open on Sunday?").endswith('"Yes,".')
+    assert "Begin your answer with \"On" not in note_for("Can I come on Sunday at 2 pm?")
