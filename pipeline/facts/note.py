@@ -337,7 +337,7 @@ def note(b: Business, now: datetime, m: Mentions, text: str,
     if answer is not None:
         # the 1.5B opened with "Yes" even under a "No:" line (then said why it was no)
         lines.append(f'Begin your answer with "{"Yes" if answer else "No"},".')
-    elif (not m.yes_no and "hours" in m.topics and len(days) == 1 and t is None
+    elif (not m.yes_no and m.topics == {"hours"} and len(days) == 1 and t is None
           and m.period is None and not lead and not m.items):
         # "how late are you open that day?": told the day's hours, the 1.5B still gave the
         # weekday's closing time (or said "closed"): the day's hours are the answer's words

@@ -400,3 +400,8 @@ def test_asking_for_one_day_s_hours_gets_them_as_the_answer_s_words():
     # a yes/no question keeps its "Yes,"/"No,"; a time asked about keeps its verdict
     assert note_for("Are you open on Sunday?").endswith('"Yes,".')
     assert "Begin your answer with \"On" not in note_for("Can I come on Sunday at 2 pm?")
+
+
+def test_a_two_part_question_is_not_cut_to_one_day_s_hours():
+    n = note_for("Where are you, and what time do you open on Sunday?")
+    assert "Begin your answer with" not in n
