@@ -321,9 +321,9 @@ STAGES = (
     ("STT not overlapped, hand-offs",
      lambda t: t["ttfa_bridge_seconds"] - t["end_of_turn_seconds"]
      - t["tts_first_audio_seconds"]),
-    ("LLM first token", lambda t: t["llm_first_token_seconds"]),
+    ("LLM first token", lambda t: _first_token(t)),
     ("first clause: tokens + synthesis",
-     lambda t: t["tts_first_audio_seconds"] - t["llm_first_token_seconds"]),
+     lambda t: t["tts_first_audio_seconds"] - _first_token(t)),
     ("wire (jitter buffer in, a frame out)",
      lambda t: t["ttfa_seconds"] - t["ttfa_bridge_seconds"]),
 )
@@ -331,6 +331,22 @@ STAGES = (
 the gateway's TTFA at the caller's side of its port (``ttfa_seconds``). The STT job often
 starts at a pause before the end of turn; only what is left of it after the end of turn adds
 to the TTFA (the second stage, with the queue hand-offs)."""
+
+
+def _first_token(t: dict) -> float:
+    """The LLM's first token as far as the caller waited for it: not at all when the reply
+    opened with the facts' words (the model read the note while they were synthesized)."""
+    return 0.0 if t.get("opening") else t["llm_first_token_seconds"]
+
+
+def opened(turns: list[dict]) -> tuple[int, int, float | None, float | None]:
+    """Of the answered turns: how many opened with the facts' words, how many in all, and
+    the gateway TTFA p50 (ms) of those and of the others."""
+    answered = [t for t in turns if t.get("ttfa_seconds") is not None]
+    by = [[t["ttfa_seconds"] * 1000 for t in answered if bool(t.get("opening")) is o]
+          for o in (True, False)]
+    return (len(by[0]), len(answered), pct(by[0], 0.5) if by[0] else None,
+            pct(by[1], 0.5) if by[1] else None)
 
 
 def stage_table(turns: list[dict]) -> list[tuple[str, int, float, float]]:
@@ -547,6 +563,7 @@ def summarize(run: Run) -> dict:
     out["stages"] = stage_table(run.stages)
     out["prompt_tokens_read"] = tokens_read(run.stages)
     out["from_the_pause"] = from_the_pause(run.stages)
+    out["opened"] = opened(run.stages)
     out["missed"] = sum(1 for t in run.turns if t.ttfa_ms is None)
     out["barge_in_attempts_without_cut"] = sum(
         1 for t in run.turns if t.kind == "barge_in" and t.barge_in_ms is None)
@@ -618,6 +635,10 @@ def main() -> int:
         n, p50, p95 = res["prompt_tokens_read"]
         print(f"  {'prompt tokens read after the request':<38} n={n:<3} p50 {p50:6.0f}  "
               f"p95 {p95:6.0f}  (tokens, not ms)")
+    n_open, n_all, open_p50, rest_p50 = res["opened"]
+    print(f"  opened with the facts' words (the LLM's first token off the wait): {n_open} of "
+          f"{n_all}" + ("" if open_p50 is None else f", gateway TTFA p50 {open_p50:.0f}")
+          + ("" if rest_p50 is None else f" (the others {rest_p50:.0f})"))
     spec, answered = res["from_the_pause"]
     print(f"  answered from the pause's transcript (no decode after the end of turn): "
           f"{spec} of {answered}")

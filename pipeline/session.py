@@ -386,13 +386,21 @@ class CallSession:
         rec = self._turn_of_utterance.get(uid)
         if rec is not None and rec.first_audio is None:
             rec.first_audio = t
-            self.log.info("turn %d: first audio %.0f ms after the end of turn was decided "
-                          "(stt %.0f, llm first token %.0f after reading %s prompt tokens, "
-                          "first clause audio %.0f ms)",
-                          rec.turn_id, (t - rec.committed) * 1000,
-                          1000 * (rec.stt_seconds or 0), 1000 * (rec.llm_first_token_seconds or 0),
-                          "?" if rec.prompt_tokens_read is None else rec.prompt_tokens_read,
-                          1000 * (rec.tts_first_audio_seconds or 0))
+            if rec.opening:  # said before the model's first token, which is not known yet
+                self.log.info("turn %d: first audio %.0f ms after the end of turn was decided "
+                              "(stt %.0f, the facts' opening %r spoken %.0f ms after the "
+                              "request)", rec.turn_id, (t - rec.committed) * 1000,
+                              1000 * (rec.stt_seconds or 0), rec.opening,
+                              1000 * (rec.tts_first_audio_seconds or 0))
+            else:
+                self.log.info("turn %d: first audio %.0f ms after the end of turn was decided "
+                              "(stt %.0f, llm first token %.0f after reading %s prompt "
+                              "tokens, first clause audio %.0f ms)",
+                              rec.turn_id, (t - rec.committed) * 1000, 1000 * (rec.stt_seconds
+                                                                               or 0),
+                              1000 * (rec.llm_first_token_seconds or 0),
+                              "?" if rec.prompt_tokens_read is None else rec.prompt_tokens_read,
+                              1000 * (rec.tts_first_audio_seconds or 0))
         self._execute(self.core.on_playout_started(uid))
 
     # --- the core's actions (listener thread) -----------------------------------------------
@@ -512,12 +520,13 @@ class CallSession:
             self.history.add_user(a.text, note)
             messages = self.history.messages()
         then = "" if self.facts is None else self.facts.then_say(note)
+        opening = "" if self.facts is None else self.facts.opening(note)
         audio = b""
         if self.options.messages is not None and rec is not None and not rec.keypad:
             audio = self._audio.span(rec.speech_start_sample - PRE_ROLL,
                                      rec.speech_end_sample + POST_ROLL).tobytes()
         self._worker.respond(u, a.turn_id, messages, then, audio,
-                             keypad=rec is not None and rec.keypad)
+                             keypad=rec is not None and rec.keypad, opening=opening)
 
     def _on_reply(self, item: _Reply) -> None:
         if item.report is not None:

@@ -36,6 +36,8 @@ class ReplyReport:
     prompt_tokens_read: int | None = None
     tts_first_audio_seconds: float | None = None
     route_seconds: float | None = None
+    opening: str = ""
+    """The reply's first words said before the model's (the facts decided them)."""
     llm_error: str = ""
     tts_error: str = ""
     tools: list[dict] = field(default_factory=list)
@@ -64,6 +66,9 @@ class TurnRecord:
     cache, read ahead; within a token: one held back by the stream counts). None: a server's
     backend, which does not say."""
     tts_first_audio_seconds: float | None = None
+    opening: str = ""
+    """The reply's first words, said by the gateway before the model's first token (the
+    facts decided them); empty: the reply began with the model's words."""
     first_audio: float | None = None
     """When the reply's first frame was handed to the bridge."""
     audio_end: float | None = None
@@ -122,6 +127,7 @@ class TurnRecord:
         self.llm_first_token_seconds = r.llm_first_token_seconds
         self.prompt_tokens_read = r.prompt_tokens_read
         self.tts_first_audio_seconds = r.tts_first_audio_seconds
+        self.opening = r.opening
         self.route_seconds = r.route_seconds
         self.llm_error = r.llm_error
         self.tts_error = r.tts_error

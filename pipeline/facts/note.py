@@ -276,6 +276,22 @@ def meaning_lines(b: Business, parts: list[Part], m: Mentions) -> list[str]:
     return out
 
 
+def begin_with(words: str) -> str:
+    """The note's line that gives the answer its opening ``words``."""
+    return f'{BEGIN}"{words}"'
+
+
+BEGIN = "Begin your answer with "
+_BEGIN_LINE = re.compile(rf'^{BEGIN}"(.+)"\.?$', re.M)
+
+
+def opening(note_text: str) -> str:
+    """The opening words ``note_text`` gives the answer (``begin_with``), or "": the gateway
+    computed them, so it can say them while the model reads the rest of the note."""
+    found = _BEGIN_LINE.search(note_text)
+    return found.group(1) if found else ""
+
+
 def then_say(b: Business, note_text: str) -> str:
     """What the gateway says after the model's answer to ``note_text``'s turn: the fallback,
     when the turn asked something the facts answer and something they do not (meaning_lines
@@ -324,7 +340,7 @@ def note(b: Business, now: datetime, m: Mentions, text: str,
         # "which days are you closed?" the holiday dates: a question about the days gets the
         # days as its answer's opening words
         asks_days = not m.yes_no and _ASKS_DAYS.search(text)
-        lines.append(f'Begin your answer with "{said}"' if asks_days else said)
+        lines.append(begin_with(said) if asks_days else said)
         # the closed days are said once, above: "Monday and Tuesday: closed" first in this
         # line drew "you can come in on Monday, Tuesday, ..." (held-out bakery-39, 3 of 3)
         lines.append(f"{b.name}'s opening hours: "
@@ -336,16 +352,16 @@ def note(b: Business, now: datetime, m: Mentions, text: str,
     answer = verdict(lines, b, m, days, now, asks_closed, lead) if m.yes_no else None
     if answer is not None:
         # the 1.5B opened with "Yes" even under a "No:" line (then said why it was no)
-        lines.append(f'Begin your answer with "{"Yes" if answer else "No"},".')
+        lines.append(begin_with("Yes," if answer else "No,") + ".")
     elif (not m.yes_no and m.topics == {"hours"} and len(days) == 1 and t is None
           and m.period is None and not lead and not m.items):
         # "how late are you open that day?": told the day's hours, the 1.5B still gave the
         # weekday's closing time (or said "closed"): the day's hours are the answer's words
-        lines.append(f'Begin your answer with "{hours_answer(b, days[0], today)}"')
+        lines.append(begin_with(hours_answer(b, days[0], today)))
     elif m.yes_no and "hours" in m.topics and len(days) > 1:
         # the days' own lines beside it still drew "No, closed every Sunday" (1 in 3)
         lines = [line for line in lines if line not in named]
-        lines.append(f'Begin your answer with "{mixed_days(b, days, today)}"')
+        lines.append(begin_with(mixed_days(b, days, today)))
     if parts:
         lines += meaning_lines(b, parts, m)
     return "\n".join([head(now), *lines])

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from pipeline.facts import mentions
 from pipeline.facts.business import Business
-from pipeline.facts.note import head, note, then_say
+from pipeline.facts.note import head, note, opening, then_say
 from pipeline.facts.relevance import FactIndex, Part, has_topic
 
 
@@ -44,6 +44,12 @@ class CallFacts:
         if commit:
             self._last = m
         return note(b, now, m, text, parts)
+
+    @staticmethod
+    def opening(note_text: str) -> str:
+        """The answer's opening words the note of a turn gives, or "" (said by the gateway
+        while the model reads the note)."""
+        return opening(note_text)
 
     def then_say(self, note_text: str) -> str:
         """Said by the gateway after the model's answer to the turn of ``note_text`` (the

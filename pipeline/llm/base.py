@@ -76,6 +76,9 @@ class Llm(Protocol):
     reads_ahead: bool
     """``prefill`` reads a prompt's start into a call's context before its reply is asked for
     (a server keeps its own prompt cache: nothing to read ahead)."""
+    continues: bool
+    """``stream`` can go on from an ``opening`` already said (llama.cpp's template, or
+    llama-server's assistant prefill); a server that would answer it anew cannot."""
 
     def acquire(self, timeout: float = 5.0) -> ChatContext:
         """A context for one call, held until ``release``."""
@@ -86,10 +89,11 @@ class Llm(Protocol):
 
     def stream(self, ctx: ChatContext, messages: list[dict[str, str]], max_tokens: int,
                temperature: float, cancelled: Callable[[], bool] = lambda: False,
-               watch: Watch | None = None) -> ChatReply:
+               watch: Watch | None = None, opening: str = "") -> ChatReply:
         """The reply to ``messages``, streamed; stops between tokens once ``cancelled()``;
-        ``watch`` gets the request's abort (a barge-in ends it at once). A server's failure
-        raises ``LlmError``."""
+        ``watch`` gets the request's abort (a barge-in ends it at once). ``opening``: the
+        reply's first words, already said (only if ``continues``): the stream is what follows
+        them. A server's failure raises ``LlmError``."""
         ...
 
     def prefill(self, ctx: ChatContext, messages: list[dict[str, str]],

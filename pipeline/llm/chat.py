@@ -50,10 +50,10 @@ def stream_chat(llm: ChatContext, messages: list[dict[str, str]], max_tokens: in
         if unwatch is not None:
             unwatch()
         stream.close()  # frees llama's generator state (or the connection) at once
-        _free_sampler(llm)
+        free_sampler(llm)
 
 
-def _free_sampler(llm) -> None:
+def free_sampler(llm) -> None:
     """Free the request's sampler chain now. llama-cpp-python's LlamaSampler is in a reference
     cycle (its ExitStack callback holds it), so only a full gc pass frees it, and with it
     llama.cpp's n_vocab candidate buffer (~1.8 MB for Qwen): RssAnon grew +1.8 MB per chat,

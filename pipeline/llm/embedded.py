@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.llm.base import ChatReply, Watch
-from pipeline.llm.chat import first_tool_call, stream_chat
+from pipeline.llm.chat import first_tool_call, free_sampler, stream_chat
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,12 @@ class LlmPool:
         self.model = SharedModel(model, gpu_layers, repack, batch_tokens)
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.size = size
-        for _ in range(size):
-            self._free.put(self.model.context(context_tokens, threads))
+        contexts = [self.model.context(context_tokens, threads) for _ in range(size)]
+        for ctx in contexts:
+            self._free.put(ctx)
+        # a model without a chat template of its own is asked in llama-cpp-python's chat
+        # format, which closes every message: it could only answer an opening anew
+        self.continues = bool(contexts and contexts[0].metadata.get("tokenizer.chat_template"))
         # Tool routing has its own context (shared by the calls, one turn at a time): with
         # the conversation in its prompt the small model answers in words and never calls a
         # tool (bench/tool_choice.py); its prefix (system prompt + tools) stays cached.
@@ -198,14 +202,34 @@ class LlmPool:
 
     def stream(self, llm: Any, messages: list[dict[str, str]], max_tokens: int,
                temperature: float, cancelled: Callable[[], bool] = lambda: False,
-               watch: Watch | None = None) -> ChatReply:
+               watch: Watch | None = None, opening: str = "") -> ChatReply:
         """The reply, after the context's cache was moved to where ``messages`` need it
         (``keep_moved_history``): the request reads only its new lines."""
         keep_moved_history(llm, messages)
         cached = cached_tokens(llm)
-        return ChatReply(stream_chat(llm, messages, max_tokens, temperature, cancelled,
-                                     watch=watch),
-                         read=lambda: tokens_read(llm, cached))
+        prompt = _rendered(llm, messages) if opening else None
+        pieces = (stream_chat(llm, messages, max_tokens, temperature, cancelled, watch=watch)
+                  if prompt is None else
+                  go_on(llm, _tokens(llm, prompt + opening), max_tokens, temperature, cancelled))
+        return ChatReply(pieces, read=lambda: tokens_read(llm, cached))
+
+
+def go_on(llm: Any, prompt: list[int], max_tokens: int, temperature: float,
+          cancelled: Callable[[], bool]) -> Iterator[str]:
+    """The words the model writes after ``prompt`` (a chat rendered up to the reply, and the
+    reply's opening), streamed as ``stream_chat`` streams a reply."""
+    stream = llm.create_completion(prompt, stream=True, max_tokens=max_tokens,
+                                   temperature=temperature, top_p=0.9, repeat_penalty=1.1)
+    try:
+        for chunk in stream:
+            if cancelled():
+                return
+            piece = chunk["choices"][0]["text"]
+            if piece:
+                yield piece
+    finally:
+        stream.close()
+        free_sampler(llm)
 
 
 def cached_tokens(llm: Any) -> Any:

@@ -217,6 +217,24 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
+def after_opening(pieces: Iterator[str], opening: str) -> Iterator[str]:
+    """``pieces`` without the ``opening`` they repeat: llama-server streams a prefilled
+    assistant message's words before its own (a server that does not is passed through)."""
+    held: str | None = ""
+    with contextlib.closing(pieces):  # type: ignore[type-var]
+        for piece in pieces:
+            if held is None:
+                yield piece
+                continue
+            held += piece
+            if len(held) < len(opening) and opening.startswith(held):
+                continue
+            rest = held[len(opening):] if held.startswith(opening) else held
+            held = None
+            if rest:
+                yield rest
+
+
 class RemoteChat:
     """One call's handle on the server (what ``LlmPool.acquire`` gives for a llama.cpp
     context): the call's requests go through it."""
@@ -254,6 +272,9 @@ class OpenAiLlm:
         run by someone else."""
         self.backend = "engine" if engine is not None else backend
         """"engine" also for an engine another process runs (``voicebot workers``)."""
+        self.continues = self.backend == "engine"
+        """Only llama-server is known to go on from a last assistant message; another server
+        (vLLM, llama_cpp.server) may answer it anew."""
         if engine is not None:
             engine.on_restart = self.warm_up
         self.system_prompt = system_prompt
@@ -283,9 +304,14 @@ class OpenAiLlm:
 
     def stream(self, ctx: RemoteChat, messages: list[dict[str, str]], max_tokens: int,
                temperature: float, cancelled: Callable[[], bool] = lambda: False,
-               watch: Watch | None = None) -> ChatReply:
-        return ChatReply(stream_chat(ctx, messages, max_tokens, temperature, cancelled,
-                                     watch=watch))
+               watch: Watch | None = None, opening: str = "") -> ChatReply:
+        if not opening:
+            return ChatReply(stream_chat(ctx, messages, max_tokens, temperature, cancelled,
+                                         watch=watch))
+        # llama-server goes on from a last assistant message (its prefill)
+        messages = [*messages, {"role": "assistant", "content": opening}]
+        return ChatReply(after_opening(stream_chat(ctx, messages, max_tokens, temperature,
+                                                   cancelled, watch=watch), opening))
 
     def prefill(self, ctx: RemoteChat, messages: list[dict[str, str]],
                 open_turn: bool = False, stop: Callable[[], bool] = lambda: False) -> None:

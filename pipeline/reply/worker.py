@@ -111,12 +111,15 @@ class ReplyWorker:
         self._jobs.put(lambda: self._say(u, text))
 
     def respond(self, u: Utterance, turn_id: int, messages: list[dict[str, str]],
-                then: str = "", audio: bytes = b"", keypad: bool = False) -> None:
+                then: str = "", audio: bytes = b"", keypad: bool = False,
+                opening: str = "") -> None:
         """Answer turn ``turn_id``'s ``messages``; ``then``: a sentence said after the model's
-        answer (unless the model said it itself); ``audio``: the caller's speech of the turn
-        (kept if it is a message being taken); ``keypad``: the turn was typed. What the reply
-        learns comes back through ``on_report``."""
-        self._jobs.put(lambda: self._respond(u, turn_id, messages, then, audio, keypad))
+        answer (unless the model said it itself); ``opening``: the answer's first words, known
+        before the model's (said at once, the model goes on after them); ``audio``: the
+        caller's speech of the turn (kept if it is a message being taken); ``keypad``: the
+        turn was typed. What the reply learns comes back through ``on_report``."""
+        self._jobs.put(lambda: self._respond(u, turn_id, messages, then, audio, keypad,
+                                             opening))
 
     def prefill(self, messages: list[dict[str, str]], open_turn: bool = False) -> None:
         """Read ``messages`` into this call's context (the start of the next reply's prompt;
@@ -164,7 +167,7 @@ class ReplyWorker:
         return self._llm
 
     def _respond(self, u: Utterance, turn_id: int, messages: list[dict[str, str]],
-                 then: str, audio: bytes, keypad: bool) -> None:
+                 then: str, audio: bytes, keypad: bool, opening: str = "") -> None:
         if u.cancelled:
             return
         # the listener gets the report before the reply's first frame can play (its timings
@@ -172,7 +175,7 @@ class ReplyWorker:
         # record is written then)
         self._report = ReplyReport(turn_id)
         try:
-            self._answer(u, self._report, messages, then, audio, keypad)
+            self._answer(u, self._report, messages, then, audio, keypad, opening)
         finally:
             report, self._report = self._report, None
         self._on_written(u, report.snapshot())
@@ -204,7 +207,7 @@ class ReplyWorker:
         self.submit_if_idle(read)
 
     def _answer(self, u: Utterance, report: ReplyReport, messages: list[dict[str, str]],
-                then: str, audio: bytes, keypad: bool) -> None:
+                then: str, audio: bytes, keypad: bool, opening: str = "") -> None:
         caller_text = messages[-1]["content"] if messages else ""
         self._undo_superseded_turn()
         if self._taker is not None:
@@ -229,14 +232,24 @@ class ReplyWorker:
                         report.tts_first_audio_seconds = self.clock() - t0
                     self._queue(u, clause, speech)
 
+        # words the facts already decided are said while the model reads the note: the
+        # caller hears the answer begin ~1 s sooner, and the model goes on from them
+        opening = opening if self.options.streaming and self.engines.llm.continues else ""
+        if opening:
+            report.opening = opening
+            parts.append(opening)
+            u.generated_text = self._secrets.redact(opening)
+            speak(chunker.feed(f"{opening} "))
         try:
             reply = self.engines.llm.stream(llm, messages, self.engines.max_tokens,
                                             self.engines.temperature, lambda: u.cancelled,
-                                            watch=u.on_cancel)
+                                            watch=u.on_cancel, opening=opening)
             for piece in reply:
                 if report.llm_first_token_seconds is None:
                     report.llm_first_token_seconds = self.clock() - t0
                     report.prompt_tokens_read = reply.prompt_tokens_read
+                    if opening and not piece[:1].isspace():
+                        piece = f" {piece}"  # a model's next word carries its space, mostly
                 parts.append(piece)
                 # kept current: a barge-in records the words generated up to that moment
                 u.generated_text = self._secrets.redact("".join(parts).strip())

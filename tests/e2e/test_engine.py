@@ -83,6 +83,20 @@ def test_two_conversations_are_answered_at_once(engine):
 
 
 @needs_engine
+def test_the_engine_goes_on_from_an_opening_already_said(engine):
+    """llama-server continues a last assistant message (its assistant prefill): the stream
+    holds only what follows the words the gateway said."""
+    llm = client(engine)
+    assert llm.continues
+    messages = [{"role": "system", "content": "Answer in one short sentence."},
+                {"role": "user", "content": "What is the capital of France?"}]
+    rest = "".join(llm.stream(llm.acquire(), messages, 24, 0.0,
+                              opening="The capital of France is"))
+    print(f"\n{rest!r}")
+    assert "paris" in rest.lower() and "capital of france" not in rest.lower()
+
+
+@needs_engine
 def test_a_killed_engine_is_restarted_and_answers_again(engine):
     llm = client(engine)
     pid = engine.pid()

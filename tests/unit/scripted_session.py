@@ -66,6 +66,7 @@ class ScriptedLlm:
 
     backend = "scripted"
     reads_ahead = False  # a test that reads ahead sets it, and its own prefill
+    continues = False  # a test that has the gateway say an opening sets it
 
     def prefill(self, ctx, messages, open_turn=False, stop=lambda: False):
         pass
@@ -74,6 +75,7 @@ class ScriptedLlm:
         self.reply = reply
         self.delay = delay
         self.requests = []
+        self.openings = []  # the opening each reply was asked to go on from
         self.tokens_after_cancel = 0
         self.free = threading.Semaphore(1)
         self.resets = 0  # times the evaluated prompt was forgotten (llama's reset)
@@ -89,7 +91,8 @@ class ScriptedLlm:
         self.resets += 1
 
     def stream(self, ctx, messages, max_tokens, temperature, cancelled=lambda: False,
-               watch=None):
+               watch=None, opening=""):
+        self.openings.append(opening)
         return ChatReply(stream_chat(ctx, messages, max_tokens, temperature, cancelled,
                                      watch=watch))
 

@@ -204,6 +204,17 @@ def test_a_yes_no_question_gets_the_word_to_begin_with():
     assert '"Yes,"' not in n and '"No,"' not in n
 
 
+def test_the_opening_a_note_gives_is_what_the_gateway_says_first():
+    facts = CallFacts(BAKERY)
+    wall = datetime(2026, 12, 4, 16, 5, tzinfo=facts._zone).timestamp()
+    assert facts.opening(facts.note("Are you open on Mondays?", wall)) == "No,"
+    assert facts.opening(facts.note("How late are you open on Saturday?", wall)) == (
+        "Tomorrow, Mill Bakery is open from 7 am to 3 pm.")
+    # a question the facts do not decide has no opening: the model's words come first
+    assert facts.opening(facts.note("How much is a croissant?", wall)) == ""
+    assert facts.opening("") == ""
+
+
 def test_yes_no_questions_follow_ups_and_still_open():
     facts = CallFacts(BAKERY)
     wall = datetime(2026, 12, 4, 16, 5, tzinfo=facts._zone).timestamp()

@@ -205,3 +205,21 @@ def test_a_30_turn_call_reads_only_its_new_lines_every_turn(pool: LlmPool) -> No
     print(f"\nprompt tokens read per turn: {read}; median {median}; window moved {moved} times")
     assert moved >= 3  # 30 turns through a 6-turn window
     assert max(read) <= 2 * median, read
+
+
+def test_a_reply_goes_on_from_an_opening_already_said(pool: LlmPool) -> None:
+    """The gateway said the reply's first words; the model writes only what follows them,
+    from a cache that already held the prompt (the opening alone is read)."""
+    assert pool.continues
+    llm = pool.acquire()
+    try:
+        messages = [{"role": "system", "content": "Answer in one short sentence."},
+                    {"role": "user", "content": "What is the capital of France?"}]
+        pool.prefill(llm, messages, open_turn=True)
+        reply = pool.stream(llm, messages, 24, 0.0, opening="The capital of France is")
+        rest = "".join(reply)
+        print(f"\n{rest!r}, {reply.prompt_tokens_read} tokens read")
+        assert "paris" in rest.lower() and "capital of france" not in rest.lower()
+        assert reply.prompt_tokens_read is not None and reply.prompt_tokens_read < 15
+    finally:
+        pool.release(llm)

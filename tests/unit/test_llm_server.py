@@ -132,3 +132,16 @@ def test_misbehaving_servers_fail_with_their_kind(reply, stall, kind, pieces):
         assert list(stream_chat(backend(srv.url).acquire(), [], 8, 0.0)) == ["Hello"]
     finally:
         srv.close()
+
+
+def test_a_stream_that_repeats_the_opening_is_cut_after_it():
+    from pipeline.llm.server import after_opening
+
+    def go(*pieces: str) -> str:
+        return "|".join(after_opening((p for p in pieces), "Yes, we"))
+
+    assert go("Yes", ",", " we", " open", " at 8.") == " open| at 8."
+    assert go("Yes, we open", " at 8.") == " open| at 8."
+    # a server that streams only what follows the opening
+    assert go(" open", " at 8.") == " open| at 8."
+    assert go("No", ", we open.") == "No|, we open."

@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.audio.frames import FRAME_BYTES, FRAME_SAMPLES
 from pipeline.core.conversation import State
+from pipeline.facts.business import Business, parse_hours
 from pipeline.reply.guard import repeats_note
 from pipeline.reply.history import INTERRUPTED_NOTE, ChatHistory
 from pipeline.reply.worker import AHEAD
@@ -464,3 +465,41 @@ def test_a_reply_is_read_into_the_context_while_it_plays():
     assert any(state is not State.LISTENING for open_turn, m, state in log if m in said)
     # and it is the prompt the history makes for the next turn
     assert session.history.messages() == said[0]
+
+
+def _open_sundays_only():
+    return Business(name="Mill Bakery", hours=parse_hours(("sun 07:00-15:00",)))
+
+
+def test_the_facts_opening_is_said_before_the_model_goes_on_from_it():
+    """A yes/no question the facts decide: the gateway says "No," itself, as the reply's
+    first clause, and the model is asked to go on after it; the record and the history
+    hold the whole answer."""
+    session, llm, failures = make_session(
+        ["Are you open on Mondays?"], "we are open on Sundays only.",
+        session_options={"business": _open_sundays_only()})
+    llm.continues = True
+    with in_call(session, failures) as clock:
+        caller_asks(clock)
+        clock.until(lambda: session.turns and session.turns[-1].bot_text)
+        clock.until(lambda: session.core.state is State.LISTENING, limit=1000)
+    assert llm.openings == ["No,"]
+    rec = session.turns[-1]
+    assert rec.opening == "No,"
+    assert rec.bot_text == "No, we are open on Sundays only."
+    assert session.history.turns[-1] == {"role": "assistant",
+                                         "content": "No, we are open on Sundays only."}
+
+
+def test_a_backend_that_cannot_go_on_says_the_whole_reply_itself():
+    session, llm, failures = make_session(
+        ["Are you open on Mondays?"], "No, we are open on Sundays only.",
+        session_options={"business": _open_sundays_only()})
+    with in_call(session, failures) as clock:
+        caller_asks(clock)
+        clock.until(lambda: session.turns and session.turns[-1].bot_text)
+        clock.until(lambda: session.core.state is State.LISTENING, limit=1000)
+    assert llm.openings == [""]
+    assert "Begin your answer with \"No,\"" in llm.requests[-1][-2]["content"]
+    rec = session.turns[-1]
+    assert rec.opening == "" and rec.bot_text == "No, we are open on Sundays only."
