@@ -31,7 +31,7 @@ from gateway.config import build, business_of
 from pipeline import models
 from pipeline.facts.turns import CallFacts
 from pipeline.llm.chat import stream_chat
-from pipeline.llm.embedded import SharedModel
+from pipeline.llm.embedded import SharedModel, go_on
 from pipeline.reply.history import ChatHistory
 from testbed.answer_cases import (
     CASES,
@@ -84,8 +84,14 @@ def run_case(llm, cfg, case: Case, seed: int) -> tuple[list[str], list[str], flo
         note = facts.note(text, wall) if facts else ""
         notes.append(note)
         history.add_user(text, note)
-        reply = "".join(stream_chat(llm, history.messages(), cfg.llm.max_tokens,
-                                    cfg.llm.temperature)).strip()
+        opening = facts.opening(note) if facts else ""
+        if opening:  # said by the gateway, the model goes on after it: as the reply worker
+            rest = "".join(go_on(llm, history.messages(), opening, cfg.llm.max_tokens,
+                                 cfg.llm.temperature))
+            reply = (opening + (rest if rest[:1].isspace() else f" {rest}")).strip()
+        else:
+            reply = "".join(stream_chat(llm, history.messages(), cfg.llm.max_tokens,
+                                        cfg.llm.temperature)).strip()
         then = facts.then_say(note) if facts else ""
         if then and then.lower() not in reply.lower():  # as the reply worker does
             reply = f"{reply} {then}"

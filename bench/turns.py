@@ -351,11 +351,12 @@ def opened(turns: list[dict]) -> tuple[int, int, float | None, float | None]:
 
 def stage_table(turns: list[dict]) -> list[tuple[str, int, float, float]]:
     """Per stage: name, n, median and p95 (ms), over the answered turns that have every time
-    (a tool turn has no LLM stream; a speculative answer's STT may precede the end of turn)."""
+    (a tool turn has no LLM stream; a speculative answer's STT may precede the end of turn; a
+    reply opened with the facts' words may have nothing after them)."""
     whole = [t for t in turns if t.get("ttfa_seconds") is not None and all(
         t.get(k) is not None for k in ("end_of_turn_seconds", "stt_seconds",
-                                       "llm_first_token_seconds", "tts_first_audio_seconds",
-                                       "ttfa_bridge_seconds"))]
+                                       "tts_first_audio_seconds", "ttfa_bridge_seconds"))
+        and (t.get("opening") or t.get("llm_first_token_seconds") is not None)]
     rows = []
     for name, of in (*STAGES, ("gateway TTFA (the sum)", lambda t: t["ttfa_seconds"]),
                      ("STT job (may start at a pause)", lambda t: t["stt_seconds"])):

@@ -14,6 +14,9 @@ def record(first_token: float, first_audio: float, opening: str = "") -> dict:
 
 def test_a_reply_opened_with_the_facts_words_did_not_wait_for_the_first_token():
     turns = [record(0.9, 1.6), record(1.0, 1.7), record(0.95, 0.1, "Yes,")]
+    # the opening was all of it: the model wrote nothing after those words
+    whole = {**record(0.9, 0.12, "On Sunday we are closed."), "llm_first_token_seconds": None}
+    assert stage_table([*turns, whole])[2][:2] == ("LLM first token", 4)
     table = {name: (n, p50) for name, n, p50, _ in stage_table(turns)}
     assert table["LLM first token"] == (3, 900.0)
     assert table["first clause: tokens + synthesis"][1] == 700.0

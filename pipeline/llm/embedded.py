@@ -207,17 +207,20 @@ class LlmPool:
         (``keep_moved_history``): the request reads only its new lines."""
         keep_moved_history(llm, messages)
         cached = cached_tokens(llm)
-        prompt = _rendered(llm, messages) if opening else None
-        pieces = (stream_chat(llm, messages, max_tokens, temperature, cancelled, watch=watch)
-                  if prompt is None else
-                  go_on(llm, _tokens(llm, prompt + opening), max_tokens, temperature, cancelled))
+        pieces = (go_on(llm, messages, opening, max_tokens, temperature, cancelled) if opening
+                  else stream_chat(llm, messages, max_tokens, temperature, cancelled,
+                                   watch=watch))
         return ChatReply(pieces, read=lambda: tokens_read(llm, cached))
 
 
-def go_on(llm: Any, prompt: list[int], max_tokens: int, temperature: float,
-          cancelled: Callable[[], bool]) -> Iterator[str]:
-    """The words the model writes after ``prompt`` (a chat rendered up to the reply, and the
-    reply's opening), streamed as ``stream_chat`` streams a reply."""
+def go_on(llm: Any, messages: list[dict[str, str]], opening: str, max_tokens: int,
+          temperature: float, cancelled: Callable[[], bool] = lambda: False) -> Iterator[str]:
+    """The reply to ``messages`` after its ``opening`` words (already said), streamed as
+    ``stream_chat`` streams a reply. Only for a model with a chat template of its own."""
+    rendered = _rendered(llm, messages)
+    if rendered is None:
+        raise ValueError("the model has no chat template: it cannot go on from an opening")
+    prompt = _tokens(llm, rendered + opening)
     stream = llm.create_completion(prompt, stream=True, max_tokens=max_tokens,
                                    temperature=temperature, top_p=0.9, repeat_penalty=1.1)
     try:
