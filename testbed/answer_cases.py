@@ -1172,9 +1172,12 @@ _add(B, "partial", _BK_WED, "Do you guys deliver? And what time do you close Sat
      [closes_at_not(13), day_range("saturday", _T, "(?:2|3)"),
       _NW + r"\bwe (?:do|don'?t|do not|can|can'?t|cannot|offer)(?: not)?(?: offer)? "
       r"(?:deliver|delivery|deliveries)",
-      r"\b(?:no|free) delivery\b", r"\bdelivery (?:is|costs)\b"],
-     held=True, style="two-in-one",
-     note="Saturday closes at 1 pm; delivery is not in the facts: fallback for that part.")
+      r"\b(?:no|free) delivery\b", r"\bdelivery (?:is|costs)\b", _YES_START,
+      r"\b(?:bakery|we|it) (?:delivers|does deliver)\b"],
+     style="two-in-one",
+     note=_MOVED_1207 + "Saturday closes at 1 pm; delivery is not in the facts: fallback for "
+          "that part (its 'Yes, Riverside Bakery delivers.' was scored right before the last two "
+          "contrary claims were added).")
 _unknown(B, _BK_WED,
          "Hi there, um, do you do, like, vegan stuff? Anything without eggs or butter?",
          _NW + r"\bwe (?:do|don'?t|do not|have|make|bake|sell|offer)(?: not)?(?: have| make|"

@@ -440,6 +440,24 @@ def is_yes_no(text: str) -> bool:
 NOW_WORDS = r"\b(now|right now|at the moment|currently|still open|yet)\b"
 
 
+def yes_no_about_facts(text: str, today: date, items: tuple[Item, ...]) -> bool:
+    """A yes/no question about what the facts decide: of a turn of several sentences, the
+    yes/no one must name a day, a time, the hours or an item ("Do you guys deliver? And what
+    time do you close Saturdays?" is no yes/no about Saturday: its "Yes," said they deliver)."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+    if len(sentences) < 2:
+        return is_yes_no(text)
+
+    def about_facts(s: str) -> bool:
+        low = s.lower()
+        return bool(find_days(s, today) or find_time(s) is not None or find_period(s)
+                    or find_items(s, items) or re.search(NOW_WORDS, low)
+                    or re.search(TOPIC_WORDS["hours"], low)
+                    or re.search(TOPIC_WORDS["week"], low))
+
+    return any(is_yes_no(s) and about_facts(s) for s in sentences)
+
+
 ELLIPTICAL = re.compile(r"^\W*(?:(?:ok(?:ay)?|cool|great|right|alright|all right|perfect|"
                         r"thanks|thank you|oh|um+|uh+|so|and so)\W+)*(and|or|what about|how about|"
                         r"also)\b|\b(?:that|the same) day\b|\bthen\W*$")
@@ -466,7 +484,7 @@ def find(text: str, today: date, items: tuple[Item, ...],
         topics.add("hours")
     return Mentions(
         elliptical=bool(ELLIPTICAL.search(low)) or len(words_of(low)) <= 3,
-        yes_no=is_yes_no(text),
+        yes_no=yes_no_about_facts(text, today, items),
         days=days,
         time=time,
         period=period,

@@ -215,6 +215,15 @@ def test_the_opening_a_note_gives_is_what_the_gateway_says_first():
     assert facts.opening("") == ""
 
 
+def test_a_yes_no_question_about_something_else_gets_no_verdict_on_the_hours():
+    # the yes/no half asks what the facts do not hold: a "Yes," would have answered it
+    n = note_for("Do you guys deliver? And what time do you close Saturdays?")
+    assert "Saturday" in n and '"Yes,"' not in n and '"No,"' not in n
+    n = note_for("Do you guys deliver? And are you open Saturdays?")
+    assert n.endswith('with "Yes,".')
+    assert note_for("I need bread. Are you open on Mondays?").endswith('with "No,".')
+
+
 def test_yes_no_questions_follow_ups_and_still_open():
     facts = CallFacts(BAKERY)
     wall = datetime(2026, 12, 4, 16, 5, tzinfo=facts._zone).timestamp()
