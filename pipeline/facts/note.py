@@ -292,6 +292,37 @@ def opening(note_text: str) -> str:
     return found.group(1) if found else ""
 
 
+_ASKS_PRICE = re.compile(r"\b(how much|cost|costs|price|prices|pricing|charge|charges|fee|"
+                         r"fees|rate|rates|pay)\b", re.I)
+
+
+def plain_answer(b: Business, m: Mentions, text: str, parts: list[Part] | None) -> str:
+    """The whole answer, when the turn asks only the price of one item or only the address
+    (and nothing the facts do not answer): the gateway can say it at once."""
+    if m.yes_no or m.days or m.time is not None or m.period is not None or m.now:
+        return ""
+    if parts and not all(p.known for p in parts):
+        return ""
+    prices = {p.name: p for p in b.prices}
+    if (len(m.items) == 1 and m.items[0][0].name in prices and (m.items[0][1] or 1) == 1
+            and not m.topics and _ASKS_PRICE.search(text)
+            and not any(i.name == m.items[0][0].name for i in b.lead_times)):
+        item = prices[m.items[0][0].name]
+        article = "An" if item.name[:1].lower() in "aeiou" else "A"
+        return f"{article} {item.name} costs {spoken.money(item.amount, b.currency)}."
+    if m.topics == {"address"} and b.address and not m.items and _asks_address(b, text):
+        return f"{b.name} is at {b.address}."
+    return ""
+
+
+def _asks_address(b: Business, text: str) -> bool:
+    """Where the business is, not where something else is ("where can I park?")."""
+    names = "|".join(re.escape(w) for w in re.findall(r"[a-z]{4,}", b.name.lower()))
+    place = rf"(?:you|y'?all|ya|(?:the|your) (?:{names + '|' if names else ''}place|shop|office))"
+    return bool(re.search(rf"\b(?:address|located|location|find you|directions|"
+                          rf"where(?:'s| is| are)? {place})\b", text.lower()))
+
+
 def then_say(b: Business, note_text: str) -> str:
     """What the gateway says after the model's answer to ``note_text``'s turn: the fallback,
     when the turn asked something the facts answer and something they do not (meaning_lines
@@ -362,6 +393,8 @@ def note(b: Business, now: datetime, m: Mentions, text: str,
         # the days' own lines beside it still drew "No, closed every Sunday" (1 in 3)
         lines = [line for line in lines if line not in named]
         lines.append(begin_with(mixed_days(b, days, today)))
+    elif words := plain_answer(b, m, text, parts):
+        lines.append(begin_with(words))
     if parts:
         lines += meaning_lines(b, parts, m)
     return "\n".join([head(now), *lines])

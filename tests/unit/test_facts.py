@@ -9,7 +9,7 @@ import pytest
 from gateway.config import ConfigError, build, business_of
 from pipeline.facts import mentions, spoken
 from pipeline.facts.business import Business, parse_dates, parse_hours, parse_items
-from pipeline.facts.note import note
+from pipeline.facts.note import note, opening
 from pipeline.facts.prompt import facts_block
 from pipeline.facts.turns import CallFacts
 from pipeline.reply.history import ChatHistory
@@ -211,7 +211,7 @@ def test_the_opening_a_note_gives_is_what_the_gateway_says_first():
     assert facts.opening(facts.note("How late are you open on Saturday?", wall)) == (
         "Tomorrow, Mill Bakery is open from 7 am to 3 pm.")
     # a question the facts do not decide has no opening: the model's words come first
-    assert facts.opening(facts.note("How much is a croissant?", wall)) == ""
+    assert facts.opening(facts.note("Do you sell croissants?", wall)) == ""
     assert facts.opening("") == ""
 
 
@@ -222,6 +222,20 @@ def test_a_yes_no_question_about_something_else_gets_no_verdict_on_the_hours():
     n = note_for("Do you guys deliver? And are you open Saturdays?")
     assert n.endswith('with "Yes,".')
     assert note_for("I need bread. Are you open on Mondays?").endswith('with "No,".')
+
+
+def test_a_question_only_about_one_price_or_the_address_gets_the_whole_answer_first():
+    def first(text: str) -> str:
+        return opening(note_for(text))
+
+    assert first("What do you charge for a sourdough loaf?") == "A sourdough loaf costs 6 dollars."
+    assert first("Where are you guys located?") == "Mill Bakery is at 48 Mill Road."
+    assert first("Where's the bakery?") == "Mill Bakery is at 48 Mill Road."
+    # not the address: where something else is; not one price: a sum, a lead time, a visit
+    for text in ("Where can I park?", "How much are two croissants?",
+                 "How much is a birthday cake?", "What's in a croissant?",
+                 "How much is a croissant on Sunday?", "Do you sell croissants?"):
+        assert first(text) == "", text
 
 
 def test_yes_no_questions_follow_ups_and_still_open():
