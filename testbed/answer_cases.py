@@ -1004,7 +1004,7 @@ _add(B, "days", _BK_WED, "Which days are you shut?",
 _add(D, "days", _DN_MON, "Can I drop in on Tuesday or Saturday?",
      [r"\btuesdays?\b", any_of(*closed_claim("saturday"), r"\bnot (?:on )?saturdays?\b")],
      [*open_claim("saturday"), *closed_claim("tuesday")],
-     held=True, note="Tuesday 8:30 am to 12:30 pm and 1:30 to 5:30 pm; not Saturday.")
+     note=_MOVED_1207 + "Tuesday 8:30 am to 12:30 pm and 1:30 to 5:30 pm; not Saturday.")
 _add(G, "days", _GA_MON, "What days of the week do you work?",
      [r"\bsaturdays?\b", any_of(r"\bmondays?\b", r"\bweekdays?\b")],
      [*open_claim("sunday"), r"\b(?:every day|7 days a week|daily)\b",
@@ -1247,9 +1247,9 @@ _add(D, "prices", _DN_MON,
 _add(D, "lead", "2026-12-10T10:00",
      "I've got a job interview on the 16th, that's next Wednesday, and I'd love to get my "
      "teeth whitened before it. Can you fit me in?",
-     [_NEG], [_AGREE], held=True, style="indirect",
-     note="Thursday Dec 10 -> Wednesday Dec 16 is 6 days, any earlier day fewer; whitening "
-          "needs 7: no (Thursday the 17th is the earliest).")
+     [_NEG], [_AGREE], style="indirect",
+     note=_MOVED_1207 + "Thursday Dec 10 -> Wednesday Dec 16 is 6 days, any earlier day "
+          "fewer; whitening needs 7: no (Thursday the 17th is the earliest).")
 _add(D, "prices", _DN_MON, "How much is an X-ray, and do you see kids as well?",
      [money("25", "pounds"), r"\b(?:children|kids|child)\b"],
      [other_money("25", "pounds"), _DN_WRONG_CUR, _NO_START,
@@ -1583,8 +1583,9 @@ _add(B, "relative", "2026-12-07T19:00",
      [_CLOSED],
      [_AGREE, *open_claim("tomorrow"), *open_claim("tuesday"),
       day_range("(?:tomorrow|tuesday)", _T, _T)],
-     held=True, style="indirect",
-     note="Monday evening; tomorrow is Tuesday Dec 8: closed (open again Wednesday 7 am).")
+     style="indirect",
+     note=_MOVED_1207 + "Monday evening; tomorrow is Tuesday Dec 8: closed (open again "
+          "Wednesday 7 am).")
 _unknown(B, _BK_WED,
          "My little boy has a really bad nut allergy, so I need to know, is everything you "
          "make safe for him?",
@@ -1697,9 +1698,9 @@ _add(D, "relative", "2026-12-23T11:00",
      [_CLOSED],
      [_AGREE, *open_claim("monday"), *open_claim(r"(?:the )?28th"),
       day_range("(?:monday|the 28th)", _T, _T)],
-     held=True, style="indirect",
-     note="Wednesday Dec 23; Monday is Dec 28, the Boxing Day bank holiday (a closed date): "
-          "no (children are seen; Tuesday the 29th is open).")
+     style="indirect",
+     note=_MOVED_1207 + "Wednesday Dec 23; Monday is Dec 28, the Boxing Day bank holiday (a "
+          "closed date): no (children are seen; Tuesday the 29th is open).")
 _unknown(D, _DN_MON,
          "I've had awful toothache all night, I've barely slept. Do you keep any emergency "
          "appointments free on the day?",

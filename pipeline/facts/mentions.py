@@ -442,8 +442,10 @@ NOW_WORDS = r"\b(now|right now|at the moment|currently|still open|yet)\b"
 
 def yes_no_about_facts(text: str, today: date, items: tuple[Item, ...]) -> bool:
     """A yes/no question about what the facts decide: of a turn of several sentences, the
-    yes/no one must name a day, a time, the hours or an item ("Do you guys deliver? And what
-    time do you close Saturdays?" is no yes/no about Saturday: its "Yes," said they deliver)."""
+    yes/no one names a day, a time, the hours or an item, or points back at a statement that
+    does; not one beside another question that asks about them ("Do you guys deliver? And
+    what time do you close Saturdays?" is no yes/no about Saturday: its "Yes," said they
+    deliver)."""
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
     if len(sentences) < 2:
         return is_yes_no(text)
@@ -455,7 +457,9 @@ def yes_no_about_facts(text: str, today: date, items: tuple[Item, ...]) -> bool:
                     or re.search(TOPIC_WORDS["hours"], low)
                     or re.search(TOPIC_WORDS["week"], low))
 
-    return any(is_yes_no(s) and about_facts(s) for s in sentences)
+    # "... bring her by around eleven. Would that be alright?" is about the sentence before
+    asked = [s for s in sentences if about_facts(s) and s.rstrip().endswith("?")]
+    return any(is_yes_no(s) and (about_facts(s) or not asked) for s in sentences)
 
 
 ELLIPTICAL = re.compile(r"^\W*(?:(?:ok(?:ay)?|cool|great|right|alright|all right|perfect|"

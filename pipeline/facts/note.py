@@ -89,8 +89,11 @@ def said_day(ref: DayRef, today: date) -> str:
     if ref.every:
         return f"on {DAY_NAMES[ref.day.weekday()].capitalize()}s"
     n = (ref.day - today).days
+    # the day as the caller named it: asked about "Tuesday", an answer about "tomorrow" leaves
+    # them to work out that it is the same day
+    relative = n in (0, 1) and ref.said.lower() in ("today", "tomorrow", "tonight")
     # no comma: inside the quoted answer the 1.5B dropped the date after "Saturday," (2 of 3)
-    return days_ahead(ref.day, today) if n in (0, 1) else f"on {spoken.day(ref.day, comma=False)}"
+    return days_ahead(ref.day, today) if relative else f"on {spoken.day(ref.day, comma=False)}"
 
 
 def mixed_days(b: Business, days: list[DayRef], today: date) -> str:

@@ -208,7 +208,10 @@ def test_the_opening_a_note_gives_is_what_the_gateway_says_first():
     facts = CallFacts(BAKERY)
     wall = datetime(2026, 12, 4, 16, 5, tzinfo=facts._zone).timestamp()
     assert facts.opening(facts.note("Are you open on Mondays?", wall)) == "No,"
+    # the day named as the caller named it (Saturday is tomorrow)
     assert facts.opening(facts.note("How late are you open on Saturday?", wall)) == (
+        "On Saturday December 5, Mill Bakery is open from 7 am to 3 pm.")
+    assert facts.opening(facts.note("How late are you open tomorrow?", wall)) == (
         "Tomorrow, Mill Bakery is open from 7 am to 3 pm.")
     # a question the facts do not decide has no opening: the model's words come first
     assert facts.opening(facts.note("Do you sell croissants?", wall)) == ""
@@ -222,6 +225,9 @@ def test_a_yes_no_question_about_something_else_gets_no_verdict_on_the_hours():
     n = note_for("Do you guys deliver? And are you open Saturdays?")
     assert n.endswith('with "Yes,".')
     assert note_for("I need bread. Are you open on Mondays?").endswith('with "No,".')
+    # a yes/no that points back at the statement before it
+    assert note_for("I'd come by on Monday around eleven. Would that be alright?").endswith(
+        'with "No,".')
 
 
 def test_a_question_only_about_one_price_or_the_address_gets_the_whole_answer_first():
