@@ -6,6 +6,7 @@ the next turn is answered. What the caller heard is transcribed with Whisper."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -84,7 +85,10 @@ def test_call_answered_through_the_llm_server(gateway, server, whisper, tmp_path
     assert server.chat_requests() > asked_before  # the server answered it, not the gateway
     assert turns and turns[-1]["llm_backend"] == "openai" and not turns[-1]["llm_error"]
     assert turns[-1]["bot_text"] and APOLOGY not in turns[-1]["bot_text"]
-    assert len(text.split()) >= 2 and "sorry" not in text.lower(), text
+    # the model's answer was played (whatever the small model made of the question)
+    said = set(re.findall(r"[a-z]+", turns[-1]["bot_text"].lower()))
+    heard = set(re.findall(r"[a-z]+", text.lower()))
+    assert len(heard) >= 2 and len(said & heard) >= len(said) / 2, (text, turns[-1]["bot_text"])
     m = gateway.metrics()
     assert m[("voicebot_llm_first_token_seconds_count", (("backend", "openai"),))] >= 1
     # the server wants the key (refused without it), the gateway sent it, and never wrote it
