@@ -278,7 +278,7 @@ def make_llm(flags: dict, threads: int):
     from pipeline.reply.history import ChatHistory
 
     if flags.get("keep_sampler"):  # before the fix: the sampler waits for a full gc pass
-        llm_module.free_sampler = lambda llm: None
+        llm_module._free_sampler = lambda llm: None
     cfg = load_config()
     tools = tool_policy(cfg)
     pool = LlmPool(models.resolve().llm, 2, threads, cfg.llm.context_tokens, 0,

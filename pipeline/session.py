@@ -396,8 +396,8 @@ class CallSession:
                 self.log.info("turn %d: first audio %.0f ms after the end of turn was decided "
                               "(stt %.0f, llm first token %.0f after reading %s prompt "
                               "tokens, first clause audio %.0f ms)",
-                              rec.turn_id, (t - rec.committed) * 1000, 1000 * (rec.stt_seconds
-                                                                               or 0),
+                              rec.turn_id, (t - rec.committed) * 1000,
+                              1000 * (rec.stt_seconds or 0),
                               1000 * (rec.llm_first_token_seconds or 0),
                               "?" if rec.prompt_tokens_read is None else rec.prompt_tokens_read,
                               1000 * (rec.tts_first_audio_seconds or 0))

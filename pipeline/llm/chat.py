@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from pipeline.llm.base import ChatContext, Watch
 from pipeline.tools.catalog import looks_like_tool_call
@@ -37,23 +38,31 @@ def stream_chat(llm: ChatContext, messages: list[dict[str, str]], max_tokens: in
     stream = llm.create_chat_completion(messages, stream=True, max_tokens=max_tokens,
                                         temperature=temperature, top_p=0.9, repeat_penalty=1.1,
                                         **extra)
+    yield from pieces_of(llm, stream, lambda chunk: chunk["choices"][0]["delta"].get("content"),
+                         cancelled, watch)
+
+
+def pieces_of(llm: Any, stream: Any, text: Callable[[dict[str, Any]], str | None],
+              cancelled: Callable[[], bool], watch: Watch | None = None) -> Iterator[str]:
+    """The text of each of a request's ``stream`` chunks (``text`` finds it in a chunk),
+    until ``cancelled()``; the stream and ``llm``'s sampler are freed however it ends."""
     abort = getattr(stream, "abort", None)
     unwatch = watch(abort) if watch is not None and abort is not None else None
     try:
         for chunk in stream:
             if cancelled():
                 return
-            piece = chunk["choices"][0]["delta"].get("content")
+            piece = text(chunk)
             if piece:
                 yield piece
     finally:
         if unwatch is not None:
             unwatch()
         stream.close()  # frees llama's generator state (or the connection) at once
-        free_sampler(llm)
+        _free_sampler(llm)
 
 
-def free_sampler(llm) -> None:
+def _free_sampler(llm) -> None:
     """Free the request's sampler chain now. llama-cpp-python's LlamaSampler is in a reference
     cycle (its ExitStack callback holds it), so only a full gc pass frees it, and with it
     llama.cpp's n_vocab candidate buffer (~1.8 MB for Qwen): RssAnon grew +1.8 MB per chat,

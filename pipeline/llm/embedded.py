@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.llm.base import ChatReply, Watch
-from pipeline.llm.chat import first_tool_call, free_sampler, stream_chat
+from pipeline.llm.chat import first_tool_call, pieces_of, stream_chat
 
 log = logging.getLogger(__name__)
 
@@ -223,16 +223,7 @@ def go_on(llm: Any, messages: list[dict[str, str]], opening: str, max_tokens: in
     prompt = _tokens(llm, rendered + opening)
     stream = llm.create_completion(prompt, stream=True, max_tokens=max_tokens,
                                    temperature=temperature, top_p=0.9, repeat_penalty=1.1)
-    try:
-        for chunk in stream:
-            if cancelled():
-                return
-            piece = chunk["choices"][0]["text"]
-            if piece:
-                yield piece
-    finally:
-        stream.close()
-        free_sampler(llm)
+    yield from pieces_of(llm, stream, lambda chunk: chunk["choices"][0]["text"], cancelled)
 
 
 def cached_tokens(llm: Any) -> Any:
