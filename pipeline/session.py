@@ -401,7 +401,7 @@ class CallSession:
                               1000 * (rec.llm_first_token_seconds or 0),
                               "?" if rec.prompt_tokens_read is None else rec.prompt_tokens_read,
                               1000 * (rec.tts_first_audio_seconds or 0))
-        self._execute(self.core.on_playout_started(uid))
+        self._execute(self.core.on_playout_started(uid, self._audio.received_by(t)))
 
     # --- the core's actions (listener thread) -----------------------------------------------
 
@@ -411,7 +411,7 @@ class CallSession:
         if u is None:
             return
         u.interrupt()
-        played = self.playout.played(u.id)
+        played = a.barge_in and self.playout.played(u.id)
         if played:
             g = self._gate
             closest, near, far = g.closest_db(50)

@@ -29,6 +29,13 @@ class InboundAudio:
             return self._arrivals[-1][1] if self._arrivals else 0.0
         return found
 
+    def received_by(self, t: float) -> int:
+        """How many samples had arrived at time ``t`` (of those kept; 0 before them)."""
+        for end, arrived in reversed(self._arrivals):
+            if arrived <= t:
+                return end
+        return 0
+
     def append(self, pcm: np.ndarray, t: float = 0.0) -> None:
         n = len(pcm)
         keep = len(self._buf)

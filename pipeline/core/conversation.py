@@ -42,6 +42,11 @@ from pipeline.core.end_of_turn import (
 )
 from pipeline.core.turns import TurnDetector, TurnEvent, TurnEventKind
 
+# The soonest a caller's speech can answer the bot's first audio (samples, 16 kHz): its way
+# to the caller's ear and a listener's reaction (200 ms and more). The bot's own echo never
+# starts a turn: the echo gate silences it before the VAD.
+REACTION = 150 * 16
+
 
 class State(enum.Enum):
     LISTENING = "listening"          # nobody speaks
@@ -151,6 +156,9 @@ class Interrupt:
     """Barge-in confirmed (or the reply became stale): stop utterance ``utterance_id`` for good."""
     utterance_id: int
     speech_start: int
+    barge_in: bool = True
+    """False: the caller went on with the turn before hearing the reply, which stops as
+    stale (no barge-in is counted or timed)."""
 
 
 @dataclass(frozen=True)
@@ -266,6 +274,7 @@ class Conversation:
         self.utterance_id = 0      # current (or last) bot utterance
         self._turn_start: int | None = None  # first speech sample of the turn being heard
         self._committed_start: int | None = None  # same, for the turn awaiting its reply
+        self._playout_at: int | None = None  # the sample at which the reply's audio began
         self._utterance_active = False  # the current utterance may still make sound
         self._spec: _Speculation | None = None
         self._held = False         # playout paused on a tentative barge-in
@@ -370,8 +379,11 @@ class Conversation:
         self._score = score
         return self._revise()
 
-    def on_playout_started(self, utterance_id: int) -> list[Action]:
+    def on_playout_started(self, utterance_id: int, at: int | None = None) -> list[Action]:
+        """``at``: the inbound sample count when the audio began (default: the last VAD
+        window fed, which can be a window behind)."""
         if utterance_id == self.utterance_id and self.state is State.THINKING:
+            self._playout_at = self._now if at is None else at
             self._enter(State.BOT_SPEAKING)
         return []
 
@@ -568,6 +580,15 @@ class Conversation:
             self._words_due.add(spec.turn_id)
         return actions
 
+    def _resumed_under_the_reply(self, ev: TurnEvent) -> bool:
+        """Speech over the reply that began before the caller could have heard it: they
+        went on after a long pause, not in answer to the reply (a pause just over the
+        longest wait, then "Sunday?", was taken for a one-word interruption and the reply
+        to "are you open on" played on)."""
+        return (self.state is State.BOT_SPEAKING and self._committed_start is not None
+                and self._playout_at is not None
+                and ev.speech_start < self._playout_at + REACTION)
+
     def _on_speech_start(self, ev: TurnEvent) -> list[Action]:
         self._new_pause()
         if self.state is State.LISTENING:
@@ -578,13 +599,15 @@ class Conversation:
             if self.s.listen_ahead:
                 self._ahead_from = ev.speech_start
             return [Prepare()]
-        if self.state is State.THINKING:
+        resumed = self._resumed_under_the_reply(ev)
+        if self.state is State.THINKING or resumed:
             self._held_answer = None
             # the caller goes on before we answered: drop the reply, hear the whole turn again
             actions: list[Action] = []
             if self._utterance_active:
                 self._utterance_active = False
-                actions.append(Interrupt(self.utterance_id, ev.speech_start))
+                actions.append(Interrupt(self.utterance_id, ev.speech_start,
+                                         barge_in=False))
             self._turn_start = (self._committed_start if self._committed_start is not None
                                 else ev.speech_start)
             self._committed_start = None

@@ -42,7 +42,9 @@ def test_a_pause_mid_sentence_is_not_an_end_of_turn(gateway, tmp_path):
 
     rec = gateway.closed_records()[-1]
     spoken = [t for t in rec["turns"] if t["caller_text"]]
-    answered = [t for t in spoken if t["bot_text"] and t["first_audio_at"] is not None]
+    # answered: the caller heard some of the reply (a reply cut before a word of it was
+    # heard, because the caller went on, is no answer to the half sentence)
+    answered = [t for t in spoken if t["heard_text"] and t["first_audio_at"] is not None]
     assert answered, rec["turns"]
     whole = answered[0]["caller_text"].lower()
     assert "open" in whole and "sunday" in whole, answered[0]  # one turn: the whole sentence

@@ -103,6 +103,9 @@ def test_inbound_audio_ring_keeps_the_latest_samples_and_arrival_times():
     assert ring.span(1280, 1600).tolist() == [4] * 320
     assert len(ring.span(0, 1600)) == 1000  # older samples are gone
     assert ring.arrived(1300) == 14.0 and ring.arrived(700) == 12.0
+    # and back: the samples received by a time
+    assert ring.received_by(12.5) == 960 and ring.received_by(14.0) == 1600
+    assert ring.received_by(1.0) == 0
 
 
 def chunk_stream(pieces, chunker=None) -> list[str]:

@@ -208,7 +208,7 @@ def test_barge_in_holds_audio_at_onset_then_interrupts():
     (tr,) = [a for a in acts if isinstance(a, Transcribe)]
     (resp,) = conv.on_transcript(tr.turn_id, "Tell me everything")
     conv.on_playout_started(resp.utterance_id)
-    t0 = 1300 * MS
+    t0 = 1600 * MS  # the reply could be heard by then
     acts = feed(conv, timeline((0.9, 96)), start=t0)
     assert [type(a) for a in acts] == [PausePlayout]  # held within one VAD window
     acts = feed(conv, timeline((0.9, 256)), start=t0 + 96 * MS)
@@ -252,6 +252,34 @@ def test_caller_continuing_before_the_answer_merges_the_turn():
     assert conv.on_transcript(tr1.turn_id, "first half") == [Unanswered(tr1.turn_id)]
     (resp,) = conv.on_transcript(tr2.turn_id, "first half and second half")
     assert isinstance(resp, Respond)
+
+
+def test_caller_going_on_as_the_reply_starts_is_heard_as_one_turn():
+    conv, _ = answered_conversation()
+    acts = feed(conv, timeline((0.0, 320), (0.9, 512), (0.0, 600)))
+    (tr1,) = [a for a in acts if isinstance(a, Transcribe)]
+    (resp,) = conv.on_transcript(tr1.turn_id, "Are you open on")
+    # the caller's next word begins, then the reply's audio starts before it counts as speech
+    acts = feed(conv, timeline((0.9, 64)), start=1440 * MS)
+    conv.on_playout_started(resp.utterance_id)
+    assert conv.state is State.BOT_SPEAKING
+    acts += feed(conv, timeline((0.9, 448), (0.0, 600)), start=1504 * MS)
+    # the reply stops, and not as a barge-in: the caller had not heard it
+    (intr,) = [a for a in acts if isinstance(a, Interrupt)]
+    assert intr.utterance_id == resp.utterance_id and not intr.barge_in
+    (tr2,) = [a for a in acts if isinstance(a, Transcribe)]
+    assert tr2.start == tr1.start  # one turn, not a one-word interruption of the reply
+    assert conv.barge_ins == 0
+    # speech that begins once the reply could have been heard interrupts it
+    for gap_ms, merged in ((96, True), (320, False)):
+        conv2, _ = answered_conversation()
+        acts = feed(conv2, timeline((0.0, 320), (0.9, 512), (0.0, 600)))
+        (tr1,) = [a for a in acts if isinstance(a, Transcribe)]
+        (resp,) = conv2.on_transcript(tr1.turn_id, "Are you open on")
+        conv2.on_playout_started(resp.utterance_id, at=1440 * MS)
+        acts = feed(conv2, timeline((0.0, gap_ms), (0.9, 448), (0.0, 600)), start=1440 * MS)
+        (tr2,) = [a for a in acts if isinstance(a, Transcribe)]
+        assert (tr2.start == tr1.start) is merged and conv2.barge_ins == (not merged), gap_ms
 
 
 def test_speech_while_reply_is_generating_interrupts_the_silent_reply():

@@ -247,7 +247,9 @@ def bot_speaking(conv: Conversation) -> tuple[int, int]:
     (resp,) = conv.on_transcript(spec.turn_id, "When do you open?")
     conv.on_playout_started(resp.utterance_id)
     assert conv.state is State.BOT_SPEAKING
-    return resp.utterance_id, 1248 * MS
+    # the reply plays long enough to be heard: speech now answers it
+    assert feed(conv, timeline((0.0, 320)), start=1248 * MS) == []
+    return resp.utterance_id, 1568 * MS
 
 
 def test_backchannel_over_the_bot_resumes_it():
