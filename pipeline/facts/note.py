@@ -21,6 +21,9 @@ _ASKS_DAYS = re.compile(r"\bdays?\b", re.I)
 _ASKS_CLOSED = re.compile(r"\b(closed|close|shut|off)\b", re.I)
 _CLOSED_WORD = re.compile(r"\b(closed|shut)\b", re.I)
 _OPEN_WORD = re.compile(r"\bopen", re.I)
+_WEEK = re.compile(r"\bweek", re.I)  # "on weekdays": days in general, not a day
+# asks for a time the business opens or closes, not whether it is open
+_ASKS_WHEN = re.compile(r"\b(what time|when|how (late|early|long)|till|until)\b", re.I)
 
 
 def days_ahead(d: date, today: date) -> str:
@@ -82,6 +85,20 @@ def day_line(b: Business, ref: DayRef, today: date) -> str:
         return f"{when[0].upper()}{when[1:]}, {b.name} is open from {spoken.ranges(spans)}."
     return (f"{when[0].upper()}{when[1:]}, {b.name} is closed all day"
             f"{closed_reason(b, ref.day)}.")
+
+
+def day_in_question(b: Business, now: datetime) -> DayRef:
+    """The day "what time do you open (in the morning)?" asks about, no day named: today
+    while it is open or still to open today, else the next day it opens."""
+    today = now.date()
+    t = now.hour * 60 + now.minute
+    if any(t < z for _, z in b.ranges_on(today)):
+        return DayRef(today, "today")
+    nxt = next_opening(b, now)
+    if nxt is None:
+        return DayRef(today, "today")
+    # named by its weekday: the caller did not say "tomorrow", and may not know it is
+    return DayRef(nxt.date(), DAY_NAMES[nxt.weekday()])
 
 
 def said_day(ref: DayRef, today: date) -> str:
@@ -387,11 +404,14 @@ def note(b: Business, now: datetime, m: Mentions, text: str,
     if answer is not None:
         # the 1.5B opened with "Yes" even under a "No:" line (then said why it was no)
         lines.append(begin_with("Yes," if answer else "No,") + ".")
-    elif (not m.yes_no and m.topics == {"hours"} and len(days) == 1 and t is None
-          and m.period is None and not lead and not m.items):
+    elif (not m.yes_no and m.topics == {"hours"} and t is None and not lead and not m.items
+          and ((len(days) == 1 and m.period is None)
+               or (not days and _ASKS_WHEN.search(text) and not _WEEK.search(text)))):
         # "how late are you open that day?": told the day's hours, the 1.5B still gave the
-        # weekday's closing time (or said "closed"): the day's hours are the answer's words
-        lines.append(begin_with(hours_answer(b, days[0], today)))
+        # weekday's closing time (or said "closed"): the day's hours are the answer's words.
+        # With no day named ("what time do you open in the morning?"): the day in question's
+        ref = days[0] if days else day_in_question(b, now)
+        lines.append(begin_with(hours_answer(b, ref, today)))
     elif m.yes_no and "hours" in m.topics and len(days) > 1:
         # the days' own lines beside it still drew "No, closed every Sunday" (1 in 3)
         lines = [line for line in lines if line not in named]

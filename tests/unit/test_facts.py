@@ -445,3 +445,24 @@ def test_asking_for_one_day_s_hours_gets_them_as_the_answer_s_words():
 def test_a_two_part_question_is_not_cut_to_one_day_s_hours():
     n = note_for("Where are you, and what time do you open on Sunday?")
     assert "Begin your answer with" not in n
+
+
+@pytest.mark.parametrize("text, now, said", [
+    # open now, or still to open today: today's hours
+    ("What time do you open in the morning?", datetime(2026, 12, 6, 6, 30), "Today"),
+    ("When do you close in the afternoon?", datetime(2026, 12, 6, 9, 0), "Today"),
+    # closed for the day (Friday 16:05), or closed all day (Tuesday): the next day it opens,
+    # by its weekday
+    ("what time do you guys open up?", FRI_1605, "On Saturday December 5"),
+    ("How late are you open?", datetime(2026, 12, 8, 10, 0), "On Wednesday December 9")])
+def test_asking_when_with_no_day_named_gets_the_day_in_question_s_hours(text, now, said):
+    assert opening(note_for(text, now)) == f"{said}, Mill Bakery is open from 7 am to 3 pm."
+
+
+@pytest.mark.parametrize("text", [
+    "What are your hours?",  # the hours in general: the model's answer
+    "What time do you open on weekdays?",
+    "Are you open in the morning?",  # yes/no: "Yes,"
+    "When do you open in the morning, and how much is a croissant?"])
+def test_no_day_s_hours_for_other_questions_about_the_hours(text):
+    assert not opening(note_for(text)).endswith("is open from 7 am to 3 pm.")
