@@ -51,7 +51,7 @@ from testbed.speech_corpus import (
     wer,
 )
 
-BACKENDS = ("tiny.en", "tiny.en-30s", "base", "pocketsphinx", "vosk")
+BACKENDS = ("tiny.en", "tiny.en-hints", "tiny.en-30s", "base", "pocketsphinx", "vosk")
 DEFAULT = "tiny.en"  # what the gateway runs with the default config
 TARGET_WER = 0.10  # real recordings after G.711, the default backend: the product's aim
 
@@ -106,15 +106,27 @@ def tick_stats(late_ms: list[float]) -> dict:
             "max": float(x.max()), "over_30": int((x > 30).sum())}
 
 
+def dental_words() -> str:
+    from gateway.config import build, business_of
+    from testbed.answer_cases import PERSONAS
+
+    business = business_of(build({"business": PERSONAS["dental"].business}).business)
+    assert business is not None
+    return business.words()
+
+
 def load_backend(name: str, vosk_model: str) -> tuple[str, Callable[[np.ndarray], str], bool]:
     """(label, decode function on float32 16 kHz audio, streaming?)."""
     from pipeline import models
 
-    if name in ("tiny.en", "tiny.en-30s"):
+    if name in ("tiny.en", "tiny.en-hints", "tiny.en-30s"):
         from pipeline.stt.whisper import WhisperStt
 
-        stt = WhisperStt(models.resolve().whisper_dir, short_window=name == "tiny.en",
-                         name=f"whisper:{name}")
+        # -hints: told a business's words (the dental persona's), as the gateway tells it
+        # its [business]'s: what they cost on speech that is not about that business
+        stt = WhisperStt(models.resolve().whisper_dir, short_window=name != "tiny.en-30s",
+                         name=f"whisper:{name}",
+                         hints=dental_words() if name == "tiny.en-hints" else "")
         stt.warm_up()
         return stt.name, stt.transcribe, False
     if name == "base":
@@ -170,7 +182,7 @@ def run_backend(label: str, decode: Callable[[np.ndarray], str], recs: list[Reco
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print JSON (every hypothesis too)")
-    ap.add_argument("--backends", default="tiny.en,tiny.en-30s,base,pocketsphinx",
+    ap.add_argument("--backends", default="tiny.en,tiny.en-hints,tiny.en-30s,base,pocketsphinx",
                     help=f"comma-separated, from: {', '.join(BACKENDS)} "
                          "(default: all but vosk)")
     ap.add_argument("--codecs", default=",".join(CODECS),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from gateway.calls.records import escape_text
-from gateway.config import Config
+from gateway.config import Config, business_of
 from pipeline.audio.frames import ms_to_samples
 from pipeline.core.conversation import TurnSettings
 from pipeline.core.end_of_turn import EndOfTurnSettings
@@ -113,7 +113,6 @@ def tool_policy(cfg: Config) -> ToolPolicy | None:
 
 def system_prompt(cfg: Config) -> str:
     """What the model reads first: [llm] system_prompt, then the [business] facts."""
-    from gateway.config import business_of
     from pipeline.facts.prompt import system_prompt as with_facts
 
     business = business_of(cfg.business)
@@ -132,7 +131,6 @@ def greeting(cfg: Config) -> str:
 def session_options(cfg: Config, tools: ToolPolicy | None) -> SessionOptions:
     """What every call's session is set up with, from the config (``tools``: the policy
     ``tool_policy`` made of [tools])."""
-    from gateway.config import business_of
     from pipeline.core.dtmf import KeypadSettings
     from pipeline.messages.taking import MessagePrompts
     from pipeline.options import SessionOptions
@@ -186,13 +184,15 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
                            cfg.tts.voice if cfg.tts.backend == "piper" else "", cfg.llm.bundled,
                            embedded_llm=cfg.llm.backend == "embedded" or (
                                cfg.llm.backend == "engine" and not cfg.llm.engine_url))
+    hints = stt_hints(cfg)
     stt = make_stt(cfg.stt.backend, cfg.stt.model, language=cfg.stt.language,
                    beam_size=cfg.stt.beam_size, threads=cfg.stt.threads,
                    bundled_whisper=paths.whisper_dir, uri=cfg.stt.uri,
-                   timeout=cfg.stt.timeout_ms / 1000,
+                   timeout=cfg.stt.timeout_ms / 1000, hints=hints,
                    on_error=lambda kind: on_service_error("stt", kind))
-    log.info("speech-to-text: %s (%s)", stt.name,
-             "streaming partials" if stt.streaming else "partials only at pauses")
+    log.info("speech-to-text: %s (%s)%s", stt.name,
+             "streaming partials" if stt.streaming else "partials only at pauses",
+             f"; told to expect {hints!r}" if hints and cfg.stt.backend == "whisper" else "")
     if tools is not None:
         log.info("tools: %s (confirm first: %s)", ", ".join(tools.tools),
                  ", ".join(sorted(tools.confirm & set(tools.tools))) or "none")
@@ -212,9 +212,15 @@ def load_engines(cfg: Config, tools: ToolPolicy | None,
     return engines
 
 
+def stt_hints(cfg: Config) -> str:
+    """The words the speech model is told callers will say: ``[stt] hints`` and the
+    business's name and items."""
+    business = business_of(cfg.business)
+    return " ".join(filter(None, (cfg.stt.hints, business.words() if business else "")))
+
+
 def fact_index(cfg: Config) -> FactIndex | None:
     """[business] facts embedded once for the process ([business] meaning; with the note)."""
-    from gateway.config import business_of
 
     business = business_of(cfg.business)
     if business is None or not cfg.business.note or not cfg.business.meaning:

@@ -119,6 +119,8 @@ class SttConfig:
     uri: str = _spec("", doc="wyoming: the server, tcp://host:port or unix:///path")
     timeout_ms: int = _spec(8000, lo=100, hi=120000,
                             doc="wyoming: a turn's whole request, connect to transcript")
+    hints: str = _spec("", doc="whisper: words callers will say that it may not know (names, "
+                              "products), as text; the [business] name and items are added")
     apology: str = _spec("Sorry, I didn't catch that. Could you say it again?",
                          doc="said when a turn could not be transcribed (the server failed)")
 

@@ -44,6 +44,12 @@ class Business:
             seen.setdefault(item.name, item)
         return tuple(seen.values())
 
+    def words(self) -> str:
+        """What callers will say that a speech model may not know: the name and the items
+        ("Riverside Dental Clinic: check-up, cleaning.")."""
+        items = ", ".join(i.name for i in self.catalog())
+        return f"{self.name}: {items}." if self.name and items else (self.name or items)
+
     def closed_weekdays(self) -> list[int]:
         """Weekdays without opening hours (0 = Monday)."""
         return [d for d in range(7) if not self.hours.get(d)]

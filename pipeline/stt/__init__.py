@@ -14,7 +14,7 @@ from pipeline.stt.base import SpeechToText, SttModelError
 
 def make_stt(backend: str, model: str = "", *, language: str = "en", beam_size: int = 1,
              threads: int = 2, bundled_whisper: Path | None = None, uri: str = "",
-             timeout: float = 8.0,
+             timeout: float = 8.0, hints: str = "",
              on_error: Callable[[str], None] = lambda kind: None) -> SpeechToText:
     """The configured backend, loaded (the ``[stt]`` settings).
 
@@ -30,7 +30,7 @@ def make_stt(backend: str, model: str = "", *, language: str = "en", beam_size: 
         if folder is None or not (folder / "model.bin").is_file():
             raise SttModelError(f"[stt] model = {model!r}: no model.bin in {folder} "
                                 "(expected a CTranslate2 Whisper model directory)")
-        return WhisperStt(folder, language, beam_size, threads)
+        return WhisperStt(folder, language, beam_size, threads, hints=hints)
     if backend == "vosk":
         from pipeline.stt.vosk import VoskStt
 

@@ -52,7 +52,10 @@ class WhisperStt:
     streaming = False  # partials only at pauses (WhisperStream.pause)
 
     def __init__(self, model_dir: Path, language: str = "en", beam_size: int = 1,
-                 threads: int = 2, short_window: bool = True, name: str = "") -> None:
+                 threads: int = 2, short_window: bool = True, name: str = "",
+                 hints: str = "") -> None:
+        """``hints``: words the callers will say that the model may not know (the business's
+        name, what it sells), given to the decoder as the text before the turn's."""
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
@@ -65,6 +68,11 @@ class WhisperStt:
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
                                     task="transcribe", language=language)
         self._lock = threading.Lock()  # one decode at a time: two would only split 2 cores
+        self.hints = " ".join(hints.split())
+        # Whisper's previous-text prompt: tiny.en heard "check-up" as "kick up" without it
+        self._prompt = ([self._tokenizer.sot_prev,
+                         *self._tokenizer.encode(" " + self.hints)[:100]]
+                        if self.hints else [])
 
     def transcribe(self, audio: np.ndarray) -> str:
         """Text of float32 16 kHz mono audio (empty string for silence)."""
@@ -91,7 +99,8 @@ class WhisperStt:
             segments, _info = self._model.transcribe(
                 audio.astype(np.float32, copy=False), language=self.language,
                 beam_size=self.beam_size, without_timestamps=True, vad_filter=False,
-                condition_on_previous_text=False, temperature=0.0)
+                condition_on_previous_text=False, temperature=0.0,
+                hotwords=self.hints or None)
             return " ".join(s.text.strip() for s in segments).strip()
         finally:
             self._lock.release()
@@ -124,9 +133,11 @@ class WhisperStt:
                                        to_cpu=False)
         tok = self._tokenizer
         seconds = len(audio) / 16000
+        prompt = [*self._prompt, *tok.sot_sequence, tok.no_timestamps]
         res = self._model.model.generate(
-            enc, [[*tok.sot_sequence, tok.no_timestamps]], beam_size=self.beam_size,
-            max_length=int(8 * seconds) + 16, suppress_blank=True, suppress_tokens=[-1])
+            enc, [prompt], beam_size=self.beam_size,
+            max_length=len(prompt) + int(8 * seconds) + 16, suppress_blank=True,
+            suppress_tokens=[-1])
         return tok.decode(res[0].sequences_ids[0]).strip()
 
     def warm_up(self) -> None:

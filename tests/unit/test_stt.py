@@ -163,6 +163,33 @@ def test_whisper_stream_final_and_pause_partial(whisper):
     assert s.turn_start == len(pcm) and s.end_turn().text == ""  # next turn starts empty
 
 
+def test_a_business_s_words_told_to_whisper_are_heard_as_said(whisper, tmp_path):
+    from pipeline import models
+    from pipeline.facts.business import Business, parse_items
+    from pipeline.stt.whisper import WhisperStt
+    from testbed.harness import espeak
+
+    business = Business(name="Riverside Dental Clinic",
+                        prices=parse_items(("check-up: 60", "cleaning: 80"), "amount"))
+    assert business.words() == "Riverside Dental Clinic: check-up, cleaning."
+    told = WhisperStt(models.resolve().whisper_dir, hints=business.words())
+    standard = WhisperStt(models.resolve().whisper_dir, short_window=False,
+                          hints=business.words())  # the 30 s window's decode is told too
+    heard = {"alone": 0, "told": 0, "standard": 0}
+    for voice in ("en-gb-x-rp", "en-us", "en-029"):
+        for question, word in (("How much does a check-up cost?", "check"),
+                               ("Where is Riverside Dental?", "riverside dental")):
+            audio = espeak(question, tmp_path / "q.wav", voice=voice).astype(np.float32)
+            audio /= 32768
+            for name, stt in (("alone", whisper), ("told", told), ("standard", standard)):
+                heard[name] += word in stt.transcribe(audio).lower()
+    # tiny.en alone hears "kick up" and "Riverside then tool" in most of these voices
+    assert heard["told"] >= heard["alone"] + 2 and heard["standard"] >= heard["alone"] + 2, heard
+    # and words that are not the business's are still heard as said
+    pcm, ref = real_pcm()
+    assert sc.normalise(told.transcribe(pcm.astype(np.float32) / 32768)) == sc.normalise(ref)
+
+
 def test_looped_decodes_are_told_from_real_repetition():
     from pipeline.stt.whisper import looks_looped
 
