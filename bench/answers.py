@@ -30,7 +30,7 @@ from gateway.app import fact_index, system_prompt
 from gateway.config import build, business_of
 from pipeline import models
 from pipeline.facts.turns import CallFacts
-from pipeline.llm.chat import stream_chat
+from pipeline.llm.chat import spaced_after, stream_chat
 from pipeline.llm.embedded import SharedModel, go_on
 from pipeline.reply.history import ChatHistory
 from testbed.answer_cases import (
@@ -88,7 +88,7 @@ def run_case(llm, cfg, case: Case, seed: int) -> tuple[list[str], list[str], flo
         if opening:  # said by the gateway, the model goes on after it: as the reply worker
             rest = "".join(go_on(llm, history.messages(), opening, cfg.llm.max_tokens,
                                  cfg.llm.temperature))
-            reply = (opening + (rest if rest[:1].isspace() else f" {rest}")).strip()
+            reply = (opening + spaced_after(opening, rest)).strip()
         else:
             reply = "".join(stream_chat(llm, history.messages(), cfg.llm.max_tokens,
                                         cfg.llm.temperature)).strip()

@@ -1562,8 +1562,8 @@ _add(B, "followup", "2026-12-04T11:00",
      ("Hi, uh, how much is a sourdough loaf?",
       "Okay, um, and so if I got, like, three of those and, uh, two croissants?"),
      [money("23")], [money(x) for x in ("20.50", "21", "22", "23.50", "24", "25", "26")],
-     held=True, style="filler",
-     note="3 x 6 + 2 x 2.50 = 18 + 5 = 23 dollars.")
+     style="filler",
+     note=_MOVED_1207 + "3 x 6 + 2 x 2.50 = 18 + 5 = 23 dollars.")
 _add(B, "times", _BK_WED, "What time do you wrap things up on a Sunday?",
      [tm(13)],
      [closes_at_not(13), day_range("sunday", _T, "(?:2|3|4)"), *closed_claim("sunday")],
@@ -1678,8 +1678,8 @@ _add(D, "followup", _DN_MON,
      [money("265", "pounds")],
      [*(money(x, "pounds") for x in ("145", "260", "270", "275", "290", "295", "385")),
       _DN_WRONG_CUR],
-     held=True, style="filler",
-     note="2 x 120 + 25 = 265 pounds.")
+     style="filler",
+     note=_MOVED_1207 + "2 x 120 + 25 = 265 pounds.")
 _add(D, "times", _DN_MON, "What time do you shut up shop on a Monday?",
      [tm(17, 30)],
      [r"\b(?:close|closes|closing|shut|shuts|finish|finishes)\b(?: up)?(?: at| is)? "
@@ -1782,8 +1782,8 @@ _add(G, "followup", _GA_MON,
       "Okay, uh, so if I did that plus, um, an oil change and, uh, a brake inspection, what's "
       "that all together?"),
      [money("104")], [money(x) for x in ("94", "99", "109", "114", "124", "134")],
-     held=True, style="filler",
-     note="25 + 49 + 30 = 104 dollars.")
+     style="filler",
+     note=_MOVED_1207 + "25 + 49 + 30 = 104 dollars.")
 _add(G, "prices", _GA_MON,
      "What would it cost to get the wheels lined up? It's been drifting a bit on the freeway.",
      [money("89.99")],

@@ -50,6 +50,9 @@ class Mentions:
     """Items named, each with the quantity said before it (None: no quantity)."""
     quantity: int | None = None
     """A bare quantity ("three of them"), for the items of the turn before."""
+    back: int | None = None
+    """How many of the turn before's items a word pointing back at them counts, beside
+    items named now ("three of those and two croissants", "that plus an oil change")."""
     topics: frozenset[str] = field(default_factory=frozenset)
     """Facts the question is about: "hours", "address", "phone", "name"."""
 
@@ -61,7 +64,15 @@ class Mentions:
 
     def follow(self, before: Mentions | None) -> Mentions:
         """An elliptical follow-up borrows what it leaves out from the turn before."""
-        if before is None or not self.elliptical:
+        if before is None:
+            return self
+        if self.back is not None and self.items and before.items:
+            # the pointing word is a follow-up whatever comes first ("so if I did that plus
+            # an oil change...")
+            named = {i.name for i, _ in self.items}
+            return replace(self, items=tuple(
+                (i, self.back) for i, _ in before.items if i.name not in named) + self.items)
+        if not self.elliptical:
             return self
         out = self
         if (not self.days and before.days
@@ -393,6 +404,23 @@ def find_quantity(text: str) -> int | None:
     return number(m.group(1))
 
 
+_POINTER = r"(?:those|these|them|that|it|this)"
+
+
+def find_back_reference(text: str) -> int | None:
+    """How many of the items of the turn before a word points back at: "three of those" ->
+    3, "two of them" -> 2, "that plus ..." / "plus that" -> 1; None: no such word."""
+    low = text.lower().replace("’", "'")
+    nums = "|".join(list(_NUMBER_WORDS)[1:])
+    m = re.search(rf"\b(\d+|{nums}) (?:more )?of {_POINTER}\b", low)
+    if m and m.group(1) not in ("a", "an"):
+        return number(m.group(1))
+    if re.search(rf"\b{_POINTER},? (?:plus|along with|as well as|together with)\b"
+                 rf"|\b(?:plus|along with|as well as|together with) {_POINTER}\b", low):
+        return 1
+    return None
+
+
 # --- topics ------------------------------------------------------------------------------
 
 TOPIC_WORDS = {
@@ -495,4 +523,5 @@ def find(text: str, today: date, items: tuple[Item, ...],
         now=bool(re.search(NOW_WORDS, low)),
         items=found_items,
         quantity=None if found_items else find_quantity(text),
+        back=find_back_reference(text) if found_items else None,
         topics=frozenset(topics))

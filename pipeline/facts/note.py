@@ -316,6 +316,14 @@ _ASKS_PRICE = re.compile(r"\b(how much|cost|costs|price|prices|pricing|charge|ch
                          r"fees|rate|rates|pay)\b", re.I)
 
 
+_ASKS_TOTAL = re.compile(r"\b(all together|altogether|in total|total|come to|comes to|"
+                         r"add up|would (?:that|it|those|they) be|what would)\b", re.I)
+
+
+# a price asked for each item, not their sum ("what do X cost, and what about Y?")
+_ASKS_EACH = re.compile(r"\b(what about|how about|and what|and how much|each)\b", re.I)
+
+
 def plain_answer(b: Business, m: Mentions, text: str, parts: list[Part] | None) -> str:
     """The whole answer, when the turn asks only the price of one item or only the address
     (and nothing the facts do not answer): the gateway can say it at once."""
@@ -330,6 +338,14 @@ def plain_answer(b: Business, m: Mentions, text: str, parts: list[Part] | None) 
         item = prices[m.items[0][0].name]
         article = "An" if item.name[:1].lower() in "aeiou" else "A"
         return f"{article} {item.name} costs {spoken.money(item.amount, b.currency)}."
+    if (m.items and all(i.name in prices for i, _ in m.items) and not m.topics
+            and (len(m.items) > 1 or (m.items[0][1] or 1) > 1)
+            and (_ASKS_PRICE.search(text) or _ASKS_TOTAL.search(text))
+            and not _ASKS_EACH.search(text)):
+        # a sum: the total first (the 1.5B read out a part's cost as the answer, or summed
+        # wrong); the model may go on with the parts
+        total = sum((q or 1) * prices[i.name].amount for i, q in m.items)
+        return f"That comes to {spoken.money(total, b.currency)} in total."
     if m.topics == {"address"} and b.address and not m.items and _asks_address(b, text):
         return f"{b.name} is at {b.address}."
     return ""

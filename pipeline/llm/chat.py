@@ -23,6 +23,12 @@ def first_tool_call(pieces: Iterator[str]) -> str | None:
     return text if looks_like_tool_call(text) else None
 
 
+def spaced_after(opening: str, piece: str) -> str:
+    """The model's first piece after ``opening`` (words already said), spaced from them: a
+    model's next word carries its space, mostly."""
+    return piece if not opening or piece[:1].isspace() else f" {piece}"
+
+
 def stream_chat(llm: ChatContext, messages: list[dict[str, str]], max_tokens: int,
                 temperature: float, cancelled: Callable[[], bool] = lambda: False,
                 tools: list[dict] | None = None, watch: Watch | None = None) -> Iterator[str]:

@@ -26,6 +26,7 @@ from pipeline.audio.frames import ms_to_samples
 from pipeline.audio.utterance import Utterance
 from pipeline.engines import Engines
 from pipeline.llm.base import ChatContext, LlmError
+from pipeline.llm.chat import spaced_after
 from pipeline.messages.taking import MessageDesk, MessageTaker
 from pipeline.messages.taking import Step as MessageStep
 from pipeline.options import SessionOptions
@@ -248,8 +249,7 @@ class ReplyWorker:
                 if report.llm_first_token_seconds is None:
                     report.llm_first_token_seconds = self.clock() - t0
                     report.prompt_tokens_read = reply.prompt_tokens_read
-                    if opening and not piece[:1].isspace():
-                        piece = f" {piece}"  # a model's next word carries its space, mostly
+                    piece = spaced_after(opening, piece)
                 parts.append(piece)
                 # kept current: a barge-in records the words generated up to that moment
                 u.generated_text = self._secrets.redact("".join(parts).strip())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -237,11 +238,32 @@ def test_a_question_only_about_one_price_or_the_address_gets_the_whole_answer_fi
     assert first("What do you charge for a sourdough loaf?") == "A sourdough loaf costs 6 dollars."
     assert first("Where are you guys located?") == "Mill Bakery is at 48 Mill Road."
     assert first("Where's the bakery?") == "Mill Bakery is at 48 Mill Road."
-    # not the address: where something else is; not one price: a sum, a lead time, a visit
-    for text in ("Where can I park?", "How much are two croissants?",
-                 "How much is a birthday cake?", "What's in a croissant?",
-                 "How much is a croissant on Sunday?", "Do you sell croissants?"):
+    # not the address: where something else is; not one price: a lead time, a visit
+    for text in ("Where can I park?", "How much is a birthday cake?", "What's in a croissant?",
+                 "How much is a croissant on Sunday?", "Do you sell croissants?",
+                 # each price, not their sum
+                 "What's a croissant, and what about a sourdough loaf?"):
         assert first(text) == "", text
+    # a sum: its total
+    assert first("How much are two croissants?") == "That comes to 5 dollars in total."
+    assert first("What would a croissant and a sourdough loaf come to?") == (
+        "That comes to 8.50 dollars in total.")
+
+
+def test_items_pointed_back_at_join_the_items_named_now():
+    facts = CallFacts(BAKERY)
+    wall = datetime(2026, 12, 4, 11, 0, tzinfo=ZoneInfo(BAKERY.timezone)).timestamp()
+    facts.note("How much is a sourdough loaf?", wall)
+    n = facts.note("So if I got three of those and two croissants?", wall)
+    assert "3 x sourdough loaf and 2 x croissant come to 23 dollars in total" in n, n
+    facts.note("How much is a sourdough loaf?", wall)
+    n = facts.note("What would that plus a croissant come to?", wall)
+    assert opening(n) == "That comes to 8.50 dollars in total.", n
+    # without items of the turn before, or pointing at nothing, nothing is added
+    fresh = CallFacts(BAKERY)
+    assert "sourdough" not in fresh.note("Is it plus tax for two croissants?", wall)
+    facts.note("How much is a sourdough loaf?", wall)
+    assert "sourdough" not in facts.note("How much is a croissant?", wall)
 
 
 def test_yes_no_questions_follow_ups_and_still_open():
