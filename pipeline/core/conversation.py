@@ -157,8 +157,8 @@ class Interrupt:
     utterance_id: int
     speech_start: int
     barge_in: bool = True
-    """False: the caller went on with the turn before hearing the reply, which stops as
-    stale (no barge-in is counted or timed)."""
+    """False: the caller went on with the turn before they could hear the reply, which stops
+    as stale (no barge-in is counted or timed, though its first audio had gone out)."""
 
 
 @dataclass(frozen=True)
@@ -606,8 +606,9 @@ class Conversation:
             actions: list[Action] = []
             if self._utterance_active:
                 self._utterance_active = False
+                # a reply held by a tentative barge-in and stopped now was heard: a barge-in
                 actions.append(Interrupt(self.utterance_id, ev.speech_start,
-                                         barge_in=False))
+                                         barge_in=not resumed))
             self._turn_start = (self._committed_start if self._committed_start is not None
                                 else ev.speech_start)
             self._committed_start = None

@@ -282,6 +282,20 @@ def test_caller_going_on_as_the_reply_starts_is_heard_as_one_turn():
         assert (tr2.start == tr1.start) is merged and conv2.barge_ins == (not merged), gap_ms
 
 
+def test_going_on_after_a_held_barge_in_stops_the_reply_as_a_barge_in():
+    conv, _ = answered_conversation()
+    conv.s = settings(resume_false_interruptions=True)  # held until its words are known
+    acts = feed(conv, timeline((0.0, 320), (0.9, 512), (0.0, 600)))
+    (tr1,) = [a for a in acts if isinstance(a, Transcribe)]
+    (resp,) = conv.on_transcript(tr1.turn_id, "How do I book?")
+    conv.on_playout_started(resp.utterance_id, at=1440 * MS)
+    # "Wait." over the bot (its audio held), a pause that ends that turn, then more words
+    acts = feed(conv, timeline((0.0, 1000), (0.9, 320), (0.0, 600), (0.9, 320)),
+                start=1440 * MS)
+    intr = next(a for a in acts if isinstance(a, Interrupt))
+    assert intr.utterance_id == resp.utterance_id and intr.barge_in  # the caller heard it
+
+
 def test_speech_while_reply_is_generating_interrupts_the_silent_reply():
     conv, _ = answered_conversation()
     acts = feed(conv, timeline((0.9, 512), (0.0, 600)))
