@@ -682,16 +682,6 @@ def real_workers_available() -> str | None:
     return None
 
 
-def transcribe(whisper, pcm, rate: int) -> str:
-    import numpy as np
-    import soxr
-
-    audio = pcm.astype(np.float32) / 32768
-    if rate != 16000:
-        audio = soxr.resample(audio, rate, 16000)
-    return whisper.transcribe(audio)
-
-
 QUESTION = "What time do you open in the morning?"
 
 

@@ -17,11 +17,10 @@ def transcribe(whisper, pcm: np.ndarray, rate: int) -> str:
     whole stopped at the pause."""
     import soxr
 
+    spans = active_spans(pcm, rate, min_gap_ms=300) or [(0.0, len(pcm) / rate)]
     audio = pcm.astype(np.float32) / 32768
     if rate != 16000:
         audio = soxr.resample(audio, rate, 16000)
-    pcm16 = (audio * 32768).astype(np.int16)
-    spans = active_spans(pcm16, 16000, min_gap_ms=300) or [(0.0, len(audio) / 16000)]
     pad = int(0.2 * 16000)
     parts = [whisper.transcribe(audio[max(0, int(a * 16000) - pad): int(b * 16000) + pad])
              for a, b in spans]

@@ -164,14 +164,18 @@ def time_line(b: Business, d: date, t: int, today: date) -> str:
             f"{spoken.clock(spans[-1][1])} that day.")
 
 
-def price_lines(b: Business, items: tuple[tuple[Item, int | None], ...]) -> list[str]:
+def priced(b: Business, items: tuple[tuple[Item, int | None], ...]) -> list[tuple[Item, int]]:
+    """The items that have a price: each with its price entry and its count (1 if none said)."""
     prices = {p.name: p for p in b.prices}
-    priced = [(prices[i.name], q) for i, q in items if i.name in prices]
-    if not priced:
+    return [(prices[i.name], q or 1) for i, q in items if i.name in prices]
+
+
+def price_lines(b: Business, items: tuple[tuple[Item, int | None], ...]) -> list[str]:
+    found = priced(b, items)
+    if not found:
         return []
     lines, total, named = [], 0.0, []
-    for item, qty in priced:
-        n = qty or 1
+    for item, n in found:
         cost = n * item.amount
         total += cost
         each = spoken.money(item.amount, b.currency)
@@ -179,7 +183,7 @@ def price_lines(b: Business, items: tuple[tuple[Item, int | None], ...]) -> list
         lines.append(f"{n} x {item.name} at {each} each come to "
                      f"{spoken.money(cost, b.currency)}." if n > 1
                      else f"One {item.name} costs {each}.")
-    if len(priced) > 1 or (priced[0][1] or 1) > 1:
+    if len(found) > 1 or found[0][1] > 1:
         # first: the 1.5B model read out a part's cost as the answer when the total came last
         lines.insert(0, f"The answer: {' and '.join(named)} come to "
                         f"{spoken.money(total, b.currency)} in total.")
@@ -331,20 +335,19 @@ def plain_answer(b: Business, m: Mentions, text: str, parts: list[Part] | None) 
         return ""
     if parts and not all(p.known for p in parts):
         return ""
-    prices = {p.name: p for p in b.prices}
-    if (len(m.items) == 1 and m.items[0][0].name in prices and (m.items[0][1] or 1) == 1
-            and not m.topics and _ASKS_PRICE.search(text)
-            and not any(i.name == m.items[0][0].name for i in b.lead_times)):
-        item = prices[m.items[0][0].name]
+    found = priced(b, m.items)
+    all_priced = bool(found) and len(found) == len(m.items) and not m.topics
+    if (all_priced and len(found) == 1 and found[0][1] == 1 and _ASKS_PRICE.search(text)
+            and not any(i.name == found[0][0].name for i in b.lead_times)):
+        item = found[0][0]
         article = "An" if item.name[:1].lower() in "aeiou" else "A"
         return f"{article} {item.name} costs {spoken.money(item.amount, b.currency)}."
-    if (m.items and all(i.name in prices for i, _ in m.items) and not m.topics
-            and (len(m.items) > 1 or (m.items[0][1] or 1) > 1)
+    if (all_priced and (len(found) > 1 or found[0][1] > 1)
             and (_ASKS_PRICE.search(text) or _ASKS_TOTAL.search(text))
             and not _ASKS_EACH.search(text)):
         # a sum: the total first (the 1.5B read out a part's cost as the answer, or summed
         # wrong); the model may go on with the parts
-        total = sum((q or 1) * prices[i.name].amount for i, q in m.items)
+        total = sum(n * item.amount for item, n in found)
         return f"That comes to {spoken.money(total, b.currency)} in total."
     if m.topics == {"address"} and b.address and not m.items and _asks_address(b, text):
         return f"{b.name} is at {b.address}."

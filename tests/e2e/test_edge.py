@@ -59,12 +59,12 @@ from testbed.edge import (
     sip_options,
     sipp_uac,
     speech_in,
-    transcribe,
     wait_for,
     wav_rms,
     window_db,
     write_test_wav,
 )
+from testbed.heard import transcribe
 
 needs_binaries = pytest.mark.skipif(
     bool(MISSING) or not HAVE_TLS_MODULE,
