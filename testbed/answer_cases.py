@@ -824,8 +824,8 @@ _add(G, "days", _GA_MON, "What days are you open?",
       rf"\b{_ANYDAY} (?:to|through|thru|-) sundays?\b"],
      note="Monday to Friday and Saturday (mornings); never Sunday.")
 _add(G, "days", _GA_MON, "Do you work on Wednesdays?",
-     [any_of(_AFFIRM, tm(7, 30))], [_NO_START, *closed_claim("wednesday")], held=True,
-     note="Yes, 7:30 am to 5:30 pm.")
+     [any_of(_AFFIRM, tm(7, 30))], [_NO_START, *closed_claim("wednesday")],
+     note=_MOVED_1207 + "Yes, 7:30 am to 5:30 pm.")
 
 _add(G, "times", _GA_MON, "Can I drop my car off Monday at 7 am?",
      [any_of(_NEG, opens_at(7, 30), r"\b(?:a bit|a little) early\b")],
@@ -1151,8 +1151,8 @@ _add(B, "prices", _BK_WED,
      "I'm having a few people over on Sunday, I was thinking two loaves of the sourdough and "
      "maybe four of the cinnamon rolls. What would that come to?",
      [money("25")], [money(x) for x in ("9.25", "18.50", "24", "26", "28", "37")],
-     held=True, style="indirect",
-     note="2 x 6 + 4 x 3.25 = 12 + 13 = 25 dollars.")
+     style="indirect",
+     note=_MOVED_1207 + "2 x 6 + 4 x 3.25 = 12 + 13 = 25 dollars.")
 _add(B, "lead", _BK_WED, "How much notice do you need for one of your party trays?",
      [any_of(r"(?<![\d.])1 day\b", r"\ba day\b", r"\b24 hours\b",
              r"\bday (?:before|ahead|in advance)\b")],
@@ -1574,9 +1574,9 @@ _add(B, "lead", "2026-12-03T09:00",
      "Could I get a catering tray for a little party on Saturday if I put the order in today?",
      [_AFFIRM],
      [_NO_START, _SORRY_START, _LEAD_NEG, *closed_claim("saturday")],
-     held=True, style="synonym",
-     note="'Catering tray' = the party platter (1 day's notice); Thursday Dec 3 -> Saturday "
-          "Dec 5 is 2 days >= 1 and Saturday is open 8-1: yes.")
+     style="synonym",
+     note=_MOVED_1207 + "'Catering tray' = the party platter (1 day's notice); Thursday "
+     "Dec 3 -> Saturday Dec 5 is 2 days >= 1 and Saturday is open 8-1: yes.")
 _add(B, "relative", "2026-12-07T19:00",
      "My daughter's got a half day at school tomorrow, so I thought I'd bring her by for a "
      "treat around eleven. Would that be alright?",
@@ -1739,9 +1739,9 @@ _add(D, "times", _DN_MON, "Could I get in on Thursday around lunchtime, say one-
      [_AGREE, rf"(?<![\d:]){_hm(8, 30)}(?: am)? ?(?:to|until|till|-) ?{_hm(5, 30)}",
       r"(?<!not )(?<!n't )\bopen (?:at|over|during|through) (?:lunch|lunchtime)\b",
       r"\b(?:lunchtime|1|1 pm) (?:is|would be|should be) (?:fine|ok|okay|good)\b"],
-     held=True, style="loose-time",
-     note="Thursday 1 pm falls in the 12:30-1:30 lunch break: not then (before 12:30 or from "
-          "1:30 pm).")
+     style="loose-time",
+     note=_MOVED_1207 + "Thursday 1 pm falls in the 12:30-1:30 lunch break: not then "
+     "(before 12:30 or from 1:30 pm).")
 _add(D, "relative", "2026-12-09T08:40",
      "Morning, I've been up half the night with a throbbing tooth. If I got down to you for "
      "about quarter past nine, would you be open?",
@@ -1855,8 +1855,9 @@ _add(G, "times", _GA_MON,
       r"\bsaturdays?,? (?:we )?open(?:s)? (?:at|from) (?:7|7:30)(?![\d:])",
       day_range("saturday", "(?:7|7:30)", _T),
       r"\bopen(?:s|ing)? (?:at|from) (?:6|6:30|7|9)(?![\d:])"],
-     held=True, style="loose-time",
-     note="Saturday Dec 12 opens at 8 am (7:30 is the weekday time): not at 7:30.")
+     style="loose-time",
+     note=_MOVED_1207 + "Saturday Dec 12 opens at 8 am (7:30 is the weekday time): not at "
+     "7:30.")
 _add(G, "relative", "2026-12-08T06:50",
      "Hey, I'm heading out in ten minutes, how early can I drop the car off this morning?",
      [tm(7, 30)],

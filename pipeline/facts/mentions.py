@@ -230,11 +230,28 @@ def later(text: str) -> int | None:
     return round(amount * (60 if m.group(2).startswith("hour") else 1))
 
 
+_MINUTE_WORDS = {"fifteen": 15, "thirty": 30, "forty-five": 45, "forty five": 45}
+_SPELLED = re.compile(rf"\b{_HOUR_WORD}[- ]({'|'.join(_MINUTE_WORDS)})\b(?!-)")
+
+
+def _spelled_minutes(low: str) -> str:
+    """Times said in words as a clock reads ("seven-thirty" -> "7:30"), and a loose hour
+    ("one-ish" -> "around one"): read as no time at all, they left the day's loose period
+    ("first thing", "lunchtime") to decide, which the hour contradicted."""
+    def clock(m: re.Match[str]) -> str:
+        h = number(m.group(1)) if not m.group(1).isdigit() else int(m.group(1))
+        return f"{h}:{_MINUTE_WORDS[m.group(2)]:02d}" if h is not None else m.group(0)
+
+    low = re.sub(rf"(?<!half )(?<!past )(?<!to )\b{_HOUR_WORD}-?ish\b", r"around \1", low)
+    low = re.sub(rf"\b{_HOUR_WORD}-?ish\b", r"\1", low)  # "half three-ish"
+    return _SPELLED.sub(clock, low)
+
+
 def find_time(text: str, now: int | None = None) -> int | None:
     """The first time of day named, minutes after midnight. Without am/pm, 1-6 o'clock is
     read as afternoon and 7-11 as morning (what a caller of a day-time business means).
     ``now`` (minutes after midnight): a time said relative to it ("in an hour") counts."""
-    low = text.lower().replace("’", "'")
+    low = _spelled_minutes(text.lower().replace("’", "'"))
     if now is not None and (ahead := later(low)) is not None and now + ahead < 24 * 60:
         return now + ahead
     if re.search(r"\b(noon|midday)\b", low):
@@ -329,8 +346,10 @@ def stem(word: str) -> str:
     """Crude: plural and verb endings off, then the first 5 letters ("loaves" ~ "loaf",
     "cancellation" ~ "cancelled")."""
     w = word.lower()
-    for end, repl in (("ves", "f"), ("ies", "y"), ("es", ""), ("s", "")):
-        if len(w) > 3 and w.endswith(end) and not w.endswith("ss"):
+    # "es" is a plural's only after a hiss ("boxes", "sandwiches"); "cakes" is "cake" + "s"
+    for end, repl in (("ves", "f"), ("ies", "y"), ("ches", "ch"), ("shes", "sh"), ("xes", "x"),
+                      ("zes", "z"), ("sses", "ss"), ("s", "")):
+        if len(w) > 3 and w.endswith(end) and (end != "s" or not w.endswith("ss")):
             w = w[: -len(end)] + repl
             break
     return w[:5]
@@ -345,6 +364,9 @@ def _names_at(ws: list[str], i: int, s: str, name: list[str], head: str) -> bool
         return (ws[i] in (joined, joined + "s")
                 or (i > 0 and ws[i - 1] == name[-2] and ws[i] in (name[-1], name[-1] + "s")))
     return s == head
+
+
+_OF_THE = frozenset(("of", "the", "those", "these", "your"))
 
 
 def find_items(text: str, items: tuple[Item, ...]) -> list[tuple[Item, int | None]]:
@@ -362,7 +384,12 @@ def find_items(text: str, items: tuple[Item, ...]) -> list[tuple[Item, int | Non
             # the words before the head must agree with the name's (any they share)
             qty = None
             j = i - 1
-            while j >= 0 and i - j <= len(name) + 1:
+            # "four of the cinnamon rolls": the words pointing into the items are not between
+            # the count and the name the way an adjective is
+            between = 0
+            while j >= 0 and i - j - between <= len(name) + 1:
+                if ws[j] in _OF_THE and j + 1 < i:
+                    between += 1
                 q = number(ws[j])
                 if q is not None:
                     qty = q * (12 if j + 1 < len(ws) and ws[j + 1] == "dozen" and q != 12

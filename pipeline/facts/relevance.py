@@ -134,7 +134,8 @@ def strip_fillers(text: str) -> str:
 _FUNCTION_TEXT = """
 a an the and or but so then also what what's when where which who how about is isn't are aren't
 am do does did can could will would may might should shall have has there it it's that this
-you your we us our i me my any at on in of for to from with be been get come go open"""
+you your we us our i me my any at on in of for to from with be been get come go open
+work works working"""
 _FUNCTION_WORDS = frozenset(_FUNCTION_TEXT.split())
 
 

@@ -76,7 +76,10 @@ class CallFacts:
                     # "is there any way someone could see my cat this Sunday?"
                     m = replace(m, topics=m.topics | {"hours"})
                     ruled = True
-                else:  # "do you do surgery on Saturdays?": the surgery is the question
+                elif not (p.known and p.nearest[0].topic != "hours"):
+                    # "do you do surgery on Saturdays?": the surgery is the question (a part
+                    # already near a fact other than the hours keeps it: "a catering tray for
+                    # Saturday" was a lead time, the tray alone too far from the platter)
                     p = replace(topic, text=p.text)
             parts.append(replace(p, ruled=ruled))
         named = {i.name for i, _ in m.items}

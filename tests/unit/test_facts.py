@@ -96,7 +96,8 @@ def test_days_named_in_words_resolve_against_today():
     ("at 4 pm", 960), ("at 4 p.m.", 960), ("at 2:45", 885), ("by 9:30 a.m.", 570),
     ("half past 3", 930), ("quarter to 5", 1005), ("at noon", 720), ("at 8", 480),
     ("at four o'clock", 960), ("at 10 in the morning", 600), ("I have 2 kids", None),
-    ("order 4512", None)])
+    ("order 4512", None), ("like seven-thirty", 450), ("at eight fifteen", 495),
+    ("say one-ish", 780), ("half three-ish", 930), ("for seven thirty-year-olds", None)])
 def test_times_of_day(text, minutes):
     assert mentions.find_time(text) == minutes
 
@@ -136,6 +137,14 @@ def test_prices_and_sums():
     # the total comes first, as the answer (the model read out a part's cost when it was last)
     assert n.splitlines()[1] == ("The answer: 2 x sourdough loaf and one croissant come to "
                                  "14.50 dollars in total.")
+
+
+def test_a_count_before_of_the_is_the_item_s_count():
+    found = mentions.find_items("two loaves of the sourdough and four of the croissants",
+                                BAKERY.catalog())
+    assert sorted((i.name, n) for i, n in found) == [("croissant", 4), ("sourdough loaf", 2)]
+    n = note_for("What would two of those croissants and a couple of your birthday cakes be?")
+    assert "come to 75 dollars in total" in n
 
 
 def test_a_time_already_passed_today_is_read_as_tomorrow():

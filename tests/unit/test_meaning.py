@@ -108,3 +108,23 @@ def test_a_question_about_something_else_on_a_day_is_not_an_hours_question(index
 def test_loose_times_resolve_to_the_hours(index, text, verdict):
     n, _ = note_of(index, text)
     assert verdict in n and VET.fallback not in n
+
+
+def test_working_on_a_day_is_being_open_that_day(index):
+    n, _ = note_of(index, "Do you work on Saturdays?")
+    assert n.endswith('Begin your answer with "Yes,".') and VET.fallback not in n
+
+
+def test_an_item_named_in_other_words_for_a_day_keeps_its_fact():
+    # the whole question is near the platter's lead time; its words without the days alone
+    # ("a buffet tray if I put the order in") are not, and were taken for an unknown topic
+    bakery = Business(name="Mill Bakery", timezone="America/Chicago",
+                      hours=parse_hours(("wed-sun 07:00-15:00",)),
+                      prices=parse_items(("sourdough loaf: 6", "party platter: 45"), "amount"),
+                      lead_times=parse_items(("party platter: 1",), "days"),
+                      fallback="I don't know that.")
+    facts = CallFacts(bakery, FactIndex(bakery, MiniLm(models.minilm_dir())))
+    wall = datetime(2026, 12, 3, 9, 0).replace(tzinfo=facts._zone).timestamp()  # a Thursday
+    n = facts.note("Could I get a buffet tray for Saturday if I put the order in tomorrow?",
+                   wall)
+    assert "Yes: a party platter on Saturday" in n and bakery.fallback not in n
