@@ -25,6 +25,7 @@ from pipeline.stt.base import (
 SHORT_MAX_SAMPLES = 28 * 16000  # longer turns use the standard 30 s windows
 PAD_SAMPLES = 16000  # silence after the speech inside the shortened window
 MIN_WINDOW_SAMPLES = 10 * 16000  # shorter windows made tiny.en drop words (bench/stt_window.py)
+MIN_WORDS_PER_SECOND = 1.5  # slow speech, with the turn's pre- and post-roll around it
 WINDOW_STEP = 16000  # windows in whole seconds: each distinct shape costs oneDNN cache memory
 
 
@@ -43,6 +44,24 @@ def looks_looped(text: str) -> bool:
             if reps >= 3 or (reps >= 2 and n >= 3):
                 return True
     return False
+
+
+def said_once(text: str, seconds: float) -> str | None:
+    """A whole sentence written again after itself ("Where is the clinic? Where is the
+    clinic?", the last copy maybe cut short), as that sentence once, if it is words enough
+    for ``seconds`` of speech; None for any other repetition. The short window's decoder, at
+    the end of a short question, sometimes starts it over instead of ending: the standard
+    decode after it cost 400-500 ms more and heard "check-up" as "kick up" where the short one
+    had it right. A sentence too short for the audio may hide words the loop dropped."""
+    first = re.match(r"\s*(.+?[.?!])(?=\s|$)", text)
+    if first is None:
+        return None
+    sentence = first.group(1)
+    rest = text[first.end():].strip()
+    while rest.startswith(sentence):
+        rest = rest[len(sentence):].strip()
+    enough = len(sentence.split()) >= MIN_WORDS_PER_SECOND * seconds
+    return sentence if sentence.startswith(rest) and enough else None
 
 
 class WhisperStt:
@@ -111,7 +130,7 @@ class WhisperStt:
         # the short window occasionally loops: detect it as Whisper does (gzip compression
         # ratio) or by its repeated phrases, and let the caller decode the standard way
         if text and (len(text) / len(zlib.compress(text.encode())) > 2.0 or looks_looped(text)):
-            return None
+            return said_once(text, len(audio) / 16000)
         return text
 
     def _decode_short(self, audio: np.ndarray) -> str:

@@ -215,6 +215,33 @@ def test_a_loop_of_the_short_window_falls_back_to_the_standard_decode(whisper):
     assert sc.normalise(whisper.transcribe(audio)) == ["five", "five"]
 
 
+def test_a_sentence_the_short_window_starts_over_is_taken_once():
+    from pipeline.stt.whisper import said_once
+
+    assert said_once("Where is the clinic? Where is the clinic?", 1.6) == "Where is the clinic?"
+    assert said_once("Open today? Open today? Open", 1.2) == "Open today?"
+    # not one sentence over again, or too few words for the audio: the standard decode
+    for text, seconds in (("5, 5, 5, 5, 5, 5, 5", 2.0), ("Yes. Yes. No.", 1.0),
+                          ("Hello. I want to. I want to.", 2.0),
+                          ("Go forward ten meters. Go forward ten meters.", 6.0)):
+        assert said_once(text, seconds) is None, text
+
+
+def test_a_question_told_the_business_s_words_is_heard_once_and_as_said():
+    # a caller's question as the gateway received it (bench.turns, G.722): told the business's
+    # words, the short window writes it twice; the standard decode heard "kick up"
+    import wave
+
+    from pipeline import models
+    from pipeline.stt.whisper import WhisperStt, looks_looped
+
+    told = WhisperStt(models.resolve().whisper_dir, hints="Riverside Dental Clinic: check-up.")
+    with wave.open(str(Path(__file__).parents[1] / "audio" / "check-up-question-g722.wav")) as w:
+        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
+    assert looks_looped(told._decode_short(audio))
+    assert told.transcribe(audio) == "How much does a check-up cost?"
+
+
 def test_whisper_pause_partial_is_skipped_while_the_decoder_is_busy(whisper):
     pcm, _ = real_pcm()
     s = whisper.stream()
