@@ -32,7 +32,10 @@ from pipeline import models
 from pipeline.facts.turns import CallFacts
 from pipeline.llm.chat import spaced_after, stream_chat
 from pipeline.llm.embedded import SharedModel, go_on
+from pipeline.reply.chunker import ClauseChunker
+from pipeline.reply.guard import Guess
 from pipeline.reply.history import ChatHistory
+from pipeline.reply.worker import FIRST_CLAUSE_WORDS
 from testbed.answer_cases import (
     CASES,
     CATEGORIES,
@@ -92,12 +95,24 @@ def run_case(llm, cfg, case: Case, seed: int) -> tuple[list[str], list[str], flo
         else:
             reply = "".join(stream_chat(llm, history.messages(), cfg.llm.max_tokens,
                                         cfg.llm.temperature)).strip()
+        instead = facts.instead_of_guessing(note) if facts else ""
+        if instead:
+            reply = without_guess(reply, instead, history.messages(), business.name)
         then = facts.then_say(note) if facts else ""
         if then and then.lower() not in reply.lower():  # as the reply worker does
             reply = f"{reply} {then}"
         answers.append(reply)
         history.add_bot(reply)
     return answers, notes, (time.monotonic() - t0) / len(case.turns)
+
+
+def without_guess(reply: str, instead: str, messages: list[dict[str, str]], name: str) -> str:
+    """``reply`` as the reply worker says it: cut into its clauses, the first that names what
+    the prompt does not hold replaced by ``instead``, and nothing after it."""
+    chunker = ClauseChunker(first_max_words=FIRST_CLAUSE_WORDS, names=(name,))
+    guess = Guess(instead, " ".join(m["content"] for m in messages))
+    said = guess.check(chunker.feed(reply) + chunker.flush())
+    return " ".join(said) if guess.stopped else reply
 
 
 def table(rows: list[dict], combos: list[str], held_out: bool) -> list[str]:

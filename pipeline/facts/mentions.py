@@ -461,6 +461,13 @@ TOPIC_WORDS = {
     "week": r"\b((what|which) days|days (are|do) you|days? of the week|opening hours|your hours|"
             r"(open|closed|work)\w*( on)? (every ?day|each day|all week|(seven|7) days|daily))\b",
 }
+# a person's name is not the business's ("what's the name of your dentist?": the facts name
+# no one, and told the business's name the 1.5B answered "Dr. John Smith")
+_PERSON = (r"(?:dentist|doctor|vet|owner|manager|boss|mechanic|receptionist|hygienist|nurse|"
+           r"surgeon|person|guy|lady|woman|man|technician|groomer|baker|chef|stylist|"
+           r"therapist|assistant)s?")
+_PERSON_NAME = re.compile(rf"\bname of (?:the |your |this |that |a )?(?:\w+ )?{_PERSON}\b"
+                          rf"|\b{_PERSON}'s name\b|\b{_PERSON}'?s'? names\b")
 # coming in on a day asks for its hours ("can I bring my car in on Saturday or Sunday?");
 # without a day or a time it does not ("can I bring my dog in?")
 VISIT = re.compile(r"\b(visit|come (in|by|over|round|along)|stop (by|in)|drop (by|in|off)|"
@@ -539,6 +546,8 @@ def find(text: str, today: date, items: tuple[Item, ...],
     time = find_time(text, now)
     period = None if time is not None else find_period(text)
     topics = {t for t, pat in TOPIC_WORDS.items() if re.search(pat, low)}
+    if _PERSON_NAME.search(low):
+        topics.discard("name")
     if (days or time is not None or period is not None) and VISIT.search(low):
         topics.add("hours")
     return Mentions(

@@ -265,6 +265,7 @@ def head(now: datetime) -> str:
 
 
 ANSWER_ONLY_THE_REST = "Answer only the other question, in one sentence."
+DO_NOT_GUESS = "do not guess"
 
 
 def meaning_lines(b: Business, parts: list[Part], m: Mentions) -> list[str]:
@@ -288,9 +289,10 @@ def meaning_lines(b: Business, parts: list[Part], m: Mentions) -> list[str]:
         else:
             near = " ".join(f.said for f in p.nearest)
             out.append(f'Nearest facts to "{p.text}": {near} If they answer it, answer from '
-                       f"them; if they do not, do not guess: say {fallback}")
+                       f"them; if they do not, {DO_NOT_GUESS}: say {fallback}")
     if unknown and not answered and not out:  # (days named in it keep their lines)
-        out.append(f"The facts say nothing about this. Do not guess: answer exactly {fallback}")
+        out.append(f"The facts say nothing about this. {DO_NOT_GUESS.capitalize()}: answer "
+                   f"exactly {fallback}")
     elif unknown:
         # told to answer the rest and then say the fallback, the 1.5B answered both questions
         # or neither: it answers the known one, and the gateway says the fallback after it
@@ -367,6 +369,14 @@ def then_say(b: Business, note_text: str) -> str:
     when the turn asked something the facts answer and something they do not (meaning_lines
     asked the model to answer only the first)."""
     return b.fallback if ANSWER_ONLY_THE_REST in note_text else ""
+
+
+def instead_of_guessing(b: Business, note_text: str) -> str:
+    """What the gateway says instead of a clause of the answer that names a person or a number
+    the prompt does not hold (pipeline/reply/guard.py ``Guess``): the fallback, when the note
+    says the facts may not answer all of the turn; else "" (no watch)."""
+    return b.fallback if (DO_NOT_GUESS in note_text.lower()
+                          or ANSWER_ONLY_THE_REST in note_text) else ""
 
 
 def note(b: Business, now: datetime, m: Mentions, text: str,

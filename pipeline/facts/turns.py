@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from pipeline.facts import mentions
 from pipeline.facts.business import Business
-from pipeline.facts.note import head, note, opening, then_say
+from pipeline.facts.note import head, instead_of_guessing, note, opening, then_say
 from pipeline.facts.relevance import FactIndex, Part, has_topic
 
 
@@ -55,6 +55,11 @@ class CallFacts:
         """Said by the gateway after the model's answer to the turn of ``note_text`` (the
         fallback after the answered half of a two-part question), or ""."""
         return then_say(self.business, note_text)
+
+    def instead_of_guessing(self, note_text: str) -> str:
+        """Said by the gateway instead of a guess in the answer to ``note_text``'s turn (a
+        name or a number no fact holds, on a turn the facts may not answer), or ""."""
+        return instead_of_guessing(self.business, note_text)
 
     def judge(self, text: str, m: mentions.Mentions, now: datetime,
               ) -> tuple[list[Part], mentions.Mentions]:

@@ -100,3 +100,68 @@ class SpeechGuard:
     def redact(self, text: str) -> str:
         """``text`` with every secret it holds replaced (for records and logs)."""
         return text if self._re is None else self._re.sub(WITHHELD, text)
+
+
+# titles a name follows: their full stop ends no sentence
+_TITLES = frozenset(("dr", "mr", "mrs", "ms", "prof", "st"))
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z'’]*\.?|\d+(?:[.:,]\d+)*")
+_SELF = frozenset(("i", "i'm", "i'll", "i've", "i'd"))
+
+
+def held_words(sources: str) -> frozenset[str]:
+    """The words and numbers of ``sources``, as ``unheld`` compares them."""
+    return frozenset(w.strip(".").lower().replace("’", "'") for w in _TOKEN.findall(sources))
+
+
+def unheld(clause: str, held: frozenset[str]) -> list[str]:
+    """The names (capitalised words inside a sentence) and numbers of ``clause`` that are not
+    among ``held`` (``held_words`` of the prompt the model answered: the facts, the note, the
+    caller's words). Told that the facts do not answer "what's the dentist's name?" or "who's
+    the vet today?", the 1.5B still answered "Dr. John Doe" and "Dr. Smith" in 5 of 6 tries."""
+    out: list[str] = []
+    starts = True  # the clause's first word may start a sentence
+    for token in _TOKEN.findall(clause):
+        word = token.rstrip(".").lower().replace("’", "'")
+        if token[0].isdigit():
+            if token.rstrip(".,") not in held:
+                out.append(token)
+        elif (token[0].isupper() and not starts and word not in _SELF and word not in held
+              and word.removesuffix("'s") not in held):
+            out.append(token.rstrip("."))
+        starts = token.endswith(".") and word not in _TITLES
+    return out
+
+
+class Guess:
+    """One reply's watch for a guess: on a turn the facts do not answer, the first clause
+    that names what the prompt does not hold (``unheld``) is replaced by ``instead`` (the
+    fallback), and nothing after it is said. No ``instead``: every clause passes."""
+
+    def __init__(self, instead: str, sources: str) -> None:
+        self.instead = instead
+        self._held = held_words(sources) if instead else frozenset()
+        self.said: list[str] = []
+        """The clauses passed before the guess."""
+        self.clause = ""
+        self.names: list[str] = []
+        """What the guess named (none: no guess)."""
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.names)
+
+    def check(self, clauses: list[str]) -> list[str]:
+        """The clauses to say of ``clauses``."""
+        if self.stopped:
+            return []
+        if not self.instead:
+            return clauses
+        out: list[str] = []
+        for clause in clauses:
+            names = unheld(clause, self._held)
+            if names:
+                self.names, self.clause = names, clause
+                return [*out, self.instead]
+            out.append(clause)
+            self.said.append(clause)
+        return out

@@ -31,7 +31,7 @@ from pipeline.messages.taking import MessageDesk, MessageTaker
 from pipeline.messages.taking import Step as MessageStep
 from pipeline.options import SessionOptions
 from pipeline.reply.chunker import ClauseChunker
-from pipeline.reply.guard import REFUSAL, ClauseVerdict, SpeechGuard
+from pipeline.reply.guard import REFUSAL, ClauseVerdict, Guess, SpeechGuard
 from pipeline.tools.catalog import (
     TAKE_MESSAGE,
     CallActions,
@@ -113,14 +113,16 @@ class ReplyWorker:
 
     def respond(self, u: Utterance, turn_id: int, messages: list[dict[str, str]],
                 then: str = "", audio: bytes = b"", keypad: bool = False,
-                opening: str = "") -> None:
+                opening: str = "", instead: str = "") -> None:
         """Answer turn ``turn_id``'s ``messages``; ``then``: a sentence said after the model's
         answer (unless the model said it itself); ``opening``: the answer's first words, known
-        before the model's (said at once, the model goes on after them); ``audio``: the
-        caller's speech of the turn (kept if it is a message being taken); ``keypad``: the
-        turn was typed. What the reply learns comes back through ``on_report``."""
+        before the model's (said at once, the model goes on after them); ``instead``: said in
+        place of a clause that names a person or a number the prompt does not hold (a guess:
+        the facts do not answer the turn), and the reply ends there; ``audio``: the caller's
+        speech of the turn (kept if it is a message being taken); ``keypad``: the turn was
+        typed. What the reply learns comes back through ``on_report``."""
         self._jobs.put(lambda: self._respond(u, turn_id, messages, then, audio, keypad,
-                                             opening))
+                                             opening, instead))
 
     def prefill(self, messages: list[dict[str, str]], open_turn: bool = False) -> None:
         """Read ``messages`` into this call's context (the start of the next reply's prompt;
@@ -168,7 +170,8 @@ class ReplyWorker:
         return self._llm
 
     def _respond(self, u: Utterance, turn_id: int, messages: list[dict[str, str]],
-                 then: str, audio: bytes, keypad: bool, opening: str = "") -> None:
+                 then: str, audio: bytes, keypad: bool, opening: str = "",
+                 instead: str = "") -> None:
         if u.cancelled:
             return
         # the listener gets the report before the reply's first frame can play (its timings
@@ -176,7 +179,7 @@ class ReplyWorker:
         # record is written then)
         self._report = ReplyReport(turn_id)
         try:
-            self._answer(u, self._report, messages, then, audio, keypad, opening)
+            self._answer(u, self._report, messages, then, audio, keypad, opening, instead)
         finally:
             report, self._report = self._report, None
         self._on_written(u, report.snapshot())
@@ -208,7 +211,8 @@ class ReplyWorker:
         self.submit_if_idle(read)
 
     def _answer(self, u: Utterance, report: ReplyReport, messages: list[dict[str, str]],
-                then: str, audio: bytes, keypad: bool, opening: str = "") -> None:
+                then: str, audio: bytes, keypad: bool, opening: str = "",
+                instead: str = "") -> None:
         caller_text = messages[-1]["content"] if messages else ""
         self._undo_superseded_turn()
         if self._taker is not None:
@@ -225,9 +229,11 @@ class ReplyWorker:
         t0 = self.clock()
         chunker = ClauseChunker(first_max_words=FIRST_CLAUSE_WORDS, names=self._names)
         parts: list[str] = []
+        guessed = Guess(instead, " ".join(m["content"] for m in messages))
 
-        def speak(clauses: list[str]) -> None:
-            for clause in self._speakable(u, clauses):
+        def speak(clauses: list[str], ours: bool = False) -> None:
+            """``ours``: words the gateway adds (not the model's: no guess to watch for)."""
+            for clause in self._speakable(u, clauses if ours else guessed.check(clauses)):
                 for speech in self._synthesize(clause, report):
                     if report.tts_first_audio_seconds is None:
                         report.tts_first_audio_seconds = self.clock() - t0
@@ -258,7 +264,7 @@ class ReplyWorker:
                     if self._running_dry(u):
                         speak(chunker.cut())
                     self._pace(u)
-                if u.cancelled or u.withheld:
+                if u.cancelled or u.withheld or guessed.stopped:
                     break
         except LlmError as e:
             self._llm_failed(u, report, e)
@@ -267,20 +273,27 @@ class ReplyWorker:
             if not self.options.streaming:  # the sequential baseline: whole reply, then speech
                 chunker.feed("".join(parts))
                 audio = [(c, speech)
-                         for c in self._speakable(u, chunker.feed("") + chunker.flush())
+                         for c in self._speakable(u, guessed.check(chunker.feed("")
+                                                                   + chunker.flush()))
                          for speech in self._synthesize(c, report)]
                 report.tts_first_audio_seconds = self.clock() - t0
                 for clause, speech in audio:
                     self._queue(u, clause, speech)
-            elif not u.withheld:
+            elif not (u.withheld or guessed.stopped):
                 speak(chunker.flush())
+            if guessed.stopped:
+                self.log.warning("not spoken (named %s, which neither the facts nor the caller "
+                                 "did: the facts do not answer this turn): %r",
+                                 ", ".join(guessed.names), self._secrets.redact(guessed.clause))
+                parts[:] = [" ".join([*guessed.said, instead])]
+                chunker = ClauseChunker()  # the rest of the guess is not said
             if then and not u.withheld and then.lower() not in "".join(parts).lower():
                 parts.append(f" {then}")
-                speak(chunker.feed(f" {then}") + chunker.flush())
+                speak(chunker.feed(f" {then}") + chunker.flush(), ours=True)
             offer = "" if u.withheld else self._message_offer(report, "".join(parts))
             if offer:
                 parts.append(f" {offer}")
-                speak(chunker.feed(f" {offer}") + chunker.flush())
+                speak(chunker.feed(f" {offer}") + chunker.flush(), ours=True)
         u.generated_text = self._secrets.redact("".join(parts).strip())
 
     def _queue(self, u: Utterance, text: str, speech: Speech) -> bool:

@@ -99,3 +99,26 @@ def test_a_two_part_question_gets_its_answered_part_then_the_fallback(tmp_path, 
         assert "I'm sorry, I don't know that, but I can take a message." in bot, bot
     finally:
         assert gw.stop() == 0, gw.log()[-3000:]
+
+
+def test_a_name_the_facts_do_not_hold_is_never_said(tmp_path, whisper):
+    """Asked for the dentist's name, which the facts do not hold, the 1.5B named one ("Dr.
+    John Doe") in 3 of 3 tries despite the note: the gateway says the fallback instead."""
+    need("baresip", "espeak-ng", "sox")
+    toml = (
+        '[business]\nname = "Bright Smile Dental"\ntimezone = "Europe/London"\n'
+        'hours = ["mon-fri 08:30-17:30"]\naddress = "22 King Street"\n'
+        'currency = "pounds"\nprices = ["check-up: 55", "teeth whitening: 299"]\n'
+        'fallback = "I\'m not sure about that, but I can take a message for the practice."\n'
+        '[llm]\nsystem_prompt = "You are the receptionist of Bright Smile Dental. Answer in one '
+        'short spoken sentence."\n'
+        'greeting = "Hello, Bright Smile Dental, how can I help?"\n')
+    gw = GatewayProcess(tmp_path / "gw", extra_toml=toml, llm=DEFAULT_LLM).start()
+    try:
+        text, rec = ask(gw, "What is the name of your dentist?", tmp_path, whisper, 10)
+        assert re.search(r"\b(not sure|take a message)\b", text), text
+        bot = " ".join(t["bot_text"] for t in rec["turns"])
+        assert "take a message for the practice" in bot and not re.search(
+            r"\b(?:Dr|Doctor|Mr|Mrs|Ms)\b", bot), bot
+    finally:
+        assert gw.stop() == 0, gw.log()[-3000:]

@@ -497,3 +497,14 @@ def test_asking_when_with_no_day_named_gets_the_day_in_question_s_hours(text, no
     "When do you open in the morning, and how much is a croissant?"])
 def test_no_day_s_hours_for_other_questions_about_the_hours(text):
     assert not opening(note_for(text)).endswith("is open from 7 am to 3 pm.")
+
+
+def test_a_person_s_name_is_not_the_business_s():
+    def topics(text: str) -> frozenset[str]:
+        return mentions.find(text, FRI_1605.date(), BAKERY.catalog(), {}, 600).topics
+
+    for text in ("What is the name of your dentist?", "What's the owner's name?",
+                 "Can you give me the name of the vet on duty?"):
+        assert "name" not in topics(text), text
+    for text in ("What's the name of your garage?", "Sorry, what's the name of this place?"):
+        assert "name" in topics(text), text

@@ -128,3 +128,13 @@ def test_an_item_named_in_other_words_for_a_day_keeps_its_fact():
     n = facts.note("Could I get a buffet tray for Saturday if I put the order in tomorrow?",
                    wall)
     assert "Yes: a party platter on Saturday" in n and bakery.fallback not in n
+
+
+def test_a_turn_the_facts_may_not_answer_is_watched_for_guesses(index):
+    facts = CallFacts(VET, index)
+    for text in ("Who's the vet on duty today?", "How much is a nail trim, and do you take "
+                 "pet insurance?"):
+        n, _ = note_of(index, text)
+        assert facts.instead_of_guessing(n) == VET.fallback, n
+    n, _ = note_of(index, "How much is a nail trim?")
+    assert facts.instead_of_guessing(n) == ""
