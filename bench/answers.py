@@ -88,6 +88,11 @@ def run_case(llm, cfg, case: Case, seed: int) -> tuple[list[str], list[str], flo
         notes.append(note)
         history.add_user(text, note)
         opening = facts.opening(note) if facts else ""
+        whole = facts.whole_answer(note) if facts else ""
+        if whole:  # computed whole, said without the model: as the reply worker
+            answers.append(whole)
+            history.add_bot(whole)
+            continue
         if opening:  # said by the gateway, the model goes on after it: as the reply worker
             rest = "".join(go_on(llm, history.messages(), opening, cfg.llm.max_tokens,
                                  cfg.llm.temperature))

@@ -522,13 +522,14 @@ class CallSession:
         then = "" if self.facts is None else self.facts.then_say(note)
         opening = "" if self.facts is None else self.facts.opening(note)
         instead = "" if self.facts is None else self.facts.instead_of_guessing(note)
+        whole = "" if self.facts is None else self.facts.whole_answer(note)
         audio = b""
         if self.options.messages is not None and rec is not None and not rec.keypad:
             audio = self._audio.span(rec.speech_start_sample - PRE_ROLL,
                                      rec.speech_end_sample + POST_ROLL).tobytes()
         self._worker.respond(u, a.turn_id, messages, then, audio,
-                             keypad=rec is not None and rec.keypad, opening=opening,
-                             instead=instead)
+                             keypad=rec is not None and rec.keypad,
+                             opening=whole or opening, instead=instead, whole=bool(whole))
 
     def _on_reply(self, item: _Reply) -> None:
         if item.report is not None:

@@ -1164,9 +1164,9 @@ _add(B, "partial", _BK_WED, "How much is a croissant, and do you do almond ones 
      [other_money("2.50"), _NW + r"\bwe (?:do|don'?t|do not|have|make|bake|sell|offer)(?: not)?"
       r"(?: have| make| bake| sell| offer)? (?:any |some )?almond",
       r"\balmond (?:croissants?|ones?) (?:are|is|cost)\b"],
-     held=True, style="two-in-one",
-     note="Croissant 2.50 dollars; almond croissants are not in the facts: fallback for that "
-          "part.")
+     style="two-in-one",
+     note=_MOVED_1207 + "Croissant 2.50 dollars; almond croissants are not in the facts: "
+     "fallback for that part.")
 _add(B, "partial", _BK_WED, "Do you guys deliver? And what time do you close Saturdays?",
      [tm(13), *FALLBACK_MUST],
      [closes_at_not(13), day_range("saturday", _T, "(?:2|3)"),
@@ -1255,8 +1255,8 @@ _add(D, "prices", _DN_MON, "How much is an X-ray, and do you see kids as well?",
      [other_money("25", "pounds"), _DN_WRONG_CUR, _NO_START,
       r"\b(?:don'?t|do not|can'?t|cannot) (?:see|treat) (?:children|kids)\b",
       r"\bonly (?:see|treat) adults\b", r"\badults only\b"],
-     held=True, style="two-in-one",
-     note="Both known: x-ray 25 pounds; yes, adults and children are seen.")
+     style="two-in-one",
+     note=_MOVED_1207 + "Both known: x-ray 25 pounds; yes, adults and children are seen.")
 _add(D, "times", _DN_MON,
      "Are you open Wednesday evening, and can I book that online or do I have to ring?",
      [tm(19), r"\b(?:phone|call|calling|ring|telephone)\b"],
@@ -1462,9 +1462,9 @@ _add(G, "partial", _GA_MON,
      [other_money("25"),
       _NW + r"\bwe (?:do|don'?t|do not|work on|service|handle)(?: not)?(?: work on| service|"
       r" handle| do)? (?:any )?diesels?"],
-     held=True, style="two-in-one",
-     note="Tire rotation 25 dollars; diesel work is not in the facts (only cars and light "
-          "trucks): fallback for that part.")
+     style="two-in-one",
+     note=_MOVED_1207 + "Tire rotation 25 dollars; diesel work is not in the facts (only cars "
+     "and light trucks): fallback for that part.")
 _add(G, "partial", _GA_MON,
      "What time do you open Saturday, and do you guys do smog checks?",
      [tm(8), *FALLBACK_MUST],
@@ -1722,9 +1722,9 @@ _add(D, "partial", _DN_MON,
       r" offer| provide| sell| do)? (?:any |custom |sports? )?(?:mouth ?guards?|gum ?shields?|"
       r"sports? guards?)",
       r"\b(?:mouth ?guards?|gum ?shields?) (?:are|is|cost)\b"],
-     held=True, style="two-in-one",
-     note="Check-up 55 pounds (children are seen); gum shields are not in the facts: fallback "
-          "for that part.")
+     style="two-in-one",
+     note=_MOVED_1207 + "Check-up 55 pounds (children are seen); gum shields are not in the "
+     "facts: fallback for that part.")
 _add(D, "relative", "2026-12-11T10:00",
      "Is there any chance you're open tomorrow, and if not, what time do your doors open on "
      "Monday?",

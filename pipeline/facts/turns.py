@@ -9,7 +9,14 @@ from zoneinfo import ZoneInfo
 
 from pipeline.facts import mentions
 from pipeline.facts.business import Business
-from pipeline.facts.note import head, instead_of_guessing, note, opening, then_say
+from pipeline.facts.note import (
+    head,
+    instead_of_guessing,
+    note,
+    opening,
+    then_say,
+    whole_answer,
+)
 from pipeline.facts.relevance import FactIndex, Part, has_topic
 
 
@@ -50,6 +57,12 @@ class CallFacts:
         """The answer's opening words the note of a turn gives, or "" (said by the gateway
         while the model reads the note)."""
         return opening(note_text)
+
+    @staticmethod
+    def whole_answer(note_text: str) -> str:
+        """The turn's whole answer, computed (the answered part, then the fallback): said by
+        the gateway without the model; or ""."""
+        return whole_answer(note_text)
 
     def then_say(self, note_text: str) -> str:
         """Said by the gateway after the model's answer to the turn of ``note_text`` (the

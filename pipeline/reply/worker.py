@@ -113,16 +113,17 @@ class ReplyWorker:
 
     def respond(self, u: Utterance, turn_id: int, messages: list[dict[str, str]],
                 then: str = "", audio: bytes = b"", keypad: bool = False,
-                opening: str = "", instead: str = "") -> None:
+                opening: str = "", instead: str = "", whole: bool = False) -> None:
         """Answer turn ``turn_id``'s ``messages``; ``then``: a sentence said after the model's
         answer (unless the model said it itself); ``opening``: the answer's first words, known
-        before the model's (said at once, the model goes on after them); ``instead``: said in
+        before the model's (said at once, the model goes on after them; ``whole``: they are
+        the whole answer, and the model is not asked); ``instead``: said in
         place of a clause that names a person or a number the prompt does not hold (a guess:
         the facts do not answer the turn), and the reply ends there; ``audio``: the caller's
         speech of the turn (kept if it is a message being taken); ``keypad``: the turn was
         typed. What the reply learns comes back through ``on_report``."""
         self._jobs.put(lambda: self._respond(u, turn_id, messages, then, audio, keypad,
-                                             opening, instead))
+                                             opening, instead, whole))
 
     def prefill(self, messages: list[dict[str, str]], open_turn: bool = False) -> None:
         """Read ``messages`` into this call's context (the start of the next reply's prompt;
@@ -171,7 +172,7 @@ class ReplyWorker:
 
     def _respond(self, u: Utterance, turn_id: int, messages: list[dict[str, str]],
                  then: str, audio: bytes, keypad: bool, opening: str = "",
-                 instead: str = "") -> None:
+                 instead: str = "", whole: bool = False) -> None:
         if u.cancelled:
             return
         # the listener gets the report before the reply's first frame can play (its timings
@@ -179,7 +180,8 @@ class ReplyWorker:
         # record is written then)
         self._report = ReplyReport(turn_id)
         try:
-            self._answer(u, self._report, messages, then, audio, keypad, opening, instead)
+            self._answer(u, self._report, messages, then, audio, keypad, opening, instead,
+                         whole)
         finally:
             report, self._report = self._report, None
         self._on_written(u, report.snapshot())
@@ -212,7 +214,7 @@ class ReplyWorker:
 
     def _answer(self, u: Utterance, report: ReplyReport, messages: list[dict[str, str]],
                 then: str, audio: bytes, keypad: bool, opening: str = "",
-                instead: str = "") -> None:
+                instead: str = "", whole: bool = False) -> None:
         caller_text = messages[-1]["content"] if messages else ""
         self._undo_superseded_turn()
         if self._taker is not None:
@@ -222,6 +224,9 @@ class ReplyWorker:
         if self._dialogue is not None and (self._answer_question(u, report, caller_text)
                                            or self._message_wish(u, report, caller_text)
                                            or self._route(u, report, caller_text)):
+            return
+        if whole and opening:
+            self._say_whole(u, report, opening)
             return
         llm = self._context()
         if not self.options.prompt_cache:
@@ -295,6 +300,23 @@ class ReplyWorker:
                 parts.append(f" {offer}")
                 speak(chunker.feed(f" {offer}") + chunker.flush(), ours=True)
         u.generated_text = self._secrets.redact("".join(parts).strip())
+
+    def _say_whole(self, u: Utterance, report: ReplyReport, text: str) -> None:
+        """An answer the facts computed whole: said as it is (the model is not asked), and the
+        offer to take a message after it if it ends with the fallback."""
+        report.opening = text
+        t0 = self.clock()
+        chunker = ClauseChunker(first_max_words=FIRST_CLAUSE_WORDS, names=self._names)
+        for clause in self._speakable(u, chunker.feed(f"{text} ") + chunker.flush()):
+            for speech in self._synthesize(clause, report):
+                if report.tts_first_audio_seconds is None:
+                    report.tts_first_audio_seconds = self.clock() - t0
+                self._queue(u, clause, speech)
+        offer = "" if u.withheld else self._message_offer(report, text)
+        if offer:
+            text = f"{text} {offer}"
+            self._speak_all(u, offer)
+        u.generated_text = self._secrets.redact(text)
 
     def _queue(self, u: Utterance, text: str, speech: Speech) -> bool:
         """Queue a clause to play (False: the utterance was cancelled)."""

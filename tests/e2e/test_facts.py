@@ -76,8 +76,8 @@ def test_a_closure_today_is_told_from_the_computed_note(tmp_path, whisper):
 
 def test_a_two_part_question_gets_its_answered_part_then_the_fallback(tmp_path, whisper):
     """A caller asks the way people do, with a service in their own words and a second
-    question the facts do not answer: the price is said, then the business's fallback (said
-    by the gateway after the model's answer)."""
+    question the facts do not answer: the price is said, then the business's fallback (both
+    computed, said by the gateway)."""
     need("baresip", "espeak-ng", "sox")
     toml = (
         '[business]\nname = "Harbor Street Vets"\ntimezone = "America/New_York"\n'
@@ -93,7 +93,7 @@ def test_a_two_part_question_gets_its_answered_part_then_the_fallback(tmp_path, 
                         "pet insurance?", tmp_path, whisper, 20)
         assert re.search(r"facts: \d+ embedded", gw.log())
         assert re.search(r"\b(15|fifteen)\b", text), text
-        # the fallback, said by the gateway after the model's answer
+        # the fallback, said by the gateway after the price
         assert re.search(r"\b(don't know|take a message)\b", text), text
         bot = " ".join(t["bot_text"] for t in rec["turns"])
         assert "I'm sorry, I don't know that, but I can take a message." in bot, bot

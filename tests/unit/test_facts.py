@@ -508,3 +508,14 @@ def test_a_person_s_name_is_not_the_business_s():
         assert "name" not in topics(text), text
     for text in ("What's the name of your garage?", "Sorry, what's the name of this place?"):
         assert "name" in topics(text), text
+
+
+def test_a_price_s_article_goes_by_the_sound_of_the_name():
+    b = Business(name="Garage", hours=parse_hours(("mon-fri 08:00-17:00",)),
+                 prices=parse_items(("x-ray: 25", "MOT: 55", "oil change: 49", "tire: 80"),
+                                    "amount"))
+    said = [note_for(f"How much is {q}?", b=b) for q in ("an x-ray", "an MOT", "an oil change",
+                                                           "a tire")]
+    for n, words in zip(said, ("An x-ray costs", "An MOT costs", "An oil change costs",
+                               "A tire costs"), strict=True):
+        assert f'"{words}' in n, n

@@ -86,10 +86,18 @@ def test_a_question_no_fact_is_near_gets_the_fallback(index):
 
 
 def test_a_question_answered_in_part_gets_that_part_then_the_fallback(index):
+    n, then = note_of(index, "Do you treat rabbits, and do you take pet insurance?")
+    assert "We treat cats, dogs, rabbits" in n and ANSWER_ONLY_THE_REST in n
+    assert then == VET.fallback  # said by the gateway after the model's answer
+    assert CallFacts.whole_answer(n) == ""
+
+
+def test_a_part_with_a_computed_answer_and_the_fallback_are_the_whole_answer(index):
     n, then = note_of(index, "What do you charge to trim my dog's nails, and do I need an "
                              "appointment?")
-    assert "One nail trim costs 15 dollars." in n and ANSWER_ONLY_THE_REST in n
-    assert then == VET.fallback  # said by the gateway after the model's answer
+    # said by the gateway without the model, which also answered the other question
+    assert CallFacts.whole_answer(n) == f"A nail trim costs 15 dollars. {VET.fallback}"
+    assert ANSWER_ONLY_THE_REST not in n and not then
 
 
 def test_a_question_about_something_else_on_a_day_is_not_an_hours_question(index):
@@ -132,8 +140,8 @@ def test_an_item_named_in_other_words_for_a_day_keeps_its_fact():
 
 def test_a_turn_the_facts_may_not_answer_is_watched_for_guesses(index):
     facts = CallFacts(VET, index)
-    for text in ("Who's the vet on duty today?", "How much is a nail trim, and do you take "
-                 "pet insurance?"):
+    for text in ("Who's the vet on duty today?", "Do you treat rabbits, and do you take pet "
+                 "insurance?"):
         n, _ = note_of(index, text)
         assert facts.instead_of_guessing(n) == VET.fallback, n
     n, _ = note_of(index, "How much is a nail trim?")
