@@ -1052,8 +1052,11 @@ _add(V, "relative", _VT_WED, "Can I bring him in tonight?", [any_of(_NEG, close_
      [_YES_START, closes_at_not(18)], style="loose-time",
      note="Wednesday closes at 6 pm: not in the evening.")
 _add(V, "partial", _VT_WED, "Do you do nail trims, and do you take pet insurance?",
-     [any_of(_AFFIRM, money("15")), *FALLBACK_MUST], [other_money("15")], style="two-in-one",
-     note="Nail trims yes (15); insurance is not in the facts.")
+     [any_of(_AFFIRM, money("15")), *FALLBACK_MUST],
+     # "we do not take pet insurance" passed until 2026-12-07 (rescored before any change for it)
+     [other_money("15"), _NW + r"\bwe (?:do|don'?t|do not)(?: not)? (?:take|accept)(?: any)? "
+      r"(?:pet )?insurance", r"\binsurance (?:is|isn'?t|is not) (?:accepted|taken)\b"],
+     style="two-in-one", note="Nail trims yes (15); insurance is not in the facts.")
 _unknown(V, _VT_WED, "Do you guys sell dog food?", style="you-guys", note="Not in the facts.")
 _unknown(V, _VT_WED, "My puppy needs a microchip, can you do that?", style="indirect",
          note="Microchips are not in the facts.")

@@ -21,6 +21,10 @@ _ASKS_DAYS = re.compile(r"\bdays?\b", re.I)
 _ASKS_CLOSED = re.compile(r"\b(closed|close|shut|off)\b", re.I)
 _CLOSED_WORD = re.compile(r"\b(closed|shut)\b", re.I)
 _OPEN_WORD = re.compile(r"\bopen", re.I)
+# "do you do nail trims?": whether the business offers an item it lists a price for
+_OFFERS = re.compile(r"^\W*(?:(?:and|so|hi|hey|also)\W+)*(?:do|does) (?:you(?: guys| folks| all)?|"
+                     r"y'?all|ya|the \w+) (?:do|offer|have|sell|make|bake|carry|stock|provide|"
+                     r"fit)\b", re.I)
 _WEEK = re.compile(r"\bweek", re.I)  # "on weekdays": days in general, not a day
 # asks for a time the business opens or closes, not whether it is open
 _ASKS_WHEN = re.compile(r"\b(what time|when|how (late|early|long)|till|until)\b", re.I)
@@ -231,17 +235,20 @@ def period_line(b: Business, ref: DayRef, p: Period, today: date) -> str:
 
 
 def verdict(lines: list[str], b: Business, m: Mentions, days: list[DayRef],
-            now: datetime, asks_closed: bool = False, lead: tuple[str, ...] = ()) -> bool | None:
+            now: datetime, asks_closed: bool = False, lead: tuple[str, ...] = (),
+            offers: bool = False) -> bool | None:
     """The yes or no a yes/no question gets: a time or lead-time verdict, else whether the
     business is open on the day (or at the moment) asked about. ``asks_closed``: the question
     is whether it is closed ("are you closed on Sundays?"), so the hours' answer turns round
-    (not a lead-time verdict's, among ``lead``)."""
+    (not a lead-time verdict's, among ``lead``); ``offers``: the question is whether the
+    business does an item (one it prices: yes)."""
     for line in lines:
         if line.startswith(("Yes:", "No:")):
             yes = line.startswith("Yes:")
             return yes if line in lead else yes != asks_closed
     if "hours" not in m.topics:
-        return None
+        # told the item's price, the 1.5B still said "No, we do not offer nail trims"
+        return True if m.items and offers else None
     if "week" in m.topics and not days:  # "are you open every day?"
         closed = b.closed_weekdays()
         return len(closed) == 7 if asks_closed else not closed
@@ -334,20 +341,32 @@ _ASKS_EACH = re.compile(r"\b(what about|how about|and what|and how much|each)\b"
 _AN = re.compile(r"[aeiouAEIOU]|[fhlmnrsx][-\s]|[FHLMNRSX][A-Z]")
 
 
+def _article(name: str) -> str:
+    return "an" if _AN.match(name) else "a"
+
+
 def plain_answer(b: Business, m: Mentions, text: str, parts: list[Part] | None) -> str:
-    """The whole answer, when the turn asks only the price of one item or only the address
-    (and nothing the facts do not answer): the gateway can say it at once."""
-    if m.yes_no or m.days or m.time is not None or m.period is not None or m.now:
+    """The whole answer, when the turn asks only the price of one item, whether the business
+    does one, or only the address (and nothing the facts do not answer): the gateway can say
+    it at once."""
+    if m.days or m.time is not None or m.period is not None or m.now:
         return ""
     if parts and not all(p.known for p in parts):
         return ""
     found = priced(b, m.items)
+    if m.yes_no:
+        if (len(found) == 1 == len(m.items) and not m.topics and _OFFERS.search(text)
+                and not any(i.name == found[0][0].name for i in b.lead_times)):
+            item = found[0][0]
+            return (f"Yes, {_article(item.name)} {item.name} costs "
+                    f"{spoken.money(item.amount, b.currency)}.")
+        return ""
     all_priced = bool(found) and len(found) == len(m.items) and not m.topics
     if (all_priced and len(found) == 1 and found[0][1] == 1 and _ASKS_PRICE.search(text)
             and not any(i.name == found[0][0].name for i in b.lead_times)):
         item = found[0][0]
-        article = "An" if _AN.match(item.name) else "A"
-        return f"{article} {item.name} costs {spoken.money(item.amount, b.currency)}."
+        return (f"{_article(item.name).capitalize()} {item.name} costs "
+                f"{spoken.money(item.amount, b.currency)}.")
     if (all_priced and (len(found) > 1 or found[0][1] > 1)
             and (_ASKS_PRICE.search(text) or _ASKS_TOTAL.search(text))
             and not _ASKS_EACH.search(text)):
@@ -472,10 +491,16 @@ def note(b: Business, now: datetime, m: Mentions, text: str,
         lines.append(f"The caller has reached {b.name}.")
     # "are you closed on Sundays?" got "Yes," on a Sunday it is open
     asks_closed = bool(_CLOSED_WORD.search(text)) and not _OPEN_WORD.search(text)
-    answer = verdict(lines, b, m, days, now, asks_closed, lead) if m.yes_no else None
+    offers = bool(_OFFERS.search(text)) and not days and t is None
+    answer = (verdict(lines, b, m, days, now, asks_closed, lead, offers) if m.yes_no
+              else None)
+    if words := answered_part(b, now, parts):
+        lines.append(f'{WHOLE}"{words} {b.fallback}"')
+        return "\n".join([head(now), *lines])
     if answer is not None:
         # the 1.5B opened with "Yes" even under a "No:" line (then said why it was no)
-        lines.append(begin_with("Yes," if answer else "No,") + ".")
+        said = answer and plain_answer(b, m, text, parts)
+        lines.append(begin_with(said) if said else begin_with("Yes," if answer else "No,") + ".")
     elif (not m.yes_no and m.topics == {"hours"} and t is None and not lead and not m.items
           and ((len(days) == 1 and m.period is None)
                or (not days and _ASKS_WHEN.search(text) and not _WEEK.search(text)))):
@@ -490,9 +515,6 @@ def note(b: Business, now: datetime, m: Mentions, text: str,
         lines.append(begin_with(mixed_days(b, days, today)))
     elif words := plain_answer(b, m, text, parts):
         lines.append(begin_with(words))
-    elif words := answered_part(b, now, parts):
-        lines.append(f'{WHOLE}"{words} {b.fallback}"')
-        return "\n".join([head(now), *lines])
     if parts:
         lines += meaning_lines(b, parts, m)
     return "\n".join([head(now), *lines])

@@ -224,7 +224,7 @@ def test_the_opening_a_note_gives_is_what_the_gateway_says_first():
     assert facts.opening(facts.note("How late are you open tomorrow?", wall)) == (
         "Tomorrow, Mill Bakery is open from 7 am to 3 pm.")
     # a question the facts do not decide has no opening: the model's words come first
-    assert facts.opening(facts.note("Do you sell croissants?", wall)) == ""
+    assert facts.opening(facts.note("Do you sell coffee?", wall)) == ""
     assert facts.opening("") == ""
 
 
@@ -247,9 +247,11 @@ def test_a_question_only_about_one_price_or_the_address_gets_the_whole_answer_fi
     assert first("What do you charge for a sourdough loaf?") == "A sourdough loaf costs 6 dollars."
     assert first("Where are you guys located?") == "Mill Bakery is at 48 Mill Road."
     assert first("Where's the bakery?") == "Mill Bakery is at 48 Mill Road."
+    # whether it sells an item it prices: yes, and the price
+    assert first("Do you sell croissants?") == "Yes, a croissant costs 2.50 dollars."
     # not the address: where something else is; not one price: a lead time, a visit
     for text in ("Where can I park?", "How much is a birthday cake?", "What's in a croissant?",
-                 "How much is a croissant on Sunday?", "Do you sell croissants?",
+                 "How much is a croissant on Sunday?",
                  # each price, not their sum
                  "What's a croissant, and what about a sourdough loaf?"):
         assert first(text) == "", text

@@ -146,3 +146,10 @@ def test_a_turn_the_facts_may_not_answer_is_watched_for_guesses(index):
         assert facts.instead_of_guessing(n) == VET.fallback, n
     n, _ = note_of(index, "How much is a nail trim?")
     assert facts.instead_of_guessing(n) == ""
+
+
+def test_whether_the_business_does_an_item_it_prices_is_yes(index):
+    n, _ = note_of(index, "Do you guys do nail trims?")
+    assert 'Begin your answer with "Yes, a nail trim costs 15 dollars."' in n
+    n, _ = note_of(index, "Do you do nail trims, and do you take pet insurance?")
+    assert 'Begin your answer with "Yes,".' in n and ANSWER_ONLY_THE_REST in n
