@@ -222,9 +222,17 @@ NOT_RIGHT = re.compile(r"\b(not|isn'?t|wasn'?t|that'?s not) (right|correct|it)\b
                        r"|\b(wrong|incorrect)\b")
 
 
+# a question of the caller's own is no answer to "shall I ...?": "When do you close today? And
+# not you open on Saturday?" had been taken for a no by its "not"
+_NEW_QUESTION = re.compile(r"^\W*(?:(?:um+|uh+|oh|ok(?:ay)?|and|so|well|also)\W+)*"
+                           r"(?:what|what's|when|where|where's|which|who|who's|why|how)\b")
+
+
 def confirmation(text: str) -> bool | None:
     """The caller's answer to "shall I ...?": True, False, or None (something else)."""
     t = text.lower()
+    if _NEW_QUESTION.match(t):
+        return None
     if NOT_RIGHT.search(t):  # "yes, not right": the yes is not the answer
         return False
     no, yes = NO.search(t), YES.search(t)

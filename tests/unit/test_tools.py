@@ -124,6 +124,9 @@ def test_transfer_and_lookup_results():
     ("Yes please.", True), ("yeah go ahead", True), ("Sure.", True),
     ("No thanks.", False), ("no, yes... no", False), ("Don't do that", False),
     ("What are your hours?", None), ("", None),
+    # a question of the caller's own, whatever words it holds
+    ("When do you close today? And not you open on Saturday?", None),
+    ("Um, how do I not miss the bus?", None), ("No, what else?", False),
 ])
 def test_confirmation(text, answer):
     assert confirmation(text) is answer
