@@ -117,11 +117,11 @@ class ReplyWorker:
         """Answer turn ``turn_id``'s ``messages``; ``then``: a sentence said after the model's
         answer (unless the model said it itself); ``opening``: the answer's first words, known
         before the model's (said at once, the model goes on after them; ``whole``: they are
-        the whole answer, and the model is not asked); ``instead``: said in
-        place of a clause that names a person or a number the prompt does not hold (a guess:
-        the facts do not answer the turn), and the reply ends there; ``audio``: the caller's
-        speech of the turn (kept if it is a message being taken); ``keypad``: the turn was
-        typed. What the reply learns comes back through ``on_report``."""
+        the whole answer, and the model is not asked); ``instead``: said in place of a clause
+        that names a person or a number the prompt does not hold (a guess: the facts do not
+        answer the turn), and the reply ends there; ``audio``: the caller's speech of the
+        turn (kept if it is a message being taken); ``keypad``: the turn was typed. What the
+        reply learns comes back through ``on_report``."""
         self._jobs.put(lambda: self._respond(u, turn_id, messages, then, audio, keypad,
                                              opening, instead, whole))
 
