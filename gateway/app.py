@@ -221,7 +221,6 @@ def stt_hints(cfg: Config) -> str:
 
 def fact_index(cfg: Config) -> FactIndex | None:
     """[business] facts embedded once for the process ([business] meaning; with the note)."""
-
     business = business_of(cfg.business)
     if business is None or not cfg.business.note or not cfg.business.meaning:
         return None

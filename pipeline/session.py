@@ -529,7 +529,7 @@ class CallSession:
                                      rec.speech_end_sample + POST_ROLL).tobytes()
         self._worker.respond(u, a.turn_id, messages, then, audio,
                              keypad=rec is not None and rec.keypad,
-                             opening=whole or opening, instead=instead, whole=bool(whole))
+                             opening=opening, instead=instead, whole=whole)
 
     def _on_reply(self, item: _Reply) -> None:
         if item.report is not None:

@@ -239,7 +239,7 @@ def _spelled_minutes(low: str) -> str:
     ("one-ish" -> "around one"): read as no time at all, they left the day's loose period
     ("first thing", "lunchtime") to decide, which the hour contradicted."""
     def clock(m: re.Match[str]) -> str:
-        h = number(m.group(1)) if not m.group(1).isdigit() else int(m.group(1))
+        h = number(m.group(1))
         return f"{h}:{_MINUTE_WORDS[m.group(2)]:02d}" if h is not None else m.group(0)
 
     low = re.sub(rf"(?<!half )(?<!past )(?<!to )\b{_HOUR_WORD}-?ish\b", r"around \1", low)

@@ -341,8 +341,10 @@ _ASKS_EACH = re.compile(r"\b(what about|how about|and what|and how much|each)\b"
 _AN = re.compile(r"[aeiouAEIOU]|[fhlmnrsx][-\s]|[FHLMNRSX][A-Z]")
 
 
-def _article(name: str) -> str:
-    return "an" if _AN.match(name) else "a"
+def _costs(b: Business, item: Item) -> str:
+    """ "an x-ray costs 25 pounds" """
+    article = "an" if _AN.match(item.name) else "a"
+    return f"{article} {item.name} costs {spoken.money(item.amount, b.currency)}"
 
 
 def plain_answer(b: Business, m: Mentions, text: str, parts: list[Part] | None) -> str:
@@ -354,19 +356,15 @@ def plain_answer(b: Business, m: Mentions, text: str, parts: list[Part] | None) 
     if parts and not all(p.known for p in parts):
         return ""
     found = priced(b, m.items)
-    if m.yes_no:
-        if (len(found) == 1 == len(m.items) and not m.topics and _OFFERS.search(text)
-                and not any(i.name == found[0][0].name for i in b.lead_times)):
-            item = found[0][0]
-            return (f"Yes, {_article(item.name)} {item.name} costs "
-                    f"{spoken.money(item.amount, b.currency)}.")
-        return ""
     all_priced = bool(found) and len(found) == len(m.items) and not m.topics
-    if (all_priced and len(found) == 1 and found[0][1] == 1 and _ASKS_PRICE.search(text)
-            and not any(i.name == found[0][0].name for i in b.lead_times)):
-        item = found[0][0]
-        return (f"{_article(item.name).capitalize()} {item.name} costs "
-                f"{spoken.money(item.amount, b.currency)}.")
+    # one item, and not one ordered ahead (its lead time is part of the answer)
+    one = (found[0][0] if all_priced and len(found) == 1
+           and not any(i.name == found[0][0].name for i in b.lead_times) else None)
+    if m.yes_no:
+        return f"Yes, {_costs(b, one)}." if one is not None and _OFFERS.search(text) else ""
+    if one is not None and found[0][1] == 1 and _ASKS_PRICE.search(text):
+        said = _costs(b, one)
+        return f"{said[0].upper()}{said[1:]}."
     if (all_priced and (len(found) > 1 or found[0][1] > 1)
             and (_ASKS_PRICE.search(text) or _ASKS_TOTAL.search(text))
             and not _ASKS_EACH.search(text)):

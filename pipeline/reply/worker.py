@@ -113,15 +113,15 @@ class ReplyWorker:
 
     def respond(self, u: Utterance, turn_id: int, messages: list[dict[str, str]],
                 then: str = "", audio: bytes = b"", keypad: bool = False,
-                opening: str = "", instead: str = "", whole: bool = False) -> None:
+                opening: str = "", instead: str = "", whole: str = "") -> None:
         """Answer turn ``turn_id``'s ``messages``; ``then``: a sentence said after the model's
         answer (unless the model said it itself); ``opening``: the answer's first words, known
-        before the model's (said at once, the model goes on after them; ``whole``: they are
-        the whole answer, and the model is not asked); ``instead``: said in place of a clause
-        that names a person or a number the prompt does not hold (a guess: the facts do not
-        answer the turn), and the reply ends there; ``audio``: the caller's speech of the
-        turn (kept if it is a message being taken); ``keypad``: the turn was typed. What the
-        reply learns comes back through ``on_report``."""
+        before the model's (said at once, the model goes on after them); ``whole``: the whole
+        answer, known (said as it is, and the model is not asked); ``instead``: said in place
+        of a clause that names a person or a number the prompt does not hold (a guess: the
+        facts do not answer the turn), and the reply ends there; ``audio``: the caller's
+        speech of the turn (kept if it is a message being taken); ``keypad``: the turn was
+        typed. What the reply learns comes back through ``on_report``."""
         self._jobs.put(lambda: self._respond(u, turn_id, messages, then, audio, keypad,
                                              opening, instead, whole))
 
@@ -172,7 +172,7 @@ class ReplyWorker:
 
     def _respond(self, u: Utterance, turn_id: int, messages: list[dict[str, str]],
                  then: str, audio: bytes, keypad: bool, opening: str = "",
-                 instead: str = "", whole: bool = False) -> None:
+                 instead: str = "", whole: str = "") -> None:
         if u.cancelled:
             return
         # the listener gets the report before the reply's first frame can play (its timings
@@ -214,7 +214,7 @@ class ReplyWorker:
 
     def _answer(self, u: Utterance, report: ReplyReport, messages: list[dict[str, str]],
                 then: str, audio: bytes, keypad: bool, opening: str = "",
-                instead: str = "", whole: bool = False) -> None:
+                instead: str = "", whole: str = "") -> None:
         caller_text = messages[-1]["content"] if messages else ""
         self._undo_superseded_turn()
         if self._taker is not None:
@@ -225,8 +225,8 @@ class ReplyWorker:
                                            or self._message_wish(u, report, caller_text)
                                            or self._route(u, report, caller_text)):
             return
-        if whole and opening:
-            self._say_whole(u, report, opening)
+        if whole:
+            self._say_whole(u, report, whole)
             return
         llm = self._context()
         if not self.options.prompt_cache:
@@ -238,11 +238,7 @@ class ReplyWorker:
 
         def speak(clauses: list[str], ours: bool = False) -> None:
             """``ours``: words the gateway adds (not the model's: no guess to watch for)."""
-            for clause in self._speakable(u, clauses if ours else guessed.check(clauses)):
-                for speech in self._synthesize(clause, report):
-                    if report.tts_first_audio_seconds is None:
-                        report.tts_first_audio_seconds = self.clock() - t0
-                    self._queue(u, clause, speech)
+            self._speak(u, report, clauses if ours else guessed.check(clauses), t0)
 
         # words the facts already decided are said while the model reads the note: the
         # caller hears the answer begin ~1 s sooner, and the model goes on from them
@@ -305,18 +301,22 @@ class ReplyWorker:
         """An answer the facts computed whole: said as it is (the model is not asked), and the
         offer to take a message after it if it ends with the fallback."""
         report.opening = text
-        t0 = self.clock()
         chunker = ClauseChunker(first_max_words=FIRST_CLAUSE_WORDS, names=self._names)
-        for clause in self._speakable(u, chunker.feed(f"{text} ") + chunker.flush()):
-            for speech in self._synthesize(clause, report):
-                if report.tts_first_audio_seconds is None:
-                    report.tts_first_audio_seconds = self.clock() - t0
-                self._queue(u, clause, speech)
+        self._speak(u, report, chunker.feed(f"{text} ") + chunker.flush(), self.clock())
         offer = "" if u.withheld else self._message_offer(report, text)
         if offer:
             text = f"{text} {offer}"
             self._speak_all(u, offer)
         u.generated_text = self._secrets.redact(text)
+
+    def _speak(self, u: Utterance, report: ReplyReport, clauses: list[str], t0: float) -> None:
+        """Synthesize and queue the clauses the speech filters let through; the first
+        audio's time after ``t0`` goes into the report."""
+        for clause in self._speakable(u, clauses):
+            for speech in self._synthesize(clause, report):
+                if report.tts_first_audio_seconds is None:
+                    report.tts_first_audio_seconds = self.clock() - t0
+                self._queue(u, clause, speech)
 
     def _queue(self, u: Utterance, text: str, speech: Speech) -> bool:
         """Queue a clause to play (False: the utterance was cancelled)."""

@@ -128,7 +128,8 @@ class WhisperStt:
         """The short-window decode, or None when it looks wrong (the standard decode then)."""
         text = self._decode_short(audio)
         # the short window occasionally loops: detect it as Whisper does (gzip compression
-        # ratio) or by its repeated phrases, and let the caller decode the standard way
+        # ratio) or by its repeated phrases, and let the caller decode the standard way,
+        # unless the loop is one sentence written over again
         if text and (len(text) / len(zlib.compress(text.encode())) > 2.0 or looks_looped(text)):
             return said_once(text, len(audio) / 16000)
         return text
